@@ -1,0 +1,105 @@
+"""`make dev`: embedded Postgres + Valkey (unless DATABASE_URL / VALKEY_URL are set), migrate,
+seed an admin and demo mitras, then serve every function of the manifest on one port.
+
+Every setting can be overridden from the environment; defaults are printed at start.
+Ctrl-C stops the gateway and the embedded servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from werkzeug.serving import run_simple
+
+from infra import embedded, gateway, migrate
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("BESTIE_DATA_DIR", REPO / ".data"))
+
+DEV_DEFAULTS = {
+    "ENABLE_TEST_ENDPOINTS": "1",
+    "SWEEP_AUTH": "none",
+    "OTP_PROVIDER": "log",
+    "PUSH_PROVIDER": "log",
+    "ADMIN_EMAIL": "admin@bestie.local",
+    "ADMIN_PASSWORD": "BestieAdmin1",
+    "CC_ORIGIN": "http://localhost:5173",
+    "TRUSTED_PROXY_HOPS": "0",
+}
+
+DEMO_MITRAS = [
+    ("+6281200000001", "Ayu"),
+    ("+6281200000002", "Budi"),
+    ("+6281200000003", "Citra"),
+]
+
+
+def _dev_secret(name: str) -> str:
+    """A generated secret kept under .data/ so tokens survive a restart of `make dev`."""
+    path = DATA / f"{name.lower()}.secret"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare_env() -> None:
+    for key, value in DEV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("AUTH_JWT_SECRET", _dev_secret("AUTH_JWT_SECRET"))
+    os.environ.setdefault("OTP_HMAC_SECRET", _dev_secret("OTP_HMAC_SECRET"))
+
+
+def seed(ctx: object) -> None:
+    """Idempotent demo data: the admin account and a few mitras."""
+    from shared.auth.cc_users import ensure_admin
+    from shared.context import AppContext
+
+    assert isinstance(ctx, AppContext)
+    ensure_admin(ctx, os.environ["ADMIN_EMAIL"], os.environ["ADMIN_PASSWORD"])
+    with ctx.db.transaction() as tx:
+        for phone, name in DEMO_MITRAS:
+            tx.execute(
+                "INSERT INTO mitras (phone_e164, display_name) VALUES (:p, :n) ON CONFLICT (phone_e164) DO NOTHING",
+                p=phone,
+                n=name,
+            )
+        tx.commit()
+
+
+def main() -> int:
+    prepare_env()
+    port = int(os.environ.get("PORT", "8080"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    with embedded.services(DATA, persistent=True) as env:
+        os.environ.update(env)
+        from shared import context
+        from shared import log as jsonlog
+
+        jsonlog.configure(os.environ.get("LOG_LEVEL", "INFO"))
+        ctx = context.init()
+        print(f"migrations applied: {migrate.migrate(ctx.db) or 'none pending'}", flush=True)
+        seed(ctx)
+        served = gateway.served_functions(ctx.settings.enable_test_endpoints)
+        app = gateway.Gateway(served)
+        print(f"\nBestie dev server on http://{host}:{port}\n", flush=True)
+        print(gateway.route_table(served), flush=True)
+        print(f"\nDATABASE_URL={env['DATABASE_URL']}\nVALKEY_URL={env['VALKEY_URL']}", flush=True)
+        print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {os.environ['ADMIN_PASSWORD']}\n", flush=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        try:
+            run_simple(host, port, app, threaded=True, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bestie backend library: services and adapters vendored into every function bundle."""

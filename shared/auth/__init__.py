@@ -1,0 +1,1 @@
+"""Authentication: access tokens, sessions, revocation and the request guard."""

@@ -1,0 +1,68 @@
+"""The `authenticate` guard every authenticated entry point runs (via shared.http).
+
+Checks the bearer token (signature, algorithm, exp/iat/iss), the user type the route
+accepts, then revocation: Valkey's `{avail}:revoked:<sid>` while the mirror is `seeded`,
+else (Valkey error, or a Valkey that lost its data) `auth_sessions` in Postgres.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.auth import tokens
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from shared.errors import Forbidden, Unauthorized
+from shared.valkey import VALKEY_ERRORS
+
+# Manifest auth kind -> user types it admits.
+ADMITS: dict[str, tuple[str, ...]] = {
+    "customer": ("customer",),
+    "mitra": ("mitra",),
+    "cc": ("cc",),
+    "cc_admin": ("cc",),
+    "any": ("customer", "mitra"),
+}
+
+
+def bearer_token(req: Any) -> str:
+    """The token of an `Authorization: Bearer ...` header, or 401."""
+    header = req.header("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token", code="UNAUTHORIZED")
+    return token.strip()
+
+
+def is_revoked(ctx: AppContext, sid: str) -> bool:
+    """Valkey first (one round trip); Postgres when Valkey fails or is not seeded."""
+    try:
+        pipe = ctx.valkey.pipeline(transaction=False)
+        pipe.exists(ctx.keys.seeded)
+        pipe.exists(ctx.keys.revoked(sid))
+        seeded, revoked = pipe.execute()
+        if revoked:
+            return True
+        if seeded:
+            return False
+    except VALKEY_ERRORS:
+        pass
+    return tokens.session_revoked_in_postgres(ctx, sid)
+
+
+def verify(ctx: AppContext, token: str, kind: str, *, check_revocation: bool = True) -> Principal:
+    """Verify a token for a route of `kind`; raise 401/403."""
+    principal = tokens.decode_access(ctx.settings, token, ctx.now())
+    if principal.user_type not in ADMITS[kind]:
+        raise Forbidden(f"this route is not for {principal.user_type} accounts", code="WRONG_USER_TYPE")
+    if check_revocation and is_revoked(ctx, principal.session_id):
+        raise Unauthorized("session revoked", code="SESSION_REVOKED")
+    if kind == "cc_admin" and principal.role != "admin":
+        raise Forbidden("admin role required", code="ADMIN_REQUIRED")
+    return principal
+
+
+def authenticate(ctx: AppContext, req: Any, kind: str) -> Principal:
+    """shared.http's hook: the route's manifest may defer revocation to the handler."""
+    deferred = req.function.extra.get("revocation_check") == "handler"
+    return verify(ctx, bearer_token(req), kind, check_revocation=not deferred)

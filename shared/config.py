@@ -1,0 +1,246 @@
+"""Configuration from environment variables only (Secret Manager injects secrets as env).
+
+`load(required=...)` is called by every entry point module at import time, so a missing
+required secret fails the cold start with a message naming the variable, instead of failing
+the first request. Values are parsed and range-checked here, once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+from shared.errors import ConfigError
+
+# Variables a deployment may mark as required; "A|B" means either one satisfies it.
+DATABASE = "DATABASE_URL|CLOUD_SQL_INSTANCE"
+VALKEY = "VALKEY_URL"
+JWT_SECRET = "AUTH_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+
+_SECRET_NAMES = ("SECRET", "PASSWORD", "KEY", "TOKEN")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """Read one variable; empty strings count as unset."""
+    value = _current.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0 or true/false, got {raw!r}")
+
+
+def _list(name: str) -> tuple[str, ...]:
+    raw = _env(name) or ""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+_current: Mapping[str, str] = os.environ
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the system, parsed. Build with `load()` or `Settings.from_env()`."""
+
+    # Postgres
+    database_url: str | None = None
+    cloud_sql_instance: str | None = None
+    db_user: str | None = None
+    db_name: str | None = None
+    db_password: str | None = field(default=None, repr=False)
+    db_iam_auth: bool = False
+    db_pool_size: int = 10
+    db_pool_timeout_seconds: int = 5
+    db_statement_timeout_ms: int = 15000
+    # Valkey
+    valkey_url: str | None = field(default=None, repr=False)
+    valkey_cluster: bool = False
+    valkey_prefix: str = "bestie:"
+    valkey_timeout_seconds: float = 1.0
+    # Tokens
+    auth_jwt_secret: str | None = field(default=None, repr=False)
+    auth_jwt_previous_secrets: tuple[str, ...] = field(default=(), repr=False)
+    auth_jwt_issuer: str = "bestie"
+    access_token_ttl_seconds: int = 3600
+    refresh_token_ttl_days: int = 30
+    refresh_reuse_grace_seconds: int = 10
+    # OTP / SMS
+    otp_provider: str = "log"
+    otp_hmac_secret: str | None = field(default=None, repr=False)
+    fazpass_base_url: str = "https://api.fazpass.com"
+    fazpass_merchant_key: str | None = field(default=None, repr=False)
+    fazpass_gateway_key: str | None = field(default=None, repr=False)
+    fazpass_timeout_seconds: float = 5.0
+    # Push
+    push_provider: str = "log"
+    fcm_project_id: str | None = None
+    # Identity providers
+    google_oauth_client_ids: tuple[str, ...] = ()
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    apple_services_id: str | None = None
+    apple_bundle_ids: tuple[str, ...] = ()
+    apple_team_id: str | None = None
+    apple_key_id: str | None = None
+    apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
+    apple_issuer: str = "https://appleid.apple.com"
+    # Control center
+    admin_email: str | None = None
+    admin_password: str | None = field(default=None, repr=False)
+    cc_origin: str | None = None
+    # Availability / pairing
+    mitra_heartbeat_stale_seconds: int = 90
+    pairing_blast_size: int = 25
+    pairing_timeout_seconds: int = 120
+    payment_timeout_seconds: int = 600
+    # Sweeps
+    mitra_auto_offline_sweep_seconds: int = 30
+    heartbeat_mirror_interval_seconds: int = 60
+    valkey_online_mirror_sweep_seconds: int = 300
+    session_expiry_sweep_seconds: int = 30
+    auto_offline_max_fraction: float = 0.5
+    auto_offline_breaker_min: int = 20
+    sweep_auth: str = "oidc"
+    scheduler_audience: str | None = None
+    scheduler_service_account: str | None = None
+    # HTTP
+    enable_test_endpoints: bool = False
+    trusted_proxy_hops: int = 1
+    max_body_bytes: int = 64 * 1024
+    google_cloud_project: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
+        """Parse `env` (default os.environ); raise ConfigError naming any missing required variable."""
+        global _current
+        previous, _current = _current, (os.environ if env is None else env)
+        try:
+            _check_required(required)
+            return cls._parse()
+        finally:
+            _current = previous
+
+    @classmethod
+    def _parse(cls) -> Settings:
+        prefix = _env("VALKEY_PREFIX", "bestie:") or ""
+        if "{" in prefix or "}" in prefix:
+            raise ConfigError("VALKEY_PREFIX must not contain '{' or '}' (it would change the hash tag)")
+        sweep_auth = (_env("SWEEP_AUTH", "oidc") or "oidc").lower()
+        if sweep_auth not in ("oidc", "none"):
+            raise ConfigError(f"SWEEP_AUTH must be 'oidc' or 'none', got {sweep_auth!r}")
+        enable_test = _bool("ENABLE_TEST_ENDPOINTS")
+        if sweep_auth == "none" and not enable_test:
+            raise ConfigError("SWEEP_AUTH=none is only allowed together with ENABLE_TEST_ENDPOINTS=1")
+        return cls(
+            database_url=_env("DATABASE_URL"),
+            cloud_sql_instance=_env("CLOUD_SQL_INSTANCE"),
+            db_user=_env("DB_USER"),
+            db_name=_env("DB_NAME"),
+            db_password=_env("DB_PASSWORD"),
+            db_iam_auth=_bool("DB_IAM_AUTH"),
+            db_pool_size=_int("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            db_pool_timeout_seconds=_int("DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=120),
+            db_statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=0),
+            valkey_url=_env("VALKEY_URL"),
+            valkey_cluster=_bool("VALKEY_CLUSTER"),
+            valkey_prefix=prefix,
+            valkey_timeout_seconds=_float("VALKEY_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60.0),
+            auth_jwt_secret=_env("AUTH_JWT_SECRET"),
+            auth_jwt_previous_secrets=_list("AUTH_JWT_PREVIOUS_SECRETS"),
+            auth_jwt_issuer=_env("AUTH_JWT_ISSUER", "bestie") or "bestie",
+            access_token_ttl_seconds=_int("ACCESS_TOKEN_TTL_SECONDS", 3600, minimum=30, maximum=86400),
+            refresh_token_ttl_days=_int("REFRESH_TOKEN_TTL_DAYS", 30, minimum=1, maximum=365),
+            refresh_reuse_grace_seconds=_int("REFRESH_REUSE_GRACE_SECONDS", 10, minimum=0, maximum=300),
+            otp_provider=(_env("OTP_PROVIDER", "log") or "log").lower(),
+            otp_hmac_secret=_env("OTP_HMAC_SECRET"),
+            fazpass_base_url=_env("FAZPASS_BASE_URL", "https://api.fazpass.com") or "",
+            fazpass_merchant_key=_env("FAZPASS_MERCHANT_KEY"),
+            fazpass_gateway_key=_env("FAZPASS_GATEWAY_KEY"),
+            fazpass_timeout_seconds=_float("FAZPASS_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
+            push_provider=(_env("PUSH_PROVIDER", "log") or "log").lower(),
+            fcm_project_id=_env("FCM_PROJECT_ID"),
+            google_oauth_client_ids=_list("GOOGLE_OAUTH_CLIENT_IDS"),
+            google_certs_url=_env("GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs") or "",
+            apple_services_id=_env("APPLE_SERVICES_ID"),
+            apple_bundle_ids=_list("APPLE_BUNDLE_IDS"),
+            apple_team_id=_env("APPLE_TEAM_ID"),
+            apple_key_id=_env("APPLE_KEY_ID"),
+            apple_jwks_url=_env("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys") or "",
+            apple_issuer=_env("APPLE_ISSUER", "https://appleid.apple.com") or "",
+            admin_email=_env("ADMIN_EMAIL"),
+            admin_password=_env("ADMIN_PASSWORD"),
+            cc_origin=_env("CC_ORIGIN"),
+            mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", 90, minimum=5),
+            pairing_blast_size=_int("PAIRING_BLAST_SIZE", 25, minimum=1, maximum=500),
+            pairing_timeout_seconds=_int("PAIRING_TIMEOUT_SECONDS", 120, minimum=5),
+            payment_timeout_seconds=_int("PAYMENT_TIMEOUT_SECONDS", 600, minimum=10),
+            mitra_auto_offline_sweep_seconds=_int("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", 30, minimum=1),
+            heartbeat_mirror_interval_seconds=_int("HEARTBEAT_MIRROR_INTERVAL_SECONDS", 60, minimum=1),
+            valkey_online_mirror_sweep_seconds=_int("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", 300, minimum=1),
+            session_expiry_sweep_seconds=_int("SESSION_EXPIRY_SWEEP_SECONDS", 30, minimum=1),
+            auto_offline_max_fraction=_float("AUTO_OFFLINE_MAX_FRACTION", 0.5),
+            auto_offline_breaker_min=_int("AUTO_OFFLINE_BREAKER_MIN", 20, minimum=0),
+            sweep_auth=sweep_auth,
+            scheduler_audience=_env("SCHEDULER_AUDIENCE"),
+            scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT"),
+            enable_test_endpoints=enable_test,
+            trusted_proxy_hops=_int("TRUSTED_PROXY_HOPS", 1, minimum=0, maximum=10),
+            max_body_bytes=_int("MAX_BODY_BYTES", 64 * 1024, minimum=1024, maximum=10 * 1024 * 1024),
+            google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
+        )
+
+    def redacted(self) -> dict[str, object]:
+        """Return the settings with every secret-looking value masked (safe to log)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.repr or any(word.lower() in f.name for word in _SECRET_NAMES):
+                value = "***" if value else value
+            out[f.name] = value
+        return out
+
+
+def _check_required(required: Sequence[str]) -> None:
+    for spec in required:
+        names = spec.split("|")
+        if not any(_env(name) for name in names):
+            label = " or ".join(names)
+            raise ConfigError(f"missing required environment variable {label}")
+
+
+def load(required: Sequence[str] = (DATABASE, VALKEY)) -> Settings:
+    """Parse os.environ at cold start; fail naming the first missing required variable."""
+    return Settings.from_env(required=required)

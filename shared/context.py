@@ -1,0 +1,102 @@
+"""The one place where adapters are built and chosen (the bootstrap).
+
+An entry point module calls `context.init(required=...)` at import: settings are parsed then
+(fail-fast on missing secrets), while the Postgres pool and the Valkey client are built
+lazily on first use and reused across warm invocations. Services take an `AppContext`, so
+tests can build their own with other settings, a fixed clock or another key prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from shared import config
+from shared.config import Settings
+from shared.db import Database
+from shared.keys import Keys
+from shared.valkey import Client, make_client
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class AppContext:
+    """Settings plus lazily built, thread-safe adapters."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.keys = Keys(settings.valkey_prefix)
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch, by this context's clock."""
+        return int(self.clock().timestamp() * 1000)
+
+    @cached_property
+    def db(self) -> Database:
+        with self._lock:
+            return Database(self.settings)
+
+    @cached_property
+    def valkey(self) -> Client:
+        with self._lock:
+            return make_client(self.settings)
+
+    def singleton(self, name: str, factory: Callable[[], Any]) -> Any:
+        """Build an adapter once per context (push, SMS, verifiers...), thread-safely."""
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = factory()
+            return self._cache[name]
+
+    def close(self) -> None:
+        """Release pooled connections (tests and the dev server's shutdown)."""
+        if "db" in self.__dict__:
+            self.db.close()
+        if "valkey" in self.__dict__:
+            self.valkey.close()
+
+
+_current: AppContext | None = None
+_current_lock = threading.Lock()
+
+
+def init(required: Sequence[str] = (config.DATABASE, config.VALKEY)) -> AppContext:
+    """Parse settings now (fail fast) and return the process-wide context."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = AppContext(config.load(required))
+        else:
+            config.load(required)  # another group's entry points may require more
+        return _current
+
+
+def current() -> AppContext:
+    """The process-wide context (built on first use)."""
+    return _current or init()
+
+
+def install(ctx: AppContext | None) -> None:
+    """Replace the process-wide context (tests, the dev server)."""
+    global _current
+    with _current_lock:
+        _current = ctx
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,313 @@
+"""Postgres adapter: a thread-safe pg8000 connection pool and a transaction context manager.
+
+Connections come from DATABASE_URL (libpq URI form, TCP or the Cloud SQL unix-socket form
+`postgresql://user:pass@/db?host=/cloudsql/PROJECT:REGION:INSTANCE`) or, when
+CLOUD_SQL_INSTANCE is set, from the Cloud SQL Python Connector (pg8000 driver, lazy refresh,
+optional IAM auth), as in Google's own function samples.
+
+SQL uses pg8000's `:name` parameters; nothing is ever formatted into a statement.
+`Database.transaction()` rolls back unless the block calls `tx.commit()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+from pg8000.core import CoreConnection
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from shared.config import Settings
+from shared.errors import ConfigError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """Raised when no connection to Postgres can be made or kept."""
+
+    code = "DATABASE_UNAVAILABLE"
+    default_message = "database temporarily unavailable"
+
+
+@dataclass(frozen=True)
+class ConnParams:
+    """Where and how to connect, parsed from a libpq URI."""
+
+    user: str
+    database: str
+    password: str | None = None
+    host: str | None = None
+    port: int = 5432
+    unix_sock: str | None = None
+    ssl: bool = False
+    application_name: str = "bestie"
+
+
+def parse_database_url(url: str) -> ConnParams:
+    """Parse a libpq URI, including `?host=/cloudsql/...` unix-socket directories."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("DATABASE_URL must start with postgresql://")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = query.get("host") or (unquote(parts.hostname) if parts.hostname else None)
+    try:
+        port = int(query.get("port") or parts.port or 5432)
+    except ValueError:
+        raise ConfigError("DATABASE_URL has an invalid port") from None
+    user = unquote(parts.username or query.get("user") or "postgres")
+    password = unquote(parts.password) if parts.password else query.get("password")
+    database = unquote(parts.path.lstrip("/")) or query.get("dbname") or user
+    unix_sock = None
+    if host and host.startswith("/"):
+        unix_sock, host = f"{host.rstrip('/')}/.s.PGSQL.{port}", None
+    if not host and not unix_sock:
+        host = "localhost"
+    sslmode = query.get("sslmode", "disable" if unix_sock or host in ("localhost", "127.0.0.1") else "prefer")
+    return ConnParams(
+        user=user,
+        database=database,
+        password=password,
+        host=host,
+        port=port,
+        unix_sock=unix_sock,
+        ssl=sslmode in ("require", "verify-ca", "verify-full"),
+        application_name=query.get("application_name", "bestie"),
+    )
+
+
+class Tx:
+    """One connection inside one transaction. Rolled back on exit unless `commit()` was called."""
+
+    def __init__(self, conn: CoreConnection) -> None:
+        self._conn = conn
+        self.committed = False
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> Any:
+        statement, make_vals = pg8000.native.to_statement(sql)
+        return self._conn.execute_unnamed(statement, make_vals(params))
+
+    def rows(self, sql: str, **params: Any) -> list[Row]:
+        """Run a statement; return its rows as dicts."""
+        ctx = self._execute(sql, params)
+        if not ctx.columns:
+            return []
+        names = [c["name"] for c in ctx.columns]
+        return [dict(zip(names, row, strict=True)) for row in ctx.rows]
+
+    def one(self, sql: str, **params: Any) -> Row | None:
+        """Run a statement; return its first row as a dict, or None."""
+        found = self.rows(sql, **params)
+        return found[0] if found else None
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        """Run a statement; return the first column of the first row, or None."""
+        ctx = self._execute(sql, params)
+        return ctx.rows[0][0] if ctx.rows else None
+
+    def execute(self, sql: str, **params: Any) -> int:
+        """Run a statement; return the number of rows it affected."""
+        return int(self._execute(sql, params).row_count)
+
+    def script(self, sql: str) -> None:
+        """Run parameterless SQL text that may hold several statements (migrations)."""
+        self._conn.execute_simple(sql)
+
+    def commit(self) -> None:
+        """Commit the transaction; the block should end right after."""
+        self._conn.execute_simple("COMMIT")
+        self.committed = True
+
+
+_CONNECTION_ERRORS = (InterfaceError, OSError, socket.timeout)
+
+
+class Database:
+    """A bounded, thread-safe pool of pg8000 connections, opened lazily."""
+
+    def __init__(self, settings: Settings, *, connect: Callable[[], CoreConnection] | None = None) -> None:
+        self._settings = settings
+        self._connect = connect or _connector_for(settings)
+        self._idle: queue.LifoQueue[CoreConnection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(settings.db_pool_size)
+        self._lock = threading.Lock()
+        self._open = 0
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Connections currently open (idle + in use)."""
+        return self._open
+
+    @property
+    def idle_connections(self) -> int:
+        return self._idle.qsize()
+
+    def _checkout(self) -> CoreConnection:
+        if not self._slots.acquire(timeout=self._settings.db_pool_timeout_seconds):
+            raise DatabaseUnavailable("database pool exhausted")
+        try:
+            with contextlib.suppress(queue.Empty):
+                return self._idle.get_nowait()
+            conn = self._new_connection()
+            with self._lock:
+                self._open += 1
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _new_connection(self) -> CoreConnection:
+        try:
+            conn = self._connect()
+            timeout = int(self._settings.db_statement_timeout_ms)
+            conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
+            return conn
+        except _CONNECTION_ERRORS as exc:
+            log.warning("postgres connect failed: %s", type(exc).__name__)
+            raise DatabaseUnavailable() from exc
+
+    def _checkin(self, conn: CoreConnection, healthy: bool) -> None:
+        try:
+            if healthy and not self._closed:
+                self._idle.put(conn)
+            else:
+                self._discard(conn)
+        finally:
+            self._slots.release()
+
+    def _discard(self, conn: CoreConnection) -> None:
+        with self._lock:
+            self._open -= 1
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _begin(self) -> CoreConnection:
+        """Check out a connection and open a transaction on it, replacing dead pooled ones."""
+        last: BaseException | None = None
+        for _ in range(2):
+            conn = self._checkout()
+            try:
+                conn.execute_simple("BEGIN")
+                return conn
+            except _CONNECTION_ERRORS as exc:
+                # The server restarted or dropped us: every idle connection is suspect too.
+                last = exc
+                self._checkin(conn, healthy=False)
+                self.close_idle()
+        raise DatabaseUnavailable() from last
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Yield a Tx in an open transaction; roll back unless the block committed."""
+        conn = self._begin()
+        healthy = True
+        try:
+            tx = Tx(conn)
+            yield tx
+            if not tx.committed:
+                conn.execute_simple("ROLLBACK")
+        except _CONNECTION_ERRORS as exc:
+            healthy = False
+            raise DatabaseUnavailable() from exc
+        except BaseException:
+            try:
+                conn.execute_simple("ROLLBACK")
+            except Exception:
+                healthy = False
+            raise
+        finally:
+            self._checkin(conn, healthy)
+
+    def rows(self, sql: str, **params: Any) -> list[Row]:
+        """Run one read-only statement in its own transaction."""
+        with self.transaction() as tx:
+            return tx.rows(sql, **params)
+
+    def one(self, sql: str, **params: Any) -> Row | None:
+        with self.transaction() as tx:
+            return tx.one(sql, **params)
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.transaction() as tx:
+            return tx.scalar(sql, **params)
+
+    def close(self) -> None:
+        """Close the pool: idle connections now, connections in use when returned."""
+        self._closed = True
+        self.close_idle()
+
+    def close_idle(self) -> None:
+        """Close every idle connection."""
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._discard(conn)
+
+
+def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
+    if settings.cloud_sql_instance:
+        return _cloud_sql_connector(settings)
+    if not settings.database_url:
+        raise ConfigError("missing required environment variable DATABASE_URL or CLOUD_SQL_INSTANCE")
+    params = parse_database_url(settings.database_url)
+
+    def connect() -> CoreConnection:
+        return pg8000.native.Connection(
+            params.user,
+            password=params.password,
+            database=params.database,
+            host=params.host or "localhost",
+            port=params.port,
+            unix_sock=params.unix_sock,
+            ssl_context=True if params.ssl else None,
+            timeout=10,
+            application_name=params.application_name,
+        )
+
+    return connect
+
+
+def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
+    """Connect through the Cloud SQL Python Connector (imported only when used)."""
+    from google.cloud.sql.connector import Connector, IPTypes
+
+    instance = settings.cloud_sql_instance
+    if not instance or not settings.db_user or not settings.db_name:
+        raise ConfigError("CLOUD_SQL_INSTANCE needs DB_USER and DB_NAME")
+    connector = Connector(refresh_strategy="LAZY")
+    ip_type = IPTypes.PRIVATE
+
+    def connect() -> CoreConnection:
+        conn: CoreConnection = connector.connect(
+            instance,
+            "pg8000",
+            user=settings.db_user,
+            db=settings.db_name,
+            password=settings.db_password,
+            enable_iam_auth=settings.db_iam_auth,
+            ip_type=ip_type,
+        )
+        return conn
+
+    return connect
+
+
+def is_unique_violation(exc: BaseException, constraint: str | None = None) -> bool:
+    """True when `exc` is a Postgres unique violation (optionally on `constraint`)."""
+    if not isinstance(exc, DatabaseError) or not exc.args or not isinstance(exc.args[0], dict):
+        return False
+    info = exc.args[0]
+    return bool(info.get("C") == "23505" and (constraint is None or info.get("n") == constraint))

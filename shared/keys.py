@@ -1,0 +1,78 @@
+"""Every Valkey key name of the system, built here and nowhere else.
+
+All mirror keys share the hash tag `{avail}` so multi-key scripts are legal on a Valkey
+cluster (SPEC §4); the configurable prefix (VALKEY_PREFIX) sits before the tag and keeps
+test runs and tenants apart without changing the slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TAG = "{avail}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "bestie:"
+
+    def _k(self, suffix: str) -> str:
+        return f"{self.prefix}{TAG}:{suffix}"
+
+    @property
+    def online(self) -> str:
+        return self._k("mitras:online")
+
+    @property
+    def deactivated(self) -> str:
+        return self._k("mitras:deactivated")
+
+    @property
+    def used(self) -> str:
+        return self._k("mitra:used")
+
+    @property
+    def max(self) -> str:
+        return self._k("mitra:max")
+
+    @property
+    def heartbeat(self) -> str:
+        return self._k("mitra:heartbeat")
+
+    @property
+    def available(self) -> str:
+        return self._k("mitras:available")
+
+    @property
+    def snapshot(self) -> str:
+        return self._k("snapshot")
+
+    @property
+    def seeded(self) -> str:
+        return self._k("seeded")
+
+    @property
+    def seed_lock(self) -> str:
+        return self._k("lock:seed")
+
+    @property
+    def config(self) -> str:
+        """Cached copy of app_config values that hot paths need (default max sessions)."""
+        return self._k("config")
+
+    def revoked(self, sid: str) -> str:
+        return self._k(f"revoked:{sid}")
+
+    def temp(self, name: str, token: str) -> str:
+        """A scratch key for building `name` before an atomic swap (same slot)."""
+        return self._k(f"tmp:{token}:{name}")
+
+    def rate(self, bucket: str, subject: str) -> str:
+        """A rate-limit counter (hash-tagged per subject, not part of the mirror)."""
+        return f"{self.prefix}rate:{{{bucket}:{subject}}}"
+
+    def lock(self, name: str) -> str:
+        """A named lock outside the mirror (sweeps, seeding of other caches)."""
+        return f"{self.prefix}lock:{{{name}}}"

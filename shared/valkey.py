@@ -1,0 +1,51 @@
+"""Valkey adapter: client factory and server-side script loading.
+
+redis-py talks to Valkey. `VALKEY_URL` may be `redis://` or `rediss://` (TLS, as Memorystore
+uses with in-transit encryption); `VALKEY_CLUSTER=1` builds a `RedisCluster` client, which
+follows MOVED/ASK redirects across shards. Timeouts are short on purpose: a hung Valkey
+must turn into the Postgres fallback quickly, not into a hung request.
+
+Scripts live in `.lua` files beside the module that uses them and are loaded with
+`load_script()`: called by SHA (EVALSHA), reloaded by redis-py on NOSCRIPT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from shared.config import Settings
+from shared.errors import ConfigError
+
+Client = Union[redis.Redis, RedisCluster]
+
+# Every error a Valkey call can raise for a fault (down, timeout, failover, READONLY, ...).
+VALKEY_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+def make_client(settings: Settings) -> Client:
+    """Build a thread-safe client (a pool inside) from VALKEY_URL and VALKEY_CLUSTER."""
+    if not settings.valkey_url:
+        raise ConfigError("missing required environment variable VALKEY_URL")
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": settings.valkey_timeout_seconds,
+        "socket_connect_timeout": settings.valkey_timeout_seconds,
+        "health_check_interval": 30,
+        # One immediate retry covers a dropped idle connection; more would only delay the fallback.
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if settings.valkey_cluster:
+        return RedisCluster.from_url(settings.valkey_url, **common)
+    return redis.Redis.from_url(settings.valkey_url, **common)
+
+
+def load_script(client: Client, path: Path) -> Script:
+    """Register the Lua script at `path` (EVALSHA, reloaded on NOSCRIPT)."""
+    return client.register_script(path.read_text())

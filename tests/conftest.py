@@ -1,0 +1,134 @@
+"""Fixtures: one real Postgres and one real Valkey per test run, started from pip packages.
+
+Set TEST_DATABASE_URL / TEST_VALKEY_URL to run against servers of your own (docker or remote)
+instead. Every test gets an AppContext with its own Valkey key prefix, installed as the
+process-wide context, so function tests and service tests see the same adapters.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import embedded, gateway, migrate
+from shared import context, manifest
+from shared.config import Settings
+from shared.context import AppContext
+from shared.db import Database
+from tests.helpers import FakeClock
+
+TEST_ENV = {
+    "AUTH_JWT_SECRET": "test-secret-" + "x" * 40,
+    "OTP_HMAC_SECRET": "test-otp-secret-" + "y" * 32,
+    "ENABLE_TEST_ENDPOINTS": "1",
+    "SWEEP_AUTH": "none",
+    "OTP_PROVIDER": "log",
+    "PUSH_PROVIDER": "log",
+    "CC_ORIGIN": "https://cc.example.test",
+    "TRUSTED_PROXY_HOPS": "1",
+    "VALKEY_PREFIX": "test:",
+}
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def pg_server(data_root: Path) -> Iterator[str]:
+    """DATABASE_URL of the session's Postgres."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    server = embedded.EmbeddedPostgres(data_root / "postgres").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_server(data_root: Path) -> Iterator[str]:
+    """VALKEY_URL of the session's Valkey."""
+    if os.environ.get("TEST_VALKEY_URL"):
+        yield os.environ["TEST_VALKEY_URL"]
+        return
+    server = embedded.EmbeddedValkey(data_root / "valkey").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_env(pg_server: str, valkey_server: str) -> Iterator[dict[str, str]]:
+    """Point the process at the test servers and migrate the database once."""
+    env = {**TEST_ENV, "DATABASE_URL": pg_server, "VALKEY_URL": valkey_server}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    db = Database(Settings.from_env())
+    migrate.migrate(db)
+    db.close()
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_context(clock: Callable[..., Any] | None = None, **overrides: Any) -> AppContext:
+    """A context on the test servers with a fresh key prefix (and any setting overridden)."""
+    settings = replace(Settings.from_env(), valkey_prefix=f"t{uuid.uuid4().hex[:12]}:", **overrides)
+    return AppContext(settings, clock=clock) if clock else AppContext(settings)
+
+
+@pytest.fixture
+def ctx() -> Iterator[AppContext]:
+    """A fresh context (own key prefix, real clock) installed as the process-wide one."""
+    app_ctx = make_context()
+    context.install(app_ctx)
+    try:
+        yield app_ctx
+    finally:
+        context.install(None)
+        app_ctx.close()
+
+
+_apps: dict[str, Any] = {}
+
+
+@pytest.fixture
+def call(ctx: AppContext) -> Callable[[str], Any]:
+    """`call(entry_point)` -> a Flask test client of that function, built with create_app."""
+
+    def client_for(entry_point: str) -> Any:
+        if entry_point not in _apps:
+            _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
+        return _apps[entry_point].test_client()
+
+    return client_for
+
+
+@pytest.fixture
+def own_valkey(tmp_path: Path) -> Iterator[embedded.EmbeddedValkey]:
+    """A Valkey server of this test's own, which the test may stop and restart."""
+    server = embedded.EmbeddedValkey(tmp_path / "valkey").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,93 @@
+"""Configuration parsing and fail-fast behaviour."""
+
+import pytest
+
+from shared import config
+from shared.config import Settings
+from shared.db import parse_database_url
+from shared.errors import ConfigError
+
+BASE = {"DATABASE_URL": "postgresql://u:p@localhost/db", "VALKEY_URL": "redis://localhost:6379/0"}
+
+
+def test_missing_required_secret_fails_naming_the_variable():
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET"):
+        Settings.from_env(BASE, required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
+
+
+def test_missing_database_names_both_accepted_variables():
+    with pytest.raises(ConfigError, match="DATABASE_URL or CLOUD_SQL_INSTANCE"):
+        Settings.from_env({"VALKEY_URL": "redis://x"}, required=(config.DATABASE,))
+
+
+def test_cloud_sql_instance_satisfies_the_database_requirement():
+    settings = Settings.from_env(
+        {"CLOUD_SQL_INSTANCE": "p:r:i", "VALKEY_URL": "redis://x"}, required=(config.DATABASE, config.VALKEY)
+    )
+    assert settings.cloud_sql_instance == "p:r:i"
+
+
+def test_empty_value_counts_as_missing():
+    with pytest.raises(ConfigError, match="VALKEY_URL"):
+        Settings.from_env({**BASE, "VALKEY_URL": ""}, required=(config.VALKEY,))
+
+
+def test_malformed_integer_is_rejected_with_its_name():
+    with pytest.raises(ConfigError, match="ACCESS_TOKEN_TTL_SECONDS"):
+        Settings.from_env({**BASE, "ACCESS_TOKEN_TTL_SECONDS": "an hour"})
+
+
+def test_out_of_range_fraction_is_rejected():
+    with pytest.raises(ConfigError, match="AUTO_OFFLINE_MAX_FRACTION"):
+        Settings.from_env({**BASE, "AUTO_OFFLINE_MAX_FRACTION": "1.5"})
+
+
+def test_sweep_auth_none_requires_test_endpoints():
+    with pytest.raises(ConfigError, match="SWEEP_AUTH=none"):
+        Settings.from_env({**BASE, "SWEEP_AUTH": "none"})
+    assert Settings.from_env({**BASE, "SWEEP_AUTH": "none", "ENABLE_TEST_ENDPOINTS": "1"}).sweep_auth == "none"
+
+
+def test_prefix_with_braces_is_rejected_because_it_would_move_the_hash_tag():
+    with pytest.raises(ConfigError, match="VALKEY_PREFIX"):
+        Settings.from_env({**BASE, "VALKEY_PREFIX": "{x}:"})
+
+
+def test_defaults_follow_the_spec():
+    s = Settings.from_env(BASE)
+    assert (s.access_token_ttl_seconds, s.refresh_token_ttl_days, s.refresh_reuse_grace_seconds) == (3600, 30, 10)
+    assert (s.mitra_auto_offline_sweep_seconds, s.heartbeat_mirror_interval_seconds) == (30, 60)
+    assert (s.valkey_online_mirror_sweep_seconds, s.session_expiry_sweep_seconds) == (300, 30)
+    assert (s.pairing_blast_size, s.mitra_heartbeat_stale_seconds, s.trusted_proxy_hops) == (25, 90, 1)
+    assert (s.auto_offline_max_fraction, s.auto_offline_breaker_min) == (0.5, 20)
+
+
+def test_redacted_settings_hide_secrets():
+    s = Settings.from_env({**BASE, "AUTH_JWT_SECRET": "super-secret-value", "ADMIN_PASSWORD": "Pw12345678"})
+    shown = repr(s.redacted())
+    assert "super-secret-value" not in shown and "Pw12345678" not in shown
+    assert "super-secret-value" not in repr(s)
+
+
+def test_tcp_database_url_is_parsed():
+    p = parse_database_url("postgresql://bestie:s%40cret@db.internal:6543/app?sslmode=require")
+    assert (p.user, p.password, p.host, p.port, p.database, p.ssl) == (
+        "bestie",
+        "s@cret",
+        "db.internal",
+        6543,
+        "app",
+        True,
+    )
+
+
+def test_cloud_sql_unix_socket_url_is_parsed():
+    p = parse_database_url("postgresql://user:pass@/bestie?host=/cloudsql/proj:asia-southeast2:main")
+    assert p.host is None
+    assert p.unix_sock == "/cloudsql/proj:asia-southeast2:main/.s.PGSQL.5432"
+    assert (p.user, p.password, p.database) == ("user", "pass", "bestie")
+
+
+def test_non_postgres_url_is_rejected():
+    with pytest.raises(ConfigError):
+        parse_database_url("mysql://u@h/db")
