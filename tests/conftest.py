@@ -7,6 +7,7 @@ process-wide context, so function tests and service tests see the same adapters.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,13 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pg8000.native
 import pytest
 
 from infra import embedded, gateway, migrate
 from shared import context, manifest
 from shared.config import Settings
 from shared.context import AppContext
-from shared.db import Database
+from shared.db import Database, parse_database_url
 from tests.helpers import FakeClock
 
 TEST_ENV = {
@@ -107,6 +109,57 @@ def ctx() -> Iterator[AppContext]:
     finally:
         context.install(None)
         app_ctx.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(test_env: dict[str, str]) -> str:
+    """A migrated database used as the template of every isolated database."""
+    name = "bestie_template"
+    with _admin_connection(test_env["DATABASE_URL"]) as admin:
+        admin.run(f"DROP DATABASE IF EXISTS {name}")
+        admin.run(f"CREATE DATABASE {name}")
+    db = Database(replace(Settings.from_env(), database_url=_url_for(test_env["DATABASE_URL"], name)))
+    migrate.migrate(db)
+    db.close()
+    return name
+
+
+@pytest.fixture
+def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -> Iterator[AppContext]:
+    """A context on a brand-new migrated database of its own, with the injectable `clock`.
+
+    For tests that look at global state (every online mitra, whole-mirror equality, sweeps):
+    nothing another test wrote is visible. Installed as the process-wide context.
+    """
+    name = f"iso_{uuid.uuid4().hex[:12]}"
+    with _admin_connection(test_env["DATABASE_URL"]) as admin:
+        admin.run(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    app_ctx = make_context(clock, database_url=_url_for(test_env["DATABASE_URL"], name))
+    context.install(app_ctx)
+    try:
+        yield app_ctx
+    finally:
+        context.install(None)
+        app_ctx.close()
+        with _admin_connection(test_env["DATABASE_URL"]) as admin:
+            admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _url_for(url: str, database: str) -> str:
+    base, _, query = url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{database}" + (f"?{query}" if query else "")
+
+
+@contextlib.contextmanager
+def _admin_connection(url: str) -> Iterator[Any]:
+    p = parse_database_url(url)
+    conn = pg8000.native.Connection(
+        p.user, host=p.host or "localhost", port=p.port, database="postgres", password=p.password, unix_sock=p.unix_sock
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 _apps: dict[str, Any] = {}
