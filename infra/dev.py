@@ -90,7 +90,10 @@ def main() -> int:
         print(f"\nBestie dev server on http://{host}:{port}\n", flush=True)
         print(gateway.route_table(served), flush=True)
         print(f"\nDATABASE_URL={env['DATABASE_URL']}\nVALKEY_URL={env['VALKEY_URL']}", flush=True)
-        print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {os.environ['ADMIN_PASSWORD']}\n", flush=True)
+        shown = os.environ["ADMIN_PASSWORD"]
+        if shown != DEV_DEFAULTS["ADMIN_PASSWORD"]:
+            shown = "(from ADMIN_PASSWORD)"  # print only the documented default, never a real secret
+        print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {shown}\n", flush=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -9,7 +9,6 @@ tests can build their own with other settings, a fixed clock or another key pref
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -96,7 +95,3 @@ def install(ctx: AppContext | None) -> None:
     global _current
     with _current_lock:
         _current = ctx
-
-
-def monotonic() -> float:
-    return time.monotonic()
