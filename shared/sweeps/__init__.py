@@ -1,0 +1,1 @@
+"""Sweeps: periodic work invoked by Cloud Scheduler (SPEC §9)."""
