@@ -111,6 +111,7 @@ CREATE TABLE chat_sessions (
     status              text NOT NULL CHECK (status IN ('searching', 'pending_payment', 'active', 'ended', 'expired', 'cancelled')),
     duration_minutes    integer NOT NULL CHECK (duration_minutes > 0),
     requested_at        timestamptz NOT NULL DEFAULT now(),
+    search_started_at   timestamptz NOT NULL DEFAULT now(),  -- last (re)blast; the pairing timeout counts from here
     accepted_at         timestamptz,
     payment_deadline_at timestamptz,
     paid_at             timestamptz,
