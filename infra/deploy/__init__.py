@@ -64,6 +64,7 @@ class Config:
     runtime: str = "python312"
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    secret_files: dict[str, str] = field(default_factory=dict)  # mount path -> secret id, every function
 
 
 def _fill(value: Any, project: str, region: str) -> Any:
@@ -90,6 +91,7 @@ def load_config(project: str, region: str, extra: Path | None = None) -> Config:
         raise DeployRefused(f"unknown deploy settings: {sorted(unknown)}")
     data["env"] = {k: str(v) for k, v in data.get("env", {}).items()}
     data["secrets"] = {k: str(v) for k, v in data.get("secrets", {}).items()}
+    data["secret_files"] = {k: str(v) for k, v in data.get("secret_files", {}).items()}
     return Config(project=project, region=region, **data)
 
 
@@ -139,7 +141,7 @@ def function_env(fn: manifest.Function, config: Config) -> dict[str, str]:
 
 
 def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
-    """Secret Manager mounts of one function: the secrets its manifest entry reads.
+    """Secret Manager mounts of one function: the secrets its manifest entry reads, plus files.
 
     With CLOUD_SQL_INSTANCE configured, the Cloud SQL Python Connector replaces DATABASE_URL,
     so that secret is not mounted, and DB_PASSWORD is mounted unless IAM auth is on.
@@ -149,7 +151,8 @@ def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
         names = [n for n in names if n != "DATABASE_URL"]
         if config.env.get("DB_IAM_AUTH", "").lower() not in TRUTHY and "DB_PASSWORD" not in names:
             names.append("DB_PASSWORD")
-    return {name: f"{config.secrets.get(name, name)}:latest" for name in names}
+    mounts = {name: f"{config.secrets.get(name, name)}:latest" for name in names}
+    return mounts | {path: f"{secret}:latest" for path, secret in config.secret_files.items()}
 
 
 def _join(values: Mapping[str, str]) -> str:

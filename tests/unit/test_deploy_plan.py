@@ -259,3 +259,12 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
     for group in ("admin", "pairing", "sweeps"):
         assert (tmp_path / group / "main.py").is_file() and (tmp_path / group / "shared" / "functions.toml").is_file()
     assert set(fake.jobs) == {job.name for job in plan.jobs}
+
+
+def test_secret_files_are_mounted_on_every_function(tmp_path):
+    override = tmp_path / "deploy.toml"
+    override.write_text('[secret_files]\n"/etc/valkey/ca.pem" = "VALKEY_CA"\n')
+    plan = _plan(deploy.load_config(PROJECT, REGION, override))
+    for fp in plan.functions:
+        assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:latest"
+        assert "/etc/valkey/ca.pem=VALKEY_CA:latest" in _flags(fp.command)["set-secrets"]
