@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -27,12 +28,13 @@ from infra import bundle
 HEAVY = ("firebase_admin", "google.cloud.scheduler")
 
 # Import-time configuration only: the clients connect lazily, so these never get dialled.
+# Variables of the calling shell win (a group that requires more at import finds them there).
 ENV = {
     "DATABASE_URL": "postgresql://bench@127.0.0.1:1/bench",
     "VALKEY_URL": "redis://127.0.0.1:1/0",
     "AUTH_JWT_SECRET": "bench-" + "s" * 40,
     "OTP_HMAC_SECRET": "bench-" + "o" * 40,
-}
+} | dict(os.environ)
 
 PROBE = f"""
 import json, sys, time
