@@ -33,6 +33,9 @@ test: lint
 migrate: install
 	$(BIN)/python -m infra.migrate
 
+bundle: install
+	$(BIN)/python -m infra.bundle
+
 bench: install
 	$(BIN)/python -m bench
 

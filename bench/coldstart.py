@@ -1,0 +1,102 @@
+"""Cold start of each bundle: how long `import main` takes in a fresh interpreter.
+
+Builds every bundle into a temp dir, then for each one starts several fresh interpreters
+that see only the bundle and site-packages (as the Cloud Functions runtime does) and time
+`import main`, which parses config and loads every module the group imports at cold start
+(the Postgres pool and the Valkey client are lazy, so no server is needed). Prints the
+median, min and max, how many modules were loaded and whether the heavy optional packages
+(firebase_admin, google.cloud.scheduler) were among them.
+
+    .venv/bin/python -m bench.coldstart [--runs 7] [--importtime] [GROUP ...]
+
+`--importtime` adds the ten slowest imports of one run (`python -X importtime`, cumulative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from infra import bundle
+
+HEAVY = ("firebase_admin", "google.cloud.scheduler")
+
+# Import-time configuration only: the clients connect lazily, so these never get dialled.
+# Variables of the calling shell win (a group that requires more at import finds them there).
+ENV = {
+    "DATABASE_URL": "postgresql://bench@127.0.0.1:1/bench",
+    "VALKEY_URL": "redis://127.0.0.1:1/0",
+    "AUTH_JWT_SECRET": "bench-" + "s" * 40,
+    "OTP_HMAC_SECRET": "bench-" + "o" * 40,
+} | dict(os.environ)
+
+PROBE = f"""
+import json, sys, time
+started = time.perf_counter()
+import main
+elapsed = time.perf_counter() - started
+heavy = sorted(m for m in sys.modules if m.startswith({HEAVY!r}))
+print(json.dumps({{"seconds": elapsed, "modules": len(sys.modules), "heavy": heavy}}))
+"""
+
+
+def measure(path: Path, runs: int) -> dict[str, Any]:
+    """Median/min/max import time of `main` over `runs` fresh interpreters."""
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run(
+            bundle.isolated_python(path, PROBE), cwd=path, env=ENV, capture_output=True, text=True, check=True
+        )
+        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    seconds = [s["seconds"] for s in samples]
+    return {
+        "median_ms": statistics.median(seconds) * 1000,
+        "min_ms": min(seconds) * 1000,
+        "max_ms": max(seconds) * 1000,
+        "modules": samples[-1]["modules"],
+        "heavy": samples[-1]["heavy"],
+    }
+
+
+def slowest_imports(path: Path, top: int = 10) -> list[tuple[int, str]]:
+    """(cumulative microseconds, module) of the slowest imports under `import main`."""
+    argv = bundle.isolated_python(path, "import main")
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=path, env=ENV, capture_output=True, text=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+            rows.append((int(cumulative), name))
+    return sorted(rows, reverse=True)[:top]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="import time of each bundle's main.py")
+    parser.add_argument("groups", nargs="*")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--importtime", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bestie-coldstart-") as tmp:
+        bundles = bundle.build_all(Path(tmp), args.groups)
+        print(f"cold start: `import main`, {args.runs} fresh interpreters per bundle")
+        print(f"{'bundle':<10} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'modules':>8}  heavy imports")
+        for built in bundles:
+            r = measure(built.path, args.runs)
+            heavy = ", ".join(r["heavy"]) or "none"
+            print(
+                f"{built.group:<10} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} {r['max_ms']:>8.1f}"
+                f" {r['modules']:>8}  {heavy}"
+            )
+            if args.importtime:
+                for micros, name in slowest_imports(built.path):
+                    print(f"{'':<12}{micros / 1000:>8.1f} ms  {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""Deploy every function of the manifest to Cloud Functions (gen2), with its Scheduler jobs.
+
+`python -m infra deploy --project P --region R [--dry-run] [--config FILE] [--only NAME ...]
+[--load-balancer]` plans, from the manifest and `infra/deploy/defaults.toml` (+ `--config`):
+
+- one `gcloud functions deploy` per deployable function (test-only ones never are), its
+  source the group's bundle (`build/<group>/`, see infra/bundle.py), with env vars, Secret
+  Manager secrets, VPC egress to Memorystore and Cloud SQL, its service account and the
+  memory/timeout/concurrency/instances of its manifest entry;
+- public app routes allow unauthenticated invocation (they check our JWT themselves);
+  sweeps (`auth = "scheduler"`) do not, and only the scheduler service account may invoke them;
+- one Cloud Scheduler job per sweep (infra/scheduler.py), created or updated idempotently;
+- the load balancer's serverless NEGs, backend services and URL map (infra/deploy/urlmap.py),
+  printed always and applied with `--load-balancer`.
+
+`--dry-run` prints all of it and changes nothing. The tool refuses to deploy when
+ENABLE_TEST_ENDPOINTS is truthy or SWEEP_AUTH=none, in this shell or in any env it would set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.cloud import scheduler_v1
+
+from infra import bundle, scheduler
+from infra.deploy import urlmap
+from shared import manifest
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULTS = Path(__file__).with_name("defaults.toml")
+TRUTHY = ("1", "true", "yes", "on")
+
+Runner = Callable[[Sequence[str]], None]
+
+
+class DeployRefused(RuntimeError):
+    """Raised when the planned deployment is unsafe or inconsistent; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Deployment-wide settings (defaults.toml merged with --config, placeholders filled)."""
+
+    project: str
+    region: str
+    service_account: str
+    scheduler_service_account: str
+    vpc_connector: str
+    egress_settings: str = "private-ranges-only"
+    ingress_settings: str = "all"
+    time_zone: str = "Etc/UTC"
+    load_balancer: str = "bestie"
+    runtime: str = "python312"
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    secret_files: dict[str, str] = field(default_factory=dict)  # mount path -> secret id, every function
+
+
+def _fill(value: Any, project: str, region: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{project}", project).replace("{region}", region)
+    if isinstance(value, dict):
+        return {k: _fill(v, project, region) for k, v in value.items()}
+    return value
+
+
+def load_config(project: str, region: str, extra: Path | None = None) -> Config:
+    """Read defaults.toml, merge `extra` over it (tables key by key), fill {project}/{region}."""
+    with DEFAULTS.open("rb") as fh:
+        data: dict[str, Any] = tomllib.load(fh)
+    if extra is not None:
+        with extra.open("rb") as fh:
+            override = tomllib.load(fh)
+        for key, value in override.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data = _fill(data, project, region)
+    known = set(Config.__dataclass_fields__) - {"project", "region"}
+    unknown = set(data) - known
+    if unknown:
+        raise DeployRefused(f"unknown deploy settings: {sorted(unknown)}")
+    data["env"] = {k: str(v) for k, v in data.get("env", {}).items()}
+    data["secrets"] = {k: str(v) for k, v in data.get("secrets", {}).items()}
+    data["secret_files"] = {k: str(v) for k, v in data.get("secret_files", {}).items()}
+    return Config(project=project, region=region, **data)
+
+
+# ---- safety ---------------------------------------------------------------------------------
+
+
+def unsafe_settings(env: Mapping[str, str]) -> list[str]:
+    """The dev-only switches set in `env` (test endpoints, unauthenticated sweeps)."""
+    found = []
+    if (env.get("ENABLE_TEST_ENDPOINTS") or "").strip().lower() in TRUTHY:
+        found.append(f"ENABLE_TEST_ENDPOINTS={env['ENABLE_TEST_ENDPOINTS']}")
+    if (env.get("SWEEP_AUTH") or "").strip().lower() == "none":
+        found.append(f"SWEEP_AUTH={env['SWEEP_AUTH']}")
+    return found
+
+
+# ---- per function ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    """Everything the deploy does for one function."""
+
+    fn: manifest.Function
+    env: dict[str, str]
+    secrets: dict[str, str]  # env var -> "secret-id:latest"
+    command: list[str]
+    after: list[list[str]]  # IAM bindings run once the function exists
+
+    @property
+    def public(self) -> bool:
+        return self.fn.auth != "scheduler"
+
+
+def deployable(functions: Sequence[manifest.Function]) -> list[manifest.Function]:
+    """The functions that go to the cloud: all but the test-only ones."""
+    return [fn for fn in functions if not fn.test_only]
+
+
+def function_env(fn: manifest.Function, config: Config) -> dict[str, str]:
+    """Non-secret env of one function: the deployment's [env], plus what only it needs."""
+    env = {"GOOGLE_CLOUD_PROJECT": config.project, **config.env}
+    if fn.auth == "scheduler":
+        env["SCHEDULER_AUDIENCE"] = scheduler.function_url(config.project, config.region, fn.name)
+        env["SCHEDULER_SERVICE_ACCOUNT"] = config.scheduler_service_account
+    return dict(sorted(env.items()))
+
+
+def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
+    """Secret Manager mounts of one function: the secrets its manifest entry reads, plus files.
+
+    With CLOUD_SQL_INSTANCE configured, the Cloud SQL Python Connector replaces DATABASE_URL,
+    so that secret is not mounted, and DB_PASSWORD is mounted unless IAM auth is on.
+    """
+    names = list(dict.fromkeys(fn.secrets))
+    if config.env.get("CLOUD_SQL_INSTANCE"):
+        names = [n for n in names if n != "DATABASE_URL"]
+        if config.env.get("DB_IAM_AUTH", "").lower() not in TRUTHY and "DB_PASSWORD" not in names:
+            names.append("DB_PASSWORD")
+    mounts = {name: f"{config.secrets.get(name, name)}:latest" for name in names}
+    return mounts | {path: f"{secret}:latest" for path, secret in config.secret_files.items()}
+
+
+def _join(values: Mapping[str, str]) -> str:
+    """KEY=VALUE pairs for gcloud, switching the delimiter when a value holds a comma."""
+    pairs = [f"{k}={v}" for k, v in values.items()]
+    text = "".join(pairs)
+    if "," not in text:
+        return ",".join(pairs)
+    delimiter = next(d for d in "@|;#~" if d not in text)
+    return f"^{delimiter}^" + delimiter.join(pairs)  # gcloud topic escaping
+
+
+def deploy_command(fn: manifest.Function, config: Config, source: str) -> list[str]:
+    """The `gcloud functions deploy` argv of one function."""
+    env = function_env(fn, config)
+    secrets = function_secrets(fn, config)
+    cpu = fn.extra.get("cpu") or ("1" if fn.concurrency > 1 else None)  # concurrency > 1 needs a whole CPU
+    argv = [
+        *("gcloud", "functions", "deploy", fn.name),
+        "--gen2",
+        f"--runtime={fn.extra.get('runtime', config.runtime)}",
+        f"--region={config.region}",
+        f"--project={config.project}",
+        f"--entry-point={fn.entry_point}",
+        f"--source={source}",
+        "--trigger-http",
+        f"--service-account={config.service_account}",
+        f"--memory={fn.memory}",
+        *([f"--cpu={cpu}"] if cpu else []),
+        f"--timeout={fn.timeout}s",
+        f"--concurrency={fn.concurrency}",
+        f"--min-instances={fn.min_instances}",
+        f"--max-instances={fn.max_instances}",
+        f"--vpc-connector={config.vpc_connector}",
+        f"--egress-settings={config.egress_settings}",
+        f"--ingress-settings={config.ingress_settings}",
+        f"--set-env-vars={_join(env)}",
+        f"--set-secrets={_join(secrets)}" if secrets else "--clear-secrets",
+        "--allow-unauthenticated" if fn.auth != "scheduler" else "--no-allow-unauthenticated",
+        "--quiet",
+    ]
+    return argv
+
+
+def invoker_command(fn: manifest.Function, config: Config) -> list[str]:
+    """Grant the scheduler service account (only it) the right to invoke a sweep."""
+    return [
+        *("gcloud", "functions", "add-invoker-policy-binding", fn.name),
+        f"--region={config.region}",
+        f"--project={config.project}",
+        f"--member=serviceAccount:{config.scheduler_service_account}",
+    ]
+
+
+# ---- the whole plan -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: Config
+    build_dir: Path
+    bundles: dict[str, list[str]]  # group -> pinned requirements
+    functions: list[FunctionPlan]
+    jobs: list[scheduler_v1.Job]
+    url_map: dict[str, Any]
+    lb_commands: list[list[str]]
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.bundles)
+
+
+def _source(build_dir: Path, group: str) -> str:
+    path = build_dir / group
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def plan(
+    functions: Sequence[manifest.Function],
+    config: Config,
+    environ: Mapping[str, str],
+    build_dir: Path = bundle.DEFAULT_OUT,
+) -> Plan:
+    """Plan the deployment of `functions`; raise DeployRefused if it would be unsafe."""
+    targets = deployable(functions)
+    if not targets:
+        raise DeployRefused("nothing to deploy")
+    problems = [f"this shell has {item}" for item in unsafe_settings(environ)]
+    problems += [f"the deploy config sets {item}" for item in unsafe_settings(config.env)]
+    for fn in targets:
+        if fn.is_sweep and fn.auth != "scheduler":
+            problems.append(f"{fn.name} is a sweep but its auth is {fn.auth!r}, not 'scheduler'")
+    if problems:
+        raise DeployRefused("refusing to deploy: " + "; ".join(problems))
+
+    bundles = {group: bundle.analyse(group)[0] for group in dict.fromkeys(fn.group for fn in targets)}
+    plans = []
+    for fn in targets:
+        env = function_env(fn, config)
+        if unsafe_settings(env):
+            raise DeployRefused(f"refusing to deploy {fn.name}: {', '.join(unsafe_settings(env))}")
+        after = [] if fn.auth != "scheduler" else [invoker_command(fn, config)]
+        command = deploy_command(fn, config, _source(build_dir, fn.group))
+        plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after))
+
+    job_settings = scheduler.JobSettings(
+        project=config.project,
+        region=config.region,
+        service_account=config.scheduler_service_account,
+        time_zone=config.time_zone,
+    )
+    public = [p.fn for p in plans if p.public]
+    return Plan(
+        config=config,
+        build_dir=build_dir,
+        bundles=bundles,
+        functions=plans,
+        jobs=scheduler.job_specs(targets, job_settings, config.env),
+        url_map=urlmap.url_map(public, config.project, config.load_balancer) if public else {},
+        lb_commands=urlmap.backend_commands(public, config.project, config.region, config.load_balancer),
+    )
+
+
+def format_command(argv: Sequence[str]) -> str:
+    """A shell command, one flag per line."""
+    words = [shlex.quote(word) for word in argv]
+    first = next((i for i, word in enumerate(argv) if word.startswith("--")), len(argv))
+    lines = [" ".join(words[:first]), *words[first:]]
+    return " \\\n    ".join(line for line in lines if line)
+
+
+def render(p: Plan) -> str:
+    """The dry-run text: bundles, deploy commands, IAM bindings, Scheduler jobs, load balancer."""
+    out = [f"# Deploy plan for project {p.config.project}, region {p.config.region}"]
+    out.append("\n# 1. Bundles (python -m infra.bundle): source folder, pinned requirements")
+    out += [f"#   {_source(p.build_dir, group)}: {', '.join(reqs)}" for group, reqs in p.bundles.items()]
+    out.append(f"\n# 2. Functions ({len(p.functions)})")
+    for fp in p.functions:
+        out.append(f"\n# {fp.fn.method} {fp.fn.route}  (auth: {fp.fn.auth})")
+        out.append(format_command(fp.command))
+        out += [format_command(cmd) for cmd in fp.after]
+    out.append(f"\n# 3. Cloud Scheduler jobs ({len(p.jobs)}), created or updated through google-cloud-scheduler")
+    out += [scheduler.describe(job) for job in p.jobs]
+    out.append("\n# 4. Load balancer: serverless NEG + backend service per public function (--load-balancer)")
+    out += [format_command(cmd) for cmd in p.lb_commands]
+    if p.url_map:
+        source = _source(p.build_dir, "urlmap.json")
+        out.append(f"\n# URL map, written to {source} and imported with:")
+        out.append(format_command(urlmap.import_command(p.config.project, p.config.load_balancer, source)))
+        out.append(urlmap.to_text(p.url_map))
+    return "\n".join(out) + "\n"
+
+
+def _run(argv: Sequence[str]) -> None:
+    print("+ " + shlex.join(argv), flush=True)
+    subprocess.run(list(argv), check=True, cwd=REPO)
+
+
+def _run_create(argv: Sequence[str]) -> None:
+    """Run a create command; a resource that already exists is fine (re-runs are idempotent)."""
+    print("+ " + shlex.join(argv), flush=True)
+    done = subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0 and "already exists" not in done.stderr:
+        sys.stderr.write(done.stderr)
+        raise subprocess.CalledProcessError(done.returncode, list(argv))
+
+
+def execute(
+    p: Plan,
+    *,
+    load_balancer: bool = False,
+    run: Runner = _run,
+    run_create: Runner = _run_create,
+    scheduler_client: scheduler.SchedulerClient | None = None,
+) -> None:
+    """Carry out a plan: bundles, functions, bindings, Scheduler jobs, optionally the load balancer."""
+    bundle.build_all(p.build_dir, p.groups)
+    for fp in p.functions:
+        run(fp.command)
+        for cmd in fp.after:
+            run(cmd)
+    if p.jobs:
+        for name, action in scheduler.sync(scheduler_client or scheduler.client(), p.jobs):
+            print(f"scheduler job {name}: {action}")
+    if load_balancer and p.url_map:
+        for cmd in p.lb_commands:
+            (run_create if cmd[3] == "create" else run)(cmd)
+        path = p.build_dir / "urlmap.json"
+        path.write_text(json.dumps(p.url_map, indent=2))
+        run(urlmap.import_command(p.config.project, p.config.load_balancer, str(path)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--config", type=Path, help="TOML overriding infra/deploy/defaults.toml")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="deploy only these functions")
+    parser.add_argument("--build-dir", type=Path, default=bundle.DEFAULT_OUT)
+    parser.add_argument("--load-balancer", action="store_true", help="also create the NEGs and import the URL map")
+    parser.add_argument("--dry-run", action="store_true", help="print everything, change nothing")
+    args = parser.parse_args(argv)
+
+    functions = manifest.load().functions
+    if args.only:
+        unknown = set(args.only) - {fn.name for fn in functions}
+        if unknown:
+            parser.error(f"not in the manifest: {sorted(unknown)}")
+        functions = tuple(fn for fn in functions if fn.name in args.only)
+    try:
+        config = load_config(args.project, args.region, args.config)
+        the_plan = plan(functions, config, os.environ, args.build_dir.resolve())
+    except (DeployRefused, bundle.BundleError, ValueError) as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        sys.stdout.write(render(the_plan))
+        return 0
+    execute(the_plan, load_balancer=args.load_balancer)
+    return 0
