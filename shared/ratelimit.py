@@ -46,7 +46,8 @@ def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
 
 
 def _hit_valkey(ctx: AppContext, rule: Limit, subject: str) -> int | None:
-    script = ctx.singleton("ratelimit.lua", lambda: load_script(ctx.valkey, _SCRIPT))
+    client = ctx.valkey  # built before singleton() takes the context lock (it is not reentrant)
+    script = ctx.singleton("ratelimit.lua", lambda: load_script(client, _SCRIPT))
     allowed, retry_ms = script(
         keys=[ctx.keys.rate(rule.bucket, subject)],
         args=[ctx.now_ms(), rule.window_seconds * 1000, rule.limit, f"{ctx.now_ms()}:{secrets.token_hex(6)}"],

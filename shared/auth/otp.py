@@ -91,7 +91,7 @@ def request_code(ctx: AppContext, flow: str, phone: str, client_ip: str) -> dict
         )
         tx.commit()
     _send(ctx, request_id, phone, code, ttl)
-    return {"request_id": request_id, "expires_in": ttl, "resend_after_seconds": cooldown}
+    return {"request_id": request_id, "phone": phone, "expires_in": ttl, "resend_after_seconds": cooldown}
 
 
 def _send(ctx: AppContext, request_id: str, phone: str, code: str, ttl: int) -> None:

@@ -148,14 +148,14 @@ def rotate(
                 child = _rotate_unused(ctx, tx, row, refresh_token, now)
                 tx.commit()
                 return _issued(ctx, principal, child, row["expires_at"])
-            child = _grace_child(ctx, row, refresh_token, now)
-            if child is None:
+            current = _grace_child(ctx, row, refresh_token, now)
+            if current is None:
                 tokens.revoke_sessions_in_tx(tx, now=now, reason="refresh_token_reused", session_ids=[sid])
                 tx.commit()
                 raise _Reused(sid)
             tx.execute("UPDATE auth_sessions SET last_used_at = :now WHERE id = CAST(:sid AS uuid)", now=now, sid=sid)
             tx.commit()
-            return _issued(ctx, principal, child, row["expires_at"])
+            return _issued(ctx, principal, current, row["expires_at"])
     except _Reused as reused:
         tokens.mirror_revocations(ctx, [reused.session_id])
         raise Unauthorized(
