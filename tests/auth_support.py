@@ -51,7 +51,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def anonymous(headers: dict[str, str] | None = None) -> dict[str, Any]:
-    resp = client("auth_anonymous").post("/api/shared/auth/anonymous", headers={"X-Forwarded-For": ip(), **(headers or {})})
+    resp = client("auth_anonymous").post(
+        "/api/shared/auth/anonymous", headers={"X-Forwarded-For": ip(), **(headers or {})}
+    )
     assert resp.status_code == 201, resp.json
     return resp.json
 

@@ -38,9 +38,7 @@ def test_replaying_a_superseded_token_revokes_the_whole_session(ctx):
     newest = refresh(tokens[-1]["refresh_token"])
     assert newest.status_code == 401 and newest.json["error"]["code"] == "SESSION_REVOKED"
     assert [_me(t["access_token"]) for t in tokens] == [401] * 4
-    sid = ctx.db.scalar(
-        "SELECT id FROM auth_sessions WHERE user_id = CAST(:u AS uuid)", u=tokens[0]["user"]["id"]
-    )
+    sid = ctx.db.scalar("SELECT id FROM auth_sessions WHERE user_id = CAST(:u AS uuid)", u=tokens[0]["user"]["id"])
     assert ctx.db.scalar("SELECT revoked_reason FROM auth_sessions WHERE id = :s", s=sid) == "refresh_token_reused"
     assert ctx.valkey.exists(ctx.keys.revoked(str(sid))) == 1
 
