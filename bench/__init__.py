@@ -1,1 +1,1 @@
-"""Benchmarks (not tests): `make bench`, or one at a time with `python -m bench.<name>`."""
+"""Benchmarks (not tests): `make bench` runs every module here; one alone: `python -m bench.<name>`."""

@@ -73,6 +73,10 @@ class Keys:
         """A rate-limit counter (hash-tagged per subject, not part of the mirror)."""
         return f"{self.prefix}rate:{{{bucket}:{subject}}}"
 
+    def last_otp(self, phone_e164: str) -> str:
+        """The last code the `log` SMS provider sent to a phone (test/dev endpoint only)."""
+        return f"{self.prefix}otp:last:{{{phone_e164}}}"
+
     def lock(self, name: str) -> str:
         """A named lock outside the mirror (sweeps, seeding of other caches)."""
         return f"{self.prefix}lock:{{{name}}}"

@@ -3,6 +3,204 @@
 Thin entry points only: each parses, calls one service in shared/, and returns.
 """
 
-from shared import context
+import functions_framework
 
-context.init()
+from shared import config, context, phones, sms, validate
+from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
+from shared.errors import NotFound, Unauthorized
+from shared.http import ApiRequest, Reply, endpoint
+
+context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
+
+
+# ---- shared (customer and mitra apps) -------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def auth_anonymous(req: ApiRequest) -> Reply:
+    return Reply(customers.sign_in_anonymous(req.ctx, req.ip, req.user_agent), 201)
+
+
+@functions_framework.http
+@endpoint
+def auth_refresh(req: ApiRequest) -> dict:
+    token = validate.string(req.json(), "refresh_token", max_len=128) or ""
+    issued = refresh.rotate(req.ctx, token, ("customer", "mitra"))
+    return issued.body({"id": issued.principal.user_id, "user_type": issued.principal.user_type})
+
+
+@functions_framework.http
+@endpoint
+def auth_logout(req: ApiRequest) -> Reply:
+    refresh.logout(req.ctx, req.principal.session_id)
+    return Reply(None, 204)
+
+
+# ---- customers ---------------------------------------------------------------------------------
+
+
+def _phone(req: ApiRequest) -> str:
+    return phones.normalize(validate.string(req.json(), "phone", max_len=32) or "")
+
+
+def _otp_answer(req: ApiRequest) -> tuple[str, str]:
+    body = req.json()
+    request_id = validate.uuid_value(validate.string(body, "request_id", max_len=64), "request_id")
+    return request_id, validate.string(body, "code", max_len=12) or ""
+
+
+@functions_framework.http
+@endpoint
+def auth_client_otp_request(req: ApiRequest) -> Reply:
+    return Reply(otp.request_code(req.ctx, "customer", _phone(req), req.ip), 201)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_otp_verify(req: ApiRequest) -> dict:
+    request_id, code = _otp_answer(req)
+    bearer = guard.optional(req.ctx, req, "customer")
+    return customers.sign_in_with_phone(req.ctx, request_id, code, bearer, req.user_agent)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_google(req: ApiRequest) -> dict:
+    token = validate.string(req.json(), "id_token", max_len=8192) or ""
+    bearer = guard.optional(req.ctx, req, "customer")
+    return customers.sign_in_with_identity(req.ctx, identity.verify_google(req.ctx, token), bearer, req.user_agent)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_apple(req: ApiRequest) -> dict:
+    body = req.json()
+    token = validate.string(body, "id_token", max_len=8192) or ""
+    nonce = validate.string(body, "nonce", required=False, max_len=256)
+    bearer = guard.optional(req.ctx, req, "customer")
+    verified = identity.verify_apple(req.ctx, token, nonce)
+    return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_me(req: ApiRequest) -> dict:
+    return customers.get(req.ctx, req.principal.user_id)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_profile(req: ApiRequest) -> dict:
+    name = validate.string(req.json(), "display_name", max_len=80) or ""
+    return customers.update_profile(req.ctx, req.principal.user_id, name)
+
+
+# ---- mitras ------------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def auth_mitra_otp_request(req: ApiRequest) -> Reply:
+    return Reply(otp.request_code(req.ctx, "mitra", _phone(req), req.ip), 201)
+
+
+@functions_framework.http
+@endpoint
+def auth_mitra_otp_verify(req: ApiRequest) -> dict:
+    request_id, code = _otp_answer(req)
+    return mitra_auth.sign_in(req.ctx, request_id, code, req.user_agent)
+
+
+@functions_framework.http
+@endpoint
+def auth_mitra_me(req: ApiRequest) -> dict:
+    return mitra_auth.me(req.ctx, req.principal.user_id)
+
+
+# ---- control center ----------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def auth_cc_login(req: ApiRequest) -> Reply:
+    cookies.check_origin(req.ctx, req.header("Origin"))
+    body = req.json()
+    email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
+    password = validate.string(body, "password", strip=False, max_len=1024) or ""
+    issued, user = cc_users.login(req.ctx, email, password, req.user_agent)
+    return Reply(issued.body(user, include_refresh=False), cookies=[cookies.refresh_cookie(req.ctx, issued)])
+
+
+@functions_framework.http
+@endpoint
+def auth_cc_refresh(req: ApiRequest) -> Reply:
+    cookies.check_origin(req.ctx, req.header("Origin"))
+    token = req.cookie(cookies.NAME)
+    if not token:
+        raise Unauthorized("no refresh cookie", code="REFRESH_TOKEN_INVALID")
+    issued, user = cc_users.refresh_session(req.ctx, token)
+    return Reply(issued.body(user, include_refresh=False), cookies=[cookies.refresh_cookie(req.ctx, issued)])
+
+
+@functions_framework.http
+@endpoint
+def auth_cc_logout(req: ApiRequest) -> Reply:
+    cookies.check_origin(req.ctx, req.header("Origin"))
+    token = req.cookie(cookies.NAME)
+    if token:
+        refresh.revoke_by_refresh_token(req.ctx, token)
+    return Reply(None, 204, cookies=[cookies.cleared_cookie()])
+
+
+@functions_framework.http
+@endpoint
+def auth_cc_me(req: ApiRequest) -> dict:
+    return cc_users.get(req.ctx, req.principal.user_id)
+
+
+@functions_framework.http
+@endpoint
+def cc_users_create(req: ApiRequest) -> Reply:
+    body = req.json()
+    email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
+    password = validate.string(body, "password", strip=False, max_len=1024) or ""
+    role = validate.choice(body, "role", cc_users.ROLES, required=False, default="operator") or "operator"
+    return Reply(cc_users.create_user(req.ctx, email, password, role), 201)
+
+
+@functions_framework.http
+@endpoint
+def cc_users_list(req: ApiRequest) -> dict:
+    return {"users": cc_users.list_users(req.ctx)}
+
+
+@functions_framework.http
+@endpoint
+def cc_users_change_own_password(req: ApiRequest) -> dict:
+    body = req.json()
+    current = validate.string(body, "current_password", strip=False, max_len=1024) or ""
+    new = validate.string(body, "new_password", strip=False, max_len=1024) or ""
+    revoked = cc_users.change_own_password(req.ctx, req.principal, current, new)
+    return {"ok": True, "revoked_sessions": revoked}
+
+
+@functions_framework.http
+@endpoint
+def cc_users_reset_password(req: ApiRequest) -> dict:
+    user_id = validate.uuid_value(req.params["id"], "id")
+    new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
+    return {"ok": True, "revoked_sessions": cc_users.reset_password(req.ctx, user_id, new)}
+
+
+# ---- development only --------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def test_last_otp(req: ApiRequest) -> dict:
+    phone = phones.normalize(req.query("phone") or "")
+    code = sms.last_code(req.ctx, phone)
+    if code is None:
+        raise NotFound("no code was sent to this phone", code="OTP_NOT_FOUND")
+    return {"phone": phone, "code": code}

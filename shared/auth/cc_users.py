@@ -1,9 +1,51 @@
-"""Control-center (staff) accounts."""
+"""Control-center (staff) accounts: login with lockout, refresh cookie, users and passwords.
+
+bcrypt cost 12; an unknown email costs one bcrypt check against a dummy hash, so response
+time does not reveal which emails exist. Failed logins are counted with one conditional
+UPDATE (no lost increments across instances); after cc_max_failed_logins failures the
+account locks for cc_lockout_minutes (both from app_config). Roles are re-read from Postgres
+on every refresh and on every admin-only route, because a role can change while a token lives.
+"""
 
 from __future__ import annotations
 
-from shared.auth import passwords
+import functools
+import math
+import secrets
+from typing import Any
+
+from pg8000.exceptions import DatabaseError
+
+from shared import app_config
+from shared.auth import passwords, refresh, tokens
+from shared.auth.principal import Principal
 from shared.context import AppContext
+from shared.db import Row, Tx, is_unique_violation
+from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+
+ROLES = ("admin", "operator")
+COLUMNS = "id, email, password_hash, role, is_active, failed_login_count, lockout_until, created_at"
+
+
+def to_json(row: Row) -> dict[str, Any]:
+    """The public shape of a control-center user (never the hash)."""
+    return {
+        "id": str(row["id"]),
+        "user_type": "cc",
+        "email": row["email"],
+        "role": row["role"],
+        "is_active": row["is_active"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def normalize_email(raw: str) -> str:
+    """A trimmed email with one @ and no spaces, or 400 naming `email`."""
+    email = raw.strip()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in email) or len(email) > 254:
+        raise ValidationFailed("email", "is not an email address")
+    return email
 
 
 def ensure_admin(ctx: AppContext, email: str, password: str) -> bool:
@@ -18,3 +60,169 @@ def ensure_admin(ctx: AppContext, email: str, password: str) -> bool:
         )
         tx.commit()
     return created == 1
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password: unknown emails are checked against it (same cost)."""
+    return passwords.hash_password(secrets.token_urlsafe(24))
+
+
+def _invalid_credentials() -> Unauthorized:
+    return Unauthorized("wrong email or password", code="INVALID_CREDENTIALS")
+
+
+def _locked(ctx: AppContext, until: Any) -> RateLimited:
+    seconds = math.ceil((until - ctx.now()).total_seconds())
+    return RateLimited(seconds, "too many failed logins; the account is locked for a while", code="ACCOUNT_LOCKED")
+
+
+def login(ctx: AppContext, email: str, password: str, user_agent: str | None) -> tuple[refresh.Issued, dict[str, Any]]:
+    """Check the password (lockout, constant cost) and open a session with the user's role."""
+    if len(password.encode()) > passwords.MAX_BYTES:
+        raise ValidationFailed("password", f"must be at most {passwords.MAX_BYTES} bytes")
+    row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = lower(:e)", e=email)  # noqa: S608
+    if row is None:
+        passwords.verify_password(password, _dummy_hash())
+        raise _invalid_credentials()
+    now = ctx.now()
+    if row["lockout_until"] is not None and row["lockout_until"] > now:
+        raise _locked(ctx, row["lockout_until"])
+    if not passwords.verify_password(password, row["password_hash"]):
+        _count_failure(ctx, row)
+    with ctx.db.transaction() as tx:
+        user = tx.one(
+            "UPDATE control_center_users SET failed_login_count = 0, lockout_until = NULL"  # noqa: S608 (constant columns)
+            " WHERE id = :id AND (lockout_until IS NULL OR lockout_until <= :now)"
+            f" RETURNING {COLUMNS}",
+            id=row["id"],
+            now=now,
+        )
+        if user is None:  # locked by concurrent failures while we checked the password
+            raise _invalid_credentials()
+        if not user["is_active"]:
+            raise Forbidden("this account is deactivated", code="ACCOUNT_INACTIVE")
+        issued = refresh.start_session(ctx, tx, "cc", str(user["id"]), role=user["role"], user_agent=user_agent)
+        tx.commit()
+    return issued, to_json(user)
+
+
+def _count_failure(ctx: AppContext, row: Row) -> None:
+    cfg = app_config.get_all(ctx)
+    max_failures, minutes = int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"])
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        locked_until = tx.scalar(
+            "UPDATE control_center_users SET"
+            "   failed_login_count = CASE WHEN failed_login_count + 1 >= :max THEN 0 ELSE failed_login_count + 1 END,"
+            "   lockout_until = CASE WHEN failed_login_count + 1 >= :max"
+            "                        THEN CAST(:now AS timestamptz) + make_interval(mins => :minutes) END,"
+            "   updated_at = :now"
+            " WHERE id = :id AND (lockout_until IS NULL OR lockout_until <= :now)"
+            " RETURNING lockout_until",
+            max=max_failures,
+            minutes=minutes,
+            now=now,
+            id=row["id"],
+        )
+        tx.commit()
+    if locked_until is not None:
+        raise _locked(ctx, locked_until)
+    raise _invalid_credentials()
+
+
+def role_of(tx: Tx, user_id: str) -> str:
+    """The user's current role; 401 when the account is gone or deactivated (refresh)."""
+    row = tx.one("SELECT role, is_active FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)
+    if row is None or not row["is_active"]:
+        raise Unauthorized("this account can no longer sign in", code="ACCOUNT_INACTIVE")
+    return str(row["role"])
+
+
+def refresh_session(ctx: AppContext, refresh_token: str) -> tuple[refresh.Issued, dict[str, Any]]:
+    """Rotate a control-center refresh token (role re-read from Postgres)."""
+    issued = refresh.rotate(ctx, refresh_token, ("cc",), role_of=role_of)
+    return issued, get(ctx, issued.principal.user_id)
+
+
+def is_active_admin(ctx: AppContext, user_id: str) -> bool:
+    """True while the user exists, is active and is still an admin (checked per admin request)."""
+    role = ctx.db.scalar("SELECT role FROM control_center_users WHERE id = CAST(:id AS uuid) AND is_active", id=user_id)
+    return bool(role == "admin")
+
+
+def get(ctx: AppContext, user_id: str) -> dict[str, Any]:
+    """One user (GET /internal/auth/me)."""
+    row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
+    if row is None:
+        raise NotFound("user not found", code="USER_NOT_FOUND")
+    return to_json(row)
+
+
+def list_users(ctx: AppContext) -> list[dict[str, Any]]:
+    """Every control-center user, oldest first."""
+    rows = ctx.db.rows(f"SELECT {COLUMNS} FROM control_center_users ORDER BY created_at, id")  # noqa: S608
+    return [to_json(r) for r in rows]
+
+
+def create_user(ctx: AppContext, email: str, password: str, role: str) -> dict[str, Any]:
+    """Create a staff account (admin only); 409 EMAIL_TAKEN for a used email in any case."""
+    passwords.check_policy(password)
+    hashed = passwords.hash_password(password)
+    try:
+        with ctx.db.transaction() as tx:
+            row = tx.one(
+                "INSERT INTO control_center_users (email, password_hash, role) VALUES (:e, :h, :r)"  # noqa: S608
+                f" RETURNING {COLUMNS}",
+                e=email,
+                h=hashed,
+                r=role,
+            )
+            tx.commit()
+    except DatabaseError as exc:
+        if is_unique_violation(exc):
+            raise Conflict("a user with this email exists", code="EMAIL_TAKEN") from None
+        raise
+    assert row is not None
+    return to_json(row)
+
+
+def change_own_password(ctx: AppContext, principal: Principal, current: str, new: str) -> int:
+    """Change the caller's password (current one required); revoke their other sessions."""
+    if len(current.encode()) > passwords.MAX_BYTES:
+        raise ValidationFailed("current_password", f"must be at most {passwords.MAX_BYTES} bytes")
+    passwords.check_policy(new, "new_password")
+    row = ctx.db.one(
+        "SELECT password_hash FROM control_center_users WHERE id = CAST(:id AS uuid)", id=principal.user_id
+    )
+    if row is None:
+        raise NotFound("user not found", code="USER_NOT_FOUND")
+    if not passwords.verify_password(current, row["password_hash"]):
+        raise Forbidden("the current password is wrong", code="CURRENT_PASSWORD_INCORRECT")
+    return _set_password(ctx, principal.user_id, new, keep_session=principal.session_id, reason="password_changed")
+
+
+def reset_password(ctx: AppContext, user_id: str, new: str) -> int:
+    """Admin reset: set the password, clear the lockout, revoke every session of the user."""
+    passwords.check_policy(new, "new_password")
+    return _set_password(ctx, user_id, new, keep_session=None, reason="password_reset")
+
+
+def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str | None, reason: str) -> int:
+    hashed = passwords.hash_password(new)
+    with ctx.db.transaction() as tx:
+        updated = tx.execute(
+            "UPDATE control_center_users SET password_hash = :h, failed_login_count = 0, lockout_until = NULL,"
+            " updated_at = :now WHERE id = CAST(:id AS uuid)",
+            h=hashed,
+            now=ctx.now(),
+            id=user_id,
+        )
+        if not updated:
+            raise NotFound("user not found", code="USER_NOT_FOUND")
+        revoked = tokens.revoke_sessions_in_tx(
+            tx, now=ctx.now(), reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
+        )
+        tx.commit()
+    tokens.mirror_revocations(ctx, revoked)
+    return len(revoked)

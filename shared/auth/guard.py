@@ -3,6 +3,7 @@
 Checks the bearer token (signature, algorithm, exp/iat/iss), the user type the route
 accepts, then revocation: Valkey's `{avail}:revoked:<sid>` while the mirror is `seeded`,
 else (Valkey error, or a Valkey that lost its data) `auth_sessions` in Postgres.
+Admin-only routes (`cc_admin`) also re-check the role in Postgres.
 """
 
 from __future__ import annotations
@@ -57,9 +58,23 @@ def verify(ctx: AppContext, token: str, kind: str, *, check_revocation: bool = T
         raise Forbidden(f"this route is not for {principal.user_type} accounts", code="WRONG_USER_TYPE")
     if check_revocation and is_revoked(ctx, principal.session_id):
         raise Unauthorized("session revoked", code="SESSION_REVOKED")
-    if kind == "cc_admin" and principal.role != "admin":
+    if kind == "cc_admin" and (principal.role != "admin" or not _still_admin(ctx, principal.user_id)):
         raise Forbidden("admin role required", code="ADMIN_REQUIRED")
     return principal
+
+
+def _still_admin(ctx: AppContext, user_id: str) -> bool:
+    # The role claim is only a hint: a role can be taken away while the token lives.
+    from shared.auth import cc_users
+
+    return cc_users.is_active_admin(ctx, user_id)
+
+
+def optional(ctx: AppContext, req: Any, kind: str) -> Principal | None:
+    """The caller on a route where a bearer is optional (linking); a bad token is still 401."""
+    if not (req.header("Authorization") or "").strip():
+        return None
+    return verify(ctx, bearer_token(req), kind)
 
 
 def authenticate(ctx: AppContext, req: Any, kind: str) -> Principal:

@@ -1,0 +1,80 @@
+"""Refresh needs no bcrypt: the refresh endpoint's median next to the login endpoint's.
+
+Both run in one process against the same Postgres and Valkey (embedded unless DATABASE_URL /
+VALKEY_URL are set), through the real entry points built with functions-framework's
+create_app. Login pays one bcrypt check at cost 12; refresh is a SHA-256 lookup and one
+short transaction. Run: `.venv/bin/python -m bench.auth_refresh_vs_login`.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+LOGINS = int(os.environ.get("BENCH_LOGINS", "15"))
+REFRESHES = int(os.environ.get("BENCH_REFRESHES", "200"))
+
+
+def _median_ms(run: Callable[[], Any], n: int) -> float:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    from infra import embedded, gateway, migrate
+
+    with embedded.services() as env:
+        os.environ.update(env)
+        os.environ.setdefault("AUTH_JWT_SECRET", "bench-secret-" + uuid.uuid4().hex * 2)
+        os.environ.setdefault("OTP_HMAC_SECRET", "bench-otp-" + uuid.uuid4().hex * 2)
+        os.environ.setdefault("VALKEY_PREFIX", f"bench{uuid.uuid4().hex[:6]}:")
+        from shared import context, manifest
+        from shared.auth import cc_users, cookies
+
+        ctx = context.init()
+        migrate.migrate(ctx.db)
+        email, password = f"bench-{uuid.uuid4().hex[:8]}@bestie.test", "Benchpass1"
+        cc_users.create_user(ctx, email, password, "operator")
+        apps = {
+            ep: gateway.build_app(manifest.load().by_entry_point(ep)).test_client()
+            for ep in ("auth_cc_login", "auth_cc_refresh")
+        }
+
+        def login() -> Any:
+            resp = apps["auth_cc_login"].post("/internal/auth/login", json={"email": email, "password": password})
+            assert resp.status_code == 200, resp.json
+            return resp
+
+        first = login()
+        cookie = first.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+        state = {"cookie": cookie}
+
+        def refresh() -> None:
+            c = apps["auth_cc_refresh"]
+            c.set_cookie(cookies.NAME, state["cookie"], path="/internal/auth")
+            resp = c.post("/internal/auth/refresh")
+            assert resp.status_code == 200, resp.json
+            state["cookie"] = resp.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+
+        for _ in range(5):  # warm pools and code paths
+            refresh()
+        login_ms = _median_ms(login, LOGINS)
+        refresh_ms = _median_ms(refresh, REFRESHES)
+        ctx.close()
+    print(f"login   median {login_ms:8.2f} ms  (n={LOGINS}, bcrypt cost 12)")
+    print(f"refresh median {refresh_ms:8.2f} ms  (n={REFRESHES}, SHA-256 lookup + rotation)")
+    print(f"login / refresh = {login_ms / refresh_ms:.0f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Customer accounts: anonymous sign-in, phone / Google / Apple sign-in and linking, profile.
+
+Linking rule (SPEC §6): with a customer bearer, the verified identity is attached to that
+customer (an anonymous one becomes a full account). An identity already owned by another
+customer, or a bearer customer that already holds a different identity of the same kind,
+is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).
+Without a bearer the identity signs in its customer, or creates one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pg8000.exceptions import DatabaseError
+
+from shared import app_config, ratelimit
+from shared.auth import otp, refresh
+from shared.auth.identity import Identity
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from shared.db import Row, Tx, is_unique_violation
+from shared.errors import Conflict, NotFound, Unauthorized
+
+COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at"
+# Identity kind -> its unique column (constants, never input).
+_IDENTITY_COLUMN = {"phone": "phone_e164", "google": "google_sub", "apple": "apple_sub"}
+HOUR = 3600
+
+
+def to_json(row: Row) -> dict[str, Any]:
+    """The public shape of a customer (the `user` of token responses and GET /me)."""
+    return {
+        "id": str(row["id"]),
+        "user_type": "customer",
+        "display_name": row["display_name"],
+        "phone": row["phone_e164"],
+        "email": row["email"],
+        "is_anonymous": row["is_anonymous"],
+        "linked": {
+            "phone": row["phone_e164"] is not None,
+            "google": row["google_sub"] is not None,
+            "apple": row["apple_sub"] is not None,
+        },
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def sign_in_anonymous(ctx: AppContext, client_ip: str, user_agent: str | None) -> dict[str, Any]:
+    """Create an anonymous customer and its session (rate limited per IP)."""
+    limit = int(app_config.get(ctx, "anonymous_signins_per_ip_per_hour"))
+    ratelimit.hit(ctx, ratelimit.Limit("anon_ip", limit, HOUR), client_ip)
+    with ctx.db.transaction() as tx:
+        row = tx.one(f"INSERT INTO customers (is_anonymous) VALUES (true) RETURNING {COLUMNS}")  # noqa: S608
+        assert row is not None
+        issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
+        tx.commit()
+    return issued.body(to_json(row))
+
+
+def sign_in_with_phone(
+    ctx: AppContext, request_id: str, code: str, bearer: Principal | None, user_agent: str | None
+) -> dict[str, Any]:
+    """Verify a customer OTP, then link or sign in the phone's customer."""
+    with ctx.db.transaction() as tx:
+        verified = otp.check_code(ctx, tx, "customer", request_id, code)
+        row = _link_or_find(tx, "phone", verified.phone, bearer, email=None)
+        issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
+        tx.commit()
+    return issued.body(to_json(row))
+
+
+def sign_in_with_identity(
+    ctx: AppContext, identity: Identity, bearer: Principal | None, user_agent: str | None
+) -> dict[str, Any]:
+    """Link or sign in the customer of a verified Google / Apple identity."""
+    with ctx.db.transaction() as tx:
+        row = _link_or_find(tx, identity.provider, identity.subject, bearer, email=identity.email)
+        issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
+        tx.commit()
+    return issued.body(to_json(row))
+
+
+def _conflict() -> Conflict:
+    return Conflict("this identity belongs to another account", code="IDENTITY_CONFLICT")
+
+
+def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email: str | None) -> Row:
+    column = _IDENTITY_COLUMN[kind]
+    owner = tx.one(f"SELECT {COLUMNS} FROM customers WHERE {column} = :v FOR UPDATE", v=value)  # noqa: S608
+    if bearer is None:
+        if owner is not None:
+            return owner
+        try:
+            row = tx.one(
+                f"INSERT INTO customers ({column}, email, is_anonymous) VALUES (:v, :email, false)"  # noqa: S608
+                f" RETURNING {COLUMNS}",
+                v=value,
+                email=email,
+            )
+        except DatabaseError as exc:
+            if is_unique_violation(exc):  # a concurrent first sign-in of the same identity won
+                raise Conflict("signing in concurrently, try again", code="SIGN_IN_RACE") from None
+            raise
+        assert row is not None
+        return row
+    me = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=bearer.user_id)  # noqa: S608
+    if me is None:
+        raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
+    if (owner is not None and owner["id"] != me["id"]) or me[column] not in (None, value):
+        raise _conflict()
+    try:
+        row = tx.one(
+            f"UPDATE customers SET {column} = :v, is_anonymous = false, email = COALESCE(email, :email),"  # noqa: S608
+            f" updated_at = now() WHERE id = :id RETURNING {COLUMNS}",
+            v=value,
+            email=email,
+            id=me["id"],
+        )
+    except DatabaseError as exc:
+        if is_unique_violation(exc):  # linked to someone else concurrently
+            raise _conflict() from None
+        raise
+    assert row is not None
+    return row
+
+
+def get(ctx: AppContext, customer_id: str) -> dict[str, Any]:
+    """The customer's profile (GET /me)."""
+    row = ctx.db.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)", id=customer_id)  # noqa: S608
+    if row is None:
+        raise NotFound("customer not found", code="CUSTOMER_NOT_FOUND")
+    return to_json(row)
+
+
+def update_profile(ctx: AppContext, customer_id: str, display_name: str) -> dict[str, Any]:
+    """Set the display name; return the profile."""
+    with ctx.db.transaction() as tx:
+        row = tx.one(
+            f"UPDATE customers SET display_name = :n, updated_at = now() WHERE id = CAST(:id AS uuid)"  # noqa: S608
+            f" RETURNING {COLUMNS}",
+            n=display_name,
+            id=customer_id,
+        )
+        tx.commit()
+    if row is None:
+        raise NotFound("customer not found", code="CUSTOMER_NOT_FOUND")
+    return to_json(row)

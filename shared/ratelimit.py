@@ -1,0 +1,83 @@
+"""Rate limits counted in shared storage (many instances run at once; never process memory).
+
+A sliding window per (bucket, subject): Valkey first (one script call, atomic check-and-count),
+Postgres `rate_limit_hits` when Valkey errors. Hits counted in Postgres during an outage are
+not copied back to Valkey, so right after an outage a subject can get up to one extra window
+of hits; the limits are abuse brakes, not billing, so that is accepted (docs/auth.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from shared.context import AppContext
+from shared.errors import RateLimited
+from shared.valkey import VALKEY_ERRORS, load_script
+
+log = logging.getLogger(__name__)
+
+_SCRIPT = Path(__file__).with_name("ratelimit.lua")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` hits per `window_seconds` in `bucket` for one subject."""
+
+    bucket: str
+    limit: int
+    window_seconds: int
+    code: str = "RATE_LIMITED"
+
+
+def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
+    """Count one hit for `subject`, or raise RateLimited (429) with retry_after_seconds."""
+    try:
+        retry_ms = _hit_valkey(ctx, rule, subject)
+    except VALKEY_ERRORS as exc:
+        log.warning("rate limiter falls back to Postgres", extra={"error": type(exc).__name__, "bucket": rule.bucket})
+        retry_ms = _hit_postgres(ctx, rule, subject)
+    if retry_ms is not None:
+        raise RateLimited(max(1, math.ceil(retry_ms / 1000)), "too many requests, try again later", code=rule.code)
+
+
+def _hit_valkey(ctx: AppContext, rule: Limit, subject: str) -> int | None:
+    client = ctx.valkey  # built before singleton() takes the context lock (it is not reentrant)
+    script = ctx.singleton("ratelimit.lua", lambda: load_script(client, _SCRIPT))
+    allowed, retry_ms = script(
+        keys=[ctx.keys.rate(rule.bucket, subject)],
+        args=[ctx.now_ms(), rule.window_seconds * 1000, rule.limit, f"{ctx.now_ms()}:{secrets.token_hex(6)}"],
+    )
+    return None if int(allowed) else int(retry_ms)
+
+
+def _hit_postgres(ctx: AppContext, rule: Limit, subject: str) -> int | None:
+    now = ctx.now()
+    since = now - timedelta(seconds=rule.window_seconds)
+    with ctx.db.transaction() as tx:
+        # Serialize hits of one subject so two instances cannot both take the last slot.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(:b), hashtext(:s))", b=rule.bucket, s=subject)
+        tx.execute(
+            "DELETE FROM rate_limit_hits WHERE bucket = :b AND subject = :s AND at <= :since",
+            b=rule.bucket,
+            s=subject,
+            since=since,
+        )
+        row = tx.one(
+            "SELECT count(*) AS n, min(at) AS oldest FROM rate_limit_hits WHERE bucket = :b AND subject = :s",
+            b=rule.bucket,
+            s=subject,
+        )
+        assert row is not None
+        if int(row["n"]) >= rule.limit:
+            retry = row["oldest"] + timedelta(seconds=rule.window_seconds) - now
+            return int(retry.total_seconds() * 1000)
+        tx.execute(
+            "INSERT INTO rate_limit_hits (bucket, subject, at) VALUES (:b, :s, :now)", b=rule.bucket, s=subject, now=now
+        )
+        tx.commit()
+    return None

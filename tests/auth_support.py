@@ -1,0 +1,198 @@
+"""Helpers for the auth tests: apps, sign-ins, and loopback stand-ins for Google, Apple and Fazpass."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import functions_framework
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from infra import gateway
+from shared import manifest
+
+_apps: dict[str, Any] = {}
+
+
+def client(entry_point: str) -> Any:
+    """A Flask test client of one function (apps cached per entry point, like `call`)."""
+    if entry_point not in _apps:
+        _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
+    return _apps[entry_point].test_client()
+
+
+def fresh_app(entry_point: str) -> Any:
+    """A separately created app of the same function: a second "instance"."""
+    fn = manifest.load().by_entry_point(entry_point)
+    return functions_framework.create_app(target=fn.entry_point, source=str(gateway.source_of(fn))).test_client()
+
+
+def phone() -> str:
+    return f"+62812{uuid.uuid4().int % 10**8:08d}"
+
+
+def ip() -> str:
+    n = uuid.uuid4().int
+    return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def anonymous(headers: dict[str, str] | None = None) -> dict[str, Any]:
+    resp = client("auth_anonymous").post(
+        "/api/shared/auth/anonymous", headers={"X-Forwarded-For": ip(), **(headers or {})}
+    )
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def refresh(token: str) -> Any:
+    return client("auth_refresh").post("/api/shared/auth/refresh", json={"refresh_token": token})
+
+
+def seed_mitra(ctx: Any, phone_e164: str, *, active: bool = True) -> str:
+    with ctx.db.transaction() as tx:
+        mitra_id = tx.scalar(
+            "INSERT INTO mitras (phone_e164, display_name, is_active) VALUES (:p, 'Mitra', :a) RETURNING id",
+            p=phone_e164,
+            a=active,
+        )
+        tx.commit()
+    return str(mitra_id)
+
+
+def request_otp(flow: str, phone_text: str, client_ip: str | None = None, app: Any = None) -> Any:
+    path = "/api/client/auth/otp/request" if flow == "customer" else "/api/mitra/auth/otp/request"
+    entry = "auth_client_otp_request" if flow == "customer" else "auth_mitra_otp_request"
+    return (app or client(entry)).post(path, json={"phone": phone_text}, headers={"X-Forwarded-For": client_ip or ip()})
+
+
+def last_code(phone_e164: str) -> str:
+    resp = client("test_last_otp").get("/internal/_test/last-otp", query_string={"phone": phone_e164})
+    assert resp.status_code == 200, resp.json
+    return str(resp.json["code"])
+
+
+def verify_otp(flow: str, request_id: str, code: str, headers: dict[str, str] | None = None) -> Any:
+    path = "/api/client/auth/otp/verify" if flow == "customer" else "/api/mitra/auth/otp/verify"
+    entry = "auth_client_otp_verify" if flow == "customer" else "auth_mitra_otp_verify"
+    return client(entry).post(path, json={"request_id": request_id, "code": code}, headers=headers or {})
+
+
+def otp_sign_in(flow: str, phone_text: str, headers: dict[str, str] | None = None) -> Any:
+    resp = request_otp(flow, phone_text)
+    assert resp.status_code == 201, resp.json
+    e164 = resp.json.get("phone") or _e164(phone_text)
+    return verify_otp(flow, resp.json["request_id"], last_code(e164), headers)
+
+
+def _e164(text: str) -> str:
+    from shared import phones
+
+    return phones.normalize(text)
+
+
+# ---- loopback HTTP stand-ins -------------------------------------------------------------------
+
+
+class StubServer:
+    """A loopback HTTP server answering each path with a configurable (status, body, delay)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, Any, float]] = {}
+        self.requests: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status, payload, delay = stub.routes.get(self.path, (404, {"error": "no route"}, 0.0))
+                if delay:
+                    time.sleep(delay)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+            do_GET = _answer
+            do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> StubServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RsaKey:
+    """An RSA signing key with its kid, served as Google PEM certs or an Apple JWKS."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = uuid.uuid4().hex
+
+    def certs(self) -> dict[str, str]:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.private.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .sign(self.private, hashes.SHA256())
+        )
+        return {self.kid: cert.public_bytes(serialization.Encoding.PEM).decode()}
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def sign(self, claims: dict[str, Any], **overrides: Any) -> str:
+        now = int(time.time())
+        payload = {"iat": now, "exp": now + 600, **claims, **overrides}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, self.private, algorithm="RS256", headers={"kid": self.kid})
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
