@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from shared import validate
 from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -146,25 +147,25 @@ def list_page(ctx: AppContext, limit: int, cursor: str | None) -> tuple[list[dic
     return rows, (_encode_cursor(rows[-1]["created_at"], str(rows[-1]["id"])) if more else None)
 
 
-def logs_page(
-    ctx: AppContext, mitra_id: str, limit: int, before: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """A mitra's status log, newest first; (rows, cursor for the next page or None)."""
-    rows = ctx.db.rows(
-        "SELECT id, event, actor, at, detail FROM mitra_status_logs"
-        " WHERE mitra_id = CAST(:id AS uuid) AND (CAST(:before AS bigint) IS NULL OR id < :before)"
-        " ORDER BY id DESC LIMIT :n",
-        id=mitra_id,
-        before=before,
-        n=limit + 1,
-    )
+def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None) -> dict[str, Any]:
+    """A mitra's status log, newest first: {logs, next_before}; 404 for an unknown mitra."""
+    with ctx.db.transaction() as tx:
+        require(tx, mitra_id)
+        rows = tx.rows(
+            "SELECT id, event, actor, at, detail FROM mitra_status_logs"
+            " WHERE mitra_id = CAST(:id AS uuid) AND (CAST(:before AS bigint) IS NULL OR id < :before)"
+            " ORDER BY id DESC LIMIT :n",
+            id=mitra_id,
+            before=before,
+            n=limit + 1,
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     out = [
         {"id": r["id"], "event": r["event"], "actor": r["actor"], "at": r["at"].isoformat(), "detail": r["detail"]}
         for r in rows
     ]
-    return out, (rows[-1]["id"] if more else None)
+    return {"mitra_id": mitra_id, "logs": out, "next_before": rows[-1]["id"] if more else None}
 
 
 def _encode_cursor(created_at: datetime, mitra_id: str) -> str:
@@ -179,3 +180,17 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(at), str(uuid.UUID(mitra_id))
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("cursor", "is not a cursor returned by this API") from None
+
+
+def parse_edit(body: dict[str, Any]) -> dict[str, Any]:
+    """The columns a PATCH changes: display_name, max_concurrent_sessions (null clears the override)."""
+    changes: dict[str, Any] = {}
+    if "display_name" in body:
+        changes["display_name"] = validate.string(body, "display_name", max_len=80)
+    if "max_concurrent_sessions" in body:
+        changes["max_concurrent_sessions"] = validate.integer(
+            body, "max_concurrent_sessions", required=False, minimum=0, maximum=100
+        )
+    if not changes:
+        raise ValidationFailed("body", "give display_name and/or max_concurrent_sessions")
+    return changes

@@ -304,6 +304,14 @@ def dashboard_counts(ctx: AppContext) -> dict[str, Any]:
         return {**truth.dashboard_counts(tx, _cutoff(ctx)), "source": "postgres"}
 
 
+def dashboard(ctx: AppContext) -> dict[str, Any]:
+    """The control-center dashboard: mitra counts from the mirror, session counts from Postgres."""
+    counts = dashboard_counts(ctx)
+    with ctx.db.transaction() as tx:
+        sessions = truth.session_counts(tx)
+    return {**counts, "sessions": sessions, "as_of": ctx.now().isoformat()}
+
+
 def mitra_status(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
     """A mitra's own status (online, used, max, last_heartbeat_at)."""
     error: BaseException | None = None

@@ -158,3 +158,11 @@ def record_heartbeat(tx: Tx, mitra_id: str, at: datetime) -> MitraTruth | None:
 
 def cutoff_for(now: datetime, stale_seconds: int) -> datetime:
     return now - timedelta(seconds=stale_seconds)
+
+
+def session_counts(tx: Tx) -> dict[str, int]:
+    """chat_sessions per status (every status present, zero included)."""
+    counts = dict.fromkeys(("searching", "pending_payment", "active", "ended", "expired", "cancelled"), 0)
+    for row in tx.rows("SELECT status, count(*) AS n FROM chat_sessions GROUP BY status"):
+        counts[row["status"]] = int(row["n"])
+    return counts
