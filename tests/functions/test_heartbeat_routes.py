@@ -106,3 +106,15 @@ def test_devices_upsert_moves_a_token_between_mitras(isolated_ctx: AppContext) -
         "/api/mitra/devices", json={"fcm_token": "x", "platform": "nokia"}, headers=bearer(mitra_token(ctx, a)[0])
     )
     assert bad.status_code == 400 and bad.json["error"]["field"] == "platform"
+
+
+def test_heartbeat_bundle_imports_no_push_or_scheduler_sdk(isolated_ctx: AppContext) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys; runpy.run_path('functions/heartbeat/main.py');"
+        "print(sorted(m for m in sys.modules if m.startswith(('firebase_admin', 'google.cloud.scheduler'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
