@@ -1,11 +1,33 @@
-"""Control-center functions and the health check (thin entry points; logic in shared/)."""
+"""Control-center functions and the health check (thin entry points; logic in shared/).
+
+Mitra management and the dashboard admit every control-center user (auth "cc": admins and
+operators run the day-to-day roster); changing app_config needs an admin ("cc_admin").
+"""
 
 import functions_framework
 
-from shared import context, health, mitras, phones, validate
+from shared import app_config, availability, context, health, mitras, phones, validate
+from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
+
+PAGE_MAX = 200
+
+
+def _actor(req: ApiRequest) -> str:
+    return f"cc:{req.principal.user_id}"
+
+
+def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | None = None) -> int | None:
+    raw = req.query(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(name, "must be an integer") from None
+    return validate.integer({name: value}, name, minimum=1, maximum=maximum)
 
 
 @functions_framework.http
@@ -23,3 +45,68 @@ def test_seed_mitra(req: ApiRequest) -> Reply:
     name = validate.string(body, "display_name", max_len=80) or ""
     mitra, created = mitras.seed_mitra(req.ctx, phone, name)
     return Reply(mitra, 201 if created else 200)
+
+
+@functions_framework.http
+@endpoint
+def mitras_create(req: ApiRequest) -> Reply:
+    body = req.json()
+    phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
+    name = validate.string(body, "display_name", max_len=80) or ""
+    max_sessions = validate.integer(body, "max_concurrent_sessions", required=False, minimum=0, maximum=100)
+    return Reply(availability.create_mitra(req.ctx, phone, name, max_sessions, _actor(req)), 201)
+
+
+@functions_framework.http
+@endpoint
+def mitras_list(req: ApiRequest) -> dict:
+    return availability.list_mitras(req.ctx, _query_int(req, "limit", 50, PAGE_MAX) or 50, req.query("cursor"))
+
+
+@functions_framework.http
+@endpoint
+def mitras_patch(req: ApiRequest) -> dict:
+    mitra_id = validate.uuid_value(req.params["id"], "id")
+    return availability.edit_mitra(req.ctx, mitra_id, mitras.parse_edit(req.json()), _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def mitras_deactivate(req: ApiRequest) -> dict:
+    return availability.deactivate(req.ctx, validate.uuid_value(req.params["id"], "id"), _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def mitras_activate(req: ApiRequest) -> dict:
+    return availability.activate(req.ctx, validate.uuid_value(req.params["id"], "id"), _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def mitras_logs(req: ApiRequest) -> dict:
+    mitra_id = validate.uuid_value(req.params["id"], "id")
+    limit = _query_int(req, "limit", 50, PAGE_MAX) or 50
+    return mitras.logs(req.ctx, mitra_id, limit, _query_int(req, "before", None))
+
+
+@functions_framework.http
+@endpoint
+def dashboard(req: ApiRequest) -> dict:
+    return availability.dashboard(req.ctx)
+
+
+@functions_framework.http
+@endpoint
+def app_config_get(req: ApiRequest) -> dict:
+    return app_config.read(req.ctx, req.params["key"])
+
+
+@functions_framework.http
+@endpoint
+def app_config_put(req: ApiRequest) -> dict:
+    key = app_config.require_key(req.params["key"])
+    body = req.json()
+    if "value" not in body:
+        validate.integer(body, "value")
+    return availability.set_app_config(req.ctx, key, body["value"], _actor(req))

@@ -1,8 +1,50 @@
 """Mitra status functions: online, offline, heartbeat, status, devices.
 
-Thin entry points only: each parses, calls one service in shared/, and returns.
+Thin entry points only: each parses, calls one service in shared/, and returns. This
+bundle imports neither firebase_admin nor google.cloud.scheduler.
 """
 
-from shared import context
+import functions_framework
 
-context.init()
+from shared import availability, config, context, devices, validate
+from shared.http import ApiRequest, endpoint
+
+context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
+
+
+def _actor(req: ApiRequest) -> str:
+    return f"mitra:{req.principal.user_id}"
+
+
+@functions_framework.http
+@endpoint
+def mitra_status_online(req: ApiRequest) -> dict:
+    return availability.set_online(req.ctx, req.principal.user_id, _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def mitra_status_offline(req: ApiRequest) -> dict:
+    return availability.set_offline(req.ctx, req.principal.user_id, _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def mitra_status_heartbeat(req: ApiRequest) -> dict:
+    # The manifest sets revocation_check = "handler": the one heartbeat script checks it.
+    return availability.heartbeat(req.ctx, req.principal)
+
+
+@functions_framework.http
+@endpoint
+def mitra_status_get(req: ApiRequest) -> dict:
+    return availability.mitra_status(req.ctx, req.principal.user_id)
+
+
+@functions_framework.http
+@endpoint
+def mitra_devices_put(req: ApiRequest) -> dict:
+    body = req.json()
+    token = validate.string(body, "fcm_token", max_len=4096) or ""
+    platform = validate.choice(body, "platform", devices.PLATFORMS) or ""
+    return devices.upsert(req.ctx, "mitra", req.principal.user_id, token, platform)
