@@ -15,8 +15,17 @@ def mitra_token(ctx: AppContext, mitra_id: str) -> tuple[str, str]:
 
 
 def cc_token(ctx: AppContext, role: str = "admin") -> str:
-    """An access token of a control-center user with `role`."""
-    return _token(ctx, "cc", str(uuid.uuid4()), role)[0]
+    """An access token of a new, real control-center user with `role` (admin routes re-check the row)."""
+    with ctx.db.transaction() as tx:
+        user_id = str(
+            tx.scalar(
+                "INSERT INTO control_center_users (email, password_hash, role) VALUES (:e, 'unused', :r) RETURNING id",
+                e=f"staff-{uuid.uuid4().hex[:10]}@bestie.test",
+                r=role,
+            )
+        )
+        tx.commit()
+    return _token(ctx, "cc", user_id, role)[0]
 
 
 def _token(ctx: AppContext, user_type: str, user_id: str, role: str | None = None) -> tuple[str, str]:

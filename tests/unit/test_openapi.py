@@ -10,8 +10,18 @@ from shared import manifest
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses duplicate mapping keys, which plain YAML loading silently collapses."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+        assert not duplicates, f"duplicate keys {duplicates} at line {node.start_mark.line + 1}"
+        return super().construct_mapping(node, deep=deep)
+
+
 def _documented() -> set[tuple[str, str]]:
-    doc = yaml.safe_load(SPEC.read_text())
+    doc = yaml.load(SPEC.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     assert doc["openapi"].startswith("3.")
     return {
         (method.upper(), path)
