@@ -6,10 +6,12 @@ Defaults mirror migration 0002 so a missing row never breaks a request. Reads go
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shared.context import AppContext
 from shared.db import Tx
+from shared.errors import NotFound, ValidationFailed
 
 DEFAULTS: dict[str, int] = {
     "otp_ttl_seconds": 300,
@@ -37,3 +39,66 @@ def get(ctx: AppContext, key: str, tx: Tx | None = None) -> Any:
     sql = "SELECT value FROM app_config WHERE key = :k"
     row = tx.one(sql, k=key) if tx else ctx.db.one(sql, k=key)
     return row["value"] if row else DEFAULTS.get(key)
+
+
+# Allowed range per key (all values are integers). Bounds keep a typo from locking every
+# staff member out or disabling OTP limits.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "otp_ttl_seconds": (30, 3600),
+    "otp_resend_cooldown_seconds": (0, 3600),
+    "otp_max_requests_per_hour": (1, 1000),
+    "otp_max_verify_attempts": (1, 20),
+    "otp_max_requests_per_ip_per_hour": (1, 100_000),
+    "anonymous_signins_per_ip_per_hour": (1, 100_000),
+    "cc_max_failed_logins": (1, 100),
+    "cc_lockout_minutes": (1, 1440),
+    "mitra_max_concurrent_sessions": (0, 100),
+    "session_default_minutes": (1, 1440),
+}
+
+
+def require_key(key: str) -> str:
+    """The key itself, or 404 CONFIG_KEY_NOT_FOUND."""
+    if key not in DEFAULTS:
+        raise NotFound(f"unknown app_config key {key!r}", code="CONFIG_KEY_NOT_FOUND")
+    return key
+
+
+def validate(key: str, value: Any) -> int:
+    """The value as the integer the key accepts, or 400 VALIDATION_FAILED on `value`."""
+    low, high = BOUNDS[require_key(key)]
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ValidationFailed("value", "must be an integer")
+    if not low <= int(value) <= high:
+        raise ValidationFailed("value", f"must be between {low} and {high}")
+    return int(value)
+
+
+def read(ctx: AppContext, key: str) -> dict[str, Any]:
+    """{key, value, default, updated_at} of one key (404 for unknown keys)."""
+    require_key(key)
+    row = ctx.db.one("SELECT value, updated_at FROM app_config WHERE key = :k", k=key)
+    return {
+        "key": key,
+        "value": row["value"] if row else DEFAULTS[key],
+        "default": DEFAULTS[key],
+        "updated_at": row["updated_at"].isoformat() if row else None,
+    }
+
+
+def put(ctx: AppContext, key: str, value: Any, actor: str) -> dict[str, Any]:
+    """Validate and upsert one key; return it as `read` does."""
+    clean = validate(key, value)
+    with ctx.db.transaction() as tx:
+        row = tx.one(
+            "INSERT INTO app_config (key, value, updated_at) VALUES (:k, CAST(:v AS jsonb), :now)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at"
+            " RETURNING value, updated_at",
+            k=key,
+            v=json.dumps(clean),
+            now=ctx.now(),
+        )
+        tx.commit()
+    assert row is not None
+    del actor  # who changed it is in the request log; app_config keeps no history table
+    return {"key": key, "value": row["value"], "default": DEFAULTS[key], "updated_at": row["updated_at"].isoformat()}

@@ -46,6 +46,21 @@ class Keys:
         return self._k("mitras:available")
 
     @property
+    def ring(self) -> str:
+        """Same members as `available`, all scored 0, so ZRANGEBYLEX can walk them in a fixed order."""
+        return self._k("mitras:ring")
+
+    @property
+    def ring_cursor(self) -> str:
+        """The last mitra handed out by find_available_mitras (the rotating cursor)."""
+        return self._k("ring:cursor")
+
+    @property
+    def seed_dirty(self) -> str:
+        """Mitras mirrored while a seed held the lock; the seed re-syncs them after its swap."""
+        return self._k("seed:dirty")
+
+    @property
     def snapshot(self) -> str:
         return self._k("snapshot")
 

@@ -1,10 +1,20 @@
-"""Mitra accounts in Postgres (the truth the availability mirror is derived from)."""
+"""Mitra accounts and their status log in Postgres (the truth the availability mirror is derived from).
+
+The SQL of `mitras` and `mitra_status_logs` lives here; orchestration of status changes
+(Postgres first, then the mirror) lives in shared.availability.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+from datetime import datetime
 from typing import Any
 
 from shared.context import AppContext
+from shared.db import Tx
+from shared.errors import Conflict, NotFound, ValidationFailed
 
 MITRA_COLUMNS = (
     "id, phone_e164, display_name, is_active, is_online, max_concurrent_sessions,"
@@ -41,3 +51,131 @@ def seed_mitra(ctx: AppContext, phone_e164: str, display_name: str) -> tuple[dic
         tx.commit()
     assert row is not None
     return to_json(row), created
+
+
+# ---- rows (used by shared.availability's write paths and the control center) -----------------
+
+STATUS_EVENTS = ("online", "offline", "auto_offline", "deactivated", "activated", "edited")
+
+
+def get(tx: Tx, mitra_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    """One mitra row (locked for the transaction when `for_update`)."""
+    lock = " FOR UPDATE" if for_update else ""
+    return tx.one(f"SELECT {MITRA_COLUMNS} FROM mitras WHERE id = CAST(:id AS uuid){lock}", id=mitra_id)  # noqa: S608
+
+
+def require(tx: Tx, mitra_id: str, *, for_update: bool = False) -> dict[str, Any]:
+    """The mitra row, or 404 MITRA_NOT_FOUND."""
+    row = get(tx, mitra_id, for_update=for_update)
+    if row is None:
+        raise NotFound("no such mitra", code="MITRA_NOT_FOUND")
+    return row
+
+
+def create(tx: Tx, phone_e164: str, display_name: str, max_sessions: int | None) -> dict[str, Any]:
+    """Insert a mitra (offline, active); 409 PHONE_TAKEN when the phone is registered."""
+    row = tx.one(
+        "INSERT INTO mitras (phone_e164, display_name, max_concurrent_sessions) VALUES (:p, :n, :m)"  # noqa: S608
+        f" ON CONFLICT (phone_e164) DO NOTHING RETURNING {MITRA_COLUMNS}",
+        p=phone_e164,
+        n=display_name,
+        m=max_sessions,
+    )
+    if row is None:
+        raise Conflict("a mitra with this phone already exists", code="PHONE_TAKEN")
+    return row
+
+
+def update(tx: Tx, mitra_id: str, now: datetime, **fields: Any) -> dict[str, Any]:
+    """Set the given columns (is_online, is_active, display_name, max_concurrent_sessions, last_heartbeat_at)."""
+    allowed = ("is_online", "is_active", "display_name", "max_concurrent_sessions", "last_heartbeat_at")
+    assignments = ", ".join(f"{name} = :{name}" for name in fields if name in allowed)
+    if len(fields) != len([f for f in fields if f in allowed]):
+        raise ValueError(f"unknown mitra columns in {sorted(fields)}")
+    row = tx.one(
+        f"UPDATE mitras SET {assignments}, updated_at = :now"  # noqa: S608 (column names from the allow-list)
+        f" WHERE id = CAST(:id AS uuid) RETURNING {MITRA_COLUMNS}",
+        id=mitra_id,
+        now=now,
+        **fields,
+    )
+    assert row is not None
+    return row
+
+
+def log_status(
+    tx: Tx, mitra_id: str, event: str, actor: str, at: datetime, detail: dict[str, Any] | None = None
+) -> None:
+    """Append one mitra_status_logs row (every status change writes one)."""
+    tx.execute(
+        "INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)"
+        " VALUES (CAST(:id AS uuid), :event, :actor, :at, CAST(:detail AS jsonb))",
+        id=mitra_id,
+        event=event,
+        actor=actor,
+        at=at,
+        detail=json.dumps(detail or {}),
+    )
+
+
+def log_status_many(tx: Tx, mitra_ids: list[str], event: str, actor: str, at: datetime) -> None:
+    """One status log row per mitra in one statement (batched sweeps)."""
+    tx.execute(
+        "INSERT INTO mitra_status_logs (mitra_id, event, actor, at)"
+        " SELECT id, :event, :actor, :at FROM unnest(CAST(:ids AS uuid[])) AS id",
+        ids=mitra_ids,
+        event=event,
+        actor=actor,
+        at=at,
+    )
+
+
+def list_page(ctx: AppContext, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Mitras newest first, keyset-paginated; (rows, next cursor or None)."""
+    after = _decode_cursor(cursor) if cursor else None
+    rows = ctx.db.rows(
+        f"SELECT {MITRA_COLUMNS} FROM mitras"  # noqa: S608 (constant columns)
+        " WHERE CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT :n",
+        after_at=after[0] if after else None,
+        after_id=after[1] if after else None,
+        n=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_encode_cursor(rows[-1]["created_at"], str(rows[-1]["id"])) if more else None)
+
+
+def logs_page(
+    ctx: AppContext, mitra_id: str, limit: int, before: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A mitra's status log, newest first; (rows, cursor for the next page or None)."""
+    rows = ctx.db.rows(
+        "SELECT id, event, actor, at, detail FROM mitra_status_logs"
+        " WHERE mitra_id = CAST(:id AS uuid) AND (CAST(:before AS bigint) IS NULL OR id < :before)"
+        " ORDER BY id DESC LIMIT :n",
+        id=mitra_id,
+        before=before,
+        n=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    out = [
+        {"id": r["id"], "event": r["event"], "actor": r["actor"], "at": r["at"].isoformat(), "detail": r["detail"]}
+        for r in rows
+    ]
+    return out, (rows[-1]["id"] if more else None)
+
+
+def _encode_cursor(created_at: datetime, mitra_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{mitra_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, mitra_id = raw.partition("|")
+        return datetime.fromisoformat(at), str(uuid.UUID(mitra_id))
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("cursor", "is not a cursor returned by this API") from None

@@ -1,0 +1,358 @@
+"""Availability services: every write is Postgres first, then the mirror (best-effort);
+every read is the mirror first, then the Postgres fallback that gives the same answer.
+
+A read that finds the mirror not `seeded` (fresh Valkey, restart, FLUSHALL) answers from
+Postgres and asks `ensure_seeded`, which lets exactly one instance (the seed lock holder)
+rebuild the mirror while the others keep using Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import app_config, mitras
+from shared.auth import tokens
+from shared.auth.principal import Principal
+from shared.availability import mirror, truth
+from shared.availability.mirror import SeedReport
+from shared.availability.truth import MitraTruth
+from shared.context import AppContext
+from shared.db import DatabaseUnavailable, Tx
+from shared.errors import Forbidden, Unauthorized
+from shared.valkey import VALKEY_ERRORS
+
+log = logging.getLogger(__name__)
+
+MAX_FIND_LIMIT = 500
+_SEED_ERRORS: tuple[type[BaseException], ...] = (*VALKEY_ERRORS, DatabaseUnavailable)
+
+
+def _cutoff(ctx: AppContext) -> datetime:
+    return truth.cutoff_for(ctx.now(), ctx.settings.mitra_heartbeat_stale_seconds)
+
+
+def _fallback(what: str, exc: BaseException | None) -> None:
+    if exc is not None:
+        log.warning("mirror unavailable; answering from Postgres", extra={"read": what, "error": type(exc).__name__})
+
+
+# ---- seeding --------------------------------------------------------------------------------
+
+
+def seed_from_postgres(ctx: AppContext) -> SeedReport:
+    """Rebuild the whole mirror from Postgres (under the seed lock); raises on store errors."""
+    return mirror.seed_from_postgres(ctx)
+
+
+def ensure_seeded(ctx: AppContext) -> bool:
+    """True when the mirror is trustworthy now (already seeded, or seeded by this call)."""
+    try:
+        if mirror.is_seeded(ctx):
+            return True
+        return mirror.seed_from_postgres(ctx).ran
+    except _SEED_ERRORS as exc:
+        log.warning("mirror seed not possible now", extra={"error": type(exc).__name__})
+        return False
+
+
+# ---- write paths (Postgres first, then the mirror) -------------------------------------------
+
+
+def _status_json(row: MitraTruth, default_max: int) -> dict[str, Any]:
+    return {
+        "online": row.online,
+        "used": row.used,
+        "max": row.max_override if row.max_override is not None else default_max,
+        "last_heartbeat_at": row.last_heartbeat_at.isoformat() if row.last_heartbeat_at else None,
+    }
+
+
+def _truth_in_tx(tx: Tx, mitra_id: str) -> tuple[MitraTruth, int]:
+    row = truth.mitras_by_id(tx, [mitra_id])[0]
+    return row, truth.default_max(tx)
+
+
+def set_online(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
+    """Go online (a ping too): 403 ACCOUNT_INACTIVE for a deactivated mitra."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id, for_update=True)
+        if not row["is_active"]:
+            raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
+        mitras.update(tx, mitra_id, now, is_online=True, last_heartbeat_at=now)
+        if not row["is_online"]:
+            mitras.log_status(tx, mitra_id, "online", actor, now)
+        state, default = _truth_in_tx(tx, mitra_id)
+        tx.commit()
+    mirror.sync(ctx, state, heartbeat_ms=truth.to_ms(now))
+    return _status_json(state, default)
+
+
+def set_offline(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
+    """Go offline (idempotent; one log row per actual change)."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id, for_update=True)
+        if row["is_online"]:
+            mitras.update(tx, mitra_id, now, is_online=False)
+            mitras.log_status(tx, mitra_id, "offline", actor, now)
+        state, default = _truth_in_tx(tx, mitra_id)
+        tx.commit()
+    mirror.sync(ctx, state)
+    return _status_json(state, default)
+
+
+def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
+    """Deactivate: inactive and offline, log, revoke every auth session; then the mirror."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id, for_update=True)
+        if row["is_active"]:
+            row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
+            mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": bool(row["is_online"])})
+        revoked = tokens.revoke_sessions_in_tx(tx, now=now, reason="deactivated", user_type="mitra", user_id=mitra_id)
+        state, _ = _truth_in_tx(tx, mitra_id)
+        tx.commit()
+    mirror.sync(ctx, state)
+    tokens.mirror_revocations(ctx, revoked)
+    return {**mitras.to_json(row), "revoked_sessions": len(revoked)}
+
+
+def activate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
+    """Re-activate a mitra (it stays offline until it goes online itself)."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id, for_update=True)
+        if not row["is_active"]:
+            row = mitras.update(tx, mitra_id, now, is_active=True)
+            mitras.log_status(tx, mitra_id, "activated", actor, now)
+        state, _ = _truth_in_tx(tx, mitra_id)
+        tx.commit()
+    mirror.sync(ctx, state)
+    return mitras.to_json(row)
+
+
+def create_mitra(
+    ctx: AppContext, phone_e164: str, display_name: str, max_sessions: int | None, actor: str
+) -> dict[str, Any]:
+    """Onboard a mitra (offline, active); 409 PHONE_TAKEN for a known phone."""
+    with ctx.db.transaction() as tx:
+        row = mitras.create(tx, phone_e164, display_name, max_sessions)
+        state, _ = _truth_in_tx(tx, str(row["id"]))
+        tx.commit()
+    if max_sessions is not None:
+        mirror.sync(ctx, state)
+    del actor  # creation is recorded by created_at; the log holds status changes only
+    return mitras.to_json(row)
+
+
+def edit_mitra(ctx: AppContext, mitra_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Edit display_name / max_concurrent_sessions; log what changed; re-derive availability."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id, for_update=True)
+        before = {k: row[k] for k in changes}
+        changed = {k: v for k, v in changes.items() if before[k] != v}
+        if changed:
+            row = mitras.update(tx, mitra_id, now, **changed)
+            detail = {k: {"from": before[k], "to": v} for k, v in changed.items()}
+            mitras.log_status(tx, mitra_id, "edited", actor, now, detail)
+        state, _ = _truth_in_tx(tx, mitra_id)
+        tx.commit()
+    if "max_concurrent_sessions" in changed:
+        mirror.sync(ctx, state)
+    return mitras.to_json(row)
+
+
+def recompute_capacity(ctx: AppContext, mitra_id: str) -> dict[str, Any] | None:
+    """Count the mitra's active+pending_payment sessions in Postgres; write used/max + available."""
+    with ctx.db.transaction() as tx:
+        found = truth.mitras_by_id(tx, [mitra_id])
+        default = truth.default_max(tx)
+    if not found:
+        return None
+    mirror.sync(ctx, found[0])
+    return _status_json(found[0], default)
+
+
+def sync_mitras(ctx: AppContext, mitra_ids: list[str]) -> int:
+    """Re-mirror the Postgres truth of several mitras (after a batched change); returns how many."""
+    if not mitra_ids:
+        return 0
+    with ctx.db.transaction() as tx:
+        rows = truth.mitras_by_id(tx, mitra_ids)
+    return sum(1 for row in rows if mirror.sync(ctx, row))
+
+
+def set_app_config(ctx: AppContext, key: str, value: Any, actor: str) -> dict[str, Any]:
+    """Validate and store an app_config value; mirror the default max when that key changes."""
+    saved = app_config.put(ctx, key, value, actor)
+    if key == "mitra_max_concurrent_sessions":
+        mirror.set_default_max(ctx, int(saved["value"]))
+    return saved
+
+
+# ---- the heartbeat -------------------------------------------------------------------------
+
+
+def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    """One Valkey round trip when the mirror is healthy; the full Postgres guard and write otherwise."""
+    error: BaseException | None = None
+    try:
+        outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
+    except VALKEY_ERRORS as exc:
+        outcome, live, error = "unavailable", None, exc
+    if outcome == "inactive":
+        raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
+    if outcome == "revoked":
+        raise Unauthorized("session revoked", code="SESSION_REVOKED")
+    if live is not None:
+        return live.to_json()
+    _fallback("heartbeat", error)
+    result = _heartbeat_in_postgres(ctx, principal)
+    if outcome == "unseeded":
+        ensure_seeded(ctx)
+    return result
+
+
+def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only)."""
+    with ctx.db.transaction() as tx:
+        row = mitras.get(tx, principal.user_id)
+        if row is None or not row["is_active"]:
+            raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
+        if tokens.session_revoked_in_postgres(ctx, principal.session_id):
+            raise Unauthorized("session revoked", code="SESSION_REVOKED")
+        state = truth.record_heartbeat(tx, principal.user_id, ctx.now())
+        default = truth.default_max(tx)
+        tx.commit()
+    assert state is not None
+    return _status_json(state, default)
+
+
+# ---- read paths (mirror first, Postgres fallback) ----------------------------------------------
+
+
+def is_mitra_reachable(ctx: AppContext, mitra_id: str) -> bool:
+    """Online, not deactivated and with a fresh heartbeat."""
+    error: BaseException | None = None
+    try:
+        found = mirror.is_reachable(ctx, mitra_id)
+        if found is not None:
+            return found
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback("is_mitra_reachable", error)
+    if error is None:
+        ensure_seeded(ctx)
+    with ctx.db.transaction() as tx:
+        return truth.is_reachable(tx, mitra_id, _cutoff(ctx))
+
+
+def find_available_mitras(ctx: AppContext, limit: int, exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Up to `limit` fresh available mitras not in `exclude`, fairly rotated across calls."""
+    limit = max(0, min(limit, MAX_FIND_LIMIT))
+    excluded = [str(x) for x in exclude]
+    error: BaseException | None = None
+    try:
+        found = mirror.find_available(ctx, limit, excluded)
+        if found is not None:
+            return found
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback("find_available_mitras", error)
+    if error is None:
+        ensure_seeded(ctx)
+    with ctx.db.transaction() as tx:
+        return truth.find_available(tx, _cutoff(ctx), limit, excluded)
+
+
+def count_available(ctx: AppContext) -> dict[str, Any]:
+    """The beacon: {available, as_of, source} from the shared 10 s snapshot, or Postgres."""
+    error: BaseException | None = None
+    try:
+        found = mirror.count_available(ctx)
+        if found is not None:
+            n, as_of_ms = found
+            as_of = datetime.fromtimestamp(as_of_ms / 1000, UTC).isoformat()
+            return {"available": n, "as_of": as_of, "source": "mirror"}
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback("count_available", error)
+    if error is None:
+        ensure_seeded(ctx)
+    with ctx.db.transaction() as tx:
+        n = truth.count_available(tx, _cutoff(ctx))
+    return {"available": n, "as_of": ctx.now().isoformat(), "source": "postgres"}
+
+
+def dashboard_counts(ctx: AppContext) -> dict[str, Any]:
+    """{online, available, deactivated, source}: SCARD/ZCOUNT on the mirror, or one Postgres scan."""
+    error: BaseException | None = None
+    try:
+        found = mirror.dashboard_counts(ctx)
+        if found is not None:
+            return {**found, "source": "mirror"}
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback("dashboard_counts", error)
+    if error is None:
+        ensure_seeded(ctx)
+    with ctx.db.transaction() as tx:
+        return {**truth.dashboard_counts(tx, _cutoff(ctx)), "source": "postgres"}
+
+
+def mitra_status(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
+    """A mitra's own status (online, used, max, last_heartbeat_at)."""
+    error: BaseException | None = None
+    try:
+        found = mirror.status(ctx, mitra_id)
+        if found is not None:
+            return {k: found[k] for k in ("online", "used", "max", "last_heartbeat_at")}
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback("mitra_status", error)
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id)
+        state, default = _truth_in_tx(tx, str(row["id"]))
+    return _status_json(state, default)
+
+
+def list_mitras(ctx: AppContext, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A page of mitras with their live status from the mirror (Postgres when it is not usable)."""
+    rows, next_cursor = mitras.list_page(ctx, limit, cursor)
+    ids = [str(r["id"]) for r in rows]
+    live: dict[str, dict[str, Any]] | None = None
+    error: BaseException | None = None
+    try:
+        live = mirror.live_statuses(ctx, ids)
+    except VALKEY_ERRORS as exc:
+        error = exc
+    source = "mirror"
+    if live is None:
+        _fallback("list_mitras", error)
+        source = "postgres"
+        live = _live_from_postgres(ctx, ids)
+    items = [{**mitras.to_json(r), "live": live.get(str(r["id"]))} for r in rows]
+    return {"mitras": items, "next_cursor": next_cursor, "live_source": source}
+
+
+def _live_from_postgres(ctx: AppContext, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    cutoff = _cutoff(ctx)
+    with ctx.db.transaction() as tx:
+        rows = truth.mitras_by_id(tx, ids)
+        default = truth.default_max(tx)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        status = _status_json(row, default)
+        fresh = row.last_heartbeat_at is not None and row.last_heartbeat_at > cutoff
+        out[row.id] = {
+            **status,
+            "deactivated": not row.active,
+            "available": row.online and row.active and fresh and row.used < status["max"],
+        }
+    return out

@@ -1,0 +1,457 @@
+"""The Valkey mirror of mitra availability (SPEC §4): seed, writes, reads.
+
+Key layout (all under the `{avail}` hash tag, built by shared.keys): `mitras:online` and
+`mitras:deactivated` SETs, `mitra:used` / `mitra:max` HASHes, `mitra:heartbeat` ZSET
+(id -> last ping ms, online mitras only), the derived `mitras:available` ZSET (id -> last
+ping; online and not deactivated and used < max) and its twin `mitras:ring` (same members,
+score 0) walked by a rotating cursor for fair picks, `config` (default max), `snapshot`,
+`seeded`, the seed lock and the seed's dirty set. Every multi-key mutation is one Lua
+script from this package (loaded once per client, called by SHA), so `available` never
+disagrees with the sets it is derived from.
+
+Writes take the Postgres truth the caller has just committed and are best-effort: a Valkey
+error is logged and swallowed (the reseed sweep heals drift). Reads return None when Valkey
+failed or the mirror is not seeded; `shared.availability.api` then answers from Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from redis.commands.core import Script
+
+from shared import valkey as valkey_adapter
+from shared.availability import truth
+from shared.availability.truth import MitraTruth, to_ms
+from shared.context import AppContext
+from shared.valkey import VALKEY_ERRORS
+
+log = logging.getLogger(__name__)
+
+_HERE = Path(__file__).resolve().parent
+SCRIPT_NAMES = (
+    "sync_mitra",
+    "heartbeat",
+    "find_available",
+    "count_available",
+    "remove_offlined",
+    "set_default_max",
+    "swap_seed",
+    "release_lock",
+)
+SNAPSHOT_TTL_MS = 10_000
+SEED_LOCK_TTL_MS = 120_000
+SEED_BATCH = 1000
+
+
+def scripts(ctx: AppContext) -> dict[str, Script]:
+    """The mirror's scripts, registered once per context (EVALSHA, reloaded on NOSCRIPT)."""
+    client = ctx.valkey  # built outside singleton(): both take the context's (non-reentrant) lock
+    result: dict[str, Script] = ctx.singleton(
+        "availability.scripts",
+        lambda: {name: valkey_adapter.load_script(client, _HERE / f"{name}.lua") for name in SCRIPT_NAMES},
+    )
+    return result
+
+
+def _mutation_keys(ctx: AppContext) -> list[str]:
+    k = ctx.keys
+    return [
+        k.online,
+        k.deactivated,
+        k.used,
+        k.max,
+        k.heartbeat,
+        k.available,
+        k.ring,
+        k.config,
+        k.seed_lock,
+        k.seed_dirty,
+    ]
+
+
+def cutoff_ms(ctx: AppContext) -> int:
+    """Heartbeats at or before this instant are stale."""
+    return ctx.now_ms() - ctx.settings.mitra_heartbeat_stale_seconds * 1000
+
+
+# ---- writes (best-effort) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A mitra's status as the mirror (or Postgres) has it."""
+
+    online: bool
+    used: int
+    max: int
+    last_heartbeat_ms: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        at = datetime.fromtimestamp(self.last_heartbeat_ms / 1000, UTC).isoformat() if self.last_heartbeat_ms else None
+        return {"online": self.online, "used": self.used, "max": self.max, "last_heartbeat_at": at}
+
+
+def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -> bool:
+    """Write one mitra's truth to the mirror (heartbeat set when given, else kept); False on a Valkey error."""
+    try:
+        scripts(ctx)["sync_mitra"](
+            keys=_mutation_keys(ctx),
+            args=[
+                row.id,
+                "1" if row.online else "0",
+                "1" if row.active else "0",
+                row.used,
+                "" if row.max_override is None else row.max_override,
+                "" if heartbeat_ms is None else heartbeat_ms,
+                row.heartbeat_ms,
+            ],
+        )
+        return True
+    except VALKEY_ERRORS as exc:
+        log.warning("mirror write failed; the reseed sweep heals it", extra={"error": type(exc).__name__})
+        return False
+
+
+def remove_offlined(ctx: AppContext, mitra_ids: Iterable[str]) -> int:
+    """Take mitras Postgres has just set offline out of the mirror, atomically; raise on Valkey errors."""
+    ids = list(mitra_ids)
+    if not ids:
+        return 0
+    k = ctx.keys
+    keys = [k.online, k.heartbeat, k.available, k.ring, k.seed_lock, k.seed_dirty]
+    return int(scripts(ctx)["remove_offlined"](keys=keys, args=ids))
+
+
+def set_default_max(ctx: AppContext, value: int) -> bool:
+    """Mirror a new app_config default max and re-derive every online mitra; False on a Valkey error."""
+    try:
+        scripts(ctx)["set_default_max"](keys=_mutation_keys(ctx), args=[value])
+        return True
+    except VALKEY_ERRORS as exc:
+        log.warning("mirror default-max write failed", extra={"error": type(exc).__name__})
+        return False
+
+
+# ---- the heartbeat hot path ---------------------------------------------------------------
+
+
+def heartbeat(ctx: AppContext, mitra_id: str, session_id: str) -> tuple[str, LiveStatus | None]:
+    """One round trip: ('unseeded'|'inactive'|'revoked', None) or ('online'|'offline', status).
+
+    Raises a VALKEY_ERRORS exception when Valkey fails (the caller falls back to Postgres).
+    """
+    k = ctx.keys
+    reply = scripts(ctx)["heartbeat"](
+        keys=[
+            k.online,
+            k.deactivated,
+            k.used,
+            k.max,
+            k.heartbeat,
+            k.available,
+            k.config,
+            k.seeded,
+            k.revoked(session_id),
+        ],
+        args=[mitra_id, ctx.now_ms()],
+    )
+    outcome = str(reply[0])
+    if outcome not in ("online", "offline"):
+        return outcome, None
+    hb = int(float(reply[3])) if reply[3] not in ("", None) else None
+    return outcome, LiveStatus(online=outcome == "online", used=int(reply[1]), max=int(reply[2]), last_heartbeat_ms=hb)
+
+
+# ---- reads: None = not seeded; Valkey errors propagate (the api falls back to Postgres) ----
+
+
+def find_available(ctx: AppContext, limit: int, exclude: Iterable[str]) -> list[str] | None:
+    """Up to `limit` fresh available mitras from the ring cursor, or None."""
+    k = ctx.keys
+    picked = scripts(ctx)["find_available"](
+        keys=[k.seeded, k.available, k.ring, k.ring_cursor], args=[cutoff_ms(ctx), limit, *exclude]
+    )
+    return None if picked is None else [str(i) for i in picked]
+
+
+def count_available(ctx: AppContext) -> tuple[int, int] | None:
+    """(available, as_of ms) from the shared snapshot, or None."""
+    k = ctx.keys
+    raw = scripts(ctx)["count_available"](
+        keys=[k.seeded, k.snapshot, k.available], args=[cutoff_ms(ctx), ctx.now_ms(), SNAPSHOT_TTL_MS]
+    )
+    if raw is None:
+        return None
+    snap = json.loads(raw)
+    return int(snap["available"]), int(snap["as_of_ms"])
+
+
+def is_reachable(ctx: AppContext, mitra_id: str) -> bool | None:
+    """Online, not deactivated and fresh, or None."""
+    k = ctx.keys
+    pipe = ctx.valkey.pipeline(transaction=False)
+    pipe.exists(k.seeded)
+    pipe.sismember(k.online, mitra_id)
+    pipe.sismember(k.deactivated, mitra_id)
+    pipe.zscore(k.heartbeat, mitra_id)
+    seeded, online, deactivated, hb = pipe.execute()
+    if not seeded:
+        return None
+    return bool(online) and not deactivated and hb is not None and hb > cutoff_ms(ctx)
+
+
+def dashboard_counts(ctx: AppContext) -> dict[str, int] | None:
+    """online (SCARD), available (fresh, ZCOUNT) and deactivated (SCARD), or None."""
+    k = ctx.keys
+    pipe = ctx.valkey.pipeline(transaction=False)
+    pipe.exists(k.seeded)
+    pipe.scard(k.online)
+    pipe.zcount(k.available, f"({cutoff_ms(ctx)}", "+inf")
+    pipe.scard(k.deactivated)
+    seeded, online, available, deactivated = pipe.execute()
+    if not seeded:
+        return None
+    return {"online": int(online), "available": int(available), "deactivated": int(deactivated)}
+
+
+def live_statuses(ctx: AppContext, mitra_ids: list[str]) -> dict[str, dict[str, Any]] | None:
+    """Per mitra: online, deactivated, available, used, max, last ping — one round trip, or None."""
+    if not mitra_ids:
+        return {}
+    k = ctx.keys
+    pipe = ctx.valkey.pipeline(transaction=False)
+    pipe.exists(k.seeded)
+    pipe.smismember(k.online, mitra_ids)
+    pipe.smismember(k.deactivated, mitra_ids)
+    pipe.zmscore(k.available, mitra_ids)
+    pipe.zmscore(k.heartbeat, mitra_ids)
+    pipe.hmget(k.used, mitra_ids)
+    pipe.hmget(k.max, mitra_ids)
+    pipe.hget(k.config, "default_max")
+    seeded, online, deact, avail, hbs, used, maxes, default = pipe.execute()
+    if not seeded:
+        return None
+    cutoff = cutoff_ms(ctx)
+    out: dict[str, dict[str, Any]] = {}
+    for i, mid in enumerate(mitra_ids):
+        status = LiveStatus(
+            online=bool(online[i]),
+            used=int(used[i] or 0),
+            max=int(maxes[i] if maxes[i] is not None else (default or 1)),
+            last_heartbeat_ms=int(hbs[i]) if hbs[i] is not None else None,
+        )
+        out[mid] = {
+            **status.to_json(),
+            "deactivated": bool(deact[i]),
+            "available": avail[i] is not None and avail[i] > cutoff,
+        }
+    return out
+
+
+def status(ctx: AppContext, mitra_id: str) -> dict[str, Any] | None:
+    """One mitra's live status from the mirror, or None."""
+    found = live_statuses(ctx, [mitra_id])
+    return None if found is None else found[mitra_id]
+
+
+# ---- sweeps support --------------------------------------------------------------------------
+
+
+def stale_heartbeats(ctx: AppContext, cutoff: int, limit: int = 10_000) -> list[tuple[str, int]]:
+    """Online mitras whose last ping is at or before `cutoff` ms (ZRANGEBYSCORE); raises on Valkey errors."""
+    rows: list[Any] = ctx.valkey.zrangebyscore(ctx.keys.heartbeat, "-inf", cutoff, start=0, num=limit, withscores=True)
+    return [(str(mid), int(score)) for mid, score in rows]
+
+
+def heartbeats_since(ctx: AppContext, since_ms: int, limit: int = 100_000) -> list[tuple[str, int]]:
+    """Pings newer than `since_ms` (for the heartbeat-mirror sweep); raises on Valkey errors."""
+    rows: list[Any] = ctx.valkey.zrangebyscore(
+        ctx.keys.heartbeat, f"({since_ms}", "+inf", start=0, num=limit, withscores=True
+    )
+    return [(str(mid), int(score)) for mid, score in rows]
+
+
+def online_count(ctx: AppContext) -> int:
+    """SCARD of the online set (the auto-offline breaker's denominator); raises on Valkey errors."""
+    return int(ctx.valkey.scard(ctx.keys.online))
+
+
+def is_seeded(ctx: AppContext) -> bool:
+    """True when a complete seed is in place; raises on Valkey errors."""
+    return bool(ctx.valkey.exists(ctx.keys.seeded))
+
+
+# ---- seed -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedReport:
+    """What a seed did. `ran` is False when another instance holds the seed lock."""
+
+    ran: bool
+    mitras: int = 0
+    online: int = 0
+    revocations: int = 0
+    first_seed: bool = False
+    drift: dict[str, int] = field(default_factory=dict)
+    resynced: int = 0
+
+    @property
+    def drift_total(self) -> int:
+        return sum(self.drift.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ran": self.ran,
+            "mitras": self.mitras,
+            "online": self.online,
+            "revocations": self.revocations,
+            "first_seed": self.first_seed,
+            "drift": self.drift,
+            "drift_total": self.drift_total,
+            "resynced": self.resynced,
+        }
+
+
+_MIRROR_NAMES = ("online", "deactivated", "used", "max", "heartbeat", "available", "ring", "config")
+
+
+def acquire_seed_lock(ctx: AppContext) -> str | None:
+    """SET NX PX the seed lock; return our token, or None when another instance holds it."""
+    token = secrets.token_hex(16)
+    ok = ctx.valkey.set(ctx.keys.seed_lock, token, nx=True, px=SEED_LOCK_TTL_MS)
+    return token if ok else None
+
+
+def release_seed_lock(ctx: AppContext, token: str) -> None:
+    scripts(ctx)["release_lock"](keys=[ctx.keys.seed_lock], args=[token])
+
+
+def seed_from_postgres(ctx: AppContext) -> SeedReport:
+    """Rebuild the whole mirror from Postgres into temp keys and swap it in; `seeded` last.
+
+    Takes the seed lock (returns ran=False when another instance holds it). Raises on Valkey or
+    Postgres errors, after releasing the lock.
+    """
+    token = acquire_seed_lock(ctx)
+    if token is None:
+        return SeedReport(ran=False)
+    try:
+        return _seed_locked(ctx, token)
+    except BaseException:
+        try:
+            release_seed_lock(ctx, token)
+            _drop_temp_keys(ctx, token)
+        except VALKEY_ERRORS:
+            pass
+        raise
+
+
+def _temp_keys(ctx: AppContext, token: str) -> list[str]:
+    return [ctx.keys.temp(name, token) for name in (*_MIRROR_NAMES, "union")]
+
+
+def _drop_temp_keys(ctx: AppContext, token: str) -> None:
+    ctx.valkey.delete(*_temp_keys(ctx, token))
+
+
+def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
+    now = ctx.now()
+    ttl = ctx.settings.access_token_ttl_seconds
+    with ctx.db.transaction() as tx:
+        # One consistent snapshot of mitras, sessions, config and revocations.
+        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        rows = truth.mirrored_mitras(tx)
+        default = truth.default_max(tx)
+        revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
+
+    temp = dict(zip((*_MIRROR_NAMES, "union"), _temp_keys(ctx, token), strict=True))
+    _drop_temp_keys(ctx, token)
+    pipe = ctx.valkey.pipeline(transaction=False)
+    pipe.hset(temp["config"], "default_max", default)
+    online_ids = [r.id for r in rows if r.online]
+    _chunked(pipe.sadd, temp["online"], online_ids)
+    _chunked(pipe.sadd, temp["deactivated"], [r.id for r in rows if not r.active])
+    _chunked_hset(pipe, temp["used"], {r.id: r.used for r in rows if r.used > 0})
+    _chunked_hset(pipe, temp["max"], {r.id: r.max_override for r in rows if r.max_override is not None})
+    _chunked_zadd(pipe, temp["heartbeat"], {r.id: r.heartbeat_ms for r in rows if r.online})
+    available = {
+        r.id: r.heartbeat_ms
+        for r in rows
+        if r.online and r.active and r.used < (r.max_override if r.max_override is not None else default)
+    }
+    _chunked_zadd(pipe, temp["available"], available)
+    _chunked_zadd(pipe, temp["ring"], dict.fromkeys(available, 0))
+    # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
+    now_ms = to_ms(now)
+    for sid, revoked_at in revoked:
+        remaining = to_ms(revoked_at) + ttl * 1000 - now_ms
+        if remaining > 0:
+            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+    pipe.execute()
+
+    k = ctx.keys
+    live = [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config]
+    keys = [temp[n] for n in _MIRROR_NAMES] + live + [temp["union"], k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
+    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat()])
+    if reply[0] != "ok":
+        log.warning("seed lock lost before the swap; another seed wins")
+        return SeedReport(ran=False)
+    had = int(reply[1]) == 1
+    drift = dict(zip(("online", "deactivated", "used", "max", "available"), map(int, reply[2:7]), strict=True))
+    dirty = [str(x) for x in reply[7:]]
+    report = SeedReport(
+        ran=True,
+        mitras=len(rows),
+        online=len(online_ids),
+        revocations=len(revoked),
+        first_seed=not had,
+        drift=drift if had else {},
+    )
+    report.resynced = _resync(ctx, dirty)
+    log.info("availability mirror seeded", extra=report.to_json())
+    return report
+
+
+def _resync(ctx: AppContext, dirty: list[str]) -> int:
+    """Re-apply the truth of what was written while the seed ran (its snapshot may predate it)."""
+    if not dirty:
+        return 0
+    ids = [d for d in dirty if not d.startswith("*")]
+    with ctx.db.transaction() as tx:
+        rows = truth.mitras_by_id(tx, ids) if ids else []
+        default = truth.default_max(tx) if "*config" in dirty else None
+    if default is not None:
+        set_default_max(ctx, default)
+    for row in rows:
+        sync(ctx, row)
+    return len(dirty)
+
+
+def _chunked(method: Any, key: str, members: list[str]) -> None:
+    for i in range(0, len(members), SEED_BATCH):
+        method(key, *members[i : i + SEED_BATCH])
+
+
+def _batches(mapping: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    items = list(mapping.items())
+    for i in range(0, len(items), SEED_BATCH):
+        yield dict(items[i : i + SEED_BATCH])
+
+
+def _chunked_hset(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
+    for chunk in _batches(mapping):
+        pipe.hset(key, mapping=chunk)
+
+
+def _chunked_zadd(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
+    for chunk in _batches(mapping):
+        pipe.zadd(key, chunk)

@@ -1,0 +1,160 @@
+"""What Postgres says about availability: the truth the mirror is derived from, and the
+fallback queries that answer every mirror read when Valkey is down or not seeded.
+
+Read-model SQL over `mitras`, `chat_sessions`, `pairing_offers`, `app_config` and
+`auth_sessions`; nothing here writes. Each fallback answers the same question as its
+Valkey read: fresh = last_heartbeat_at > now - MITRA_HEARTBEAT_STALE_SECONDS,
+available = online and active and used < max (override, else the app_config default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.db import Tx
+
+OPEN_STATUSES = ("active", "pending_payment")
+
+# Used capacity of mitra m, derived from chat_sessions (never bookkept).
+_USED = "(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status IN ('active', 'pending_payment'))"
+_DEFAULT_MAX = "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1)"
+_AVAILABLE = (
+    f"m.is_online AND m.is_active AND m.last_heartbeat_at > :cutoff"
+    f" AND {_USED} < COALESCE(m.max_concurrent_sessions, {_DEFAULT_MAX})"
+)
+
+
+@dataclass(frozen=True)
+class MitraTruth:
+    """One mitra's availability facts as Postgres has them."""
+
+    id: str
+    online: bool
+    active: bool
+    used: int
+    max_override: int | None
+    last_heartbeat_at: datetime | None
+
+    @property
+    def heartbeat_ms(self) -> int:
+        return to_ms(self.last_heartbeat_at) if self.last_heartbeat_at else 0
+
+
+def to_ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _truth(row: dict[str, Any]) -> MitraTruth:
+    return MitraTruth(
+        id=str(row["id"]),
+        online=bool(row["is_online"]),
+        active=bool(row["is_active"]),
+        used=int(row["used"]),
+        max_override=row["max_concurrent_sessions"],
+        last_heartbeat_at=row["last_heartbeat_at"],
+    )
+
+
+_COLUMNS = "m.id, m.is_online, m.is_active, m.max_concurrent_sessions, m.last_heartbeat_at"
+
+
+def mitras_by_id(tx: Tx, ids: list[str]) -> list[MitraTruth]:
+    """The truth of the given mitras (unknown ids are simply absent)."""
+    rows = tx.rows(
+        f"SELECT {_COLUMNS}, {_USED} AS used FROM mitras m WHERE m.id = ANY(CAST(:ids AS uuid[]))",  # noqa: S608 (constant SQL)
+        ids=ids,
+    )
+    return [_truth(r) for r in rows]
+
+
+_MIRRORED_SQL = (
+    "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
+    "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id)"
+    f" SELECT {_COLUMNS}, COALESCE(u.n, 0) AS used FROM mitras m LEFT JOIN u ON u.mitra_id = m.id"
+    " WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL"
+)
+
+
+def mirrored_mitras(tx: Tx) -> list[MitraTruth]:
+    """Every mitra that leaves a trace in the mirror (online, deactivated, override or used > 0)."""
+    return [_truth(r) for r in tx.rows(_MIRRORED_SQL)]
+
+
+def default_max(tx: Tx) -> int:
+    """app_config mitra_max_concurrent_sessions (1 when the row is missing)."""
+    return int(tx.scalar(f"SELECT {_DEFAULT_MAX}"))
+
+
+def recent_revocations(tx: Tx, since: datetime) -> list[tuple[str, datetime]]:
+    """Sessions revoked at or after `since` (their access tokens may still be unexpired)."""
+    rows = tx.rows("SELECT id, revoked_at FROM auth_sessions WHERE revoked_at >= :since", since=since)
+    return [(str(r["id"]), r["revoked_at"]) for r in rows]
+
+
+# ---- fallback reads ------------------------------------------------------------------------
+
+
+def count_available(tx: Tx, cutoff: datetime) -> int:
+    """Number of fresh available mitras."""
+    return int(tx.scalar(f"SELECT count(*) FROM mitras m WHERE {_AVAILABLE}", cutoff=cutoff))  # noqa: S608
+
+
+def find_available(tx: Tx, cutoff: datetime, limit: int, exclude: list[str]) -> list[str]:
+    """Up to `limit` fresh available mitras, least recently offered first (never offered first)."""
+    rows = tx.rows(
+        f"SELECT m.id FROM mitras m WHERE {_AVAILABLE}"  # noqa: S608 (constant SQL)
+        " AND NOT (m.id = ANY(CAST(:exclude AS uuid[])))"
+        " ORDER BY (SELECT max(p.offered_at) FROM pairing_offers p WHERE p.mitra_id = m.id) ASC NULLS FIRST, m.id"
+        " LIMIT :limit",
+        cutoff=cutoff,
+        exclude=exclude,
+        limit=limit,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+def is_reachable(tx: Tx, mitra_id: str, cutoff: datetime) -> bool:
+    """Online, active and with a fresh heartbeat."""
+    return bool(
+        tx.scalar(
+            "SELECT EXISTS (SELECT 1 FROM mitras WHERE id = CAST(:id AS uuid)"
+            " AND is_online AND is_active AND last_heartbeat_at > :cutoff)",
+            id=mitra_id,
+            cutoff=cutoff,
+        )
+    )
+
+
+def dashboard_counts(tx: Tx, cutoff: datetime) -> dict[str, int]:
+    """online, available and deactivated counts in one scan."""
+    row = tx.one(
+        "SELECT count(*) FILTER (WHERE m.is_online) AS online,"  # noqa: S608 (constant SQL)
+        f" count(*) FILTER (WHERE {_AVAILABLE}) AS available,"
+        " count(*) FILTER (WHERE NOT m.is_active) AS deactivated FROM mitras m",
+        cutoff=cutoff,
+    )
+    assert row is not None
+    return {k: int(row[k]) for k in ("online", "available", "deactivated")}
+
+
+def status_of(tx: Tx, mitra_id: str) -> MitraTruth | None:
+    """One mitra's truth (for its own status screen)."""
+    found = mitras_by_id(tx, [mitra_id])
+    return found[0] if found else None
+
+
+def record_heartbeat(tx: Tx, mitra_id: str, at: datetime) -> MitraTruth | None:
+    """Write a ping to last_heartbeat_at of an online, active mitra (never moving it back)."""
+    tx.execute(
+        "UPDATE mitras SET last_heartbeat_at = GREATEST(last_heartbeat_at, :at)"
+        " WHERE id = CAST(:id AS uuid) AND is_online AND is_active",
+        id=mitra_id,
+        at=at,
+    )
+    return status_of(tx, mitra_id)
+
+
+def cutoff_for(now: datetime, stale_seconds: int) -> datetime:
+    return now - timedelta(seconds=stale_seconds)

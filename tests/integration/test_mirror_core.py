@@ -1,0 +1,122 @@
+"""The availability mirror against real Postgres + Valkey: seed, write paths, reads, fallbacks."""
+
+from __future__ import annotations
+
+from shared import availability
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from tests import mirror_state
+from tests.helpers import FakeClock
+from tests.mirror_state import new_mitra, open_session
+
+
+def test_seed_builds_the_mirror_postgres_implies(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    a, b, c = new_mitra(ctx), new_mitra(ctx, max_sessions=2), new_mitra(ctx)
+    availability.set_online(ctx, a, "test")
+    availability.set_online(ctx, b, "test")
+    availability.deactivate(ctx, c, "test")
+    open_session(ctx, b)
+    ctx.valkey.flushall()
+
+    report = availability.seed_from_postgres(ctx)
+
+    assert report.ran and report.first_seed
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+    assert mirror_state.actual(ctx)["available"] == {a, b}
+    assert mirror_state.scores_consistent(ctx)
+
+
+def test_write_paths_keep_the_mirror_equal_to_postgres(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    assert m in mirror_state.actual(ctx)["available"]
+
+    session = open_session(ctx, m)
+    availability.recompute_capacity(ctx, m)
+    state = mirror_state.actual(ctx)
+    assert state["used"] == {m: 1} and m not in state["available"]
+
+    mirror_state.close_session(ctx, session)
+    availability.recompute_capacity(ctx, m)
+    assert m in mirror_state.actual(ctx)["available"]
+
+    availability.deactivate(ctx, m, "test")
+    state = mirror_state.actual(ctx)
+    assert m in state["deactivated"] and m not in state["online"] and m not in state["available"]
+    availability.activate(ctx, m, "test")
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def test_reads_from_the_mirror_and_from_postgres_agree(isolated_ctx: AppContext, clock: FakeClock) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    ids = [new_mitra(ctx) for _ in range(5)]
+    for m in ids[:4]:
+        availability.set_online(ctx, m, "test")
+    open_session(ctx, ids[0])
+    availability.recompute_capacity(ctx, ids[0])
+
+    mirror_answer = (
+        availability.count_available(ctx)["available"],
+        sorted(availability.find_available_mitras(ctx, 25, [ids[1]])),
+        availability.is_mitra_reachable(ctx, ids[2]),
+        {k: v for k, v in availability.dashboard_counts(ctx).items() if k != "source"},
+    )
+    ctx.valkey.delete(ctx.keys.seeded, ctx.keys.snapshot, ctx.keys.seed_lock)
+    ctx.valkey.set(ctx.keys.seed_lock, "someone-else")  # another instance is seeding
+    fallback_answer = (
+        availability.count_available(ctx)["available"],
+        sorted(availability.find_available_mitras(ctx, 25, [ids[1]])),
+        availability.is_mitra_reachable(ctx, ids[2]),
+        {k: v for k, v in availability.dashboard_counts(ctx).items() if k != "source"},
+    )
+    assert availability.dashboard_counts(ctx)["source"] == "postgres"
+    assert (
+        mirror_answer
+        == fallback_answer
+        == (
+            3,
+            sorted(ids[2:4]),
+            True,
+            {"online": 4, "available": 3, "deactivated": 0},
+        )
+    )
+
+
+def test_stale_heartbeats_are_not_available(isolated_ctx: AppContext, clock: FakeClock) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    clock.advance(ctx.settings.mitra_heartbeat_stale_seconds)
+    assert availability.find_available_mitras(ctx, 25) == []
+    assert availability.is_mitra_reachable(ctx, m) is False
+    assert [mid for mid, _ in availability.stale_heartbeats(ctx, availability.cutoff_ms(ctx))] == [m]
+
+
+def test_heartbeat_refreshes_the_available_score(isolated_ctx: AppContext, clock: FakeClock) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    clock.advance(60)
+    status = availability.heartbeat(ctx, Principal("mitra", m, "00000000-0000-0000-0000-000000000000"))
+    assert status["online"] is True and status["used"] == 0 and status["max"] == 1
+    assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()
+    clock.advance(60)
+    assert availability.find_available_mitras(ctx, 25) == [m]
+
+
+def test_remove_offlined_takes_mitras_out_of_every_index(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    a, b = new_mitra(ctx), new_mitra(ctx)
+    availability.set_online(ctx, a, "test")
+    availability.set_online(ctx, b, "test")
+    assert availability.remove_offlined(ctx, [a]) == 1
+    state = mirror_state.actual(ctx)
+    assert state["online"] == {b} and state["available"] == {b} and state["ring"] == {b}
+    assert state["heartbeat_members"] == {b}
