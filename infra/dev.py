@@ -16,6 +16,7 @@ from pathlib import Path
 from werkzeug.serving import run_simple
 
 from infra import embedded, gateway, migrate
+from infra.local_scheduler import LocalScheduler
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("BESTIE_DATA_DIR", REPO / ".data"))
@@ -95,11 +96,14 @@ def main() -> int:
             shown = "(from ADMIN_PASSWORD)"  # print only the documented default, never a real secret
         print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {shown}\n", flush=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        scheduler = LocalScheduler(f"http://{host}:{port}", served)
+        scheduler.start()
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)
         except KeyboardInterrupt:
             pass
         finally:
+            scheduler.stop()
             ctx.close()
     return 0
 

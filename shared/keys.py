@@ -77,6 +77,11 @@ class Keys:
         """Cached copy of app_config values that hot paths need (default max sessions)."""
         return self._k("config")
 
+    @property
+    def heartbeat_watermark(self) -> str:
+        """Highest heartbeat (ms) already copied to Postgres by the heartbeat-mirror sweep."""
+        return self._k("heartbeat:watermark")
+
     def revoked(self, sid: str) -> str:
         return self._k(f"revoked:{sid}")
 

@@ -1,0 +1,162 @@
+"""The four sweeps of SPEC §9, each one idempotent pass run by `shared.sweeps.runner`.
+
+- auto-offline: stale heartbeats come from the mirror (a ZSET range, not a scan of every
+  mitra). Any Valkey error, or a mirror that is not seeded, aborts the pass before Postgres
+  is touched: a Valkey hiccup must never mass-offline from a Postgres scan. A breaker offlines
+  nobody when too many online mitras look stale at once (the fault is upstream).
+- heartbeat-mirror: pings newer than the watermark go to `mitras.last_heartbeat_at` in one
+  `UPDATE … FROM unnest(…)` statement that never moves a timestamp backwards.
+- availability-reseed: the atomic reseed, reporting the drift it healed.
+- session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared import availability
+from shared.config import Settings
+from shared.context import AppContext
+from shared.sweeps.runner import PassResult, Sweep
+from shared.valkey import VALKEY_ERRORS
+
+log = logging.getLogger(__name__)
+
+ACTOR = "sweep:auto-offline"
+MAX_STALE_PER_PASS = 10_000
+
+# One statement: offline the stale mitras that are still online, keep the mirror's last ping
+# (never older than what Postgres has), and write one status log row per mitra offlined.
+_OFFLINE_STALE = """
+WITH stale AS (
+    SELECT id, to_timestamp(ms / 1000.0) AS ping
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS s(id, ms)
+), offlined AS (
+    UPDATE mitras AS m
+    SET is_online = false, updated_at = :now,
+        last_heartbeat_at = GREATEST(m.last_heartbeat_at, stale.ping)
+    FROM stale
+    WHERE m.id = stale.id AND m.is_online
+    RETURNING m.id, m.last_heartbeat_at
+)
+INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
+SELECT id, 'auto_offline', :actor, :now, jsonb_build_object('last_heartbeat_at', last_heartbeat_at)
+FROM offlined
+RETURNING mitra_id
+"""
+
+_MIRROR_HEARTBEATS = """
+UPDATE mitras AS m
+SET last_heartbeat_at = to_timestamp(u.ms / 1000.0)
+FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS u(id, ms)
+WHERE m.id = u.id AND (m.last_heartbeat_at IS NULL OR m.last_heartbeat_at < to_timestamp(u.ms / 1000.0))
+"""
+
+
+def auto_offline_pass(ctx: AppContext) -> PassResult:
+    """Offline mitras whose mirrored heartbeat is stale; abort on any Valkey trouble."""
+    settings = ctx.settings
+    try:
+        if not availability.is_seeded(ctx):
+            availability.ensure_seeded(ctx)  # the next pass can trust it again
+            log.warning("auto-offline skipped: availability mirror not seeded")
+            return {"offlined": 0, "aborted": 1, "abort_reason": "mirror_not_seeded"}
+        stale = availability.stale_heartbeats(ctx, availability.cutoff_ms(ctx), MAX_STALE_PER_PASS)
+        online = availability.online_count(ctx)
+    except VALKEY_ERRORS as exc:
+        log.error("auto-offline aborted: Valkey error, Postgres untouched", extra={"error": type(exc).__name__})
+        return {"offlined": 0, "aborted": 1, "abort_reason": "valkey_error"}
+    if not stale:
+        return {"offlined": 0, "stale": 0}
+    if len(stale) >= settings.auto_offline_breaker_min and len(stale) > settings.auto_offline_max_fraction * online:
+        log.error(
+            "auto-offline breaker open: too many stale heartbeats at once, offlining nobody",
+            extra={"stale": len(stale), "online": online},
+        )
+        return {"offlined": 0, "stale": len(stale), "breaker_open": True}
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        rows = tx.rows(_OFFLINE_STALE, ids=[mid for mid, _ in stale], ms=[ms for _, ms in stale], now=now, actor=ACTOR)
+        tx.commit()
+    offlined = [str(r["mitra_id"]) for r in rows]
+    # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
+    # had offline: the mirror was wrong about them). An error here is healed by the reseed.
+    try:
+        availability.remove_offlined(ctx, [mid for mid, _ in stale])
+    except VALKEY_ERRORS as exc:
+        log.warning("auto-offline: mirror removal failed; reseed heals it", extra={"error": type(exc).__name__})
+    if offlined:
+        log.info("auto-offline pass", extra={"offlined": len(offlined), "stale": len(stale)})
+    return {"offlined": len(offlined), "stale": len(stale)}
+
+
+def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
+    """Copy pings newer than the watermark to Postgres in one statement; idempotent."""
+    try:
+        raw = ctx.valkey.get(ctx.keys.heartbeat_watermark)
+        watermark = int(raw) if raw else 0
+        pings = availability.heartbeats_since(ctx, watermark)
+    except VALKEY_ERRORS as exc:
+        log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
+        return {"mirrored": 0, "aborted": 1}
+    if not pings:
+        return {"mirrored": 0}
+    with ctx.db.transaction() as tx:
+        changed = tx.execute(_MIRROR_HEARTBEATS, ids=[mid for mid, _ in pings], ms=[ms for _, ms in pings])
+        tx.commit()
+    highest = max(ms for _, ms in pings)
+    with contextlib.suppress(*VALKEY_ERRORS):
+        # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
+        ctx.valkey.set(ctx.keys.heartbeat_watermark, highest)
+    return {"mirrored": changed, "read": len(pings)}
+
+
+def reseed_pass(ctx: AppContext) -> PassResult:
+    """Rebuild the mirror from Postgres; report the drift healed (logged when non-zero)."""
+    report = availability.seed_from_postgres(ctx)
+    if report.drift_total:
+        log.warning("availability mirror drift healed", extra={"drift": report.drift, "resynced": report.resynced})
+    return {
+        "reseeded": int(report.ran),
+        "drift": report.drift_total,
+        "drift_detail": report.drift,
+        "mitras": report.mitras,
+    }
+
+
+def session_expiry_pass(ctx: AppContext) -> PassResult:
+    """Expire searching / unpaid sessions and end overdue active ones."""
+    from shared.pairing import expire_due_sessions  # the pairing service owns the transitions
+
+    counts: dict[str, Any] = expire_due_sessions(ctx)
+    counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
+    return counts
+
+
+SWEEPS: dict[str, tuple[Callable[[Settings], int], Callable[[AppContext], PassResult]]] = {
+    "auto-offline": (lambda s: s.mitra_auto_offline_sweep_seconds, auto_offline_pass),
+    "heartbeat-mirror": (lambda s: s.heartbeat_mirror_interval_seconds, heartbeat_mirror_pass),
+    "availability-reseed": (lambda s: s.valkey_online_mirror_sweep_seconds, reseed_pass),
+    "session-expiry": (lambda s: s.session_expiry_sweep_seconds, session_expiry_pass),
+}
+
+
+def sweep(name: str, settings: Settings) -> Sweep:
+    """The named sweep with its configured cadence."""
+    cadence, run_pass = SWEEPS[name]
+    return Sweep(name, cadence(settings), run_pass)
+
+
+def schedule_time(header: str | None) -> str | None:
+    """X-CloudScheduler-ScheduleTime as given (an RFC 3339 time), if it parses."""
+    if not header:
+        return None
+    try:
+        datetime.fromisoformat(header.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return header[:64]

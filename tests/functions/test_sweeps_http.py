@@ -1,0 +1,85 @@
+"""Sweep functions over HTTP: Scheduler OIDC at the door, retries of one schedule time run once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from shared import availability, context
+from shared.context import AppContext
+from tests.keyserver import KeyServer, google_claims
+from tests.mirror_state import new_mitra
+
+AUDIENCE = "https://sweeps.example.test"
+SA = "scheduler@bestie-prod.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def keys():
+    with KeyServer(("google-1",)) as server:
+        yield server
+
+
+@pytest.fixture
+def oidc_ctx(isolated_ctx: AppContext, keys: KeyServer, clock) -> AppContext:
+    ctx = AppContext(
+        replace(
+            isolated_ctx.settings,
+            sweep_auth="oidc",
+            google_certs_url=keys.certs_url,
+            scheduler_audience=AUDIENCE,
+            scheduler_service_account=SA,
+            mitra_auto_offline_sweep_seconds=60,
+        ),
+        clock=clock,
+    )
+    context.install(ctx)
+    return ctx
+
+
+def _auth(keys: KeyServer, **overrides) -> dict[str, str]:
+    return {"Authorization": "Bearer " + keys.sign({**google_claims(AUDIENCE, SA), **overrides}, kid="google-1")}
+
+
+def test_scheduler_token_runs_the_sweep_and_reports_counts(call, oidc_ctx, keys, clock):
+    availability.seed_from_postgres(oidc_ctx)
+    mid = new_mitra(oidc_ctx)
+    availability.set_online(oidc_ctx, mid, "test")
+    clock.advance(120)
+    resp = call("sweep_auto_offline").post("/sweeps/auto-offline", headers=_auth(keys))
+    assert resp.status_code == 200
+    assert resp.json["ran"] is True and resp.json["passes"] == 1 and resp.json["offlined"] == 1
+
+
+@pytest.mark.parametrize(
+    "entry,route",
+    [
+        ("sweep_auto_offline", "/sweeps/auto-offline"),
+        ("sweep_heartbeat_mirror", "/sweeps/heartbeat-mirror"),
+        ("sweep_availability_reseed", "/sweeps/availability-reseed"),
+        ("sweep_session_expiry", "/sweeps/session-expiry"),
+    ],
+)
+def test_every_sweep_refuses_callers_without_a_scheduler_token(call, oidc_ctx, keys, entry, route):
+    client = call(entry)
+    assert client.post(route).status_code == 401
+    assert client.post(route, headers=_auth(keys, aud="https://other.example")).status_code == 401
+    wrong = client.post(route, headers=_auth(keys, email="intruder@evil.iam.gserviceaccount.com"))
+    assert wrong.status_code == 403 and wrong.json["error"]["code"] == "OIDC_WRONG_CALLER"
+
+
+def test_a_retried_delivery_with_the_same_schedule_time_does_the_work_once(call, oidc_ctx, keys):
+    headers = {**_auth(keys), "X-CloudScheduler-ScheduleTime": "2026-11-28T10:05:00Z"}
+    client = call("sweep_availability_reseed")
+    first = client.post("/sweeps/availability-reseed", headers=headers)
+    retry = client.post("/sweeps/availability-reseed", headers=headers)
+    assert first.json["ran"] is True and first.json["reseeded"] == 1
+    assert retry.status_code == 200 and retry.json == {"ran": False, "passes": 0, "reason": "duplicate_delivery"}
+
+
+def test_sweep_auth_none_is_accepted_only_in_test_mode_and_is_logged(call, isolated_ctx, caplog):
+    assert isolated_ctx.settings.sweep_auth == "none" and isolated_ctx.settings.enable_test_endpoints
+    resp = call("sweep_heartbeat_mirror").post("/sweeps/heartbeat-mirror")
+    assert resp.status_code == 200 and "ran" in resp.json
+    assert any("NOT verified" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,230 @@
+"""The sweeps against real Postgres + Valkey, with an injected clock (no real waiting)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from shared import availability, context
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from shared.sweeps import jobs, runner
+from tests.helpers import FakeClock
+from tests.mirror_state import actual, expected, new_mitra
+from tests.tokens import mitra_token
+
+STALE = 90  # MITRA_HEARTBEAT_STALE_SECONDS default
+
+
+def go_online(ctx: AppContext, count: int) -> list[str]:
+    ids = [new_mitra(ctx) for _ in range(count)]
+    for mid in ids:
+        availability.set_online(ctx, mid, "test")
+    return ids
+
+
+def ping(ctx: AppContext, mitra_id: str) -> None:
+    _, sid = mitra_token(ctx, mitra_id)
+    availability.heartbeat(ctx, Principal("mitra", mitra_id, sid))
+
+
+def pg_online(ctx: AppContext) -> set[str]:
+    return {str(r["id"]) for r in ctx.db.rows("SELECT id FROM mitras WHERE is_online")}
+
+
+def status_logs(ctx: AppContext, event: str) -> list[str]:
+    return [str(r["mitra_id"]) for r in ctx.db.rows("SELECT mitra_id FROM mitra_status_logs WHERE event = :e", e=event)]
+
+
+@pytest.fixture
+def seeded(isolated_ctx: AppContext) -> AppContext:
+    availability.seed_from_postgres(isolated_ctx)
+    return isolated_ctx
+
+
+def test_a_mitra_whose_heartbeat_stops_is_offlined_and_one_that_pings_is_not(seeded, clock: FakeClock):
+    silent, pinging = go_online(seeded, 2)
+    clock.advance(60)
+    ping(seeded, pinging)
+    clock.advance(STALE - 60 + 1)  # silent: 91 s since its last ping; pinging: 31 s
+
+    result = jobs.auto_offline_pass(seeded)
+
+    assert result == {"offlined": 1, "stale": 1}
+    assert pg_online(seeded) == {pinging}
+    mirror = actual(seeded)
+    assert silent not in mirror["online"] | mirror["heartbeat_members"] | mirror["available"]
+    assert pinging in mirror["available"]
+    assert status_logs(seeded, "auto_offline") == [silent]
+    assert actual(seeded) == expected(seeded)
+
+
+def test_heartbeats_inside_the_threshold_offline_nobody(seeded, clock: FakeClock):
+    go_online(seeded, 3)
+    clock.advance(STALE - 1)
+    assert jobs.auto_offline_pass(seeded) == {"offlined": 0, "stale": 0}
+    assert len(pg_online(seeded)) == 3
+
+
+def test_valkey_stopped_during_auto_offline_changes_no_postgres_row(isolated_ctx, clock, own_valkey):
+    ctx = AppContext(replace(isolated_ctx.settings, valkey_url=own_valkey.url), clock=clock)
+    context.install(ctx)
+    availability.seed_from_postgres(ctx)
+    go_online(ctx, 3)
+    clock.advance(STALE + 10)
+    before = ctx.db.rows("SELECT * FROM mitras ORDER BY id"), ctx.db.rows("SELECT * FROM mitra_status_logs ORDER BY id")
+    own_valkey.stop()
+
+    result = jobs.auto_offline_pass(ctx)
+
+    assert result["aborted"] == 1 and result["abort_reason"] == "valkey_error" and result["offlined"] == 0
+    after = ctx.db.rows("SELECT * FROM mitras ORDER BY id"), ctx.db.rows("SELECT * FROM mitra_status_logs ORDER BY id")
+    assert after == before
+    ctx.close()
+
+
+def test_an_unseeded_mirror_aborts_auto_offline_and_gets_reseeded(seeded, clock):
+    go_online(seeded, 2)
+    clock.advance(STALE + 10)
+    seeded.valkey.flushall()
+    result = jobs.auto_offline_pass(seeded)
+    assert result["abort_reason"] == "mirror_not_seeded" and result["offlined"] == 0
+    assert len(pg_online(seeded)) == 2
+    assert availability.is_seeded(seeded)
+
+
+def test_breaker_offlines_nobody_when_too_many_look_stale_at_once(seeded, clock):
+    ids = go_online(seeded, 24)
+    clock.advance(STALE + 5)
+    for mid in ids[:3]:  # 21 of 24 stale: above half and above the minimum of 20
+        ping(seeded, mid)
+    result = jobs.auto_offline_pass(seeded)
+    assert result == {"offlined": 0, "stale": 21, "breaker_open": True}
+    assert len(pg_online(seeded)) == 24
+    assert status_logs(seeded, "auto_offline") == []
+
+
+def test_below_the_breaker_minimum_stale_mitras_are_offlined_even_if_most_are_stale(seeded, clock):
+    ids = go_online(seeded, 5)
+    clock.advance(STALE + 5)
+    ping(seeded, ids[0])
+    assert jobs.auto_offline_pass(seeded) == {"offlined": 4, "stale": 4}
+    assert pg_online(seeded) == {ids[0]}
+
+
+def _invoke_concurrently(ctx: AppContext, name: str, times: int = 3) -> list[dict]:
+    sweep = jobs.sweep(name, ctx.settings)
+    results: list[dict] = []
+    barrier = threading.Barrier(times)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results.append(
+            runner.invoke(ctx, sweep, schedule_time=f"2026-11-28T10:0{i}:00Z", budget_seconds=75, sleep=lambda s: None)
+        )
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_three_concurrent_auto_offline_invocations_end_as_one(seeded, clock):
+    ids = go_online(seeded, 6)
+    clock.advance(STALE + 5)
+    for mid in ids[:3]:
+        ping(seeded, mid)
+
+    results = _invoke_concurrently(seeded, "auto-offline")
+
+    assert sum(r.get("offlined", 0) for r in results) == 3
+    assert sorted(status_logs(seeded, "auto_offline")) == sorted(ids[3:])  # one log row each, no duplicates
+    assert pg_online(seeded) == set(ids[:3])
+    assert actual(seeded) == expected(seeded)
+
+
+def _statement_counter(ctx: AppContext) -> None:
+    """Count UPDATE statements on mitras on the server (a statement-level trigger)."""
+    with ctx.db.transaction() as tx:
+        tx.script("""
+            CREATE TABLE stmt_count (n integer NOT NULL);
+            INSERT INTO stmt_count VALUES (0);
+            CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS
+              $$ BEGIN UPDATE stmt_count SET n = n + 1; RETURN NULL; END $$;
+            CREATE TRIGGER mitras_update_statements AFTER UPDATE ON mitras
+              FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
+        """)
+        tx.commit()
+
+
+def test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_no_op(seeded, clock):
+    ids = go_online(seeded, 12)
+    clock.advance(20)
+    for mid in ids:
+        ping(seeded, mid)
+    pinged_at = clock()
+    _statement_counter(seeded)
+
+    result = jobs.heartbeat_mirror_pass(seeded)
+
+    assert result == {"mirrored": 12, "read": 12}
+    assert seeded.db.scalar("SELECT n FROM stmt_count") == 1
+    stamps = {str(r["id"]): r["last_heartbeat_at"] for r in seeded.db.rows("SELECT id, last_heartbeat_at FROM mitras")}
+    assert all(stamps[mid] == pinged_at for mid in ids)
+
+    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0}
+    assert seeded.db.scalar("SELECT n FROM stmt_count") == 1  # the re-run wrote nothing at all
+
+
+def test_heartbeat_mirror_never_moves_a_timestamp_backwards(seeded, clock):
+    (mid,) = go_online(seeded, 1)
+    clock.advance(10)
+    ping(seeded, mid)
+    later = clock() + timedelta(minutes=5)
+    with seeded.db.transaction() as tx:  # Postgres already knows a newer ping (e.g. a fallback write)
+        tx.execute("UPDATE mitras SET last_heartbeat_at = :t WHERE id = CAST(:m AS uuid)", t=later, m=mid)
+        tx.commit()
+    assert jobs.heartbeat_mirror_pass(seeded)["mirrored"] == 0
+    assert seeded.db.scalar("SELECT last_heartbeat_at FROM mitras WHERE id = CAST(:m AS uuid)", m=mid) == later
+
+
+def test_three_concurrent_heartbeat_mirror_invocations_end_as_one(seeded, clock):
+    ids = go_online(seeded, 5)
+    clock.advance(15)
+    for mid in ids:
+        ping(seeded, mid)
+    results = _invoke_concurrently(seeded, "heartbeat-mirror")
+    assert sum(r.get("mirrored", 0) for r in results) == 5
+    assert seeded.db.scalar("SELECT count(*) FROM mitras WHERE last_heartbeat_at = :t", t=clock()) == 5
+
+
+def test_reseed_heals_injected_drift_back_to_equality(seeded, clock):
+    ids = go_online(seeded, 8)
+    rng = random.Random(7)
+    v, k = seeded.valkey, seeded.keys
+    v.srem(k.online, *rng.sample(ids, 3))  # removed
+    v.sadd(k.online, "00000000-0000-0000-0000-00000000dead")  # added
+    v.sadd(k.deactivated, ids[0])  # corrupted
+    v.hset(k.used, ids[1], 7)
+    v.zrem(k.available, ids[2])
+    assert actual(seeded) != expected(seeded)
+
+    result = jobs.reseed_pass(seeded)
+
+    assert result["reseeded"] == 1 and result["drift"] > 0
+    assert actual(seeded) == expected(seeded)
+    assert jobs.reseed_pass(seeded)["drift"] == 0  # nothing left to heal
+
+
+def test_three_concurrent_reseeds_end_in_the_same_state_as_one(seeded, clock):
+    go_online(seeded, 4)
+    seeded.valkey.sadd(seeded.keys.online, "00000000-0000-0000-0000-00000000beef")
+    results = _invoke_concurrently(seeded, "availability-reseed")
+    assert sum(r.get("reseeded", 0) for r in results) >= 1
+    assert actual(seeded) == expected(seeded)
