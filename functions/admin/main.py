@@ -23,3 +23,11 @@ def test_seed_mitra(req: ApiRequest) -> Reply:
     name = validate.string(body, "display_name", max_len=80) or ""
     mitra, created = mitras.seed_mitra(req.ctx, phone, name)
     return Reply(mitra, 201 if created else 200)
+
+
+@functions_framework.http
+@endpoint
+def payment_confirmed(req: ApiRequest) -> dict:
+    from shared import pairing  # only this entry point needs the pairing package
+
+    return pairing.confirm_payment(req.ctx, req.principal, validate.uuid_value(req.params["id"], "id"))
