@@ -236,8 +236,8 @@ def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = Fal
     return row, response
 
 
-def _taken_or_invalid(row: Row | None, action: str) -> Conflict:
-    if row is not None and row["status"] in store.CAPACITY_STATUSES:
+def _taken_or_invalid(row: Row | None, action: str, me: str) -> Conflict:
+    if row is not None and row["status"] in store.CAPACITY_STATUSES and str(row["mitra_id"]) != me:
         return Conflict("another mitra accepted this session", code="ALREADY_TAKEN", current_status=row["status"])
     return _invalid(row, action)
 
@@ -257,7 +257,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         if str(row["mitra_id"]) == me and row["status"] in store.CAPACITY_STATUSES:
             return _view(tx, row)  # a retried accept that already won
         if row["status"] != "searching":
-            raise _taken_or_invalid(row, "accept")
+            raise _taken_or_invalid(row, "accept", me)
         if response == "declined":
             raise Conflict("you declined this session", code="OFFER_DECLINED", current_status=row["status"])
         if response is not None:  # lost a race, or held it before a reroute: only open offers count
@@ -274,7 +274,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             )
         won = store.accept(tx, session_id, me, now, deadline)
         if won is None:
-            raise _taken_or_invalid(store.get(tx, session_id), "accept")
+            raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
         lost = store.close_offers(tx, session_id, now, winner=me)
         store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
         view = _view(tx, won)
@@ -297,7 +297,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         # The session row lock serializes declines of one session, so the last one sees it is last.
         row, response = _offer_of(tx, principal, session_id, lock=True)
         if row["status"] != "searching":
-            raise _taken_or_invalid(row, "decline")
+            raise _taken_or_invalid(row, "decline", principal.user_id)
         if response not in (None, "declined"):
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
         if response is None:  # a repeated decline changes nothing
