@@ -9,9 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from shared import validate
 from shared.context import AppContext
 
 PLATFORMS = ("android", "ios", "web")
+
+
+def register(ctx: AppContext, user_type: str, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a PUT .../devices body {fcm_token, platform} and upsert it for this user."""
+    token = validate.string(body, "fcm_token", max_len=4096) or ""
+    platform = validate.choice(body, "platform", PLATFORMS) or ""
+    return upsert(ctx, user_type, user_id, token, platform)
 
 
 def upsert(ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platform: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ operators run the day-to-day roster); changing app_config needs an admin ("cc_ad
 
 import functions_framework
 
-from shared import app_config, availability, context, health, mitras, phones, validate
+from shared import app_config, availability, context, health, mitras, pairing, phones, validate
 from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -110,3 +110,9 @@ def app_config_put(req: ApiRequest) -> dict:
     if "value" not in body:
         validate.integer(body, "value")
     return availability.set_app_config(req.ctx, key, body["value"], _actor(req))
+
+
+@functions_framework.http
+@endpoint
+def payment_confirmed(req: ApiRequest) -> dict:
+    return pairing.confirm_payment(req.ctx, req.principal, validate.uuid_value(req.params["id"], "id"))

@@ -6,7 +6,7 @@ bundle imports neither firebase_admin nor google.cloud.scheduler.
 
 import functions_framework
 
-from shared import availability, config, context, devices, validate
+from shared import availability, config, context, devices
 from shared.http import ApiRequest, endpoint
 
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
@@ -44,7 +44,4 @@ def mitra_status_get(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def mitra_devices_put(req: ApiRequest) -> dict:
-    body = req.json()
-    token = validate.string(body, "fcm_token", max_len=4096) or ""
-    platform = validate.choice(body, "platform", devices.PLATFORMS) or ""
-    return devices.upsert(req.ctx, "mitra", req.principal.user_id, token, platform)
+    return devices.register(req.ctx, "mitra", req.principal.user_id, req.json())

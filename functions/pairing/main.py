@@ -3,6 +3,91 @@
 Thin entry points only: each parses, calls one service in shared/, and returns.
 """
 
-from shared import context
+import functions_framework
 
-context.init()
+from shared import config, context, devices, pairing, validate
+from shared.http import ApiRequest, Reply, endpoint
+from shared.pairing.service import MAX_DURATION_MINUTES, MAX_EXTEND_MINUTES, MIN_DURATION_MINUTES
+
+context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
+
+
+def _session_id(req: ApiRequest) -> str:
+    return validate.uuid_value(req.params["id"], "id")
+
+
+# ---- customers -------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def pairing_availability(req: ApiRequest) -> dict:
+    return pairing.beacon(req.ctx)
+
+
+@functions_framework.http
+@endpoint
+def pairing_request(req: ApiRequest) -> Reply:
+    minutes = validate.integer(
+        req.json(), "duration_minutes", required=False, minimum=MIN_DURATION_MINUTES, maximum=MAX_DURATION_MINUTES
+    )
+    return Reply(pairing.request_session(req.ctx, req.principal, minutes), 201)
+
+
+@functions_framework.http
+@endpoint
+def pairing_get(req: ApiRequest) -> dict:
+    return pairing.get_session(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def pairing_cancel(req: ApiRequest) -> dict:
+    return pairing.cancel(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def pairing_extend(req: ApiRequest) -> dict:
+    session_id = _session_id(req)
+    minutes = validate.integer(req.json(), "minutes", minimum=1, maximum=MAX_EXTEND_MINUTES) or 0
+    return pairing.extend(req.ctx, req.principal, session_id, minutes)
+
+
+@functions_framework.http
+@endpoint
+def pairing_end(req: ApiRequest) -> dict:
+    return pairing.end_by_customer(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def pairing_reroute(req: ApiRequest) -> dict:
+    return pairing.reroute(req.ctx, req.principal, _session_id(req))
+
+
+# ---- mitras ----------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def pairing_mitra_accept(req: ApiRequest) -> dict:
+    return pairing.accept(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def pairing_mitra_decline(req: ApiRequest) -> dict:
+    return pairing.decline(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def pairing_mitra_end(req: ApiRequest) -> dict:
+    return pairing.end_by_mitra(req.ctx, req.principal, _session_id(req))
+
+
+@functions_framework.http
+@endpoint
+def client_devices_put(req: ApiRequest) -> dict:
+    return devices.register(req.ctx, "customer", req.principal.user_id, req.json())

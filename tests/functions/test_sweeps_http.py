@@ -83,3 +83,24 @@ def test_sweep_auth_none_is_accepted_only_in_test_mode_and_is_logged(call, isola
     resp = call("sweep_heartbeat_mirror").post("/sweeps/heartbeat-mirror")
     assert resp.status_code == 200 and "ran" in resp.json
     assert any("NOT verified" in r.getMessage() for r in caplog.records)
+
+
+def test_session_expiry_sweep_expires_a_stale_search_and_reports_it(call, isolated_ctx, clock):
+    from shared import pairing
+    from shared.auth.principal import Principal
+    from tests.pairing_support import online_mitras
+
+    online_mitras(isolated_ctx, 1)
+    with isolated_ctx.db.transaction() as tx:
+        cid = str(tx.scalar("INSERT INTO customers (display_name) VALUES ('c') RETURNING id"))
+        tx.commit()
+    session = pairing.request_session(isolated_ctx, Principal("customer", cid, "sid"), 30)
+    clock.advance(isolated_ctx.settings.pairing_timeout_seconds)
+    context.install(AppContext(replace(isolated_ctx.settings, session_expiry_sweep_seconds=60), clock=clock))
+
+    resp = call("sweep_session_expiry").post("/sweeps/session-expiry")
+
+    assert resp.status_code == 200
+    assert resp.json["expired"] == 1 and resp.json["expired_searching"] == 1 and resp.json["passes"] == 1
+    status = isolated_ctx.db.scalar("SELECT status FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session["id"])
+    assert status == "expired"

@@ -85,3 +85,12 @@ def test_every_group_bundle_needs_the_functions_framework():
         requirements, modules = bundle.analyse(group)
         assert any(line.startswith("functions-framework==") for line in requirements)
         assert "shared" in modules
+
+
+def test_checked_in_group_requirements_equal_the_derived_ones():
+    from infra import bundle
+
+    for group in bundle.groups():
+        derived = bundle.requirements_text(group, bundle.analyse(group)[0])
+        checked_in = (bundle.FUNCTIONS_DIR / group / "requirements.txt").read_text()
+        assert checked_in == derived, f"run `python -m infra.bundle --sync-sources` ({group} is stale)"

@@ -1,0 +1,375 @@
+"""Chat-session transitions of SPEC §8: request, accept/decline, payment, extend, end, reroute, cancel.
+
+Every transition follows one shape: one Postgres transaction that applies a conditional
+UPDATE (the state machine is enforced by `WHERE status = ...`, so concurrent requests cannot
+both win), writes its offers and a `chat_session_events` row, and commits; then, after the
+commit, the mirror (`recompute_capacity` of each affected mitra, derived from Postgres) and
+the pushes. Choosing mitras to blast reads the availability mirror (no Postgres statement
+while Valkey is healthy).
+
+State machine (anything else is 409 INVALID_TRANSITION with `current_status`):
+    searching       -> pending_payment (accept; active if already paid) | cancelled | expired
+    pending_payment -> active (payment) | ended (end) | searching (reroute) | expired
+    active          -> ended (end, expiry) | searching (reroute; stays paid)
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from pg8000.exceptions import DatabaseError
+
+from shared import app_config, availability
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from shared.db import Row, Tx, is_unique_violation
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.pairing import effects, store
+
+log = logging.getLogger(__name__)
+
+MIN_DURATION_MINUTES = 1
+MAX_DURATION_MINUTES = 1440  # a booked session (extensions included) lasts at most a day
+MAX_EXTEND_MINUTES = 240
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.user_type}:{principal.user_id}"
+
+
+def _not_found() -> NotFound:
+    return NotFound("chat session not found", code="SESSION_NOT_FOUND")
+
+
+def _invalid(current: Row | None, action: str) -> Conflict:
+    status = current["status"] if current else None
+    return Conflict(f"cannot {action} a session that is {status}", code="INVALID_TRANSITION", current_status=status)
+
+
+def _view(tx: Tx, row: Row) -> dict[str, Any]:
+    return store.to_json(row, store.offered_count(tx, str(row["id"])))
+
+
+def _owned(tx: Tx, principal: Principal, session_id: str) -> Row:
+    """The customer's own session; other customers' ids are indistinguishable from unknown ones."""
+    row = store.get(tx, session_id)
+    if row is None or str(row["customer_id"]) != principal.user_id:
+        raise _not_found()
+    return row
+
+
+def _push_offers(ctx: AppContext, row: Row, mitra_ids: list[str]) -> None:
+    deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+    effects.push(
+        ctx,
+        "mitra",
+        list(mitra_ids),
+        "pairing_offer",
+        row,
+        duration_minutes=row["duration_minutes"],
+        offer_expires_at=deadline.isoformat(),
+    )
+
+
+# ---- customer --------------------------------------------------------------------------------
+
+
+def beacon(ctx: AppContext) -> dict[str, Any]:
+    """{available, as_of}: the shared 10 s snapshot (Postgres only when the mirror cannot answer)."""
+    found = availability.count_available(ctx)
+    return {"available": found["available"], "as_of": found["as_of"]}
+
+
+def request_session(ctx: AppContext, principal: Principal, duration_minutes: int | None) -> dict[str, Any]:
+    """Create a searching session and blast it to up to PAIRING_BLAST_SIZE available mitras."""
+    customer_id = principal.user_id
+    with ctx.db.transaction() as tx:
+        existing = store.open_session_of(tx, customer_id)
+        default = int(app_config.get(ctx, "session_default_minutes", tx))
+    if existing is not None:
+        raise _already_open(existing)
+    duration = duration_minutes or default
+    picked = availability.find_available_mitras(ctx, ctx.settings.pairing_blast_size)
+    if not picked:
+        raise Conflict("no mitra is available right now", code="NO_MITRA_AVAILABLE")
+    now = ctx.now()
+    try:
+        with ctx.db.transaction() as tx:
+            row = store.insert_session(tx, customer_id, duration, now)
+            session_id = str(row["id"])
+            store.insert_offers(tx, session_id, picked, now)
+            store.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
+            store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "round": 1})
+            view = _view(tx, row)
+            tx.commit()
+    except DatabaseError as exc:
+        if not is_unique_violation(exc, store.ONE_OPEN_PER_CUSTOMER):
+            raise
+        with ctx.db.transaction() as tx:  # a concurrent request of the same customer won
+            raise _already_open(store.open_session_of(tx, customer_id)) from None
+    _push_offers(ctx, row, picked)
+    return view
+
+
+def _already_open(row: Row | None) -> Conflict:
+    return Conflict(
+        "the customer already has an open chat session",
+        code="SESSION_ALREADY_OPEN",
+        session_id=str(row["id"]) if row else None,
+        current_status=row["status"] if row else None,
+    )
+
+
+def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """The customer's own session."""
+    with ctx.db.transaction() as tx:
+        return _view(tx, _owned(tx, principal, session_id))
+
+
+def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """searching -> cancelled; the offered mitras are told the offer is gone."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        _owned(tx, principal, session_id)
+        row = store.finish(tx, session_id, ("searching",), "cancelled", "customer_cancelled", now)
+        if row is None:
+            raise _invalid(store.get(tx, session_id), "cancel")
+        lost = store.close_offers(tx, session_id, now)
+        store.record_event(tx, session_id, "cancelled", _actor(principal), now)
+        view = _view(tx, row)
+        tx.commit()
+    effects.push(ctx, "mitra", list(lost), "offer_closed", row)
+    return view
+
+
+def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int) -> dict[str, Any]:
+    """active -> active with expires_at (and the booked duration) moved by `minutes`."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        _owned(tx, principal, session_id)
+        row = store.extend(tx, session_id, minutes, now, MAX_DURATION_MINUTES)
+        if row is None:
+            current = store.get(tx, session_id)
+            if current is None or current["status"] != "active":
+                raise _invalid(current, "extend")
+            if current["expires_at"] <= now:
+                raise Conflict("the session time is already up", code="SESSION_EXPIRED", current_status="active")
+            raise ValidationFailed("minutes", f"a session lasts at most {MAX_DURATION_MINUTES} minutes in total")
+        store.record_event(
+            tx,
+            session_id,
+            "extended",
+            _actor(principal),
+            now,
+            {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
+        )
+        view = _view(tx, row)
+        tx.commit()
+    effects.recompute(ctx, [row["mitra_id"]])
+    effects.push(ctx, "mitra", [row["mitra_id"]], "session_extended", row, expires_at=row["expires_at"].isoformat())
+    return view
+
+
+def end_by_customer(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """pending_payment/active -> ended by the customer."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        _owned(tx, principal, session_id)
+        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", "customer_ended", now)
+        if row is None:
+            raise _invalid(store.get(tx, session_id), "end")
+        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": "customer_ended"})
+        view = _view(tx, row)
+        tx.commit()
+    effects.recompute(ctx, [row["mitra_id"]])
+    effects.push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason="customer_ended")
+    return view
+
+
+def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """pending_payment/active -> searching again without the current mitra, re-blasted.
+
+    When no other mitra is available the session is left exactly as it was (the current
+    mitra keeps it) and the answer is 409 NO_MITRA_AVAILABLE.
+    """
+    with ctx.db.transaction() as tx:
+        current = _owned(tx, principal, session_id)
+        if current["status"] not in store.CAPACITY_STATUSES:
+            raise _invalid(current, "reroute")
+        previous = str(current["mitra_id"])
+        exclude = [*store.reblast_exclusions(tx, session_id), previous]
+    picked = availability.find_available_mitras(ctx, ctx.settings.pairing_blast_size, exclude)
+    if not picked:
+        raise Conflict(
+            "no other mitra is available right now", code="NO_MITRA_AVAILABLE", current_status=current["status"]
+        )
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = store.reroute(tx, session_id, current["status"], previous, now)
+        if row is None:
+            raise _invalid(store.get(tx, session_id), "reroute")
+        store.insert_offers(tx, session_id, picked, now)
+        detail = {"previous_mitra_id": previous, "from_status": current["status"]}
+        store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
+        store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
+        view = _view(tx, row)
+        tx.commit()
+    effects.recompute(ctx, [previous])
+    effects.push(ctx, "mitra", [previous], "session_rerouted", row)
+    _push_offers(ctx, row, picked)
+    return view
+
+
+# ---- mitra -----------------------------------------------------------------------------------
+
+
+def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = False) -> tuple[Row, str | None]:
+    """The session and this mitra's offer response; 404 unknown session, 403 NOT_OFFERED."""
+    row = store.get(tx, session_id, lock=lock)
+    if row is None:
+        raise _not_found()
+    offered, response = store.offer_response(tx, session_id, principal.user_id)
+    if not offered:
+        raise Forbidden("this session was not offered to you", code="NOT_OFFERED")
+    return row, response
+
+
+def _taken_or_invalid(row: Row | None, action: str, me: str) -> Conflict:
+    if row is not None and row["status"] in store.CAPACITY_STATUSES and str(row["mitra_id"]) != me:
+        return Conflict("another mitra accepted this session", code="ALREADY_TAKEN", current_status=row["status"])
+    return _invalid(row, action)
+
+
+def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """searching -> pending_payment for exactly one offered mitra under capacity.
+
+    Postgres arbitrates: the mitra row is locked before its open sessions are counted (so one
+    mitra's concurrent accepts of different sessions serialize), and the session moves by a
+    conditional UPDATE (so one of many mitras accepting one session wins).
+    """
+    me = principal.user_id
+    now = ctx.now()
+    deadline = now + timedelta(seconds=ctx.settings.payment_timeout_seconds)
+    with ctx.db.transaction() as tx:
+        row, response = _offer_of(tx, principal, session_id)
+        if str(row["mitra_id"]) == me and row["status"] in store.CAPACITY_STATUSES:
+            return _view(tx, row)  # a retried accept that already won
+        if row["status"] != "searching":
+            raise _taken_or_invalid(row, "accept", me)
+        if response == "declined":
+            raise Conflict("you declined this session", code="OFFER_DECLINED", current_status=row["status"])
+        if response is not None:  # lost a race, or held it before a reroute: only open offers count
+            raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
+        capacity = store.lock_mitra_capacity(tx, me)
+        if capacity is None or not capacity["is_active"]:
+            raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
+        if capacity["used"] >= capacity["max"]:
+            raise Conflict(
+                "you are at your concurrent session limit",
+                code="AT_CAPACITY",
+                used=capacity["used"],
+                max=capacity["max"],
+            )
+        won = store.accept(tx, session_id, me, now, deadline)
+        if won is None:
+            raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
+        lost = store.close_offers(tx, session_id, now, winner=me)
+        store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
+        view = _view(tx, won)
+        tx.commit()
+    effects.recompute(ctx, [me])
+    extra = {
+        "mitra_id": me,
+        "payment_deadline_at": deadline.isoformat() if won["status"] == "pending_payment" else None,
+    }
+    effects.push(ctx, "customer", [won["customer_id"]], "session_accepted", won, **extra)
+    effects.push(ctx, "mitra", lost, "offer_closed", won)
+    return view
+
+
+def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """Record a decline; when every offer is declined, re-blast to new mitras (or expire)."""
+    now = ctx.now()
+    picked: list[str] = []
+    with ctx.db.transaction() as tx:
+        # The session row lock serializes declines of one session, so the last one sees it is last.
+        row, response = _offer_of(tx, principal, session_id, lock=True)
+        if row["status"] != "searching":
+            raise _taken_or_invalid(row, "decline", principal.user_id)
+        if response not in (None, "declined"):
+            raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
+        if response is None:  # a repeated decline changes nothing
+            store.decline_offer(tx, session_id, principal.user_id, now)
+            store.record_event(tx, session_id, "declined", _actor(principal), now)
+            if store.pending_offer_count(tx, session_id) == 0:
+                picked = availability.find_available_mitras(
+                    ctx, ctx.settings.pairing_blast_size, store.reblast_exclusions(tx, session_id)
+                )
+                row = _reblast_or_expire(tx, row, picked, now)
+        tx.commit()
+    if row["status"] == "expired":
+        effects.push(ctx, "customer", [row["customer_id"]], "session_expired", row, end_reason="no_mitra_available")
+    elif picked:
+        _push_offers(ctx, row, picked)
+    return {"session_id": session_id, "response": "declined", "status": row["status"]}
+
+
+def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Row:
+    session_id = str(row["id"])
+    if picked:
+        store.insert_offers(tx, session_id, picked, now)
+        store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "all_declined"})
+        return store.restart_search(tx, session_id, now) or row
+    # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
+    ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
+    store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
+    return ended or row
+
+
+def end_by_mitra(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """pending_payment/active -> ended by the mitra holding it (others' sessions are 404)."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        current = store.get(tx, session_id)
+        if current is None or str(current["mitra_id"]) != principal.user_id:
+            raise _not_found()
+        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", "mitra_ended", now)
+        if row is None:
+            raise _invalid(store.get(tx, session_id), "end")
+        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": "mitra_ended"})
+        view = _view(tx, row)
+        tx.commit()
+    effects.recompute(ctx, [row["mitra_id"]])
+    effects.push(ctx, "customer", [row["customer_id"]], "session_ended", row, end_reason="mitra_ended")
+    return view
+
+
+# ---- payment webhook (control center) --------------------------------------------------------
+
+
+def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """pending_payment -> active (started now, expires after duration_minutes); a repeat is a no-op."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = store.confirm_payment(tx, session_id, now)
+        if row is None:
+            current = store.get(tx, session_id)
+            if current is None:
+                raise _not_found()
+            if current["status"] == "active" and current["paid_at"] is not None:
+                return _view(tx, current)  # the payment provider retried its webhook
+            if current["status"] == "pending_payment":
+                raise Conflict(
+                    "the payment deadline has passed", code="PAYMENT_DEADLINE_PASSED", current_status="pending_payment"
+                )
+            raise _invalid(current, "confirm payment of")
+        store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
+        view = _view(tx, row)
+        tx.commit()
+    effects.recompute(ctx, [row["mitra_id"]])
+    expires = row["expires_at"].isoformat()
+    effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
+    effects.push(ctx, "mitra", [row["mitra_id"]], "session_active", row, expires_at=expires)
+    return view
