@@ -228,3 +228,40 @@ def test_three_concurrent_reseeds_end_in_the_same_state_as_one(seeded, clock):
     results = _invoke_concurrently(seeded, "availability-reseed")
     assert sum(r.get("reseeded", 0) for r in results) >= 1
     assert actual(seeded) == expected(seeded)
+
+
+def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
+    from collections import Counter
+
+    from shared import pairing, push
+    from tests.pairing_support import online_mitras
+
+    online_mitras(seeded, 2)
+    sessions = []
+    for _ in range(4):
+        with seeded.db.transaction() as tx:
+            cid = str(tx.scalar("INSERT INTO customers (display_name) VALUES ('c') RETURNING id"))
+            tx.execute(
+                "INSERT INTO devices (user_type, user_id, fcm_token, platform)"
+                " VALUES ('customer', CAST(:c AS uuid), :t, 'ios')",
+                c=cid,
+                t=f"tok-{cid}",
+            )
+            tx.commit()
+        sessions.append(pairing.request_session(seeded, Principal("customer", cid, "sid"), 30)["id"])
+    sent = push.provider(seeded).sent
+    sent.clear()
+    clock.advance(seeded.settings.pairing_timeout_seconds + 1)
+
+    results = _invoke_concurrently(seeded, "session-expiry")
+
+    assert sum(r.get("expired_searching", 0) for r in results) == 4
+    statuses = {str(r["id"]): r["status"] for r in seeded.db.rows("SELECT id, status FROM chat_sessions")}
+    assert all(statuses[s] == "expired" for s in sessions)
+    expiry_events = Counter(
+        str(r["session_id"])
+        for r in seeded.db.rows("SELECT session_id FROM chat_session_events WHERE actor = 'system:session-expiry'")
+    )
+    assert expiry_events == Counter(dict.fromkeys(sessions, 1))  # one event per session, no duplicates
+    pushed = Counter(token for tokens, _ in sent for token in tokens)
+    assert sorted(pushed.values()) == [1, 1, 1, 1]  # one push per customer

@@ -268,3 +268,10 @@ def test_secret_files_are_mounted_on_every_function(tmp_path):
     for fp in plan.functions:
         assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:latest"
         assert "/etc/valkey/ca.pem=VALKEY_CA:latest" in _flags(fp.command)["set-secrets"]
+
+
+def test_readme_shows_the_current_dry_run_of_the_whole_manifest():
+    from infra import readme
+
+    shown = readme.current_block(readme.README.read_text())
+    assert shown == readme.block(readme.dry_run_text()), "run `python -m infra.readme`"
