@@ -7,61 +7,39 @@ Tokens starting with `dead-` are UNREGISTERED (404), `bad-` INVALID_ARGUMENT (40
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback import StubServer
 
 
 def _error(status: int, grpc_status: str, fcm_code: str) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": status,
-            "message": fcm_code,
-            "status": grpc_status,
-            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}],
-        }
-    }
+    detail = {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}
+    return {"error": {"code": status, "message": fcm_code, "status": grpc_status, "details": [detail]}}
 
 
-class FcmStandIn:
+def fcm_answer(path: str, body: bytes) -> tuple[int, Any]:
+    """FCM's answer to one send request."""
+    token = json.loads(body)["message"]["token"]
+    if token.startswith("dead-"):
+        return 404, _error(404, "NOT_FOUND", "UNREGISTERED")
+    if token.startswith("bad-"):
+        return 400, _error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
+    return 200, {"name": f"projects/p/messages/{abs(hash(token))}"}
+
+
+class FcmStandIn(StubServer):
+    """The stand-in; `requests` / `paths` / `messages` record what firebase-admin sent."""
+
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        outer = self
+        super().__init__(responder=fcm_answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                outer.paths.append(self.path)
-                token = body["message"]["token"]
-                if token.startswith("dead-"):
-                    status, reply = 404, _error(404, "NOT_FOUND", "UNREGISTERED")
-                elif token.startswith("bad-"):
-                    status, reply = 400, _error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT")
-                else:
-                    status, reply = 200, {"name": f"projects/p/messages/{len(outer.requests)}"}
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @property
+    def paths(self) -> list[str]:
+        return [r["path"] for r in self.requests]
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FcmStandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(r["body"]) for r in self.requests]
 
 
 def anonymous_credential() -> Any:

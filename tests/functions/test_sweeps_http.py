@@ -8,7 +8,7 @@ import pytest
 
 from shared import availability, context
 from shared.context import AppContext
-from tests.keyserver import KeyServer, google_claims
+from tests.loopback import RsaKey, StubServer, google_claims
 from tests.mirror_state import new_mitra
 
 AUDIENCE = "https://sweeps.example.test"
@@ -16,38 +16,38 @@ SA = "scheduler@bestie-prod.iam.gserviceaccount.com"
 
 
 @pytest.fixture
-def keys():
-    with KeyServer(("google-1",)) as server:
-        yield server
+def key() -> RsaKey:
+    return RsaKey()
 
 
 @pytest.fixture
-def oidc_ctx(isolated_ctx: AppContext, keys: KeyServer, clock) -> AppContext:
-    ctx = AppContext(
-        replace(
+def oidc_ctx(isolated_ctx: AppContext, key: RsaKey, clock):
+    with StubServer() as certs:  # Google's certs endpoint, on loopback
+        certs.routes["/certs"] = (200, key.certs(), 0.0)
+        settings = replace(
             isolated_ctx.settings,
             sweep_auth="oidc",
-            google_certs_url=keys.certs_url,
+            google_certs_url=certs.url + "/certs",
             scheduler_audience=AUDIENCE,
             scheduler_service_account=SA,
             mitra_auto_offline_sweep_seconds=60,
-        ),
-        clock=clock,
-    )
-    context.install(ctx)
-    return ctx
+        )
+        ctx = AppContext(settings, clock=clock)
+        context.install(ctx)
+        yield ctx
+        ctx.close()
 
 
-def _auth(keys: KeyServer, **overrides) -> dict[str, str]:
-    return {"Authorization": "Bearer " + keys.sign({**google_claims(AUDIENCE, SA), **overrides}, kid="google-1")}
+def _auth(key: RsaKey, **overrides) -> dict[str, str]:
+    return {"Authorization": "Bearer " + key.sign({**google_claims(AUDIENCE, SA), **overrides})}
 
 
-def test_scheduler_token_runs_the_sweep_and_reports_counts(call, oidc_ctx, keys, clock):
+def test_scheduler_token_runs_the_sweep_and_reports_counts(call, oidc_ctx, key, clock):
     availability.seed_from_postgres(oidc_ctx)
     mid = new_mitra(oidc_ctx)
     availability.set_online(oidc_ctx, mid, "test")
     clock.advance(120)
-    resp = call("sweep_auto_offline").post("/sweeps/auto-offline", headers=_auth(keys))
+    resp = call("sweep_auto_offline").post("/sweeps/auto-offline", headers=_auth(key))
     assert resp.status_code == 200
     assert resp.json["ran"] is True and resp.json["passes"] == 1 and resp.json["offlined"] == 1
 
@@ -61,16 +61,16 @@ def test_scheduler_token_runs_the_sweep_and_reports_counts(call, oidc_ctx, keys,
         ("sweep_session_expiry", "/sweeps/session-expiry"),
     ],
 )
-def test_every_sweep_refuses_callers_without_a_scheduler_token(call, oidc_ctx, keys, entry, route):
+def test_every_sweep_refuses_callers_without_a_scheduler_token(call, oidc_ctx, key, entry, route):
     client = call(entry)
     assert client.post(route).status_code == 401
-    assert client.post(route, headers=_auth(keys, aud="https://other.example")).status_code == 401
-    wrong = client.post(route, headers=_auth(keys, email="intruder@evil.iam.gserviceaccount.com"))
+    assert client.post(route, headers=_auth(key, aud="https://other.example")).status_code == 401
+    wrong = client.post(route, headers=_auth(key, email="intruder@evil.iam.gserviceaccount.com"))
     assert wrong.status_code == 403 and wrong.json["error"]["code"] == "OIDC_WRONG_CALLER"
 
 
-def test_a_retried_delivery_with_the_same_schedule_time_does_the_work_once(call, oidc_ctx, keys):
-    headers = {**_auth(keys), "X-CloudScheduler-ScheduleTime": "2026-11-28T10:05:00Z"}
+def test_a_retried_delivery_with_the_same_schedule_time_does_the_work_once(call, oidc_ctx, key):
+    headers = {**_auth(key), "X-CloudScheduler-ScheduleTime": "2026-11-28T10:05:00Z"}
     client = call("sweep_availability_reseed")
     first = client.post("/sweeps/availability-reseed", headers=headers)
     retry = client.post("/sweeps/availability-reseed", headers=headers)

@@ -54,7 +54,7 @@ def test_blast_and_accept_push_through_fcm_and_unregistered_devices_are_deleted(
 
     session = api("request", auth).json
 
-    offers = [r["message"] for r in fcm.requests]
+    offers = [r["message"] for r in fcm.messages]
     assert sorted(m["token"] for m in offers) == sorted(
         [f"live-m{i}" for i in range(3)] + [f"dead-m{i}" for i in range(3)]
     )
@@ -67,7 +67,7 @@ def test_blast_and_accept_push_through_fcm_and_unregistered_devices_are_deleted(
     winner, winner_auth = mitras[0]
     assert api("accept", winner_auth, session["id"]).status_code == 200
 
-    by_token = {r["message"]["token"]: r["message"]["data"] for r in fcm.requests}
+    by_token = {r["message"]["token"]: r["message"]["data"] for r in fcm.messages}
     assert by_token["live-c"]["type"] == "session_accepted"
     assert by_token["live-c"]["mitra_id"] == winner
     assert {by_token[f"live-m{i}"]["type"] for i in (1, 2)} == {"offer_closed"}

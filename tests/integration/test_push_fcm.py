@@ -20,9 +20,9 @@ def test_data_message_is_fanned_out_to_every_token(fcm):
     standin, push = fcm
     result = push.send(["tok-a", "tok-b", "tok-c"], {"type": "pairing_offer", "session_id": "s1"})
     assert (result.sent, result.failed, result.unregistered) == (3, 0, [])
-    assert sorted(r["message"]["token"] for r in standin.requests) == ["tok-a", "tok-b", "tok-c"]
+    assert sorted(r["message"]["token"] for r in standin.messages) == ["tok-a", "tok-b", "tok-c"]
     assert all(p == "/v1/projects/bestie-test/messages:send" for p in standin.paths)
-    message = standin.requests[0]["message"]
+    message = standin.messages[0]["message"]
     assert message["data"] == {"type": "pairing_offer", "session_id": "s1"}
     assert message["android"]["priority"] == "high"
     assert "notification" not in message  # a data message: the app decides what to show
