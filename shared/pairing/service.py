@@ -174,17 +174,26 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
 
 def end_by_customer(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """pending_payment/active -> ended by the customer."""
+    return _end(ctx, principal, session_id, "customer_ended", "customer_id", notify="mitra")
+
+
+def _end(
+    ctx: AppContext, principal: Principal, session_id: str, reason: str, party: str, notify: str
+) -> dict[str, Any]:
+    """End a held session on behalf of `party` (the row's customer_id or mitra_id); push the other side."""
     now = ctx.now()
     with ctx.db.transaction() as tx:
-        _owned(tx, principal, session_id)
-        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", "customer_ended", now)
+        current = store.get(tx, session_id)
+        if current is None or str(current[party]) != principal.user_id:
+            raise _not_found()  # other users' sessions are indistinguishable from unknown ones
+        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", reason, now)
         if row is None:
             raise _invalid(store.get(tx, session_id), "end")
-        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": "customer_ended"})
+        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
         view = _view(tx, row)
         tx.commit()
     effects.recompute(ctx, [row["mitra_id"]])
-    effects.push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason="customer_ended")
+    effects.push(ctx, notify, [row[f"{notify}_id"]], "session_ended", row, end_reason=reason)
     return view
 
 
@@ -330,20 +339,7 @@ def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Ro
 
 def end_by_mitra(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """pending_payment/active -> ended by the mitra holding it (others' sessions are 404)."""
-    now = ctx.now()
-    with ctx.db.transaction() as tx:
-        current = store.get(tx, session_id)
-        if current is None or str(current["mitra_id"]) != principal.user_id:
-            raise _not_found()
-        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", "mitra_ended", now)
-        if row is None:
-            raise _invalid(store.get(tx, session_id), "end")
-        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": "mitra_ended"})
-        view = _view(tx, row)
-        tx.commit()
-    effects.recompute(ctx, [row["mitra_id"]])
-    effects.push(ctx, "customer", [row["customer_id"]], "session_ended", row, end_reason="mitra_ended")
-    return view
+    return _end(ctx, principal, session_id, "mitra_ended", "mitra_id", notify="customer")
 
 
 # ---- payment webhook (control center) --------------------------------------------------------
