@@ -3,70 +3,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import redis
 
-from infra.embedded import EmbeddedValkey, free_port
-from shared import availability, context
+from shared import availability
 from shared.context import AppContext
 from tests import mirror_state
 from tests.helpers import FakeClock
 from tests.integration import test_mirror_core
 
 pytestmark = pytest.mark.cluster
-
-SLOTS = ((0, 5460), (5461, 10922), (10923, 16383))
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is valid too."""
-    while True:
-        port = free_port()
-        if port <= 55535:
-            return port
-
-
-@pytest.fixture(scope="module")
-def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Three cluster-enabled valkey-servers, met and given a third of the slots each."""
-    root: Path = tmp_path_factory.mktemp("cluster")
-    nodes: list[EmbeddedValkey] = []
-    try:
-        for i in range(3):
-            nodes.append(EmbeddedValkey(root / f"n{i}", port=_cluster_port(), cluster=True).start())
-        clients = [redis.Redis(host="127.0.0.1", port=n.port, decode_responses=True) for n in nodes]
-        for client, (low, high) in zip(clients, SLOTS, strict=True):
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
-        for n in nodes[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
-        deadline = time.monotonic() + 20
-        while not all("cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
-            assert time.monotonic() < deadline, "cluster did not converge"
-            time.sleep(0.05)
-        for c in clients:
-            c.close()
-        yield nodes[0].url
-    finally:
-        for n in nodes:
-            n.stop()
-
-
-@pytest.fixture
-def cluster_ctx(isolated_ctx: AppContext, valkey_cluster: str) -> Iterator[AppContext]:
-    ctx = AppContext(
-        dataclasses.replace(isolated_ctx.settings, valkey_url=valkey_cluster, valkey_cluster=True),
-        clock=isolated_ctx.clock,
-    )
-    context.install(ctx)
-    try:
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def test_mirror_keys_live_on_one_shard(cluster_ctx: AppContext) -> None:

@@ -91,7 +91,19 @@ def _apply(ctx: AppContext, clock: FakeClock, ids: list[str], sessions: dict[str
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(steps, min_size=1, max_size=25))
 def test_mirror_equals_postgres_after_every_step(world: tuple[AppContext, FakeClock], sequence: list[tuple]) -> None:
-    ctx, clock = world
+    _check_sequence(*world, sequence)
+
+
+@pytest.mark.cluster
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(steps, min_size=1, max_size=20))
+def test_mirror_equals_postgres_after_every_step_on_a_cluster(
+    cluster_ctx: AppContext, clock: FakeClock, sequence: list[tuple]
+) -> None:
+    _check_sequence(cluster_ctx, clock, sequence)
+
+
+def _check_sequence(ctx: AppContext, clock: FakeClock, sequence: list[tuple]) -> None:
     ids = _reset(ctx)
     availability.ensure_seeded(ctx)
     sessions: dict[str, list[str]] = {m: [] for m in ids}

@@ -265,3 +265,32 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
     assert expiry_events == Counter(dict.fromkeys(sessions, 1))  # one event per session, no duplicates
     pushed = Counter(token for tokens, _ in sent for token in tokens)
     assert sorted(pushed.values()) == [1, 1, 1, 1]  # one push per customer
+
+
+# ---- the same sweeps on a 3-shard Valkey cluster ---------------------------------------------
+
+
+@pytest.fixture
+def cluster_seeded(cluster_ctx: AppContext) -> AppContext:
+    availability.seed_from_postgres(cluster_ctx)
+    return cluster_ctx
+
+
+@pytest.mark.cluster
+def test_auto_offline_on_a_cluster(cluster_seeded, clock):
+    test_a_mitra_whose_heartbeat_stops_is_offlined_and_one_that_pings_is_not(cluster_seeded, clock)
+
+
+@pytest.mark.cluster
+def test_auto_offline_breaker_on_a_cluster(cluster_seeded, clock):
+    test_breaker_offlines_nobody_when_too_many_look_stale_at_once(cluster_seeded, clock)
+
+
+@pytest.mark.cluster
+def test_heartbeat_mirror_on_a_cluster(cluster_seeded, clock):
+    test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_no_op(cluster_seeded, clock)
+
+
+@pytest.mark.cluster
+def test_reseed_heals_drift_on_a_cluster(cluster_seeded, clock):
+    test_reseed_heals_injected_drift_back_to_equality(cluster_seeded, clock)
