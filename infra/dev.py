@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def seed(ctx: object) -> None:
 
 
 def main() -> int:
+    # Ctrl-C even when started with SIGINT ignored (a background job), and SIGTERM (kill, a
+    # supervisor, `timeout`) both unwind through the `with` below, so the embedded servers stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prepare_env()
     port = int(os.environ.get("PORT", "8080"))
     host = os.environ.get("HOST", "127.0.0.1")

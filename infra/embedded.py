@@ -220,6 +220,19 @@ def _stop_stale_postmaster(pidfile: Path) -> None:
         pidfile.unlink()
 
 
+def _stop_stale_valkey(pidfile: Path) -> None:
+    """A valkey-server left running by a killed run on this data dir: stop it (it would hold the AOF)."""
+    with contextlib.suppress(ValueError, OSError):
+        pid = int(pidfile.read_text().strip())
+        if "valkey" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)  # raises once it is gone
+                time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        pidfile.unlink()
+
+
 @dataclass
 class EmbeddedValkey:
     """A valkey-server owned by this process, listening on 127.0.0.1:port."""
@@ -238,8 +251,13 @@ class EmbeddedValkey:
     def log_path(self) -> Path:
         return self.data_dir / f"valkey-{self.port}.log"
 
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "valkey.pid"
+
     def start(self) -> EmbeddedValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _stop_stale_valkey(self.pid_path)
         args = [
             str(valkey_server_binary()),
             "--port",
@@ -281,6 +299,8 @@ class EmbeddedValkey:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        with contextlib.suppress(OSError):
+            self.pid_path.unlink()
 
     def restart(self) -> None:
         """Start again on the same port (a fresh, empty server unless persistent)."""
