@@ -110,8 +110,9 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
     with ctx.db.transaction() as tx:
         row = mitras.require(tx, mitra_id, for_update=True)
         if row["is_active"]:
+            was_online = bool(row["is_online"])
             row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
-            mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": bool(row["is_online"])})
+            mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": was_online})
         revoked = tokens.revoke_sessions_in_tx(tx, now=now, reason="deactivated", user_type="mitra", user_id=mitra_id)
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()

@@ -122,3 +122,21 @@ def test_app_config_get_put_validates_and_moves_availability(isolated_ctx: AppCo
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
     missing = apps.client("app_config_get").get("/internal/app-config/nope", headers=operator)
     assert missing.status_code == 404
+
+
+def test_deactivating_an_online_mitra_logs_that_it_was_online(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    online, offline = new_mitra(ctx), new_mitra(ctx)
+    availability.set_online(ctx, online, "t")
+    h = bearer(cc_token(ctx))
+    for mitra in (online, offline):
+        assert (
+            apps.client("mitras_deactivate").post(f"/internal/mitras/{mitra}/deactivate", headers=h).status_code == 200
+        )
+    detail = {
+        str(r["mitra_id"]): r["detail"]
+        for r in ctx.db.rows("SELECT mitra_id, detail FROM mitra_status_logs WHERE event = 'deactivated'")
+    }
+    assert detail == {online: {"was_online": True}, offline: {"was_online": False}}
+    assert ctx.db.scalar("SELECT count(*) FROM mitras WHERE is_online") == 0
