@@ -46,6 +46,12 @@ def make_client(settings: Settings) -> Client:
     return redis.Redis.from_url(settings.valkey_url, **common)
 
 
-def load_script(client: Client, path: Path) -> Script:
-    """Register the Lua script at `path` (EVALSHA, reloaded on NOSCRIPT)."""
-    return client.register_script(path.read_text())
+def load_script(client: Client, path: Path, prelude: Path | None = None) -> Script:
+    """Register the Lua script at `path`, after `prelude` if given (EVALSHA, reloaded on NOSCRIPT).
+
+    Valkey scripts cannot import; a prelude file is how several scripts share one function.
+    """
+    source = path.read_text()
+    if prelude is not None:
+        source = prelude.read_text() + "\n" + source
+    return client.register_script(source)

@@ -46,6 +46,8 @@ SCRIPT_NAMES = (
     "swap_seed",
     "release_lock",
 )
+# Scripts that re-derive `available` entries get the one copy of the rule prepended.
+_USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max")
 SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
 SEED_BATCH = 1000
@@ -54,9 +56,15 @@ SEED_BATCH = 1000
 def scripts(ctx: AppContext) -> dict[str, Script]:
     """The mirror's scripts, registered once per context (EVALSHA, reloaded on NOSCRIPT)."""
     client = ctx.valkey  # built outside singleton(): both take the context's (non-reentrant) lock
+    rule = _HERE / "_available_rule.lua"
     result: dict[str, Script] = ctx.singleton(
         "availability.scripts",
-        lambda: {name: valkey_adapter.load_script(client, _HERE / f"{name}.lua") for name in SCRIPT_NAMES},
+        lambda: {
+            name: valkey_adapter.load_script(
+                client, _HERE / f"{name}.lua", prelude=rule if name in _USES_AVAILABLE_RULE else None
+            )
+            for name in SCRIPT_NAMES
+        },
     )
     return result
 
