@@ -242,6 +242,9 @@ def plan(
         raise DeployRefused("nothing to deploy")
     problems = [f"this shell has {item}" for item in unsafe_settings(environ)]
     problems += [f"the deploy config sets {item}" for item in unsafe_settings(config.env)]
+    if (config.env.get("OTP_PROVIDER") or "log").strip().lower() == "log":
+        # The log provider writes OTP codes to the logs and sends no SMS: development only.
+        problems.append("the deploy config leaves OTP_PROVIDER at 'log' (codes in logs, no SMS)")
     for fn in targets:
         if fn.is_sweep and fn.auth != "scheduler":
             problems.append(f"{fn.name} is a sweep but its auth is {fn.auth!r}, not 'scheduler'")

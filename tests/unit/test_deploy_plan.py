@@ -275,3 +275,11 @@ def test_readme_shows_the_current_dry_run_of_the_whole_manifest():
 
     shown = readme.current_block(readme.README.read_text())
     assert shown == readme.block(readme.dry_run_text()), "run `python -m infra.readme`"
+
+
+@pytest.mark.parametrize("line", ['OTP_PROVIDER = "log"', 'OTP_PROVIDER = ""'])
+def test_refuses_a_config_whose_otp_provider_would_log_codes(tmp_path, line):
+    override = tmp_path / "deploy.toml"
+    override.write_text(f"[env]\n{line}\n")
+    with pytest.raises(deploy.DeployRefused, match="OTP_PROVIDER"):
+        _plan(deploy.load_config(PROJECT, REGION, override))
