@@ -38,8 +38,9 @@ def make_client(settings: Settings) -> Client:
         "socket_timeout": settings.valkey_timeout_seconds,
         "socket_connect_timeout": settings.valkey_timeout_seconds,
         "health_check_interval": 30,
-        # One immediate retry covers a dropped idle connection; more would only delay the fallback.
-        "retry": Retry(NoBackoff(), 1),
+        # One immediate retry covers a dropped idle connection. Timeouts are not retried: a
+        # Valkey that does not answer within the timeout goes to the fallback after one wait.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
     if settings.valkey_cluster:
         return RedisCluster.from_url(settings.valkey_url, **common)
