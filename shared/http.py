@@ -22,7 +22,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared import context, manifest
+from shared import context, manifest, validate
 from shared import log as jsonlog
 from shared.context import AppContext
 from shared.errors import (
@@ -82,6 +82,10 @@ class ApiRequest:
 
     def header(self, name: str) -> str | None:
         return self.raw.headers.get(name)
+
+    def uuid_param(self, name: str = "id") -> str:
+        """A path parameter that must be a UUID (400 VALIDATION_FAILED naming it otherwise)."""
+        return validate.uuid_value(self.params[name], name)
 
     def query(self, name: str) -> str | None:
         return self.raw.args.get(name)

@@ -182,15 +182,22 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor", "is not a cursor returned by this API") from None
 
 
+NAME_MAX = 80
+MAX_SESSIONS_MAX = 100
+
+
+def parse_max_sessions(body: dict[str, Any]) -> int | None:
+    """The optional per-mitra max concurrent sessions (null = the app_config default)."""
+    return validate.integer(body, "max_concurrent_sessions", required=False, minimum=0, maximum=MAX_SESSIONS_MAX)
+
+
 def parse_edit(body: dict[str, Any]) -> dict[str, Any]:
     """The columns a PATCH changes: display_name, max_concurrent_sessions (null clears the override)."""
     changes: dict[str, Any] = {}
     if "display_name" in body:
-        changes["display_name"] = validate.string(body, "display_name", max_len=80)
+        changes["display_name"] = validate.string(body, "display_name", max_len=NAME_MAX)
     if "max_concurrent_sessions" in body:
-        changes["max_concurrent_sessions"] = validate.integer(
-            body, "max_concurrent_sessions", required=False, minimum=0, maximum=100
-        )
+        changes["max_concurrent_sessions"] = parse_max_sessions(body)
     if not changes:
         raise ValidationFailed("body", "give display_name and/or max_concurrent_sessions")
     return changes

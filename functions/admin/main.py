@@ -19,6 +19,11 @@ def _actor(req: ApiRequest) -> str:
     return f"cc:{req.principal.user_id}"
 
 
+def _new_mitra(body: dict) -> tuple[str, str]:
+    phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
+    return phone, validate.string(body, "display_name", max_len=mitras.NAME_MAX) or ""
+
+
 def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | None = None) -> int | None:
     raw = req.query(name)
     if raw is None:
@@ -40,10 +45,7 @@ def healthz(req: ApiRequest) -> Reply:
 @functions_framework.http
 @endpoint
 def test_seed_mitra(req: ApiRequest) -> Reply:
-    body = req.json()
-    phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
-    name = validate.string(body, "display_name", max_len=80) or ""
-    mitra, created = mitras.seed_mitra(req.ctx, phone, name)
+    mitra, created = mitras.seed_mitra(req.ctx, *_new_mitra(req.json()))
     return Reply(mitra, 201 if created else 200)
 
 
@@ -51,10 +53,8 @@ def test_seed_mitra(req: ApiRequest) -> Reply:
 @endpoint
 def mitras_create(req: ApiRequest) -> Reply:
     body = req.json()
-    phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
-    name = validate.string(body, "display_name", max_len=80) or ""
-    max_sessions = validate.integer(body, "max_concurrent_sessions", required=False, minimum=0, maximum=100)
-    return Reply(availability.create_mitra(req.ctx, phone, name, max_sessions, _actor(req)), 201)
+    phone, name = _new_mitra(body)
+    return Reply(availability.create_mitra(req.ctx, phone, name, mitras.parse_max_sessions(body), _actor(req)), 201)
 
 
 @functions_framework.http
@@ -66,26 +66,26 @@ def mitras_list(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def mitras_patch(req: ApiRequest) -> dict:
-    mitra_id = validate.uuid_value(req.params["id"], "id")
+    mitra_id = req.uuid_param()
     return availability.edit_mitra(req.ctx, mitra_id, mitras.parse_edit(req.json()), _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_deactivate(req: ApiRequest) -> dict:
-    return availability.deactivate(req.ctx, validate.uuid_value(req.params["id"], "id"), _actor(req))
+    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_activate(req: ApiRequest) -> dict:
-    return availability.activate(req.ctx, validate.uuid_value(req.params["id"], "id"), _actor(req))
+    return availability.activate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_logs(req: ApiRequest) -> dict:
-    mitra_id = validate.uuid_value(req.params["id"], "id")
+    mitra_id = req.uuid_param()
     limit = _query_int(req, "limit", 50, PAGE_MAX) or 50
     return mitras.logs(req.ctx, mitra_id, limit, _query_int(req, "before", None))
 
@@ -115,4 +115,4 @@ def app_config_put(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def payment_confirmed(req: ApiRequest) -> dict:
-    return pairing.confirm_payment(req.ctx, req.principal, validate.uuid_value(req.params["id"], "id"))
+    return pairing.confirm_payment(req.ctx, req.principal, req.uuid_param())

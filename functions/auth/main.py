@@ -188,7 +188,7 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def cc_users_reset_password(req: ApiRequest) -> dict:
-    user_id = validate.uuid_value(req.params["id"], "id")
+    user_id = req.uuid_param()
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
     return {"ok": True, "revoked_sessions": cc_users.reset_password(req.ctx, user_id, new)}
 

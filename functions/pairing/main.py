@@ -12,10 +12,6 @@ from shared.pairing.service import MAX_DURATION_MINUTES, MAX_EXTEND_MINUTES, MIN
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
 
-def _session_id(req: ApiRequest) -> str:
-    return validate.uuid_value(req.params["id"], "id")
-
-
 # ---- customers -------------------------------------------------------------------------------
 
 
@@ -37,19 +33,19 @@ def pairing_request(req: ApiRequest) -> Reply:
 @functions_framework.http
 @endpoint
 def pairing_get(req: ApiRequest) -> dict:
-    return pairing.get_session(req.ctx, req.principal, _session_id(req))
+    return pairing.get_session(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def pairing_cancel(req: ApiRequest) -> dict:
-    return pairing.cancel(req.ctx, req.principal, _session_id(req))
+    return pairing.cancel(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def pairing_extend(req: ApiRequest) -> dict:
-    session_id = _session_id(req)
+    session_id = req.uuid_param()
     minutes = validate.integer(req.json(), "minutes", minimum=1, maximum=MAX_EXTEND_MINUTES) or 0
     return pairing.extend(req.ctx, req.principal, session_id, minutes)
 
@@ -57,13 +53,13 @@ def pairing_extend(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def pairing_end(req: ApiRequest) -> dict:
-    return pairing.end_by_customer(req.ctx, req.principal, _session_id(req))
+    return pairing.end_by_customer(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def pairing_reroute(req: ApiRequest) -> dict:
-    return pairing.reroute(req.ctx, req.principal, _session_id(req))
+    return pairing.reroute(req.ctx, req.principal, req.uuid_param())
 
 
 # ---- mitras ----------------------------------------------------------------------------------
@@ -72,19 +68,19 @@ def pairing_reroute(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def pairing_mitra_accept(req: ApiRequest) -> dict:
-    return pairing.accept(req.ctx, req.principal, _session_id(req))
+    return pairing.accept(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def pairing_mitra_decline(req: ApiRequest) -> dict:
-    return pairing.decline(req.ctx, req.principal, _session_id(req))
+    return pairing.decline(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def pairing_mitra_end(req: ApiRequest) -> dict:
-    return pairing.end_by_mitra(req.ctx, req.principal, _session_id(req))
+    return pairing.end_by_mitra(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
