@@ -174,7 +174,7 @@ class Database:
             conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
             return conn
         except _CONNECTION_ERRORS as exc:
-            log.warning("postgres connect failed: %s", type(exc).__name__)
+            log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
             raise DatabaseUnavailable() from exc
 
     def _checkin(self, conn: CoreConnection, healthy: bool) -> None:
@@ -287,22 +287,36 @@ def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
     instance = settings.cloud_sql_instance
     if not instance or not settings.db_user or not settings.db_name:
         raise ConfigError("CLOUD_SQL_INSTANCE needs DB_USER and DB_NAME")
-    connector = Connector(refresh_strategy="LAZY")
-    ip_type = IPTypes.PRIVATE
+    lock = threading.Lock()
+    connectors: list[Connector] = []
 
     def connect() -> CoreConnection:
-        conn: CoreConnection = connector.connect(
-            instance,
-            "pg8000",
-            user=settings.db_user,
-            db=settings.db_name,
-            password=settings.db_password,
-            enable_iam_auth=settings.db_iam_auth,
-            ip_type=ip_type,
-        )
+        # Built on first use, not at import: it looks up credentials, and a failure here must
+        # be a 503 for this request rather than a crashed cold start.
+        try:
+            with lock:
+                if not connectors:
+                    connectors.append(Connector(refresh_strategy="LAZY"))
+            conn: CoreConnection = connectors[0].connect(
+                instance,
+                "pg8000",
+                user=settings.db_user,
+                db=settings.db_name,
+                password=settings.db_password,
+                enable_iam_auth=settings.db_iam_auth,
+                ip_type=IPTypes.PRIVATE,
+            )
+        except (InterfaceError, OSError):
+            raise
+        except Exception as exc:  # credentials, IAM, the Cloud SQL Admin API: all "cannot connect"
+            raise CloudSqlConnectError(f"{type(exc).__name__}: {exc}") from exc
         return conn
 
     return connect
+
+
+class CloudSqlConnectError(OSError):
+    """The Cloud SQL Python Connector could not open a connection (mapped to a 503)."""
 
 
 def is_unique_violation(exc: BaseException, constraint: str | None = None) -> bool:

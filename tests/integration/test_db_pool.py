@@ -79,3 +79,23 @@ def test_unreachable_database_is_a_503_error_not_a_crash():
     with pytest.raises(DatabaseUnavailable) as err:
         dead.scalar("SELECT 1")
     assert err.value.status == 503
+
+
+def test_cloud_sql_connector_failure_is_a_503_not_a_cold_start_crash(monkeypatch):
+    # No Google credentials here: the Connector's credential lookup fails like a misconfigured
+    # service account would. Building the pool must not fail; using it is a clear 503.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    settings = Settings.from_env(
+        {
+            "CLOUD_SQL_INSTANCE": "proj:asia-southeast2:main",
+            "DB_USER": "svc@proj.iam",
+            "DB_NAME": "bestie",
+            "DB_IAM_AUTH": "1",
+            "VALKEY_URL": "redis://unused",
+        }
+    )
+    db = Database(settings)
+    with pytest.raises(DatabaseUnavailable) as err:
+        db.scalar("SELECT 1")
+    assert err.value.status == 503
+    assert db.open_connections == 0
