@@ -155,6 +155,8 @@ class Settings:
 
     @classmethod
     def _parse(cls) -> Settings:
+        _check_scheme("DATABASE_URL", ("postgresql://", "postgres://"))
+        _check_scheme("VALKEY_URL", ("redis://", "rediss://"))
         prefix = _env("VALKEY_PREFIX", "bestie:") or ""
         if "{" in prefix or "}" in prefix:
             raise ConfigError("VALKEY_PREFIX must not contain '{' or '}' (it would change the hash tag)")
@@ -231,6 +233,12 @@ class Settings:
                 value = "***" if value else value
             out[f.name] = value
         return out
+
+
+def _check_scheme(name: str, schemes: tuple[str, ...]) -> None:
+    value = _env(name)
+    if value is not None and not value.startswith(schemes):
+        raise ConfigError(f"{name} must start with {' or '.join(schemes)}")  # the value may hold a password
 
 
 def _check_required(required: Sequence[str]) -> None:

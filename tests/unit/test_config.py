@@ -91,3 +91,10 @@ def test_cloud_sql_unix_socket_url_is_parsed():
 def test_non_postgres_url_is_rejected():
     with pytest.raises(ConfigError):
         parse_database_url("mysql://u@h/db")
+
+
+@pytest.mark.parametrize("name,value", [("DATABASE_URL", "mysql://u:pw@h/db"), ("VALKEY_URL", "localhost:6379")])
+def test_a_url_with_the_wrong_scheme_fails_at_cold_start_without_echoing_it(name, value):
+    with pytest.raises(ConfigError, match=name) as err:
+        Settings.from_env({**BASE, name: value})
+    assert value not in str(err.value)
