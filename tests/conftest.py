@@ -22,11 +22,11 @@ import redis
 
 from infra import embedded, gateway, migrate
 from infra.embedded import EmbeddedValkey, free_port
-from shared import context, manifest
+from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database, parse_database_url
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, installed
 
 TEST_ENV = {
     "AUTH_JWT_SECRET": "test-secret-" + "x" * 40,
@@ -105,13 +105,8 @@ def make_context(clock: Callable[..., Any] | None = None, **overrides: Any) -> A
 @pytest.fixture
 def ctx() -> Iterator[AppContext]:
     """A fresh context (own key prefix, real clock) installed as the process-wide one."""
-    app_ctx = make_context()
-    context.install(app_ctx)
-    try:
+    with installed(make_context()) as app_ctx:
         yield app_ctx
-    finally:
-        context.install(None)
-        app_ctx.close()
 
 
 @pytest.fixture(scope="session")
@@ -137,13 +132,10 @@ def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -
     name = f"iso_{uuid.uuid4().hex[:12]}"
     with _admin_connection(test_env["DATABASE_URL"]) as admin:
         admin.run(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    app_ctx = make_context(clock, database_url=_url_for(test_env["DATABASE_URL"], name))
-    context.install(app_ctx)
     try:
-        yield app_ctx
+        with installed(make_context(clock, database_url=_url_for(test_env["DATABASE_URL"], name))) as app_ctx:
+            yield app_ctx
     finally:
-        context.install(None)
-        app_ctx.close()
         with _admin_connection(test_env["DATABASE_URL"]) as admin:
             admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -231,11 +223,6 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def cluster_ctx(isolated_ctx: AppContext, valkey_cluster: str) -> Iterator[AppContext]:
     """isolated_ctx, but on the 3-shard cluster (a fresh key prefix per test)."""
-    ctx = AppContext(
-        replace(isolated_ctx.settings, valkey_url=valkey_cluster, valkey_cluster=True), clock=isolated_ctx.clock
-    )
-    context.install(ctx)
-    try:
+    settings = replace(isolated_ctx.settings, valkey_url=valkey_cluster, valkey_cluster=True)
+    with installed(AppContext(settings, clock=isolated_ctx.clock)) as ctx:
         yield ctx
-    finally:
-        ctx.close()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+
+from shared import context
+from shared.context import AppContext
 
 
 class FakeClock:
@@ -21,3 +26,14 @@ class FakeClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             return self._now
+
+
+@contextlib.contextmanager
+def installed(app_ctx: AppContext) -> Iterator[AppContext]:
+    """Make `app_ctx` the process-wide context for the block; uninstall and close it after."""
+    context.install(app_ctx)
+    try:
+        yield app_ctx
+    finally:
+        context.install(None)
+        app_ctx.close()

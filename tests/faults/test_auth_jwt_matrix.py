@@ -18,11 +18,11 @@ import uuid
 import jwt
 import pytest
 
-from shared import context
 from shared.auth import tokens
 from shared.context import AppContext
 from tests.auth_support import anonymous, bearer, client, otp_sign_in, phone, seed_mitra
 from tests.conftest import make_context
+from tests.helpers import installed
 
 
 def _b64(data: bytes) -> str:
@@ -72,14 +72,9 @@ def _attacks(ctx: AppContext, customer: dict) -> dict[str, str]:
 def valkey_ctx(own_valkey):
     """A context on a Valkey of this test's own, seeded as a complete mirror seed leaves it."""
     settings = dataclasses.replace(make_context().settings, valkey_url=own_valkey.url)
-    app_ctx = AppContext(settings)
-    context.install(app_ctx)
-    app_ctx.valkey.set(app_ctx.keys.seeded, "1")
-    try:
+    with installed(AppContext(settings)) as app_ctx:
+        app_ctx.valkey.set(app_ctx.keys.seeded, "1")
         yield app_ctx
-    finally:
-        context.install(None)
-        app_ctx.close()
 
 
 @pytest.fixture(params=["valkey_up", "valkey_stopped", "valkey_flushed"])

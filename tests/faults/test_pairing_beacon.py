@@ -5,64 +5,28 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pg8000.native
-
 from infra.embedded import EmbeddedValkey
 from shared import context
 from shared.context import AppContext
-from shared.db import parse_database_url
-from tests.auth_support import client, wait_until
+from tests.auth_support import client
 from tests.helpers import FakeClock
 from tests.pairing_support import customer, online_mitras
+from tests.server_counters import PostgresCounter
 
 
 def _beacon(auth: dict[str, str]) -> Any:
     return client("pairing_availability").get("/api/client/availability", headers=auth)
 
 
-class _ServerCounter:
-    """Transactions Postgres itself counted for one database (pg_stat_database), read from outside it."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        assert ctx.settings.database_url
-        self.ctx = ctx
-        params = parse_database_url(ctx.settings.database_url)
-        self.database = params.database
-        self.conn = pg8000.native.Connection(
-            params.user,
-            host=params.host or "localhost",
-            port=params.port,
-            database="postgres",
-            password=params.password,
-            unix_sock=params.unix_sock,
-        )
-
-    def _backends(self) -> int:
-        return int(self.conn.run("SELECT count(*) FROM pg_stat_activity WHERE datname = :d", d=self.database)[0][0])
-
-    def transactions(self) -> int:
-        """Close the app's idle connections (their backends flush their statistics as they exit), then read."""
-        self.ctx.db.close_idle()
-        assert wait_until(lambda: self._backends() == 0, timeout=10)
-        self.conn.run("SELECT pg_stat_clear_snapshot()")
-        row = self.conn.run(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :d", d=self.database
-        )
-        return int(row[0][0])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def test_beacon_makes_no_postgres_statement_while_valkey_is_up(isolated_ctx: AppContext) -> None:
     ctx = isolated_ctx
     online_mitras(ctx, 3)
     _, auth = customer(ctx)
-    counter = _ServerCounter(ctx)
+    counter = PostgresCounter(ctx)
     try:
-        before = counter.transactions()
+        before = counter.settle()
         answers = [_beacon(auth) for _ in range(20)]
-        after = counter.transactions()
+        after = counter.settle()
     finally:
         counter.close()
 

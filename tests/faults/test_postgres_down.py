@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from infra.embedded import free_port
-from shared import context
 from shared.context import AppContext
+from tests.helpers import installed
 from tests.pairing_support import customer, online_mitras
 
 
@@ -18,10 +18,8 @@ def postgres_down(isolated_ctx: AppContext, clock):
     (mitra_id, mitra_headers), _ = online_mitras(isolated_ctx, 2)
     _, customer_headers = customer(isolated_ctx)
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/bestie"
-    down = AppContext(replace(isolated_ctx.settings, database_url=dead), clock=clock)
-    context.install(down)
-    yield mitra_id, mitra_headers, customer_headers
-    down.close()
+    with installed(AppContext(replace(isolated_ctx.settings, database_url=dead), clock=clock)):
+        yield mitra_id, mitra_headers, customer_headers
 
 
 def test_heartbeat_keeps_working_without_postgres(call, postgres_down):

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from shared import availability, context
+from shared import availability
 from shared.context import AppContext
+from tests.helpers import installed
 from tests.pairing_support import customer, online_mitras
 
 
@@ -45,11 +46,12 @@ def hung(isolated_ctx: AppContext, clock):
     (mitra_id, mitra_headers), _ = online_mitras(isolated_ctx, 2)
     _, customer_headers = customer(isolated_ctx)
     hole = BlackHole()
-    ctx = AppContext(replace(isolated_ctx.settings, valkey_url=hole.url, valkey_timeout_seconds=0.2), clock=clock)
-    context.install(ctx)
-    yield ctx, hole, mitra_id, mitra_headers, customer_headers
-    ctx.close()
-    hole.close()
+    settings = replace(isolated_ctx.settings, valkey_url=hole.url, valkey_timeout_seconds=0.2)
+    try:
+        with installed(AppContext(settings, clock=clock)) as ctx:
+            yield ctx, hole, mitra_id, mitra_headers, customer_headers
+    finally:
+        hole.close()
 
 
 def test_reads_fall_back_to_postgres_when_valkey_hangs(hung):

@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from shared import context
 from shared.auth.identity import nonce_hash
 from tests.auth_support import RsaKey, StubServer, anonymous, bearer, client
 from tests.conftest import make_context
+from tests.helpers import installed
 
 GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
 APPLE_SERVICE = "id.bestie.web"
@@ -32,12 +32,10 @@ def providers(keys):
         apple_services_id=APPLE_SERVICE,
         apple_jwks_url=server.url + "/auth/keys",
     )
-    context.install(app_ctx)
     try:
-        yield app_ctx, server
+        with installed(app_ctx):
+            yield app_ctx, server
     finally:
-        context.install(None)
-        app_ctx.close()
         server.stop()
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from shared import context
 from tests.auth_support import anonymous, bearer, client, refresh
 from tests.conftest import make_context
+from tests.helpers import installed
 
 
 def _me(access_token: str) -> int:
@@ -45,13 +45,8 @@ def test_replaying_a_superseded_token_revokes_the_whole_session(ctx):
 
 @pytest.fixture
 def clocked(clock):
-    app_ctx = make_context(clock)
-    context.install(app_ctx)
-    try:
+    with installed(make_context(clock)) as app_ctx:
         yield app_ctx
-    finally:
-        context.install(None)
-        app_ctx.close()
 
 
 def test_parent_replayed_within_grace_returns_the_current_child(clocked, clock):

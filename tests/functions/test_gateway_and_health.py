@@ -8,6 +8,7 @@ from infra import gateway
 from infra.embedded import free_port
 from shared import context, manifest
 from shared.context import AppContext
+from tests.helpers import installed
 
 
 def _gateway():
@@ -44,21 +45,18 @@ def test_route_table_lists_every_route():
 
 
 def test_healthz_reports_a_stopped_valkey_as_down(call, own_valkey):
-    ctx = AppContext(replace(context.current().settings, valkey_url=own_valkey.url))
-    context.install(ctx)
-    assert call("healthz").get("/healthz").status_code == 200
-    own_valkey.stop()
-    resp = call("healthz").get("/healthz")
+    with installed(AppContext(replace(context.current().settings, valkey_url=own_valkey.url))):
+        assert call("healthz").get("/healthz").status_code == 200
+        own_valkey.stop()
+        resp = call("healthz").get("/healthz")
     assert resp.status_code == 503
     assert resp.json["valkey"]["ok"] is False and resp.json["postgres"]["ok"] is True
     assert resp.json["status"] == "degraded"
 
 
 def test_healthz_reports_an_unreachable_postgres_as_down(call):
-    ctx = AppContext(
-        replace(context.current().settings, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/bestie")
-    )
-    context.install(ctx)
-    resp = call("healthz").get("/healthz")
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/bestie"
+    with installed(AppContext(replace(context.current().settings, database_url=dead))):
+        resp = call("healthz").get("/healthz")
     assert resp.status_code == 503
     assert resp.json["postgres"]["ok"] is False and resp.json["valkey"]["ok"] is True

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from shared import availability, context
+from shared import availability
 from shared.context import AppContext
+from tests.helpers import installed
 from tests.loopback import RsaKey, StubServer, google_claims
 from tests.mirror_state import new_mitra
 
@@ -32,10 +33,8 @@ def oidc_ctx(isolated_ctx: AppContext, key: RsaKey, clock):
             scheduler_service_account=SA,
             mitra_auto_offline_sweep_seconds=60,
         )
-        ctx = AppContext(settings, clock=clock)
-        context.install(ctx)
-        yield ctx
-        ctx.close()
+        with installed(AppContext(settings, clock=clock)) as ctx:
+            yield ctx
 
 
 def _auth(key: RsaKey, **overrides) -> dict[str, str]:
@@ -96,9 +95,8 @@ def test_session_expiry_sweep_expires_a_stale_search_and_reports_it(call, isolat
         tx.commit()
     session = pairing.request_session(isolated_ctx, Principal("customer", cid, "sid"), 30)
     clock.advance(isolated_ctx.settings.pairing_timeout_seconds)
-    context.install(AppContext(replace(isolated_ctx.settings, session_expiry_sweep_seconds=60), clock=clock))
-
-    resp = call("sweep_session_expiry").post("/sweeps/session-expiry")
+    with installed(AppContext(replace(isolated_ctx.settings, session_expiry_sweep_seconds=60), clock=clock)):
+        resp = call("sweep_session_expiry").post("/sweeps/session-expiry")
 
     assert resp.status_code == 200
     assert resp.json["expired"] == 1 and resp.json["expired_searching"] == 1 and resp.json["passes"] == 1

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from shared import availability, context
+from shared import availability
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, installed
 from tests.mirror_state import actual, expected, new_mitra
 from tests.tokens import mitra_token
 
@@ -71,20 +71,18 @@ def test_heartbeats_inside_the_threshold_offline_nobody(seeded, clock: FakeClock
 
 
 def test_valkey_stopped_during_auto_offline_changes_no_postgres_row(isolated_ctx, clock, own_valkey):
-    ctx = AppContext(replace(isolated_ctx.settings, valkey_url=own_valkey.url), clock=clock)
-    context.install(ctx)
-    availability.seed_from_postgres(ctx)
-    go_online(ctx, 3)
-    clock.advance(STALE + 10)
-    before = ctx.db.rows("SELECT * FROM mitras ORDER BY id"), ctx.db.rows("SELECT * FROM mitra_status_logs ORDER BY id")
-    own_valkey.stop()
+    with installed(AppContext(replace(isolated_ctx.settings, valkey_url=own_valkey.url), clock=clock)) as ctx:
+        availability.seed_from_postgres(ctx)
+        go_online(ctx, 3)
+        clock.advance(STALE + 10)
+        tables = "SELECT * FROM mitras ORDER BY id", "SELECT * FROM mitra_status_logs ORDER BY id"
+        before = [ctx.db.rows(sql) for sql in tables]
+        own_valkey.stop()
 
-    result = jobs.auto_offline_pass(ctx)
+        result = jobs.auto_offline_pass(ctx)
 
-    assert result["aborted"] == 1 and result["abort_reason"] == "valkey_error" and result["offlined"] == 0
-    after = ctx.db.rows("SELECT * FROM mitras ORDER BY id"), ctx.db.rows("SELECT * FROM mitra_status_logs ORDER BY id")
-    assert after == before
-    ctx.close()
+        assert result["aborted"] == 1 and result["abort_reason"] == "valkey_error" and result["offlined"] == 0
+        assert [ctx.db.rows(sql) for sql in tables] == before
 
 
 def test_an_unseeded_mirror_aborts_auto_offline_and_gets_reseeded(seeded, clock):
