@@ -7,11 +7,17 @@
 Idempotent and safe to run concurrently: each batch is one statement that locks its rows
 with FOR UPDATE SKIP LOCKED and re-checks the status, so a session moves (and is pushed, and
 gets its event) exactly once however many passes overlap. Time is `ctx.now()` throughout.
+
+Deadlines are exact (SPEC §12): every read and every transition first `settle`s the sessions
+it touches, which runs the very same conditional update for those sessions only, so nobody
+sees a session past its deadline in a live state and no transition applies to one; the
+sweep still moves the sessions nobody touches.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.context import AppContext
@@ -19,6 +25,7 @@ from shared.db import Row
 from shared.pairing import effects, store
 
 ACTOR = "system:session-expiry"
+ACTOR_ON_ACCESS = "system:deadline"  # moved by a read or transition that found it overdue
 BATCH = 500
 
 _PUSH_TYPES = {
@@ -49,6 +56,42 @@ def expire_due_sessions(ctx: AppContext) -> dict[str, int]:
                 break
         counts[kind] = len(moved)
     return counts
+
+
+def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) -> bool:
+    """Expire/end those of `rows` (SESSION_COLUMNS) whose deadline has passed at `now`; True if any moved.
+
+    A row that is not due costs nothing (checked in Python against the same clock); due ones
+    are moved by `store.expire_batch` limited to their ids, in a transaction of its own that
+    commits before the caller goes on (so a transition that then fails with 409 does not roll
+    the expiry back), followed by the sweep's own after-commit effects.
+    """
+    now = now or ctx.now()
+    timeout = timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+    by_kind: dict[str, list[str]] = {}
+    for row in rows:
+        kind = store.due_kind(row, now, timeout)
+        if kind is not None:
+            by_kind.setdefault(kind, []).append(str(row["id"]))
+    if not by_kind:
+        return False
+    moved: dict[str, list[Row]] = {}
+    with ctx.db.transaction() as tx:
+        for kind, ids in by_kind.items():
+            cutoff = now - timeout if kind == "expired_searching" else now
+            moved[kind] = store.expire_batch(tx, kind, cutoff, now, ACTOR_ON_ACCESS, len(ids), session_ids=ids)
+        tx.commit()
+    for kind, batch in moved.items():
+        _after_commit(ctx, kind, batch)
+    return True
+
+
+def settle_one(ctx: AppContext, session_id: str, now: datetime | None = None) -> None:
+    """`settle` the session with this id (nothing when it does not exist)."""
+    with ctx.db.transaction() as tx:
+        row = store.get(tx, session_id)
+    if row is not None:
+        settle(ctx, [row], now)
 
 
 def _after_commit(ctx: AppContext, kind: str, rows: list[Row]) -> None:

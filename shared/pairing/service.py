@@ -7,6 +7,12 @@ commit, the mirror (`recompute_capacity` of each affected mitra, derived from Po
 the pushes. Choosing mitras to blast reads the availability mirror (no Postgres statement
 while Valkey is healthy).
 
+Deadlines are exact: each read and transition first settles the session (`expiry.settle`),
+so one past its pairing, payment or end deadline is already expired/ended when it is shown or
+changed. Too late is a clear 409: accepting (or declining) after the pairing deadline is
+SESSION_EXPIRED, paying after the payment deadline PAYMENT_DEADLINE_PASSED, extending after
+the end SESSION_EXPIRED.
+
 State machine (anything else is 409 INVALID_TRANSITION with `current_status`):
     searching       -> pending_payment (accept; active if already paid) | cancelled | expired
     pending_payment -> active (payment) | ended (end) | searching (reroute) | expired
@@ -26,7 +32,7 @@ from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.pairing import effects, store
+from shared.pairing import effects, expiry, store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,24 @@ def _not_found() -> NotFound:
 
 def _invalid(current: Row | None, action: str) -> Conflict:
     status = current["status"] if current else None
+    too_late = _TOO_LATE.get(action, {}).get((current["status"], current["end_reason"])) if current else None
+    if too_late and current is not None:
+        return Conflict(
+            f"too late to {action} this session: its deadline has passed",
+            code=too_late,
+            current_status=status,
+            end_reason=current["end_reason"],
+        )
     return Conflict(f"cannot {action} a session that is {status}", code="INVALID_TRANSITION", current_status=status)
+
+
+# action -> (status, end_reason) left by a passed deadline -> the 409 code saying so.
+_TOO_LATE: dict[str, dict[tuple[str, str], str]] = {
+    "accept": {("expired", "pairing_timeout"): "SESSION_EXPIRED"},
+    "decline": {("expired", "pairing_timeout"): "SESSION_EXPIRED"},
+    "confirm payment of": {("expired", "payment_timeout"): "PAYMENT_DEADLINE_PASSED"},
+    "extend": {("ended", "expired"): "SESSION_EXPIRED"},
+}
 
 
 def _view(tx: Tx, row: Row) -> dict[str, Any]:
@@ -88,6 +111,9 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
     with ctx.db.transaction() as tx:
         existing = store.open_session_of(tx, customer_id)
         default = int(app_config.get(ctx, "session_default_minutes", tx))
+    if existing is not None and expiry.settle(ctx, [existing]):
+        with ctx.db.transaction() as tx:  # the open session was overdue: it is closed now
+            existing = store.open_session_of(tx, customer_id)
     if existing is not None:
         raise _already_open(existing)
     duration = duration_minutes or default
@@ -123,7 +149,12 @@ def _already_open(row: Row | None) -> Conflict:
 
 
 def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
-    """The customer's own session."""
+    """The customer's own session (settled first: never shown live past its deadline)."""
+    with ctx.db.transaction() as tx:
+        row = _owned(tx, principal, session_id)
+        view = _view(tx, row)
+    if not expiry.settle(ctx, [row]):
+        return view
     with ctx.db.transaction() as tx:
         return _view(tx, _owned(tx, principal, session_id))
 
@@ -131,6 +162,7 @@ def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[
 def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """searching -> cancelled; the offered mitras are told the offer is gone."""
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         _owned(tx, principal, session_id)
         row = store.finish(tx, session_id, ("searching",), "cancelled", "customer_cancelled", now)
@@ -147,6 +179,7 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
 def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int) -> dict[str, Any]:
     """active -> active with expires_at (and the booked duration) moved by `minutes`."""
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         _owned(tx, principal, session_id)
         row = store.extend(tx, session_id, minutes, now, MAX_DURATION_MINUTES)
@@ -154,8 +187,6 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             current = store.get(tx, session_id)
             if current is None or current["status"] != "active":
                 raise _invalid(current, "extend")
-            if current["expires_at"] <= now:
-                raise Conflict("the session time is already up", code="SESSION_EXPIRED", current_status="active")
             raise ValidationFailed("minutes", f"a session lasts at most {MAX_DURATION_MINUTES} minutes in total")
         store.record_event(
             tx,
@@ -182,6 +213,7 @@ def _end(
 ) -> dict[str, Any]:
     """End a held session on behalf of `party` (the row's customer_id or mitra_id); push the other side."""
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         current = store.get(tx, session_id)
         if current is None or str(current[party]) != principal.user_id:
@@ -203,6 +235,7 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     When no other mitra is available the session is left exactly as it was (the current
     mitra keeps it) and the answer is 409 NO_MITRA_AVAILABLE.
     """
+    expiry.settle_one(ctx, session_id)
     with ctx.db.transaction() as tx:
         current = _owned(tx, principal, session_id)
         if current["status"] not in store.CAPACITY_STATUSES:
@@ -245,7 +278,7 @@ def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = Fal
     return row, response
 
 
-def _taken_or_invalid(row: Row | None, action: str, me: str) -> Conflict:
+def _taken_or_invalid(row: Row | None, action: str, me: str) -> Conflict:  # accept / decline
     if row is not None and row["status"] in store.CAPACITY_STATUSES and str(row["mitra_id"]) != me:
         return Conflict("another mitra accepted this session", code="ALREADY_TAKEN", current_status=row["status"])
     return _invalid(row, action)
@@ -260,6 +293,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
     """
     me = principal.user_id
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     deadline = now + timedelta(seconds=ctx.settings.payment_timeout_seconds)
     with ctx.db.transaction() as tx:
         row, response = _offer_of(tx, principal, session_id)
@@ -301,6 +335,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
 def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """Record a decline; when every offer is declined, re-blast to new mitras (or expire)."""
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     picked: list[str] = []
     with ctx.db.transaction() as tx:
         # The session row lock serializes declines of one session, so the last one sees it is last.
@@ -348,6 +383,7 @@ def end_by_mitra(ctx: AppContext, principal: Principal, session_id: str) -> dict
 def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """pending_payment -> active (started now, expires after duration_minutes); a repeat is a no-op."""
     now = ctx.now()
+    expiry.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         row = store.confirm_payment(tx, session_id, now)
         if row is None:
@@ -369,3 +405,40 @@ def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> d
     effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
     effects.push(ctx, "mitra", [row["mitra_id"]], "session_active", row, expires_at=expires)
     return view
+
+
+# ---- control center: a blocked customer's sessions ------------------------------------------
+
+
+def close_sessions_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, now: datetime) -> list[Row]:
+    """End every open session of the customer inside the caller's transaction; the closed rows.
+
+    searching -> cancelled (its open offers lost), pending_payment/active -> ended, each with
+    `reason` and an event. Each returned row carries `lost` (mitras whose offer closed). Run
+    `after_sessions_closed` once the caller has committed.
+    """
+    closed: list[Row] = []
+    for current in tx.rows(
+        f"SELECT {store.SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
+        " WHERE customer_id = CAST(:c AS uuid) AND status IN ('searching', 'pending_payment', 'active')"
+        " FOR UPDATE",
+        c=customer_id,
+    ):
+        session_id = str(current["id"])
+        searching = current["status"] == "searching"
+        row = store.finish(tx, session_id, (current["status"],), "cancelled" if searching else "ended", reason, now)
+        if row is None:
+            continue
+        lost = store.close_offers(tx, session_id, now)
+        store.record_event(tx, session_id, row["status"], actor, now, {"reason": reason})
+        closed.append({**row, "lost": lost})
+    return closed
+
+
+def after_sessions_closed(ctx: AppContext, closed: list[Row]) -> None:
+    """After the commit: free the mitras' capacity in the mirror and tell them."""
+    effects.recompute(ctx, (row["mitra_id"] for row in closed))
+    for row in closed:
+        if row["mitra_id"]:
+            effects.push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason=row["end_reason"])
+        effects.push(ctx, "mitra", row["lost"], "offer_closed", row)

@@ -9,7 +9,7 @@ so the sweep and the transitions agree under an injected clock.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.db import Row, Tx
@@ -318,18 +318,33 @@ EXPIRY_KINDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def expire_batch(tx: Tx, kind: str, due_before: datetime, now: datetime, actor: str, batch: int) -> list[Row]:
+def expire_batch(
+    tx: Tx,
+    kind: str,
+    due_before: datetime,
+    now: datetime,
+    actor: str,
+    batch: int,
+    *,
+    session_ids: list[str] | None = None,
+) -> list[Row]:
     """Move up to `batch` due sessions of `kind` to their final status, with events; the moved rows.
 
     FOR UPDATE SKIP LOCKED lets overlapping sweeps split the work instead of queueing, and a
     row a user transition holds is simply left for the next pass; the status re-check in the
     UPDATE keeps every session moving once. Each row carries `lost`: the mitras whose
     unanswered offers were closed.
+
+    With `session_ids` the same update is limited to those sessions and waits for their row
+    locks instead of skipping them (a read or a transition settling the sessions it is about
+    to show or change must see the outcome of a concurrent transition, not skip it).
     """
     from_status, column, to_status, reason = EXPIRY_KINDS[kind]
+    lock = "FOR UPDATE SKIP LOCKED" if session_ids is None else "FOR UPDATE"
     return tx.rows(
         f"WITH due AS (SELECT id FROM chat_sessions WHERE status = :from_status AND {column} <= :due_before"  # noqa: S608
-        f"             ORDER BY {column} LIMIT :batch FOR UPDATE SKIP LOCKED),"
+        "             AND (CAST(:only AS uuid[]) IS NULL OR id = ANY(CAST(:only AS uuid[])))"
+        f"             ORDER BY {column} LIMIT :batch {lock}),"
         " done AS (UPDATE chat_sessions s SET status = :to_status, ended_at = :now, end_reason = :reason"
         "          FROM due WHERE s.id = due.id AND s.status = :from_status"
         "          RETURNING s.id, s.customer_id, s.mitra_id),"
@@ -347,4 +362,20 @@ def expire_batch(tx: Tx, kind: str, due_before: datetime, now: datetime, actor: 
         now=now,
         actor=actor,
         batch=batch,
+        only=session_ids,
     )
+
+
+def due_kind(row: Row, now: datetime, pairing_timeout: timedelta) -> str | None:
+    """The expiry kind whose deadline this session (a row of SESSION_COLUMNS) has reached, or None.
+
+    The same conditions as `expire_batch`: a deadline reached at exactly `now` is due.
+    """
+    status = row["status"]
+    if status == "searching" and row["search_started_at"] <= now - pairing_timeout:
+        return "expired_searching"
+    if status == "pending_payment" and row["payment_deadline_at"] is not None and row["payment_deadline_at"] <= now:
+        return "expired_unpaid"
+    if status == "active" and row["expires_at"] is not None and row["expires_at"] <= now:
+        return "ended_active"
+    return None

@@ -27,6 +27,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "pay": ("searching", "ended", "expired", "cancelled"),
 }
 CASES = [(action, state) for action, states in FORBIDDEN.items() for state in states]
+# Refusals that name why more precisely than INVALID_TRANSITION: the deadline has passed.
+TOO_LATE = {("pay", "expired"): "PAYMENT_DEADLINE_PASSED"}
 
 
 def _session_in(ctx: AppContext, clock: FakeClock, state: str) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -64,7 +66,7 @@ def test_forbidden_transition_is_409_naming_the_current_status(
     resp = api(action, caller, sid, json={"minutes": 10} if action == "extend" else None)
 
     assert resp.status_code == 409, resp.json
-    assert resp.json["error"]["code"] == "INVALID_TRANSITION"
+    assert resp.json["error"]["code"] == TOO_LATE.get((action, state), "INVALID_TRANSITION")
     assert resp.json["error"]["current_status"] == state
     assert api("get", auth, sid).json == before
     assert events(ctx, sid) == trail
