@@ -6,13 +6,12 @@ The SQL of `mitras` and `mitra_status_logs` lives here; orchestration of status 
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from shared import validate
+from shared import paging, validate
 from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -37,14 +36,21 @@ def to_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def seed_mitra(ctx: AppContext, phone_e164: str, display_name: str) -> tuple[dict[str, Any], bool]:
-    """Create a mitra, or return the existing one with that phone; (mitra, created)."""
+def seed_mitra(
+    ctx: AppContext, phone_e164: str, display_name: str | None = None, is_active: bool = True
+) -> tuple[dict[str, Any], bool]:
+    """Create a mitra, or return the existing one with that phone unchanged; (mitra, created).
+
+    The test route's helper: `display_name` defaults to "Mitra <last 4 digits>", and
+    `is_active=False` creates a deactivated mitra directly.
+    """
     with ctx.db.transaction() as tx:
         row = tx.one(
-            f"INSERT INTO mitras (phone_e164, display_name) VALUES (:p, :n)"  # noqa: S608 (constant columns)
+            f"INSERT INTO mitras (phone_e164, display_name, is_active) VALUES (:p, :n, :a)"  # noqa: S608
             f" ON CONFLICT (phone_e164) DO NOTHING RETURNING {MITRA_COLUMNS}",
             p=phone_e164,
-            n=display_name,
+            n=display_name or f"Mitra {phone_e164[-4:]}",
+            a=is_active,
         )
         created = row is not None
         if row is None:
@@ -131,20 +137,41 @@ def log_status_many(tx: Tx, mitra_ids: list[str], event: str, actor: str, at: da
     )
 
 
-def list_page(ctx: AppContext, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Mitras newest first, keyset-paginated; (rows, next cursor or None)."""
-    after = _decode_cursor(cursor) if cursor else None
+MITRA_STATUSES = ("online", "offline", "deactivated")
+# status filter -> its constant SQL condition (never built from input).
+_STATUS_WHERE = {
+    None: "true",
+    "online": "is_active AND is_online",
+    "offline": "is_active AND NOT is_online",
+    "deactivated": "NOT is_active",
+}
+_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
+
+
+def list_page(
+    ctx: AppContext, limit: int, cursor: str | None, *, search: str | None = None, status: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Mitras newest first, keyset-paginated, optionally searched (phone, name) and filtered by status.
+
+    `status` is the Postgres truth: online = active and is_online, offline = active and not
+    online, deactivated = not active. Returns (rows, next cursor or None).
+    """
+    after = paging.decode("mitras", cursor, _PAGE_KEY)
     rows = ctx.db.rows(
-        f"SELECT {MITRA_COLUMNS} FROM mitras"  # noqa: S608 (constant columns)
-        " WHERE CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid))"
+        f"SELECT {MITRA_COLUMNS} FROM mitras"  # noqa: S608 (constant columns and status condition)
+        f" WHERE ({_STATUS_WHERE[status]})"
+        " AND (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
+        " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR phone_e164 LIKE :q"
+        "      OR phone_e164 LIKE CAST(:phone AS text))"
         " ORDER BY created_at DESC, id DESC LIMIT :n",
         after_at=after[0] if after else None,
         after_id=after[1] if after else None,
+        q=paging.like_pattern(search) if search else None,
+        phone=paging.phone_pattern(search) if search else None,
         n=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (_encode_cursor(rows[-1]["created_at"], str(rows[-1]["id"])) if more else None)
+    cut = paging.page("mitras", rows, limit, lambda r: (r["created_at"], r["id"]))
+    return cut.rows, cut.next_cursor
 
 
 def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None) -> dict[str, Any]:
@@ -166,20 +193,6 @@ def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None) -> dict
         for r in rows
     ]
     return {"mitra_id": mitra_id, "logs": out, "next_before": rows[-1]["id"] if more else None}
-
-
-def _encode_cursor(created_at: datetime, mitra_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{mitra_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, mitra_id = raw.partition("|")
-        return datetime.fromisoformat(at), str(uuid.UUID(mitra_id))
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("cursor", "is not a cursor returned by this API") from None
 
 
 NAME_MAX = 80

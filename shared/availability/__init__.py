@@ -19,7 +19,8 @@ Reads (mirror first, Postgres fallback with the same answer)
     find_available_mitras(ctx, limit, exclude) -> list[str]   fair: rotating cursor
     count_available(ctx) -> {available, as_of, source}        the shared 10 s snapshot
     dashboard_counts(ctx) -> {online, available, deactivated, source}
-    mitra_status(ctx, mitra_id), list_mitras(ctx, limit, cursor)
+    mitra_status(ctx, mitra_id), list_mitras(ctx, limit, cursor, search=, status=),
+    mitra_with_live(ctx, mitra_id)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
     stale_heartbeats(ctx, cutoff_ms, limit) -> [(id, ms)]     ZRANGEBYSCORE heartbeat -inf cutoff
     heartbeats_since(ctx, since_ms, limit) -> [(id, ms)]      ZRANGEBYSCORE heartbeat (since +inf
@@ -42,6 +43,7 @@ from shared.availability.api import (
     is_mitra_reachable,
     list_mitras,
     mitra_status,
+    mitra_with_live,
     recompute_capacity,
     seed_from_postgres,
     set_app_config,
@@ -77,6 +79,7 @@ __all__ = [
     "is_seeded",
     "list_mitras",
     "mitra_status",
+    "mitra_with_live",
     "online_count",
     "recompute_capacity",
     "remove_offlined",

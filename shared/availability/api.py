@@ -329,9 +329,24 @@ def mitra_status(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
     return _status_json(state, default)
 
 
-def list_mitras(ctx: AppContext, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_mitras(
+    ctx: AppContext, limit: int, cursor: str | None, *, search: str | None = None, status: str | None = None
+) -> dict[str, Any]:
     """A page of mitras with their live status from the mirror (Postgres when it is not usable)."""
-    rows, next_cursor = mitras.list_page(ctx, limit, cursor)
+    rows, next_cursor = mitras.list_page(ctx, limit, cursor, search=search, status=status)
+    items, source = _with_live(ctx, rows)
+    return {"mitras": items, "next_cursor": next_cursor, "live_source": source}
+
+
+def mitra_with_live(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
+    """One mitra with its live status (mirror first, Postgres fallback); 404 MITRA_NOT_FOUND."""
+    with ctx.db.transaction() as tx:
+        row = mitras.require(tx, mitra_id)
+    items, source = _with_live(ctx, [row])
+    return {**items[0], "live_source": source}
+
+
+def _with_live(ctx: AppContext, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     ids = [str(r["id"]) for r in rows]
     live: dict[str, dict[str, Any]] | None = None
     error: BaseException | None = None
@@ -344,8 +359,7 @@ def list_mitras(ctx: AppContext, limit: int, cursor: str | None) -> dict[str, An
         _fallback("list_mitras", error)
         source = "postgres"
         live = _live_from_postgres(ctx, ids)
-    items = [{**mitras.to_json(r), "live": live.get(str(r["id"]))} for r in rows]
-    return {"mitras": items, "next_cursor": next_cursor, "live_source": source}
+    return [{**mitras.to_json(r), "live": live.get(str(r["id"]))} for r in rows], source
 
 
 def _live_from_postgres(ctx: AppContext, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,112 @@
+"""Opaque cursors and page sizes for every keyset-paginated list.
+
+A list orders its rows by a unique key (for example `(created_at, id)` newest first) and
+hands out the key of its last row as `next_cursor`: base64url of a small JSON array, tagged
+with the list's name so a cursor of one list is refused by another. Clients treat it as
+opaque; a cursor that was not made by `encode` for that list is 400 VALIDATION_FAILED
+naming `cursor`. Keyset pages stay stable while rows are added (no skipped or repeated rows,
+unlike OFFSET) and cost one index range scan however deep the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.errors import ValidationFailed
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_CURSOR_CHARS = 512
+
+
+def encode(kind: str, key: Sequence[Any]) -> str:
+    """The cursor of a row's sort key (datetimes and UUIDs are written as ISO / text)."""
+    values = [v.isoformat() if isinstance(v, datetime) else str(v) if v is not None else None for v in key]
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(kind: str, cursor: str | None, parsers: Sequence[Callable[[str], Any]]) -> tuple[Any, ...] | None:
+    """The sort key of a cursor of list `kind`, each value through its parser; None for no cursor."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(parsers) + 1 or raw[0] != kind:
+            raise ValueError("not this list's cursor")
+        return tuple(parse(str(value)) for parse, value in zip(parsers, raw[1:], strict=True))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed("cursor", "is not a cursor returned by this list") from None
+
+
+def timestamp(text: str) -> datetime:
+    """Parser of an ISO timestamp value (timezone required)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return value
+
+
+def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """The `limit` query parameter: 1..maximum, `default` when absent."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed("limit", "must be an integer") from None
+    if not 1 <= value <= maximum:
+        raise ValidationFailed("limit", f"must be between 1 and {maximum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Page:
+    """Rows of one page and the cursor of the next (None on the last page)."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def page(kind: str, rows: list[dict[str, Any]], size: int, key: Callable[[dict[str, Any]], Sequence[Any]]) -> Page:
+    """Cut `rows` (fetched with LIMIT size + 1) to a page; the next cursor when there were more."""
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode(kind, key(rows[-1])) if more and rows else None)
+
+
+def like_pattern(search: str) -> str:
+    """`%search%` for ILIKE with the LIKE wildcards of the input escaped (backslash is the escape)."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+SEARCH_MAX = 100
+
+
+def search_text(raw: str | None) -> str | None:
+    """The `search` query parameter trimmed (None when absent or blank); 400 when too long."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    if len(text) > SEARCH_MAX:
+        raise ValidationFailed("search", f"must be at most {SEARCH_MAX} characters")
+    return text
+
+
+def phone_pattern(search: str) -> str | None:
+    """A LIKE pattern over E.164 phones for a search holding 3+ digits (0812… is found as +62812…)."""
+    digits = "".join(c for c in search if c.isdigit())
+    if len(digits) < 3 or any(c.isalpha() for c in search):
+        return None
+    if digits.startswith("0"):
+        digits = "62" + digits[1:]
+    return f"%{digits}%"
