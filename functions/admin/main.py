@@ -1,12 +1,14 @@
 """Control-center functions and the health check (thin entry points; logic in shared/).
 
-Mitra management and the dashboard admit every control-center user (auth "cc": admins and
-operators run the day-to-day roster); changing app_config needs an admin ("cc_admin").
+Mitra, customer and chat-session management and the dashboard admit every control-center
+user (auth "cc": admins and operators run the day-to-day roster); changing app_config and
+staff accounts needs an admin ("cc_admin"). Every change writes an audit row (shared.cc.audit).
 """
 
 import functions_framework
 
-from shared import app_config, availability, context, health, mitras, pairing, phones, validate
+from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
+from shared.cc import audit, customers, sessions, staff
 from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -22,6 +24,20 @@ def _actor(req: ApiRequest) -> str:
 def _new_mitra(body: dict) -> tuple[str, str]:
     phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
     return phone, validate.string(body, "display_name", max_len=mitras.NAME_MAX) or ""
+
+
+def _record(req: ApiRequest, action: str, target_type: str, target_id: str, detail: dict | None = None) -> None:
+    audit.record_now(req.ctx, _actor(req), action, target_type, target_id, detail)
+
+
+def _uuid_query(req: ApiRequest, name: str) -> str | None:
+    raw = req.query(name)
+    return validate.uuid_value(raw, name) if raw else None
+
+
+def _choice_query(req: ApiRequest, name: str, options: tuple[str, ...]) -> str | None:
+    raw = req.query(name)
+    return validate.choice({name: raw}, name, options) if raw else None
 
 
 def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | None = None) -> int | None:
@@ -45,7 +61,13 @@ def healthz(req: ApiRequest) -> Reply:
 @functions_framework.http
 @endpoint
 def test_seed_mitra(req: ApiRequest) -> Reply:
-    mitra, created = mitras.seed_mitra(req.ctx, *_new_mitra(req.json()))
+    body = req.json()
+    phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
+    name = validate.string(body, "display_name", required=False, max_len=mitras.NAME_MAX)
+    active = validate.boolean(body, "is_active", required=False, default=True)
+    mitra, created = mitras.seed_mitra(req.ctx, phone, name, active is not False)
+    if created and not mitra["is_active"]:
+        availability.sync_mitras(req.ctx, [mitra["id"]])  # into the mirror's deactivated set
     return Reply(mitra, 201 if created else 200)
 
 
@@ -54,32 +76,53 @@ def test_seed_mitra(req: ApiRequest) -> Reply:
 def mitras_create(req: ApiRequest) -> Reply:
     body = req.json()
     phone, name = _new_mitra(body)
-    return Reply(availability.create_mitra(req.ctx, phone, name, mitras.parse_max_sessions(body), _actor(req)), 201)
+    mitra = availability.create_mitra(req.ctx, phone, name, mitras.parse_max_sessions(body), _actor(req))
+    _record(req, "mitra.create", "mitra", mitra["id"], {"phone": phone, "display_name": name})
+    return Reply(mitra, 201)
 
 
 @functions_framework.http
 @endpoint
 def mitras_list(req: ApiRequest) -> dict:
-    return availability.list_mitras(req.ctx, _query_int(req, "limit", 50, PAGE_MAX) or 50, req.query("cursor"))
+    return availability.list_mitras(
+        req.ctx,
+        paging.limit(req.query("limit")),
+        req.query("cursor"),
+        search=paging.search_text(req.query("search")),
+        status=_choice_query(req, "status", mitras.MITRA_STATUSES),
+    )
+
+
+@functions_framework.http
+@endpoint
+def mitras_get(req: ApiRequest) -> dict:
+    return availability.mitra_with_live(req.ctx, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def mitras_patch(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
-    return availability.edit_mitra(req.ctx, mitra_id, mitras.parse_edit(req.json()), _actor(req))
+    changes = mitras.parse_edit(req.json())
+    mitra = availability.edit_mitra(req.ctx, mitra_id, changes, _actor(req))
+    _record(req, "mitra.edit", "mitra", mitra_id, changes)
+    return mitra
 
 
 @functions_framework.http
 @endpoint
 def mitras_deactivate(req: ApiRequest) -> dict:
-    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
+    mitra = availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
+    _record(req, "mitra.deactivate", "mitra", mitra["id"], {"revoked_sessions": mitra["revoked_sessions"]})
+    return mitra
 
 
 @functions_framework.http
 @endpoint
 def mitras_activate(req: ApiRequest) -> dict:
-    return availability.activate(req.ctx, req.uuid_param(), _actor(req))
+    mitra = availability.activate(req.ctx, req.uuid_param(), _actor(req))
+    _record(req, "mitra.activate", "mitra", mitra["id"])
+    return mitra
 
 
 @functions_framework.http
@@ -109,10 +152,80 @@ def app_config_put(req: ApiRequest) -> dict:
     body = req.json()
     if "value" not in body:
         validate.integer(body, "value")
-    return availability.set_app_config(req.ctx, key, body["value"], _actor(req))
+    saved = availability.set_app_config(req.ctx, key, body["value"], _actor(req))
+    _record(req, "app_config.put", "app_config", key, {"value": saved["value"]})
+    return saved
 
 
 @functions_framework.http
 @endpoint
 def payment_confirmed(req: ApiRequest) -> dict:
     return pairing.confirm_payment(req.ctx, req.principal, req.uuid_param())
+
+
+# ---- customers ---------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def customers_list(req: ApiRequest) -> dict:
+    search = paging.search_text(req.query("search"))
+    return customers.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
+
+
+@functions_framework.http
+@endpoint
+def customers_get(req: ApiRequest) -> dict:
+    return customers.get_customer(req.ctx, req.uuid_param())
+
+
+@functions_framework.http
+@endpoint
+def customers_block(req: ApiRequest) -> dict:
+    customer_id = req.uuid_param()
+    reason = validate.string(req.json(), "reason", required=False, max_len=customers.REASON_MAX)
+    return customers.block(req.ctx, customer_id, _actor(req), reason)
+
+
+@functions_framework.http
+@endpoint
+def customers_unblock(req: ApiRequest) -> dict:
+    return customers.unblock(req.ctx, req.uuid_param(), _actor(req))
+
+
+# ---- chat sessions -----------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def chat_sessions_list(req: ApiRequest) -> dict:
+    return sessions.list_sessions(
+        req.ctx,
+        paging.limit(req.query("limit")),
+        req.query("cursor"),
+        status=_choice_query(req, "status", sessions.STATUSES),
+        mitra_id=_uuid_query(req, "mitra_id"),
+        customer_id=_uuid_query(req, "customer_id"),
+    )
+
+
+@functions_framework.http
+@endpoint
+def chat_sessions_get(req: ApiRequest) -> dict:
+    return sessions.get_session(req.ctx, req.uuid_param())
+
+
+# ---- staff accounts (admins) -------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def cc_users_patch(req: ApiRequest) -> dict:
+    user_id = req.uuid_param()
+    return staff.update_user(req.ctx, req.principal, user_id, staff.parse_patch(req.json()))
+
+
+@functions_framework.http
+@endpoint
+def cc_users_unlock(req: ApiRequest) -> dict:
+    return staff.unlock(req.ctx, req.principal, req.uuid_param())

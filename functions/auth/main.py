@@ -7,6 +7,7 @@ import functions_framework
 
 from shared import config, context, phones, sms, validate
 from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
+from shared.cc import audit, staff
 from shared.errors import NotFound, Unauthorized
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -26,7 +27,7 @@ def auth_anonymous(req: ApiRequest) -> Reply:
 @endpoint
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
-    issued = refresh.rotate(req.ctx, token, ("customer", "mitra"))
+    issued = customers.rotate_refresh(req.ctx, token)
     return issued.body({"id": issued.principal.user_id, "user_type": issued.principal.user_type})
 
 
@@ -166,13 +167,15 @@ def cc_users_create(req: ApiRequest) -> Reply:
     email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
     password = validate.string(body, "password", strip=False, max_len=1024) or ""
     role = validate.choice(body, "role", cc_users.ROLES, required=False, default="operator") or "operator"
-    return Reply(cc_users.create_user(req.ctx, email, password, role), 201)
+    user = cc_users.create_user(req.ctx, email, password, role)
+    audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.create", "cc_user", user["id"], {"role": role})
+    return Reply(user, 201)
 
 
 @functions_framework.http
 @endpoint
 def cc_users_list(req: ApiRequest) -> dict:
-    return {"users": cc_users.list_users(req.ctx)}
+    return {"users": staff.list_users(req.ctx)}
 
 
 @functions_framework.http
@@ -190,7 +193,9 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
-    return {"ok": True, "revoked_sessions": cc_users.reset_password(req.ctx, user_id, new)}
+    revoked = cc_users.reset_password(req.ctx, user_id, new)
+    audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.password_reset", "cc_user", user_id)
+    return {"ok": True, "revoked_sessions": revoked}
 
 
 # ---- development only --------------------------------------------------------------------------

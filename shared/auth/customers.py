@@ -5,6 +5,9 @@ customer (an anonymous one becomes a full account). An identity already owned by
 customer, or a bearer customer that already holds a different identity of the same kind,
 is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).
 Without a bearer the identity signs in its customer, or creates one.
+
+A customer blocked by the control center (`blocked_at`) cannot sign in: phone, Google and
+Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every session).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from shared.auth.identity import Identity
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
-from shared.errors import Conflict, NotFound, Unauthorized
+from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 
-COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at"
+COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at, blocked_at"
 # Identity kind -> its unique column (constants, never input).
 _IDENTITY_COLUMN = {"phone": "phone_e164", "google": "google_sub", "apple": "apple_sub"}
 HOUR = 3600
@@ -64,6 +67,7 @@ def sign_in_with_phone(
     with ctx.db.transaction() as tx:
         verified = otp.check_code(ctx, tx, "customer", request_id, code)
         row = _link_or_find(tx, "phone", verified.phone, bearer, email=None)
+        _refuse_blocked(row)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
@@ -75,9 +79,35 @@ def sign_in_with_identity(
     """Link or sign in the customer of a verified Google / Apple identity."""
     with ctx.db.transaction() as tx:
         row = _link_or_find(tx, identity.provider, identity.subject, bearer, email=identity.email)
+        _refuse_blocked(row)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
+
+
+def _refuse_blocked(row: Row) -> None:
+    if row["blocked_at"] is not None:
+        raise Forbidden("this account is blocked", code="ACCOUNT_BLOCKED")
+
+
+def rotate_refresh(ctx: AppContext, refresh_token: str) -> refresh.Issued:
+    """Rotate an app refresh token; 403 ACCOUNT_BLOCKED (not 401) when its customer is blocked."""
+    try:
+        return refresh.rotate(ctx, refresh_token, ("customer", "mitra"))
+    except Unauthorized as exc:
+        if exc.code == "SESSION_REVOKED" and _blocked_owner(ctx, refresh_token):
+            raise Forbidden("this account is blocked", code="ACCOUNT_BLOCKED") from None
+        raise
+
+
+def _blocked_owner(ctx: AppContext, refresh_token: str) -> bool:
+    blocked = ctx.db.scalar(
+        "SELECT c.blocked_at IS NOT NULL FROM refresh_tokens rt"
+        " JOIN auth_sessions s ON s.id = rt.session_id AND s.user_type = 'customer'"
+        " JOIN customers c ON c.id = s.user_id WHERE rt.token_hash = :h",
+        h=refresh.token_hash(refresh_token),
+    )
+    return bool(blocked)
 
 
 def _conflict() -> Conflict:

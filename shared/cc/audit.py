@@ -1,0 +1,68 @@
+"""The control-center audit trail: one `cc_audit_log` row per change, with its actor.
+
+Actions are `<target>.<verb>` (customer.block, mitra.deactivate, cc_user.update, ...); the
+actor is `cc:<user id>`. A service that owns its transaction writes the row inside it
+(`record`), so the change and its audit row commit together; changes made by services of
+other modules are recorded right after they commit (`record_now`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from shared.context import AppContext
+from shared.db import Tx
+
+log = logging.getLogger(__name__)
+
+TARGET_TYPES = ("mitra", "customer", "cc_user", "app_config", "chat_session")
+
+
+def record(
+    tx: Tx,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit row inside the caller's transaction."""
+    tx.execute(
+        "INSERT INTO cc_audit_log (actor, action, target_type, target_id, at, detail)"
+        " VALUES (:actor, :action, :tt, :tid, :at, CAST(:detail AS jsonb))",
+        actor=actor,
+        action=action,
+        tt=target_type,
+        tid=target_id,
+        at=at,
+        detail=json.dumps(detail or {}, default=str),
+    )
+
+
+def record_now(
+    ctx: AppContext, actor: str, action: str, target_type: str, target_id: str, detail: dict[str, Any] | None = None
+) -> None:
+    """Append one audit row in a transaction of its own (after a change another module committed)."""
+    with ctx.db.transaction() as tx:
+        record(tx, actor, action, target_type, target_id, ctx.now(), detail)
+        tx.commit()
+    log.info("control-center change", extra={"actor": actor, "action": action, "target": f"{target_type}:{target_id}"})
+
+
+def for_target(ctx: AppContext, target_type: str, target_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest audit rows about one target, newest first."""
+    rows = ctx.db.rows(
+        "SELECT id, actor, action, at, detail FROM cc_audit_log"
+        " WHERE target_type = :tt AND target_id = :tid ORDER BY id DESC LIMIT :n",
+        tt=target_type,
+        tid=target_id,
+        n=limit,
+    )
+    return [
+        {"id": r["id"], "actor": r["actor"], "action": r["action"], "at": r["at"].isoformat(), "detail": r["detail"]}
+        for r in rows
+    ]

@@ -1,0 +1,150 @@
+"""Customers in the control center: search, view, block and unblock.
+
+Blocking is one Postgres transaction: the customer row is locked and marked blocked, every
+auth session of the customer is revoked (`tokens.revoke_sessions_in_tx`, as a mitra
+deactivation does), every open chat session is ended (`pairing.close_sessions_of_customer`)
+and the audit row is written. After the commit: the revocations are mirrored to Valkey
+(`{avail}:revoked:<sid>`, so the tokens die at once; with Valkey down the guard reads
+Postgres), the mitras' freed capacity is re-derived into the mirror and they are pushed.
+Sign-in of a blocked customer is refused in shared.auth.customers (403 ACCOUNT_BLOCKED).
+The customer row lock serializes a block with a concurrent sign-in (which locks the same
+row), so no session is created after the block that the block did not revoke.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared import paging, pairing
+from shared.auth import customers as auth_customers
+from shared.auth import tokens
+from shared.cc import audit
+from shared.context import AppContext
+from shared.db import Row
+from shared.errors import NotFound
+from shared.pairing import store
+
+COLUMNS = f"{auth_customers.COLUMNS}, blocked_by"
+BLOCK_REASON = "customer_blocked"
+REASON_MAX = 500
+_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
+
+
+def to_json(row: Row) -> dict[str, Any]:
+    """A customer as the control center sees it (profile plus block state)."""
+    return {
+        **auth_customers.to_json(row),
+        "blocked": row["blocked_at"] is not None,
+        "blocked_at": row["blocked_at"].isoformat() if row["blocked_at"] else None,
+        "blocked_by": row["blocked_by"],
+    }
+
+
+def _not_found() -> NotFound:
+    return NotFound("customer not found", code="CUSTOMER_NOT_FOUND")
+
+
+def list_customers(ctx: AppContext, limit: int, cursor: str | None, search: str | None) -> dict[str, Any]:
+    """Customers newest first; `search` matches phone (0812… finds +62812…), name or email."""
+    after = paging.decode("customers", cursor, _PAGE_KEY)
+    rows = ctx.db.rows(
+        f"SELECT {COLUMNS} FROM customers"  # noqa: S608 (constant columns)
+        " WHERE (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
+        " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR email ILIKE :q OR phone_e164 LIKE :q"
+        "      OR phone_e164 LIKE CAST(:phone AS text))"
+        " ORDER BY created_at DESC, id DESC LIMIT :n",
+        after_at=after[0] if after else None,
+        after_id=after[1] if after else None,
+        q=paging.like_pattern(search) if search else None,
+        phone=paging.phone_pattern(search) if search else None,
+        n=limit + 1,
+    )
+    cut = paging.page("customers", rows, limit, lambda r: (r["created_at"], r["id"]))
+    return {"customers": [to_json(r) for r in cut.rows], "next_cursor": cut.next_cursor}
+
+
+def get_customer(ctx: AppContext, customer_id: str) -> dict[str, Any]:
+    """One customer with their open session (settled), session counts and recent audit rows."""
+    with ctx.db.transaction() as tx:
+        row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)", id=customer_id)  # noqa: S608
+        if row is None:
+            raise _not_found()
+        open_row = store.open_session_of(tx, customer_id)
+    if open_row is not None and pairing.settle(ctx, [open_row]):
+        with ctx.db.transaction() as tx:
+            open_row = store.open_session_of(tx, customer_id)
+    with ctx.db.transaction() as tx:
+        counts = {
+            r["status"]: int(r["n"])
+            for r in tx.rows(
+                "SELECT status, count(*) AS n FROM chat_sessions WHERE customer_id = CAST(:c AS uuid) GROUP BY status",
+                c=customer_id,
+            )
+        }
+        open_view = store.to_json(open_row, store.offered_count(tx, str(open_row["id"]))) if open_row else None
+    return {
+        **to_json(row),
+        "open_session": open_view,
+        "session_counts": counts,
+        "audit": audit.for_target(ctx, "customer", customer_id),
+    }
+
+
+def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> dict[str, Any]:
+    """Block: mark, revoke every session, end open chat sessions, audit; then mirror and pushes.
+
+    Repeating it is harmless: an already blocked customer stays blocked (blocked_at kept) and
+    only sessions still open are revoked or ended (an audit row is written when one was).
+    """
+    with ctx.db.transaction() as tx:
+        open_row = store.open_session_of(tx, customer_id)
+    if open_row is not None:
+        pairing.settle(ctx, [open_row])  # an overdue session ends for its own reason first
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=customer_id)  # noqa: S608
+        if row is None:
+            raise _not_found()
+        newly = row["blocked_at"] is None
+        if newly:
+            row = tx.one(
+                "UPDATE customers SET blocked_at = :now, blocked_by = :actor, updated_at = :now"  # noqa: S608
+                f" WHERE id = CAST(:id AS uuid) RETURNING {COLUMNS}",
+                now=now,
+                actor=actor,
+                id=customer_id,
+            )
+            assert row is not None
+        revoked = tokens.revoke_sessions_in_tx(
+            tx, now=now, reason=BLOCK_REASON, user_type="customer", user_id=customer_id
+        )
+        closed = pairing.close_sessions_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
+        ended = [str(r["id"]) for r in closed]
+        if newly or revoked or closed:
+            detail = {"reason": reason, "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
+            audit.record(tx, actor, "customer.block", "customer", customer_id, now, detail)
+        tx.commit()
+    tokens.mirror_revocations(ctx, revoked)
+    pairing.after_sessions_closed(ctx, closed)
+    return {**to_json(row), "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
+
+
+def unblock(ctx: AppContext, customer_id: str, actor: str) -> dict[str, Any]:
+    """Unblock (sign-in works again; revoked sessions stay revoked); audited when it changed anything."""
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=customer_id)  # noqa: S608
+        if row is None:
+            raise _not_found()
+        if row["blocked_at"] is not None:
+            row = tx.one(
+                "UPDATE customers SET blocked_at = NULL, blocked_by = NULL, updated_at = :now"  # noqa: S608
+                f" WHERE id = CAST(:id AS uuid) RETURNING {COLUMNS}",
+                now=now,
+                id=customer_id,
+            )
+            assert row is not None
+            audit.record(tx, actor, "customer.unblock", "customer", customer_id, now)
+        tx.commit()
+    return to_json(row)

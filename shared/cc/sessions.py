@@ -1,0 +1,101 @@
+"""Chat sessions in the control center: a filtered, paged list and one session with its trail.
+
+Reads settle first (shared.pairing.settle): a listed or viewed session past its deadline is
+expired/ended by the same conditional update the sweep runs, before it is shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared import paging, pairing
+from shared.context import AppContext
+from shared.db import Row
+from shared.errors import NotFound
+from shared.pairing import store
+
+STATUSES = ("searching", "pending_payment", "active", "ended", "expired", "cancelled")
+_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
+_LIST_SQL = (
+    f"SELECT {store.SESSION_COLUMNS},"  # noqa: S608 (constant columns)
+    " (SELECT count(*) FROM pairing_offers po WHERE po.session_id = chat_sessions.id) AS offered_count"
+    " FROM chat_sessions"
+    " WHERE (CAST(:status AS text) IS NULL OR status = :status)"
+    " AND (CAST(:mitra AS uuid) IS NULL OR mitra_id = CAST(:mitra AS uuid))"
+    " AND (CAST(:customer AS uuid) IS NULL OR customer_id = CAST(:customer AS uuid))"
+    " AND (CAST(:after_at AS timestamptz) IS NULL OR (requested_at, id) < (:after_at, CAST(:after_id AS uuid)))"
+    " ORDER BY requested_at DESC, id DESC LIMIT :n"
+)
+
+
+def list_sessions(
+    ctx: AppContext,
+    limit: int,
+    cursor: str | None,
+    *,
+    status: str | None = None,
+    mitra_id: str | None = None,
+    customer_id: str | None = None,
+) -> dict[str, Any]:
+    """Sessions newest first (by requested_at), filtered by status, mitra and/or customer."""
+    after = paging.decode("chat-sessions", cursor, _PAGE_KEY)
+    params = {
+        "status": status,
+        "mitra": mitra_id,
+        "customer": customer_id,
+        "after_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "n": limit + 1,
+    }
+    rows = ctx.db.rows(_LIST_SQL, **params)
+    if pairing.settle(ctx, rows):
+        rows = ctx.db.rows(_LIST_SQL, **params)  # overdue rows moved: the filter may drop them now
+    cut = paging.page("chat-sessions", rows, limit, lambda r: (r["requested_at"], r["id"]))
+    return {
+        "chat_sessions": [store.to_json(r, int(r["offered_count"])) for r in cut.rows],
+        "next_cursor": cut.next_cursor,
+    }
+
+
+def get_session(ctx: AppContext, session_id: str) -> dict[str, Any]:
+    """One session with its event trail (oldest first) and its offers; 404 SESSION_NOT_FOUND."""
+    pairing.settle_one(ctx, session_id)
+    with ctx.db.transaction() as tx:
+        row = store.get(tx, session_id)
+        if row is None:
+            raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
+        events = tx.rows(
+            "SELECT id, type, actor, at, detail FROM chat_session_events"
+            " WHERE session_id = CAST(:s AS uuid) ORDER BY at, id",
+            s=session_id,
+        )
+        offers = tx.rows(
+            "SELECT mitra_id, offered_at, responded_at, response FROM pairing_offers"
+            " WHERE session_id = CAST(:s AS uuid) ORDER BY offered_at, mitra_id",
+            s=session_id,
+        )
+    return {
+        **store.to_json(row, len(offers)),
+        "excluded_mitra_ids": [str(m) for m in row["excluded_mitra_ids"]],
+        "events": [_event(e) for e in events],
+        "offers": [
+            {
+                "mitra_id": str(o["mitra_id"]),
+                "offered_at": o["offered_at"].isoformat(),
+                "responded_at": o["responded_at"].isoformat() if o["responded_at"] else None,
+                "response": o["response"],
+            }
+            for o in offers
+        ],
+    }
+
+
+def _event(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "actor": row["actor"],
+        "at": row["at"].isoformat(),
+        "detail": row["detail"],
+    }
