@@ -77,7 +77,8 @@ def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) ->
         return False
     moved: dict[str, list[Row]] = {}
     with ctx.db.transaction() as tx:
-        for kind, ids in by_kind.items():
+        # Kinds in one fixed order and rows by (deadline, id): concurrent settles lock alike, never crosswise.
+        for kind, ids in sorted(by_kind.items(), key=lambda item: list(store.EXPIRY_KINDS).index(item[0])):
             cutoff = now - timeout if kind == "expired_searching" else now
             moved[kind] = store.expire_batch(tx, kind, cutoff, now, ACTOR_ON_ACCESS, len(ids), session_ids=ids)
         tx.commit()

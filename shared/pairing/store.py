@@ -344,7 +344,7 @@ def expire_batch(
     return tx.rows(
         f"WITH due AS (SELECT id FROM chat_sessions WHERE status = :from_status AND {column} <= :due_before"  # noqa: S608
         "             AND (CAST(:only AS uuid[]) IS NULL OR id = ANY(CAST(:only AS uuid[])))"
-        f"             ORDER BY {column} LIMIT :batch {lock}),"
+        f"             ORDER BY {column}, id LIMIT :batch {lock}),"
         " done AS (UPDATE chat_sessions s SET status = :to_status, ended_at = :now, end_reason = :reason"
         "          FROM due WHERE s.id = due.id AND s.status = :from_status"
         "          RETURNING s.id, s.customer_id, s.mitra_id),"
