@@ -46,12 +46,13 @@ def test_nan_is_not_json(call):
 
 
 def test_missing_field_is_named(call):
-    resp = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"phone": _phone()})
+    # display_name is optional (SPEC 12); phone is not.
+    resp = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"display_name": "Sari"})
     assert resp.status_code == 400
     assert resp.json["error"] == {
         "code": "VALIDATION_FAILED",
-        "message": "display_name: is required",
-        "field": "display_name",
+        "message": "phone: is required",
+        "field": "phone",
     }
 
 
