@@ -192,6 +192,7 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 @endpoint
 def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
+    staff.refuse_own_password_reset(req.principal, user_id)
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
     revoked = cc_users.reset_password(req.ctx, user_id, new)
     audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.password_reset", "cc_user", user_id)

@@ -1,6 +1,6 @@
 """Staff accounts in the control center: role and active flag, unlock, the users list.
 
-Rules (SPEC §12): admins only; never on yourself (403 SELF_CHANGE_FORBIDDEN: an admin who
+Rules (SPEC §12): admins only; never on yourself (the admin password reset too) (403 SELF_CHANGE_FORBIDDEN: an admin who
 could demote or deactivate themself could leave nobody in charge); never leaving no active
 admin (409 LAST_ADMIN). The check locks every active admin row (`FOR UPDATE`, in id order)
 before counting, so two admins demoting each other at once are serialized and the second
@@ -59,6 +59,15 @@ def parse_patch(body: dict[str, Any]) -> dict[str, Any]:
 def _not_yourself(principal: Principal, user_id: str) -> None:
     if principal.user_id == user_id:
         raise Forbidden("you cannot change your own role or active flag", code="SELF_CHANGE_FORBIDDEN")
+
+
+def refuse_own_password_reset(principal: Principal, user_id: str) -> None:
+    """An admin resets other users' passwords only: their own goes through /me/password (current one required)."""
+    if principal.user_id == user_id:
+        raise Forbidden(
+            "reset your own password with PATCH /internal/control-center-users/me/password",
+            code="SELF_CHANGE_FORBIDDEN",
+        )
 
 
 def update_user(ctx: AppContext, principal: Principal, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:

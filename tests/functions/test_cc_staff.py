@@ -82,6 +82,10 @@ def test_nobody_changes_their_own_account_and_operators_change_nobody(isolated_c
     for body in ({"role": "operator"}, {"is_active": False}, {"role": "admin"}):
         mine = _patch(admin_id, admin, body)
         assert mine.status_code == 403 and mine.json["error"]["code"] == "SELF_CHANGE_FORBIDDEN", body
+    own = apps.client("cc_users_reset_password").patch(
+        f"/internal/control-center-users/{admin_id}/password", json={"new_password": "Passw0rdNew"}, headers=admin
+    )
+    assert own.status_code == 403 and own.json["error"]["code"] == "SELF_CHANGE_FORBIDDEN"
     for resp in (_patch(admin_id, operator, {"is_active": False}), _unlock(admin_id, operator)):
         assert resp.status_code == 403 and resp.json["error"]["code"] == "ADMIN_REQUIRED"
     mitra_like = bearer(_token(ctx, "customer", str(uuid.uuid4()))[0])
