@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row
 from shared.pairing import effects, store
@@ -42,6 +43,8 @@ def expire_due_sessions(ctx: AppContext) -> dict[str, int]:
         while True:
             with ctx.db.transaction() as tx:
                 batch = store.expire_batch(tx, kind, cutoff, now, ACTOR, BATCH)
+                _, _, status, reason = store.EXPIRY_KINDS[kind]
+                chat.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
                 tx.commit()
             moved.extend(batch)
             _after_commit(ctx, kind, batch)
@@ -55,6 +58,7 @@ def _after_commit(ctx: AppContext, kind: str, rows: list[Row]) -> None:
     """Mirror the freed capacity, then tell the customers (and mitras with open offers)."""
     _, _, status, reason = store.EXPIRY_KINDS[kind]
     effects.recompute(ctx, (r["mitra_id"] for r in rows))
+    chat.wake_readers(ctx, *(r["id"] for r in rows))
     for r in rows:
         view: dict[str, Any] = {"id": r["id"], "status": status}
         effects.push(ctx, "customer", [r["customer_id"]], _PUSH_TYPES[kind], view, end_reason=reason)

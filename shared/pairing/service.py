@@ -23,6 +23,7 @@ from pg8000.exceptions import DatabaseError
 
 from shared import app_config, availability
 from shared.auth.principal import Principal
+from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -138,8 +139,10 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             raise _invalid(store.get(tx, session_id), "cancel")
         lost = store.close_offers(tx, session_id, now)
         store.record_event(tx, session_id, "cancelled", _actor(principal), now)
+        chat.system_message(tx, session_id, "cancelled", now)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.push(ctx, "mitra", list(lost), "offer_closed", row)
     return view
 
@@ -165,8 +168,10 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             now,
             {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
         )
+        chat.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, "mitra", [row["mitra_id"]], "session_extended", row, expires_at=row["expires_at"].isoformat())
     return view
@@ -190,8 +195,10 @@ def _end(
         if row is None:
             raise _invalid(store.get(tx, session_id), "end")
         store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
+        chat.system_message(tx, session_id, "ended", now, end_reason=reason)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, notify, [row[f"{notify}_id"]], "session_ended", row, end_reason=reason)
     return view
@@ -223,8 +230,10 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
         store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
+        chat.system_message(tx, session_id, "rerouted", now)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [previous])
     effects.push(ctx, "mitra", [previous], "session_rerouted", row)
     _push_offers(ctx, row, picked)
@@ -286,8 +295,12 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
         lost = store.close_offers(tx, session_id, now, winner=me)
         store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
+        chat.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
+        if won["status"] == "active":  # a rerouted paid session starts at once
+            chat.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
         view = _view(tx, won)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [me])
     extra = {
         "mitra_id": me,
@@ -318,6 +331,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
                 )
                 row = _reblast_or_expire(tx, row, picked, now)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     if row["status"] == "expired":
         effects.push(ctx, "customer", [row["customer_id"]], "session_expired", row, end_reason="no_mitra_available")
     elif picked:
@@ -334,6 +348,8 @@ def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Ro
     # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
     ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
     store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
+    if ended is not None:
+        chat.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
     return ended or row
 
 
@@ -362,8 +378,10 @@ def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> d
                 )
             raise _invalid(current, "confirm payment of")
         store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
+        chat.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     expires = row["expires_at"].isoformat()
     effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
