@@ -85,6 +85,7 @@ def send(
         _party(principal, store.session_parties(tx, session_id))
         existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
         limit = int(app_config.get(ctx, "chat_max_messages_per_minute", tx))
+        sender_name = _sender_name(ctx, tx, principal)  # read before the lock: it keeps the lock short
     if existing is not None:
         return store.to_json(existing), False  # a retried send; not counted again
     ratelimit.hit(ctx, ratelimit.Limit("chat-send", limit, 60), f"{sender_type}:{sender_id}")
@@ -103,28 +104,28 @@ def send(
                 current_status=status,
             )
         row = store.insert(tx, session_id, sender_type, sender_id, client_message_id, body, now)
-        push = _push_payload(ctx, tx, principal, session, row)
         tx.commit()
     wake.publish(ctx, [session_id])
-    recipient = session[f"{_peer(principal)}_id"]
-    notify.send(ctx, _peer(principal), [str(recipient)], push, collapse_key=f"chat:{session_id}")
+    peer = _peer(principal)
+    push = {
+        "type": "chat_message",
+        "session_id": session_id,
+        "status": str(session["status"]),
+        "message_id": str(row["id"]),
+        "sender_type": sender_type,
+        "sender_name": sender_name,
+        "preview": row["body"][:PUSH_PREVIEW_CHARS],
+    }
+    notify.send(ctx, peer, [str(session[f"{peer}_id"])], push, collapse_key=f"chat:{session_id}")
     return store.to_json(row), True
 
 
-def _push_payload(ctx: AppContext, tx: Tx, principal: Principal, session: Row, message: Row) -> dict[str, str]:
-    """The FCM data message telling the other party of `message` (a mitra sees the alias only)."""
+def _sender_name(ctx: AppContext, tx: Tx, principal: Principal) -> str:
+    """The sender as the recipient may see it: to a mitra a customer is an alias unless names are allowed."""
     name = store.display_name(tx, principal.user_type, principal.user_id)
     if principal.user_type == "customer":
-        name = anonymity.customer_for_mitra(principal.user_id, name, anonymity.mitra_sees_name(ctx, tx))["display_name"]
-    return {
-        "type": "chat_message",
-        "session_id": str(session["id"]),
-        "status": str(session["status"]),
-        "message_id": str(message["id"]),
-        "sender_type": principal.user_type,
-        "sender_name": name or "",
-        "preview": message["body"][:PUSH_PREVIEW_CHARS],
-    }
+        return anonymity.customer_for_mitra(principal.user_id, name, anonymity.mitra_sees_name(ctx, tx))["display_name"]
+    return name or ""
 
 
 # ---- receive ---------------------------------------------------------------------------------
@@ -161,14 +162,13 @@ def messages(
         # Re-read once registered: a send that committed before we listened is seen here, and
         # one that commits after it publishes to an event we already hold.
         view = _read(ctx, principal, session_id, after, limit)
-        while not view["messages"] and view["session_status"] == status:
+        # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
+        while not view["messages"] and view["session_status"] == status and listener.connected:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not event.wait(remaining):
                 break
             event.clear()
             view = _read(ctx, principal, session_id, after, limit)
-            if not listener.connected:
-                break  # wake-ups may be lost from here on: answer now, the app polls again
     return view
 
 
