@@ -66,6 +66,7 @@ _CUSTOMER_SQL = {
 
 
 def encode_cursor(sort_at: datetime, session_id: Any) -> str:
+    """The opaque cursor of the page after the row (sort_at, session_id)."""
     raw = json.dumps([sort_at.isoformat(), str(session_id)], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -113,17 +113,29 @@ def test_with_names_allowed_a_mitra_sees_the_display_name_but_never_phone_or_ema
     assert phone not in json.dumps(listed) and email not in json.dumps(listed)
 
 
-def test_an_offer_in_the_mitra_list_shows_the_alias(isolated_ctx: AppContext) -> None:
+def test_an_offer_shows_the_mitra_the_alias_in_its_list_and_nothing_of_the_customer_in_pushes(
+    isolated_ctx: AppContext, fcm: FcmStandIn
+) -> None:
     ctx = isolated_ctx
-    [(_, mitra_auth)] = online_mitras(ctx, 1)
+    [(mitra_id, mitra_auth)] = online_mitras(ctx, 1)
+    _register(ctx, "mitra", mitra_id, "mitra-phone")
     customer_id, auth = customer(ctx)
     with ctx.db.transaction() as tx:
-        tx.execute("UPDATE customers SET display_name = :n WHERE id = CAST(:c AS uuid)", n=NAME, c=customer_id)
+        tx.execute(
+            "UPDATE customers SET display_name = :n, phone_e164 = '+6281299990001', email = 'siti@mail.test'"
+            " WHERE id = CAST(:c AS uuid)",
+            n=NAME,
+            c=customer_id,
+        )
         tx.commit()
-    api("request", auth)
+    sid = api("request", auth).json["id"]
     [offer] = sessions("mitra", mitra_auth, view="offers").json["sessions"]
     assert offer["customer"] == {"id": customer_id, "display_name": anonymity.alias(customer_id)}
-    assert NAME not in json.dumps(offer)
+    accepted = api("accept", mitra_auth, sid).json
+    received = json.dumps([offer, accepted, [r["message"] for r in fcm.messages]])
+    assert "pairing_offer" in received
+    for detail in _customer_details(ctx, customer_id):
+        assert detail not in received
 
 
 def test_the_alias_is_stable_and_differs_between_customers() -> None:
