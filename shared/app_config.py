@@ -1,6 +1,6 @@
 """Runtime-tunable settings stored in Postgres `app_config` (edited by the control center).
 
-Defaults mirror migration 0002 so a missing row never breaks a request. Reads go to Postgres
+Defaults mirror migrations 0002 and 0006 so a missing row never breaks a request. Reads go to Postgres
 (one small indexed query); callers on a hot path cache what they need.
 """
 
@@ -24,6 +24,8 @@ DEFAULTS: dict[str, int] = {
     "cc_lockout_minutes": 15,
     "mitra_max_concurrent_sessions": 1,
     "session_default_minutes": 30,
+    "mitra_sees_customer_name": 0,  # 0: mitras see an alias of the customer (shared.anonymity)
+    "chat_max_messages_per_minute": 60,  # per sender (shared.chat)
 }
 
 
@@ -54,6 +56,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "cc_lockout_minutes": (1, 1440),
     "mitra_max_concurrent_sessions": (0, 100),
     "session_default_minutes": (1, 1440),
+    "mitra_sees_customer_name": (0, 1),
+    "chat_max_messages_per_minute": (1, 10_000),
 }
 
 

@@ -37,6 +37,7 @@ class AppContext:
         self.keys = Keys(settings.valkey_prefix)
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
+        self._closers: list[Callable[[], None]] = []
 
     def now(self) -> datetime:
         return self.clock()
@@ -62,8 +63,14 @@ class AppContext:
                 self._cache[name] = factory()
             return self._cache[name]
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run `closer` in close() (background threads of adapters); safe inside singleton()."""
+        self._closers.append(closer)
+
     def close(self) -> None:
         """Release pooled connections (tests and the dev server's shutdown)."""
+        for closer in self._closers:
+            closer()
         if "db" in self.__dict__:
             self.db.close()
         if "valkey" in self.__dict__:

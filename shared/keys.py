@@ -97,6 +97,11 @@ class Keys:
         """The last code the `log` SMS provider sent to a phone (test/dev endpoint only)."""
         return f"{self.prefix}otp:last:{{{phone_e164}}}"
 
+    @property
+    def chat_wake(self) -> str:
+        """The pub/sub channel that wakes long-polling chat readers (outside the mirror's slot)."""
+        return f"{self.prefix}chat:wake"
+
     def lock(self, name: str) -> str:
         """A named lock outside the mirror (sweeps, seeding of other caches)."""
         return f"{self.prefix}lock:{{{name}}}"

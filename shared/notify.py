@@ -18,14 +18,19 @@ from shared.push import PushResult
 log = logging.getLogger(__name__)
 
 
-def send(ctx: AppContext, user_type: str, user_ids: Iterable[str], data: dict[str, str]) -> PushResult:
-    """Send one data message to every device of these users; never raises."""
+def send(
+    ctx: AppContext, user_type: str, user_ids: Iterable[str], data: dict[str, str], collapse_key: str | None = None
+) -> PushResult:
+    """Send one data message to every device of these users; never raises.
+
+    With `collapse_key`, a device that was offline gets only the newest message of that key.
+    """
     try:
         by_user = devices.tokens_for(ctx, user_type, sorted({str(i) for i in user_ids}))
         tokens = [token for user_tokens in by_user.values() for token in user_tokens]
         if not tokens:
             return PushResult()
-        result = push.provider(ctx).send(tokens, data)
+        result = push.provider(ctx).send(tokens, data, collapse_key)
         if result.unregistered:
             devices.delete_tokens(ctx, result.unregistered)
             log.info("forgot unregistered push tokens", extra={"count": len(result.unregistered)})

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared import validate
 from shared.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
@@ -57,15 +58,7 @@ def timestamp(text: str) -> datetime:
 
 def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """The `limit` query parameter: 1..maximum, `default` when absent."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed("limit", "must be an integer") from None
-    if not 1 <= value <= maximum:
-        raise ValidationFailed("limit", f"must be between 1 and {maximum}")
-    return value
+    return validate.query_integer(raw, "limit", minimum=1, maximum=maximum, default=default)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ class PushResult:
 
 
 class PushProvider(Protocol):
-    def send(self, tokens: list[str], data: dict[str, str]) -> PushResult:
-        """Send one data message to every token."""
+    def send(self, tokens: list[str], data: dict[str, str], collapse_key: str | None = None) -> PushResult:
+        """Send one data message to every token (collapsed per `collapse_key` when given)."""
         ...
 
 
@@ -46,11 +46,13 @@ class LogPush:
 
     def __init__(self) -> None:
         self.sent: list[tuple[list[str], dict[str, str]]] = []
+        self.collapse_keys: list[str | None] = []
         self._lock = threading.Lock()
 
-    def send(self, tokens: list[str], data: dict[str, str]) -> PushResult:
+    def send(self, tokens: list[str], data: dict[str, str], collapse_key: str | None = None) -> PushResult:
         with self._lock:
             self.sent.append((list(tokens), dict(data)))
+            self.collapse_keys.append(collapse_key)
         log.info("push (log provider)", extra={"push_type": data.get("type"), "recipients": len(tokens)})
         return PushResult(sent=len(tokens))
 
@@ -72,8 +74,11 @@ class FcmPush:
             service = messaging._get_messaging_service(self._app)
             service._fcm_url = endpoint.rstrip("/") + f"/v1/projects/{self._app.project_id}/messages:send"
 
-    def send(self, tokens: list[str], data: dict[str, str]) -> PushResult:
+    def send(self, tokens: list[str], data: dict[str, str], collapse_key: str | None = None) -> PushResult:
         result = PushResult()
+        # Collapsed messages replace an undelivered older one of the same key on the device
+        # (Android collapse_key, APNs apns-collapse-id; both at most 64 bytes).
+        apns_headers = {"apns-priority": "10", **({"apns-collapse-id": collapse_key} if collapse_key else {})}
         messaging = self._messaging
         for start in range(0, len(tokens), FCM_MAX_TOKENS):
             batch = tokens[start : start + FCM_MAX_TOKENS]
@@ -84,9 +89,9 @@ class FcmPush:
                 message = messaging.MulticastMessage(
                     tokens=batch,
                     data=data,
-                    android=messaging.AndroidConfig(priority="high"),
+                    android=messaging.AndroidConfig(priority="high", collapse_key=collapse_key),
                     apns=messaging.APNSConfig(
-                        headers={"apns-priority": "10"},
+                        headers=apns_headers,
                         payload=messaging.APNSPayload(aps=messaging.Aps(content_available=True)),
                     ),
                 )

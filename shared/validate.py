@@ -100,3 +100,15 @@ def uuid_value(value: Any, name: str) -> str:
         return str(uuid.UUID(str(value)))
     except (ValueError, AttributeError, TypeError):
         raise ValidationFailed(name, "must be a UUID") from None
+
+
+def query_integer(raw: str | None, name: str, *, minimum: int, maximum: int, default: int) -> int:
+    """An integer query-string parameter within bounds (absent or empty: `default`)."""
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 20:
+        raise ValidationFailed(name, "must be an integer")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ValidationFailed(name, f"must be between {minimum} and {maximum}")
+    return value

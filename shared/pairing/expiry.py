@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row
 from shared.pairing import effects, store
@@ -49,6 +50,8 @@ def expire_due_sessions(ctx: AppContext) -> dict[str, int]:
         while True:
             with ctx.db.transaction() as tx:
                 batch = store.expire_batch(tx, kind, cutoff, now, ACTOR, BATCH)
+                _, _, status, reason = store.EXPIRY_KINDS[kind]
+                chat.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
                 tx.commit()
             moved.extend(batch)
             _after_commit(ctx, kind, batch)
@@ -81,6 +84,8 @@ def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) ->
         for kind, ids in sorted(by_kind.items(), key=lambda item: list(store.EXPIRY_KINDS).index(item[0])):
             cutoff = now - timeout if kind == "expired_searching" else now
             moved[kind] = store.expire_batch(tx, kind, cutoff, now, ACTOR_ON_ACCESS, len(ids), session_ids=ids)
+            _, _, status, reason = store.EXPIRY_KINDS[kind]
+            chat.system_messages(tx, (r["id"] for r in moved[kind]), status, now, end_reason=reason)
         tx.commit()
     for kind, batch in moved.items():
         _after_commit(ctx, kind, batch)
@@ -99,6 +104,7 @@ def _after_commit(ctx: AppContext, kind: str, rows: list[Row]) -> None:
     """Mirror the freed capacity, then tell the customers (and mitras with open offers)."""
     _, _, status, reason = store.EXPIRY_KINDS[kind]
     effects.recompute(ctx, (r["mitra_id"] for r in rows))
+    chat.wake_readers(ctx, *(r["id"] for r in rows))
     for r in rows:
         view: dict[str, Any] = {"id": r["id"], "status": status}
         effects.push(ctx, "customer", [r["customer_id"]], _PUSH_TYPES[kind], view, end_reason=reason)

@@ -29,6 +29,7 @@ from pg8000.exceptions import DatabaseError
 
 from shared import app_config, availability
 from shared.auth.principal import Principal
+from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -170,8 +171,10 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             raise _invalid(store.get(tx, session_id), "cancel")
         lost = store.close_offers(tx, session_id, now)
         store.record_event(tx, session_id, "cancelled", _actor(principal), now)
+        chat.system_message(tx, session_id, "cancelled", now)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.push(ctx, "mitra", list(lost), "offer_closed", row)
     return view
 
@@ -196,8 +199,10 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             now,
             {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
         )
+        chat.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, "mitra", [row["mitra_id"]], "session_extended", row, expires_at=row["expires_at"].isoformat())
     return view
@@ -222,8 +227,10 @@ def _end(
         if row is None:
             raise _invalid(store.get(tx, session_id), "end")
         store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
+        chat.system_message(tx, session_id, "ended", now, end_reason=reason)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, notify, [row[f"{notify}_id"]], "session_ended", row, end_reason=reason)
     return view
@@ -256,8 +263,10 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
         store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
+        chat.system_message(tx, session_id, "rerouted", now)
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [previous])
     effects.push(ctx, "mitra", [previous], "session_rerouted", row)
     _push_offers(ctx, row, picked)
@@ -320,8 +329,12 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
         lost = store.close_offers(tx, session_id, now, winner=me)
         store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
+        chat.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
+        if won["status"] == "active":  # a rerouted paid session starts at once
+            chat.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
         view = _view(tx, won)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [me])
     extra = {
         "mitra_id": me,
@@ -353,6 +366,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
                 )
                 row = _reblast_or_expire(tx, row, picked, now)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     if row["status"] == "expired":
         effects.push(ctx, "customer", [row["customer_id"]], "session_expired", row, end_reason="no_mitra_available")
     elif picked:
@@ -369,6 +383,8 @@ def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Ro
     # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
     ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
     store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
+    if ended is not None:
+        chat.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
     return ended or row
 
 
@@ -398,8 +414,10 @@ def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> d
                 )
             raise _invalid(current, "confirm payment of")
         store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
+        chat.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
+    chat.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     expires = row["expires_at"].isoformat()
     effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
@@ -431,6 +449,7 @@ def close_sessions_of_customer(tx: Tx, customer_id: str, actor: str, reason: str
             continue
         lost = store.close_offers(tx, session_id, now)
         store.record_event(tx, session_id, row["status"], actor, now, {"reason": reason})
+        chat.system_message(tx, session_id, row["status"], now, end_reason=reason)
         closed.append({**row, "lost": lost})
     return closed
 
@@ -438,6 +457,7 @@ def close_sessions_of_customer(tx: Tx, customer_id: str, actor: str, reason: str
 def after_sessions_closed(ctx: AppContext, closed: list[Row]) -> None:
     """After the commit: free the mitras' capacity in the mirror and tell them."""
     effects.recompute(ctx, (row["mitra_id"] for row in closed))
+    chat.wake_readers(ctx, *(row["id"] for row in closed))
     for row in closed:
         if row["mitra_id"]:
             effects.push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason=row["end_reason"])

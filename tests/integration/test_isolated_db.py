@@ -2,6 +2,8 @@
 
 import uuid
 
+from shared import app_config
+
 
 def test_isolated_database_starts_empty_and_migrated(isolated_ctx, ctx):
     phone = f"+62812{uuid.uuid4().int % 10**8:08d}"
@@ -9,4 +11,4 @@ def test_isolated_database_starts_empty_and_migrated(isolated_ctx, ctx):
         tx.execute("INSERT INTO mitras (phone_e164, display_name) VALUES (:p, 'elsewhere')", p=phone)
         tx.commit()
     assert isolated_ctx.db.scalar("SELECT count(*) FROM mitras") == 0
-    assert isolated_ctx.db.scalar("SELECT count(*) FROM app_config") == 10
+    assert isolated_ctx.db.scalar("SELECT count(*) FROM app_config") == len(app_config.DEFAULTS)

@@ -8,6 +8,7 @@ import pg8000.native
 import pytest
 
 from infra import migrate
+from shared import app_config
 from shared.config import Settings
 from shared.db import Database, parse_database_url
 
@@ -58,7 +59,8 @@ def test_app_config_defaults_are_seeded(empty_db):
     assert config["otp_ttl_seconds"] == 300
     assert config["mitra_max_concurrent_sessions"] == 1
     assert config["cc_lockout_minutes"] == 15
-    assert len(config) == 10
+    assert config["mitra_sees_customer_name"] == 0  # anonymous towards mitras unless staff turn it on
+    assert config == app_config.DEFAULTS  # every key the code knows, with the value it falls back to
 
 
 def test_two_concurrent_runners_do_not_collide(empty_db):

@@ -1,0 +1,105 @@
+"""Chat functions: messages of a session (send, long-poll receive, read marker) and the apps' lists.
+
+Thin entry points only: each parses, calls one service in shared/, and returns. The receive
+functions hold a request up to `wait` seconds without a Postgres or Valkey connection, so
+they are deployed with a high concurrency (infra/functions.toml, docs/chat.md).
+"""
+
+import functions_framework
+
+from shared import chat, config, context, paging, validate
+from shared.chat.lists import CUSTOMER_VIEWS, DEFAULT_LIMIT, MAX_LIMIT, MITRA_VIEWS
+from shared.chat.service import DEFAULT_LIMIT as DEFAULT_MESSAGES
+from shared.chat.service import MAX_LIMIT as MAX_MESSAGES
+from shared.chat.service import MAX_WAIT_SECONDS, clean_body
+from shared.http import ApiRequest, Reply, endpoint
+
+context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
+
+MAX_MESSAGE_ID = 2**63 - 1
+
+
+def _send(req: ApiRequest) -> Reply:
+    session_id = req.uuid_param()
+    body = req.json()
+    client_message_id = validate.uuid_value(validate.string(body, "client_message_id", max_len=64), "client_message_id")
+    message, created = chat.send(req.ctx, req.principal, session_id, client_message_id, clean_body(body.get("body")))
+    return Reply(message, 201 if created else 200)
+
+
+def _receive(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    after = validate.query_integer(req.query("after"), "after", minimum=0, maximum=MAX_MESSAGE_ID, default=0)
+    limit = validate.query_integer(
+        req.query("limit"), "limit", minimum=1, maximum=MAX_MESSAGES, default=DEFAULT_MESSAGES
+    )
+    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
+    return chat.messages(req.ctx, req.principal, session_id, after, limit, wait)
+
+
+def _read(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    up_to = validate.integer(req.json(), "up_to", minimum=0, maximum=MAX_MESSAGE_ID) or 0
+    return chat.mark_read(req.ctx, req.principal, session_id, up_to)
+
+
+def _page(req: ApiRequest) -> tuple[str | None, int]:
+    return req.query("cursor"), paging.limit(req.query("limit"), DEFAULT_LIMIT, MAX_LIMIT)
+
+
+# ---- customers -------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def chat_client_send(req: ApiRequest) -> Reply:
+    return _send(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_client_messages(req: ApiRequest) -> dict:
+    return _receive(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_client_read(req: ApiRequest) -> dict:
+    return _read(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_client_sessions(req: ApiRequest) -> dict:
+    view = validate.choice({"view": req.query("view")}, "view", CUSTOMER_VIEWS, required=False, default="open")
+    cursor, limit = _page(req)
+    return chat.customer_sessions(req.ctx, req.principal, view or "open", cursor, limit)
+
+
+# ---- mitras ----------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint
+def chat_mitra_send(req: ApiRequest) -> Reply:
+    return _send(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_mitra_messages(req: ApiRequest) -> dict:
+    return _receive(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_mitra_read(req: ApiRequest) -> dict:
+    return _read(req)
+
+
+@functions_framework.http
+@endpoint
+def chat_mitra_sessions(req: ApiRequest) -> dict:
+    view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
+    cursor, limit = _page(req)
+    return chat.mitra_sessions(req.ctx, req.principal, view or "current", cursor, limit)

@@ -1,0 +1,37 @@
+"""What a mitra may know about a customer (SPEC §11, the control center's anonymity setting).
+
+app_config `mitra_sees_customer_name` (0 or 1, default 0). With 0 a mitra sees a stable alias
+derived from the customer id ("Customer 7F3A"), never the display name, phone or email; with
+1 it sees the display name (still never phone or email). Every payload built for a mitra
+(session lists, messages, offers, pushes) takes the customer's name from `customer_for_mitra`
+and nowhere else, so the rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from shared import app_config
+from shared.context import AppContext
+from shared.db import Tx
+
+SETTING = "mitra_sees_customer_name"
+
+
+def alias(customer_id: str) -> str:
+    """The stable, non-identifying name a mitra sees for this customer."""
+    digest = hashlib.sha256(f"bestie-customer:{customer_id}".encode()).hexdigest()
+    return f"Customer {digest[:4].upper()}"
+
+
+def mitra_sees_name(ctx: AppContext, tx: Tx | None = None) -> bool:
+    """The current anonymity setting (True: mitras see display names)."""
+    return bool(int(app_config.get(ctx, SETTING, tx)))
+
+
+def customer_for_mitra(customer_id: Any, display_name: str | None, sees_name: bool) -> dict[str, str]:
+    """{id, display_name} of a customer as a mitra may see it: an alias unless names are allowed."""
+    cid = str(customer_id)
+    shown = display_name if sees_name and display_name else alias(cid)
+    return {"id": cid, "display_name": shown}

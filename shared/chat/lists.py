@@ -1,0 +1,120 @@
+"""The apps' session lists (SPEC §12): what a restarted app needs to rebuild its state.
+
+Mitra:    offers (searching sessions offered to it and not answered, before their pairing
+          deadline), current (its pending_payment and active sessions), history (sessions it
+          held that are over).
+Customer: open (its searching/pending_payment/active session), history (the ones that are over).
+
+Pages are newest first, by keyset: the opaque cursor encodes the (sort time, id) of the last
+row of the previous page, so a page never repeats or skips rows when new sessions arrive.
+Every customer a mitra sees here goes through `anonymity.customer_for_mitra`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from shared import anonymity, paging, validate
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from shared.db import Row
+from shared.pairing import expiry
+from shared.pairing import store as sessions
+
+MITRA_VIEWS = ("offers", "current", "history")
+CUSTOMER_VIEWS = ("open", "history")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in sessions.SESSION_COLUMNS.split(","))
+_EXTRA = (
+    " (SELECT count(*) FROM pairing_offers x WHERE x.session_id = s.id) AS offered_count,"
+    " (SELECT COALESCE(max(m.id), 0) FROM chat_messages m WHERE m.session_id = s.id) AS last_message_id,"
+    " c.display_name AS customer_name, mi.display_name AS mitra_name"
+)
+_FROM = " FROM chat_sessions s JOIN customers c ON c.id = s.customer_id LEFT JOIN mitras mi ON mi.id = s.mitra_id"
+_PAGE = (
+    " AND (CAST(:after_at AS timestamptz) IS NULL"
+    "      OR ({sort}, s.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid)))"
+)
+_ORDER = " ORDER BY {sort} DESC, s.id DESC LIMIT :n"
+
+_MINE = " WHERE s.mitra_id = CAST(:me AS uuid)"
+_OWN = " WHERE s.customer_id = CAST(:me AS uuid)"
+_OPEN = " AND s.status IN ('searching', 'pending_payment', 'active')"
+_HELD = " AND s.status IN ('pending_payment', 'active')"
+_OVER = " AND s.status IN ('ended', 'expired', 'cancelled')"
+
+# view -> (extra FROM, WHERE, sort column); :me is the caller, :cutoff the oldest live offer.
+_MITRA_SQL = {
+    "offers": (
+        " JOIN pairing_offers o ON o.session_id = s.id AND o.mitra_id = CAST(:me AS uuid)",
+        " WHERE o.response IS NULL AND s.status = 'searching' AND s.search_started_at > :cutoff",
+        "o.offered_at",
+    ),
+    "current": ("", _MINE + _HELD, "s.requested_at"),
+    "history": ("", _MINE + _OVER, "s.requested_at"),
+}
+_CUSTOMER_SQL = {
+    "open": ("", _OWN + _OPEN, "s.requested_at"),
+    "history": ("", _OWN + _OVER, "s.requested_at"),
+}
+
+
+def _page(
+    ctx: AppContext, name: str, sql: tuple[str, str, str], me: str, cursor: str | None, limit: int
+) -> tuple[list[Row], str | None]:
+    joins, where, sort = sql
+    kind = f"sessions-{name}"
+    after = paging.decode(kind, cursor, (paging.timestamp, lambda v: validate.uuid_value(v, "cursor")))
+    after_at, after_id = after or (None, None)
+    statement = (
+        f"SELECT {_S_COLUMNS}, {sort} AS sort_at, {_EXTRA}{_FROM}{joins}{where}"
+        + _PAGE.format(sort=sort)
+        + _ORDER.format(sort=sort)
+    )
+    cutoff = ctx.now() - timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+    params: dict[str, Any] = {"me": me, "after_at": after_at, "after_id": after_id, "n": limit + 1}
+    if ":cutoff" in where:
+        params["cutoff"] = cutoff
+    rows = ctx.db.rows(statement, **params)
+    if expiry.settle(ctx, rows):  # exact deadlines (SPEC §12): list nobody past theirs as live
+        rows = ctx.db.rows(statement, **params)
+    page = paging.page(kind, rows, limit, lambda row: (row["sort_at"], row["id"]))
+    return page.rows, page.next_cursor
+
+
+def mitra_sessions(ctx: AppContext, principal: Principal, view: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of the mitra's offers, current or past sessions, newest first."""
+    rows, next_cursor = _page(ctx, f"mitra-{view}", _MITRA_SQL[view], principal.user_id, cursor, limit)
+    sees_name = anonymity.mitra_sees_name(ctx)
+    items = []
+    for row in rows:
+        item = _common(row)
+        item["customer"] = anonymity.customer_for_mitra(row["customer_id"], row["customer_name"], sees_name)
+        if view == "offers":
+            deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+            item["offered_at"] = row["sort_at"].isoformat()
+            item["offer_expires_at"] = deadline.isoformat()
+        items.append(item)
+    return {"view": view, "sessions": items, "next_cursor": next_cursor}
+
+
+def customer_sessions(
+    ctx: AppContext, principal: Principal, view: str, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """One page of the customer's open or past sessions, newest first."""
+    rows, next_cursor = _page(ctx, f"customer-{view}", _CUSTOMER_SQL[view], principal.user_id, cursor, limit)
+    items = []
+    for row in rows:
+        item = _common(row)
+        item["mitra"] = {"id": str(row["mitra_id"]), "display_name": row["mitra_name"]} if row["mitra_id"] else None
+        items.append(item)
+    return {"view": view, "sessions": items, "next_cursor": next_cursor}
+
+
+def _common(row: Row) -> dict[str, Any]:
+    item = sessions.to_json(row, int(row["offered_count"]))
+    item["last_message_id"] = int(row["last_message_id"])
+    return item

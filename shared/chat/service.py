@@ -1,0 +1,186 @@
+"""Chat messages of SPEC §11: send (idempotent), receive (long poll), read markers.
+
+Send: one transaction that locks the session row, re-checks the sender is a party and the
+session is active, and inserts; after the commit, a wake-up through Valkey and an FCM push to
+the other party. Receive: read Postgres; when nothing is new and the caller asked to `wait`,
+hold the request on a local event that the instance's pub/sub listener sets (shared.chat.wake),
+re-reading Postgres on each wake. With Valkey down, receive answers at once from Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from typing import Any
+
+from shared import anonymity, app_config, notify, ratelimit
+from shared.auth.principal import Principal
+from shared.chat import store, wake
+from shared.context import AppContext
+from shared.db import Row, Tx
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.pairing import expiry
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 2000
+MAX_WAIT_SECONDS = 25
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 50
+FINAL_STATUSES = ("ended", "expired", "cancelled")
+PUSH_PREVIEW_CHARS = 120  # FCM data payloads are capped at 4 KB; the app fetches the full body
+_ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+def _not_found() -> NotFound:
+    return NotFound("chat session not found", code="SESSION_NOT_FOUND")
+
+
+def clean_body(value: Any) -> str:
+    """The message text: trimmed, 1..2000 characters, no control characters but newline and tab.
+
+    CRLF line breaks are normalized to LF first (the only control character a keyboard
+    commonly adds); any other control character is refused rather than silently stripped.
+    """
+    if not isinstance(value, str):
+        raise ValidationFailed("body", "must be a string" if value is not None else "is required")
+    body = value.replace("\r\n", "\n").strip()
+    if not body:
+        raise ValidationFailed("body", "is required")
+    if len(body) > MAX_BODY_CHARS:
+        raise ValidationFailed("body", f"must be at most {MAX_BODY_CHARS} characters")
+    if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in body):
+        raise ValidationFailed("body", "must not contain control characters other than newline and tab")
+    return body
+
+
+def _party(principal: Principal, session: Row | None) -> Row:
+    """The session if the caller is its customer or its current mitra; 404 otherwise."""
+    if session is None:
+        raise _not_found()
+    column = "customer_id" if principal.user_type == "customer" else "mitra_id"
+    if session[column] is None or str(session[column]) != principal.user_id:
+        raise _not_found()  # other people's sessions are indistinguishable from unknown ones
+    return session
+
+
+def _is_open_for_chat(session: Row, ctx: AppContext) -> bool:
+    # An active session past expires_at is over even before the sweep (or a read) ends it.
+    return bool(session["status"] == "active" and session["expires_at"] and session["expires_at"] > ctx.now())
+
+
+def _peer(principal: Principal) -> str:
+    return "mitra" if principal.user_type == "customer" else "customer"
+
+
+# ---- send ------------------------------------------------------------------------------------
+
+
+def send(
+    ctx: AppContext, principal: Principal, session_id: str, client_message_id: str, body: str
+) -> tuple[dict[str, Any], bool]:
+    """Append a message from the caller; (message, created). A retry returns the first message."""
+    sender_type, sender_id = principal.user_type, principal.user_id
+    with ctx.db.transaction() as tx:
+        _party(principal, store.session_parties(tx, session_id))
+        existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
+        limit = int(app_config.get(ctx, "chat_max_messages_per_minute", tx))
+        sender_name = _sender_name(ctx, tx, principal)  # read before the lock: it keeps the lock short
+    if existing is not None:
+        return store.to_json(existing), False  # a retried send; not counted again
+    ratelimit.hit(ctx, ratelimit.Limit("chat-send", limit, 60), f"{sender_type}:{sender_id}")
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        session = _party(principal, store.lock_session(tx, session_id))
+        # Under the lock: a concurrent retry with the same id committed first, or it did not.
+        existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
+        if existing is not None:
+            return store.to_json(existing), False
+        if not _is_open_for_chat(session, ctx):
+            status = session["status"]
+            raise Conflict(
+                "messages can only be sent while the session is active",
+                code="SESSION_NOT_ACTIVE",
+                current_status=status,
+            )
+        row = store.insert(tx, session_id, sender_type, sender_id, client_message_id, body, now)
+        tx.commit()
+    wake.publish(ctx, [session_id])
+    peer = _peer(principal)
+    push = {
+        "type": "chat_message",
+        "session_id": session_id,
+        "status": str(session["status"]),
+        "message_id": str(row["id"]),
+        "sender_type": sender_type,
+        "sender_name": sender_name,
+        "preview": row["body"][:PUSH_PREVIEW_CHARS],
+    }
+    notify.send(ctx, peer, [str(session[f"{peer}_id"])], push, collapse_key=f"chat:{session_id}")
+    return store.to_json(row), True
+
+
+def _sender_name(ctx: AppContext, tx: Tx, principal: Principal) -> str:
+    """The sender as the recipient may see it: to a mitra a customer is an alias unless names are allowed."""
+    name = store.display_name(tx, principal.user_type, principal.user_id)
+    if principal.user_type == "customer":
+        return anonymity.customer_for_mitra(principal.user_id, name, anonymity.mitra_sees_name(ctx, tx))["display_name"]
+    return name or ""
+
+
+# ---- receive ---------------------------------------------------------------------------------
+
+
+def _read(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> dict[str, Any]:
+    with ctx.db.transaction() as tx:
+        session = _party(principal, store.session_parties(tx, session_id))
+        rows = store.after(tx, session_id, after, limit)
+        peer = _peer(principal)
+        peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
+    if expiry.settle(ctx, [session]):
+        # Past its deadline (SPEC §12): ended/expired now, with its system message; read again.
+        return _read(ctx, principal, session_id, after, limit)
+    messages = [store.to_json(r) for r in rows]
+    return {
+        "messages": messages,
+        "next_after": messages[-1]["id"] if messages else after,
+        "session_status": session["status"],
+        "peer_last_read_id": peer_read,
+    }
+
+
+def messages(
+    ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int, wait: int
+) -> dict[str, Any]:
+    """Messages after `after`; with `wait`, hold until one arrives, the status changes, or time is up."""
+    view = _read(ctx, principal, session_id, after, limit)
+    if view["messages"] or wait <= 0 or view["session_status"] in FINAL_STATUSES:
+        return view
+    listener = wake.hub(ctx)
+    if not listener.ready():
+        return view  # Valkey down: plain polling, answered at once from Postgres
+    status = view["session_status"]
+    deadline = time.monotonic() + wait
+    with listener.listen(session_id) as event:
+        # Re-read once registered: a send that committed before we listened is seen here, and
+        # one that commits after it publishes to an event we already hold.
+        view = _read(ctx, principal, session_id, after, limit)
+        # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
+        while not view["messages"] and view["session_status"] == status and listener.connected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not event.wait(remaining):
+                break
+            event.clear()
+            view = _read(ctx, principal, session_id, after, limit)
+    return view
+
+
+def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int) -> dict[str, Any]:
+    """Move the caller's read marker to `up_to` (clamped to the last message); never back."""
+    with ctx.db.transaction() as tx:
+        _party(principal, store.session_parties(tx, session_id))
+        target = min(up_to, store.last_id(tx, session_id))
+        marker = store.move_read_marker(tx, session_id, principal.user_type, principal.user_id, target, ctx.now())
+        tx.commit()
+    return {"session_id": session_id, "last_read_id": marker}

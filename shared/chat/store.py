@@ -1,0 +1,153 @@
+"""Rows of `chat_messages` and `chat_read_markers`: the SQL lives here.
+
+Ordering rule (docs/chat.md): every insert into one session's messages happens while its
+transaction holds that session's row lock (a send takes FOR NO KEY UPDATE; a transition's
+conditional UPDATE holds it already), so within a session ids are allocated and committed in
+the same order. A reader of `id > after` therefore never skips an id that commits later.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from shared.db import Row, Tx
+from shared.pairing.store import SESSION_COLUMNS
+
+MESSAGE_COLUMNS = "id, session_id, sender_type, sender_id, client_message_id, body, detail, created_at"
+
+
+def to_json(row: Row) -> dict[str, Any]:
+    """The public shape of a message (no names: who a sender is comes from the session)."""
+    return {
+        "id": int(row["id"]),
+        "session_id": str(row["session_id"]),
+        "sender_type": row["sender_type"],
+        "sender_id": str(row["sender_id"]) if row["sender_id"] else None,
+        "client_message_id": str(row["client_message_id"]) if row["client_message_id"] else None,
+        "body": row["body"],
+        "detail": row["detail"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def lock_session(tx: Tx, session_id: str) -> Row | None:
+    """Lock the session row (serializes this session's inserts) and return its parties and status.
+
+    FOR NO KEY UPDATE conflicts with itself and with the transitions' UPDATEs, but not with
+    the KEY SHARE locks of foreign-key checks.
+    """
+    return tx.one(
+        "SELECT id, customer_id, mitra_id, status, expires_at FROM chat_sessions"
+        " WHERE id = CAST(:id AS uuid) FOR NO KEY UPDATE",
+        id=session_id,
+    )
+
+
+def session_parties(tx: Tx, session_id: str) -> Row | None:
+    """The session (SESSION_COLUMNS: parties, status and deadlines), unlocked."""
+    return tx.one(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = CAST(:id AS uuid)",  # noqa: S608 (constant SQL)
+        id=session_id,
+    )
+
+
+def find_by_client_id(tx: Tx, session_id: str, sender_type: str, sender_id: str, client_message_id: str) -> Row | None:
+    """The message this sender already sent with this client_message_id, if any."""
+    return tx.one(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
+        " WHERE session_id = CAST(:s AS uuid) AND sender_type = :t AND sender_id = CAST(:u AS uuid)"
+        " AND client_message_id = CAST(:c AS uuid)",
+        s=session_id,
+        t=sender_type,
+        u=sender_id,
+        c=client_message_id,
+    )
+
+
+def insert(
+    tx: Tx,
+    session_id: str,
+    sender_type: str,
+    sender_id: str | None,
+    client_message_id: str | None,
+    body: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> Row:
+    """Append one message; the caller holds the session's row lock."""
+    row = tx.one(
+        "INSERT INTO chat_messages (session_id, sender_type, sender_id, client_message_id, body, detail, created_at)"  # noqa: S608
+        " VALUES (CAST(:s AS uuid), :t, CAST(:u AS uuid), CAST(:c AS uuid), :body, CAST(:d AS jsonb), :now)"
+        f" RETURNING {MESSAGE_COLUMNS}",
+        s=session_id,
+        t=sender_type,
+        u=sender_id,
+        c=client_message_id,
+        body=body,
+        d=json.dumps(detail) if detail is not None else None,
+        now=now,
+    )
+    assert row is not None
+    return row
+
+
+def after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
+    """Up to `limit` messages of the session with id > after_id, oldest first."""
+    return tx.rows(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
+        " WHERE session_id = CAST(:s AS uuid) AND id > :after ORDER BY id LIMIT :n",
+        s=session_id,
+        after=after_id,
+        n=limit,
+    )
+
+
+def last_id(tx: Tx, session_id: str) -> int:
+    """The session's highest message id (0 when it has none)."""
+    return int(
+        tx.scalar("SELECT COALESCE(max(id), 0) FROM chat_messages WHERE session_id = CAST(:s AS uuid)", s=session_id)
+    )
+
+
+def read_marker(tx: Tx, session_id: str, reader_type: str, reader_id: Any) -> int:
+    """The last message id this reader has read (0 when none)."""
+    if not reader_id:
+        return 0
+    value = tx.scalar(
+        "SELECT last_read_id FROM chat_read_markers"
+        " WHERE session_id = CAST(:s AS uuid) AND reader_type = :t AND reader_id = CAST(:u AS uuid)",
+        s=session_id,
+        t=reader_type,
+        u=str(reader_id),
+    )
+    return int(value or 0)
+
+
+def move_read_marker(tx: Tx, session_id: str, reader_type: str, reader_id: str, up_to: int, now: datetime) -> int:
+    """Move the reader's marker to `up_to` unless it is already further; the marker after."""
+    value = tx.scalar(
+        "INSERT INTO chat_read_markers (session_id, reader_type, reader_id, last_read_id, updated_at)"
+        " VALUES (CAST(:s AS uuid), :t, CAST(:u AS uuid), :n, :now)"
+        " ON CONFLICT (session_id, reader_type, reader_id) DO UPDATE"
+        "   SET last_read_id = GREATEST(chat_read_markers.last_read_id, EXCLUDED.last_read_id),"
+        "       updated_at = EXCLUDED.updated_at"
+        " RETURNING last_read_id",
+        s=session_id,
+        t=reader_type,
+        u=reader_id,
+        n=up_to,
+        now=now,
+    )
+    return int(value)
+
+
+def display_name(tx: Tx, user_type: str, user_id: Any) -> str | None:
+    """A customer's or mitra's display name (for push titles)."""
+    table = {"customer": "customers", "mitra": "mitras"}[user_type]
+    value = tx.scalar(
+        f"SELECT display_name FROM {table} WHERE id = CAST(:id AS uuid)",  # noqa: S608 (table from a fixed map)
+        id=str(user_id),
+    )
+    return str(value) if value else None
