@@ -114,6 +114,7 @@ def configure(level: str | None = None) -> None:
     if chosen not in logging.getLevelNamesMapping():
         chosen = "INFO"
     root.setLevel(chosen)
+    logging.captureWarnings(True)  # a library's warning is a WARNING line, not bare stderr text
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     for handler in list(root.handlers):
