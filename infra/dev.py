@@ -85,14 +85,13 @@ def main() -> int:
     with embedded.services(DATA, persistent=True) as env:
         os.environ.update(env)
         from shared import context
-        from shared import log as jsonlog
 
-        jsonlog.configure(os.environ.get("LOG_LEVEL", "INFO"))
         ctx = context.init()
         print(f"migrations applied: {migrate.migrate(ctx.db) or 'none pending'}", flush=True)
         seed(ctx)
-        served = gateway.served_functions(ctx.settings.enable_test_endpoints)
-        app = gateway.Gateway(served)
+        plan = gateway.local_plan(ctx.settings.enable_test_endpoints)
+        served = [fp.fn for fp in plan.functions]
+        app = gateway.Gateway(plan)
         print(f"\nBestie dev server on http://{host}:{port}\n", flush=True)
         print(gateway.route_table(served), flush=True)
         print(f"\nDATABASE_URL={env['DATABASE_URL']}\nVALKEY_URL={env['VALKEY_URL']}", flush=True)
@@ -101,7 +100,7 @@ def main() -> int:
             shown = "(from ADMIN_PASSWORD)"  # print only the documented default, never a real secret
         print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {shown}\n", flush=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        scheduler = LocalScheduler(f"http://{host}:{port}", served)
+        scheduler = LocalScheduler(f"http://{host}:{port}", plan)
         scheduler.start()
         try:
             run_simple(host, port, app, threaded=True, use_reloader=False)

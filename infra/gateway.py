@@ -1,25 +1,34 @@
-"""Local gateway: every function of the manifest on one port, with the production routes.
+"""Local gateway: the deploy plan's load balancer and function URLs on one port (`make dev`).
 
-Each function is built with functions-framework's own `create_app(target, source)`, exactly
-as the Cloud Functions runtime builds it, so local runs exercise the same code path. The
-gateway only picks the function whose manifest route and method match the request; like
-the production load balancer, unknown routes get a JSON 404 and a known route with the
-wrong method a JSON 405.
+It serves the same Plan object the deploy tool executes (infra/deploy), so local runs
+exercise the deployed shape and no second description of the routes exists:
+- a request is routed by the plan's URL map, evaluated as the load balancer evaluates it
+  (infra/deploy/urlmap.route): method rules first, then one rule per path for the JSON 405,
+  else the default service (healthz, whose route match answers a JSON 404);
+- `/_functions/<name>/<path>` stands for the function's own URL
+  (`https://REGION-PROJECT.cloudfunctions.net/<name>/<path>`), which is how the local
+  scheduler reaches the sweeps, at their route on the root of their own URL.
+
+Each function is built with functions-framework's own `create_app(target, source)`, as the
+Cloud Functions runtime builds it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import functions_framework
 
+from infra import deploy
+from infra.deploy import urlmap
 from shared import manifest
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO / "functions"
+FUNCTION_URLS = "/_functions/"
+LOCAL_PROJECT, LOCAL_REGION = "bestie-local", "local"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -34,56 +43,42 @@ def build_app(fn: manifest.Function) -> WsgiApp:
     return app
 
 
-def _json(
-    start_response: Callable[..., Any],
-    status: str,
-    code: str,
-    message: str,
-    headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])])
-    return [body]
+def served_functions(enable_test_endpoints: bool) -> list[manifest.Function]:
+    return [fn for fn in manifest.load().functions if enable_test_endpoints or not fn.test_only]
+
+
+def local_plan(enable_test_endpoints: bool) -> deploy.Plan:
+    """The deploy plan of what `make dev` serves (test routes included when enabled)."""
+    config = deploy.load_config(LOCAL_PROJECT, LOCAL_REGION)
+    return deploy.plan(served_functions(enable_test_endpoints), config, {}, local=True)
+
+
+def function_url_base(plan: deploy.Plan) -> str:
+    """The prefix the plan's function URLs share (what the gateway's /_functions/ stands for)."""
+    return plan.functions[0].url.rsplit("/", 1)[0] + "/"
 
 
 class Gateway:
-    """A WSGI app routing (method, path) to the manifest's functions."""
+    """A WSGI app serving a plan: its URL map, and its functions' own URLs under /_functions/."""
 
-    def __init__(
-        self, functions: Iterable[manifest.Function], builder: Callable[[manifest.Function], WsgiApp] = build_app
-    ):
-        self.functions = list(functions)
-        self.apps = {fn.name: builder(fn) for fn in self.functions}
+    def __init__(self, plan: deploy.Plan, builder: Callable[[manifest.Function], WsgiApp] = build_app):
+        self.plan = plan
+        self.functions = {fp.fn.name: fp.fn for fp in plan.functions}
+        self.apps = {name: builder(fn) for name, fn in self.functions.items()}
+        public = [fp.fn for fp in plan.functions if fp.public]
+        self.backends = urlmap.backends(public, plan.config.project, plan.config.load_balancer)
 
-    def resolve(self, method: str, path: str) -> tuple[manifest.Function | None, list[str]]:
-        """The function for (method, path), or None and the methods the path does accept."""
-        matching = [fn for fn in self.functions if fn.match_exact(path) is not None]
-        # A literal segment beats a parameter (/me/password before /:id/password).
-        matching.sort(key=lambda fn: sum(s.startswith(":") for s in fn.segments))
-        for fn in matching:
-            if fn.method == method or (method in ("HEAD", "OPTIONS") and fn.method in ("GET", method)):
-                return fn, []
-        if method == "OPTIONS" and matching:
-            return matching[0], []
-        return None, sorted({fn.method for fn in matching})
+    def resolve(self, method: str, path: str) -> tuple[str, str]:
+        """(function name, path it receives) for a request to the gateway."""
+        if path.startswith(FUNCTION_URLS):
+            name, _, rest = path[len(FUNCTION_URLS) :].partition("/")
+            if name in self.functions:
+                return name, "/" + rest
+        return self.backends[urlmap.route(self.plan.url_map, method, path)], path
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        fn, allowed = self.resolve(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
-        if fn is not None:
-            return self.apps[fn.name](environ, start_response)
-        if allowed:
-            return _json(
-                start_response,
-                "405 METHOD NOT ALLOWED",
-                "METHOD_NOT_ALLOWED",
-                f"this route accepts {', '.join(allowed)}",
-                [("Allow", ", ".join(allowed))],
-            )
-        return _json(start_response, "404 NOT FOUND", "NOT_FOUND", "no such route")
-
-
-def served_functions(enable_test_endpoints: bool) -> list[manifest.Function]:
-    return [fn for fn in manifest.load().functions if enable_test_endpoints or not fn.test_only]
+        name, path = self.resolve(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"))
+        return self.apps[name]({**environ, "PATH_INFO": path}, start_response)
 
 
 def route_table(functions: Iterable[manifest.Function]) -> str:

@@ -1,9 +1,9 @@
-"""Keep the README's deploy section equal to the dry run of the whole manifest.
+"""Keep docs/deploy-plan.md equal to the dry run of the whole manifest.
 
-    python -m infra.readme          # rewrite the block between the markers in README.md
+    python -m infra.readme          # rewrite docs/deploy-plan.md
 
-A unit test fails when the block is stale, so the README never shows a plan the tooling
-would not produce.
+A unit test fails when the file is stale, so the docs never show a plan the tooling would
+not produce. The README keeps the commands and a short summary and links here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,20 @@ from pathlib import Path
 from infra import bundle, deploy
 from shared import manifest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- deploy-dry-run:start -->", "<!-- deploy-dry-run:end -->"
+REPO = Path(__file__).resolve().parent.parent
+PLAN_DOC = REPO / "docs" / "deploy-plan.md"
 EXAMPLE_PROJECT, EXAMPLE_REGION = "bestie-prod", "asia-southeast2"
+
+HEADER = """\
+# Deploy plan (generated)
+
+The dry run of the whole manifest for an example project, written by `python -m infra.readme`
+and kept equal to the tooling by `tests/unit/test_deploy_plan.py`. Do not edit by hand.
+How to go from nothing to a working deploy: [deployment.md](deployment.md).
+
+    python -m infra deploy --project {project} --region {region} --dry-run
+
+"""
 
 
 def dry_run_text() -> str:
@@ -26,19 +37,13 @@ def dry_run_text() -> str:
     return deploy.render(plan)
 
 
-def block(text: str) -> str:
-    return f"{START}\n```sh\n{text}```\n{END}"
-
-
-def current_block(readme: str) -> str:
-    start, end = readme.index(START), readme.index(END) + len(END)
-    return readme[start:end]
+def plan_doc() -> str:
+    return HEADER.format(project=EXAMPLE_PROJECT, region=EXAMPLE_REGION) + f"```sh\n{dry_run_text()}```\n"
 
 
 def main() -> int:
-    readme = README.read_text()
-    README.write_text(readme.replace(current_block(readme), block(dry_run_text())))
-    print("README.md deploy section regenerated")
+    PLAN_DOC.write_text(plan_doc())
+    print(f"{PLAN_DOC.relative_to(REPO)} regenerated")
     return 0
 
 

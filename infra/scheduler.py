@@ -2,8 +2,9 @@
 
 One job per sweep (a manifest entry with `schedule_env`): cron from the sweep's cadence
 (the deployment's value of `schedule_env`, else `schedule_default_seconds`), an HTTP POST to
-the function URL with an OIDC token for the scheduler service account and the audience the
-function checks (SCHEDULER_AUDIENCE), a retry config and an attempt deadline.
+the sweep's route on its function URL (`https://REGION-PROJECT.cloudfunctions.net/NAME/sweeps/x`)
+with an OIDC token for the scheduler service account and the audience the function checks
+(SCHEDULER_AUDIENCE, the function URL), a retry config and an attempt deadline.
 
 Cloud Scheduler fires at most once a minute, so a cadence under 60 s becomes "every minute"
 and the sweep runs several passes inside one invocation. A cadence that does not divide the
@@ -91,6 +92,8 @@ def job_for(fn: manifest.Function, settings: JobSettings, env: Mapping[str, str]
     seconds = cadence_seconds(fn, env or {})
     schedule, interval = cron_for(seconds)
     url = function_url(settings.project, settings.region, fn.name)
+    # The function answers its route at the root of its own URL (SPEC §13): the bare URL is a 404.
+    uri = url + fn.route
     deadline = min(max(fn.timeout + 15, MIN_DEADLINE_SECONDS), MAX_DEADLINE_SECONDS)
     passes = f"; {max(1, 60 // seconds)} passes per run" if seconds < 60 else ""
     return scheduler_v1.Job(
@@ -99,7 +102,7 @@ def job_for(fn: manifest.Function, settings: JobSettings, env: Mapping[str, str]
         schedule=schedule,
         time_zone=settings.time_zone,
         http_target=scheduler_v1.HttpTarget(
-            uri=url,
+            uri=uri,
             http_method=scheduler_v1.HttpMethod[fn.method],
             headers={"Content-Type": "application/json"},
             body=b"{}",

@@ -8,6 +8,7 @@ the first request. Values are parsed and range-checked here, once.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -17,6 +18,23 @@ from shared.errors import ConfigError
 DATABASE = "DATABASE_URL|CLOUD_SQL_INSTANCE"
 VALKEY = "VALKEY_URL"
 JWT_SECRET = "AUTH_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
+SCHEDULER_CALLER = ("SCHEDULER_AUDIENCE", "SCHEDULER_SERVICE_ACCOUNT")
+
+# Variables that hold secrets: the deploy mounts them from Secret Manager, never as plain env.
+SECRET_VARIABLES = (
+    "DATABASE_URL",
+    "DB_PASSWORD",
+    "VALKEY_URL",
+    "VALKEY_CA_CERT",
+    "AUTH_JWT_SECRET",
+    "AUTH_JWT_PREVIOUS_SECRETS",
+    "OTP_HMAC_SECRET",
+    "FAZPASS_MERCHANT_KEY",
+    "FAZPASS_GATEWAY_KEY",
+    "ADMIN_PASSWORD",
+)
+# Auth kinds whose guard checks our JWTs (and so needs the signing secret at cold start).
+JWT_AUTH_KINDS = ("customer", "mitra", "cc", "cc_admin", "any")
 
 _SECRET_NAMES = ("SECRET", "PASSWORD", "KEY", "TOKEN")
 
@@ -91,6 +109,10 @@ class Settings:
     valkey_cluster: bool = False
     valkey_prefix: str = "bestie:"
     valkey_timeout_seconds: float = 1.0
+    # The CA that signs the server certificate of a rediss:// URL (Memorystore's own CA), as
+    # PEM text (VALKEY_CA_CERT, a secret) or a file (VALKEY_CA_FILE, a mounted secret file).
+    valkey_ca_cert: str | None = field(default=None, repr=False)
+    valkey_ca_file: str | None = None
     # Tokens
     auth_jwt_secret: str | None = field(default=None, repr=False)
     auth_jwt_previous_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -157,6 +179,7 @@ class Settings:
     def _parse(cls) -> Settings:
         _check_scheme("DATABASE_URL", ("postgresql://", "postgres://"))
         _check_scheme("VALKEY_URL", ("redis://", "rediss://"))
+        _check_valkey_tls()
         prefix = _env("VALKEY_PREFIX", "bestie:") or ""
         if "{" in prefix or "}" in prefix:
             raise ConfigError("VALKEY_PREFIX must not contain '{' or '}' (it would change the hash tag)")
@@ -180,6 +203,8 @@ class Settings:
             valkey_cluster=_bool("VALKEY_CLUSTER"),
             valkey_prefix=prefix,
             valkey_timeout_seconds=_float("VALKEY_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60.0),
+            valkey_ca_cert=_env("VALKEY_CA_CERT"),
+            valkey_ca_file=_env("VALKEY_CA_FILE"),
             auth_jwt_secret=_env("AUTH_JWT_SECRET"),
             auth_jwt_previous_secrets=_list("AUTH_JWT_PREVIOUS_SECRETS"),
             auth_jwt_issuer=_env("AUTH_JWT_ISSUER", "bestie") or "bestie",
@@ -239,6 +264,50 @@ def _check_scheme(name: str, schemes: tuple[str, ...]) -> None:
     value = _env(name)
     if value is not None and not value.startswith(schemes):
         raise ConfigError(f"{name} must start with {' or '.join(schemes)}")  # the value may hold a password
+
+
+def _check_valkey_tls() -> None:
+    """A TLS setting that cannot work fails the cold start, not every call (which would fall back).
+
+    Memorystore's in-transit encryption uses a per-instance CA that no system trust store holds
+    (https://cloud.google.com/memorystore/docs/valkey/about-in-transit-encryption), so a
+    rediss:// URL without that CA would fail every handshake and silently run on the Postgres
+    fallback forever.
+    """
+    url = _env("VALKEY_URL")
+    pem, path = _env("VALKEY_CA_CERT"), _env("VALKEY_CA_FILE")
+    if url is None:
+        return
+    if pem and path:
+        raise ConfigError("set VALKEY_CA_CERT or VALKEY_CA_FILE, not both")
+    tls = url.startswith("rediss://")
+    if not tls:
+        if pem or path:
+            raise ConfigError("VALKEY_CA_CERT / VALKEY_CA_FILE is set but VALKEY_URL is not rediss:// (TLS)")
+        return
+    if not (pem or path):
+        raise ConfigError("VALKEY_URL is rediss:// (TLS) but no CA is configured: set VALKEY_CA_CERT or VALKEY_CA_FILE")
+    try:
+        context = ssl.create_default_context()
+        if pem:
+            context.load_verify_locations(cadata=pem)
+        else:
+            context.load_verify_locations(cafile=path)
+    except FileNotFoundError:
+        raise ConfigError(f"VALKEY_CA_FILE {path} does not exist") from None
+    except (ssl.SSLError, ValueError):
+        name = "VALKEY_CA_CERT" if pem else "VALKEY_CA_FILE"
+        raise ConfigError(f"{name} is not a PEM certificate") from None
+
+
+def required_for(auth: str, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """What a function of this auth kind cannot start without (checked at import)."""
+    source = os.environ if env is None else env
+    if auth in JWT_AUTH_KINDS:
+        return (DATABASE, VALKEY, JWT_SECRET)
+    if auth == "scheduler" and (source.get("SWEEP_AUTH") or "oidc").lower() != "none":
+        return (DATABASE, VALKEY, *SCHEDULER_CALLER)
+    return (DATABASE, VALKEY)
 
 
 def _check_required(required: Sequence[str]) -> None:

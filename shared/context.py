@@ -8,6 +8,7 @@ tests can build their own with other settings, a fixed clock or another key pref
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,12 +16,18 @@ from functools import cached_property
 from typing import Any
 
 from shared import config
+from shared import log as jsonlog
 from shared.config import Settings
 from shared.db import Database
+from shared.errors import ConfigError
 from shared.keys import Keys
 from shared.valkey import Client, make_client
 
 Clock = Callable[[], datetime]
+
+# Every entry point imports this module first, so logging is JSON from a cold start's first line.
+jsonlog.configure()
+_log = logging.getLogger("bestie.context")
 
 
 def utc_now() -> datetime:
@@ -85,10 +92,15 @@ def init(required: Sequence[str] = (config.DATABASE, config.VALKEY)) -> AppConte
     """Parse settings now (fail fast) and return the process-wide context."""
     global _current
     with _current_lock:
+        try:
+            settings = config.load(required)
+        except ConfigError as exc:
+            # The runtime prints the import error as plain text; this line is the one Cloud
+            # Logging can filter on (severity CRITICAL), naming the variable, never its value.
+            _log.critical("cold start failed: %s", exc)
+            raise
         if _current is None:
-            _current = AppContext(config.load(required))
-        else:
-            config.load(required)  # another group's entry points may require more
+            _current = AppContext(settings)
         return _current
 
 

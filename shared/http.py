@@ -22,7 +22,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared import context, manifest, validate
+from shared import config, context, manifest, validate
 from shared import log as jsonlog
 from shared.context import AppContext
 from shared.errors import (
@@ -168,7 +168,8 @@ def _preflight(ctx: AppContext, fn: manifest.Function, raw: flask.Request) -> fl
     if headers:
         headers.update(
             {
-                "Access-Control-Allow-Methods": f"{fn.method}, OPTIONS",
+                # Every method of the path: the load balancer sends OPTIONS to one function of it.
+                "Access-Control-Allow-Methods": ", ".join((*manifest.load().methods_on_path(fn), "OPTIONS")),
                 "Access-Control-Allow-Headers": "Authorization, Content-Type",
                 "Access-Control-Max-Age": "600",
             }
@@ -189,13 +190,19 @@ Handler = Callable[[ApiRequest], "dict[str, Any] | Reply"]
 def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
     """Wrap a handler named after its manifest entry point into a Flask view."""
     fn = manifest.load().by_entry_point(handler.__name__)
+    context.init(required=config.required_for(fn.auth))  # a missing secret fails the import
 
     @functools.wraps(handler)
     def view(raw: flask.Request) -> flask.Response:
         started = time.perf_counter()
         ctx = context.current()
         request_id = raw.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
-        jsonlog.bind_request(request_id, raw.headers.get("X-Cloud-Trace-Context"), ctx.settings.google_cloud_project)
+        jsonlog.bind_request(
+            request_id,
+            raw.headers.get("X-Cloud-Trace-Context"),
+            ctx.settings.google_cloud_project,
+            raw.headers.get("traceparent"),
+        )
         cors = _cors_headers(ctx, fn, raw)
         try:
             resp = _dispatch(handler, fn, ctx, raw, request_id)
@@ -213,6 +220,7 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
         for key, value in cors.items():
             resp.headers[key] = value
         resp.headers["X-Request-Id"] = request_id
+        latency = time.perf_counter() - started
         logger.info(
             "%s %s -> %s",
             raw.method,
@@ -221,7 +229,10 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
             extra={
                 "function": fn.name,
                 "status": resp.status_code,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "latency_ms": round(latency * 1000, 2),
+                "httpRequest": jsonlog.http_request(
+                    raw.method, raw.url, resp.status_code, latency, raw.headers.get("User-Agent"), raw.remote_addr
+                ),
             },
         )
         return resp

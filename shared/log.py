@@ -1,9 +1,16 @@
 """Structured JSON logs in the shape Cloud Logging parses from stdout.
 
 Each line is one JSON object with `severity`, `message`, `logging.googleapis.com/trace`
-(from X-Cloud-Trace-Context) and `request_id`, plus any `extra={...}` fields. Field names
-that look like secrets are masked, so a careless `extra` cannot leak a token or password.
-See https://cloud.google.com/logging/docs/structured-logging.
+(from X-Cloud-Trace-Context, or the W3C traceparent) and `request_id`, plus any
+`extra={...}` fields; the access line carries `httpRequest`. Field names that look like
+secrets are masked, so a careless `extra` cannot leak a token or password.
+See https://cloud.google.com/logging/docs/structured-logging (special JSON fields) and
+https://cloud.google.com/run/docs/logging#correlate-logs (the trace header Cloud Run adds).
+
+`configure()` runs when `shared.context` is imported, which every entry point module does
+first: the runtime loads main.py and nothing else, so a handler installed anywhere later
+(as `make dev` used to) leaves a deployed function with no handler at all, dropping INFO
+lines and printing warnings as bare text.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -20,17 +28,48 @@ _trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", def
 
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "cookie", "code", "otp", "key")
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Fields Cloud Logging lifts out of the JSON payload; never masked (httpRequest holds no secret).
+_SPECIAL = frozenset({"httpRequest", "logging.googleapis.com/trace"})
 
 
-def bind_request(request_id: str | None, trace_header: str | None, project: str | None) -> None:
+def trace_id(cloud_trace_context: str | None, traceparent: str | None = None) -> str | None:
+    """The trace id of `X-Cloud-Trace-Context: TRACE/SPAN;o=1`, else of `traceparent: 00-TRACE-SPAN-01`."""
+    if cloud_trace_context:
+        candidate = cloud_trace_context.split("/", 1)[0].strip()
+        if len(candidate) == 32 and set(candidate) <= _HEX:
+            return candidate.lower()
+    if traceparent:
+        parts = traceparent.strip().split("-")
+        if len(parts) >= 4 and len(parts[1]) == 32 and set(parts[1]) <= _HEX:
+            return parts[1].lower()
+    return None
+
+
+def bind_request(
+    request_id: str | None, trace_header: str | None, project: str | None, traceparent: str | None = None
+) -> None:
     """Attach the request id and Cloud Trace id to every log line of this request."""
     _request_id.set(request_id)
-    trace = None
-    if trace_header:
-        trace_id = trace_header.split("/", 1)[0].strip()
-        if trace_id and all(c in "0123456789abcdefABCDEF" for c in trace_id):
-            trace = f"projects/{project}/traces/{trace_id}" if project else trace_id
-    _trace.set(trace)
+    found = trace_id(trace_header, traceparent)
+    _trace.set(f"projects/{project}/traces/{found}" if found and project else found)
+
+
+def http_request(
+    method: str, url: str, status: int, latency_seconds: float, user_agent: str | None, remote_ip: str | None
+) -> dict[str, Any]:
+    """The `httpRequest` field of an access line (Cloud Logging's HttpRequest shape)."""
+    entry: dict[str, Any] = {
+        "requestMethod": method,
+        "requestUrl": url,
+        "status": status,
+        "latency": f"{latency_seconds:.6f}s",
+    }
+    if user_agent:
+        entry["userAgent"] = user_agent[:256]
+    if remote_ip:
+        entry["remoteIp"] = remote_ip
+    return entry
 
 
 def mask(name: str, value: Any) -> Any:
@@ -60,16 +99,27 @@ class JsonFormatter(logging.Formatter):
             entry["logging.googleapis.com/trace"] = trace
         for key, value in vars(record).items():
             if key not in _STD_ATTRS and not key.startswith("_"):
-                entry[key] = mask(key, value)
+                entry[key] = value if key in _SPECIAL else mask(key, value)
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "INFO") -> None:
-    """Send every log record to stdout as JSON (idempotent)."""
+def configure(level: str | None = None) -> None:
+    """Send every log record to stdout as JSON, replacing plain-text handlers (idempotent).
+
+    The level is `level`, else LOG_LEVEL, else INFO. A handler someone else installed
+    (a runtime's basicConfig) is taken off the root logger: its lines would be bare text.
+    """
     root = logging.getLogger()
+    chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    if chosen not in logging.getLevelNamesMapping():
+        chosen = "INFO"
+    root.setLevel(chosen)
+    logging.captureWarnings(True)  # a library's warning is a WARNING line, not bare stderr text
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr):
+            root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(level)

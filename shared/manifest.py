@@ -1,7 +1,10 @@
-"""The function manifest (`infra/functions.toml`): every function, its route and its needs.
+"""The function manifest (`infra/functions.toml`): every function, its route and its resources.
 
 The local gateway, the deploy tooling, the tests and the entry points themselves read it;
 nothing else lists routes. A bundle carries a copy beside the vendored `shared/` package.
+Every field is typed: an unknown key is an error, so a typo never silently changes nothing.
+What a function reads from the environment is not listed here: the deploy derives it from
+the code its group reaches and its auth kind (infra/deploy/needs.py).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ _HERE = Path(__file__).resolve().parent
 _CANDIDATES = (_HERE / "functions.toml", _HERE.parent / "infra" / "functions.toml")
 
 AUTH_KINDS = ("none", "customer", "mitra", "cc", "cc_admin", "any", "scheduler")
+# Where a revoked session is noticed: in the auth guard (one Valkey read per request), or by
+# the handler's own script ("handler": the heartbeat checks it in its one round trip).
+REVOCATION_CHECKS = ("guard", "handler")
 
 
 @dataclass(frozen=True)
@@ -30,16 +36,35 @@ class Function:
     route: str
     auth: str = "none"
     test_only: bool = False
-    env: tuple[str, ...] = ()
-    secrets: tuple[str, ...] = ()
     memory: str = "256Mi"
+    cpu: str | None = None  # None: one whole CPU when concurrency > 1, else the memory's default
     timeout: int = 60
     concurrency: int = 8
     min_instances: int = 0
-    max_instances: int = 100
+    # None: an even share of what the connection budget leaves (infra/deploy/budget.py).
+    max_instances: int | None = None
+    # Postgres connections one instance may hold: None follows concurrency (one per request in
+    # flight); lower where Postgres is only a fallback path (heartbeat, beacon), higher where one
+    # request holds two (a sweep's lock and its work), see docs/deployment.md "Connection budget".
+    db_pool_size: int | None = None
+    revocation_check: str = "guard"
     schedule_env: str | None = None
     schedule_default_seconds: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pool_size(self) -> int:
+        """Postgres connections one instance of this function may open.
+
+        By default a quarter of its concurrency, rounded up: a request holds a connection only
+        for its transactions, a fraction of its time (JWT, Valkey, bcrypt, pushes and JSON are
+        the rest), and one that finds the pool busy waits DB_POOL_TIMEOUT_SECONDS for a
+        connection rather than failing. A pool per request in flight would leave so few
+        instances per function inside the connection budget that load would queue at the
+        instance cap instead (docs/deployment.md, "Connection budget").
+        """
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return max(1, -(-self.concurrency // 4))
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -89,6 +114,16 @@ class Manifest:
     def groups(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(fn.group for fn in self.functions))
 
+    def methods_on_path(self, fn: Function) -> tuple[str, ...]:
+        """Every method served on `fn`'s path (GET and PUT /internal/app-config/:key), sorted."""
+        shape = _shape(fn)
+        return tuple(sorted({other.method for other in self.functions if _shape(other) == shape}))
+
+
+def _shape(fn: Function) -> tuple[str, ...]:
+    """A route with its parameter names erased (/a/:id and /a/:key are the same path)."""
+    return tuple(":" if s.startswith(":") else s for s in fn.segments)
+
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _ENTRY = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -97,28 +132,40 @@ _ENTRY = re.compile(r"^[a-z_][a-z0-9_]*$")
 def parse(data: dict[str, Any]) -> Manifest:
     """Validate and build a Manifest from parsed TOML."""
     defaults = dict(data.get("defaults", {}))
-    known = set(Function.__dataclass_fields__) - {"extra"}
+    known = {f.name for f in fields(Function)}
+    _reject_unknown("[defaults]", defaults, known)
     out: list[Function] = []
     seen_names: set[str] = set()
     seen_routes: set[tuple[str, str]] = set()
     for raw in data.get("function", []):
-        merged = {**{k: v for k, v in defaults.items() if k in known}, **raw}
-        merged["env"] = tuple(defaults.get("env", ())) + tuple(raw.get("env", ()))
-        merged["secrets"] = tuple(defaults.get("secrets", ())) + tuple(raw.get("secrets", ()))
-        extra = {k: v for k, v in merged.items() if k not in known}
-        fn = Function(**{k: v for k, v in merged.items() if k in known}, extra=extra)
+        _reject_unknown(f"function {raw.get('name', '?')!r}", raw, known)
+        fn = Function(**{**defaults, **raw})
         if not _NAME.match(fn.name):
             raise ValueError(f"function name {fn.name!r} is not a valid Cloud Functions name")
         if not _ENTRY.match(fn.entry_point):
             raise ValueError(f"entry point {fn.entry_point!r} is not a Python identifier")
         if fn.auth not in AUTH_KINDS:
             raise ValueError(f"{fn.name}: auth must be one of {AUTH_KINDS}")
+        if fn.revocation_check not in REVOCATION_CHECKS:
+            raise ValueError(f"{fn.name}: revocation_check must be one of {REVOCATION_CHECKS}")
+        if fn.db_pool_size is not None and not 1 <= fn.db_pool_size <= 200:
+            raise ValueError(f"{fn.name}: db_pool_size must be between 1 and 200")
         if fn.name in seen_names or (fn.method, fn.route) in seen_routes:
             raise ValueError(f"duplicate function {fn.name} or route {fn.method} {fn.route}")
         seen_names.add(fn.name)
         seen_routes.add((fn.method, fn.route))
         out.append(fn)
     return Manifest(defaults=defaults, functions=tuple(out))
+
+
+def _reject_unknown(where: str, raw: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(raw) - known)
+    if not unknown:
+        return
+    hint = ""
+    if {"env", "secrets"} & set(unknown):
+        hint = " (env and secrets are derived from the code, see infra/deploy/needs.py: drop the lists)"
+    raise ValueError(f"{where}: unknown manifest keys {unknown}{hint}")
 
 
 def path() -> Path:

@@ -1,7 +1,8 @@
 """Valkey adapter: client factory and server-side script loading.
 
 redis-py talks to Valkey. `VALKEY_URL` may be `redis://` or `rediss://` (TLS, as Memorystore
-uses with in-transit encryption); `VALKEY_CLUSTER=1` builds a `RedisCluster` client, which
+uses with in-transit encryption, verified against the instance's CA from VALKEY_CA_CERT or
+VALKEY_CA_FILE; config refuses a TLS URL without one); `VALKEY_CLUSTER=1` builds a `RedisCluster` client, which
 follows MOVED/ASK redirects across shards. Timeouts are short on purpose: a hung Valkey
 must turn into the Postgres fallback quickly, not into a hung request.
 
@@ -42,6 +43,12 @@ def make_client(settings: Settings) -> Client:
         # Valkey that does not answer within the timeout goes to the fallback after one wait.
         "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
+    if settings.valkey_url.startswith("rediss://"):
+        common["ssl_cert_reqs"] = "required"
+        if settings.valkey_ca_cert:
+            common["ssl_ca_data"] = settings.valkey_ca_cert
+        if settings.valkey_ca_file:
+            common["ssl_ca_certs"] = settings.valkey_ca_file
     if settings.valkey_cluster:
         return RedisCluster.from_url(settings.valkey_url, **common)
     return redis.Redis.from_url(settings.valkey_url, **common)

@@ -1,12 +1,14 @@
 """Deploy every function of the manifest to Cloud Functions (gen2), with its Scheduler jobs.
 
 `python -m infra deploy --project P --region R [--dry-run] [--config FILE] [--only NAME ...]
-[--load-balancer]` plans, from the manifest and `infra/deploy/defaults.toml` (+ `--config`):
+[--load-balancer] [--skip-preflight]` plans, from the manifest and `infra/deploy/defaults.toml`
+(+ `--config`):
 
 - one `gcloud functions deploy` per deployable function (test-only ones never are), its
-  source the group's bundle (`build/<group>/`, see infra/bundle.py), with env vars, Secret
-  Manager secrets, VPC egress to Memorystore and Cloud SQL, its service account and the
-  memory/timeout/concurrency/instances of its manifest entry;
+  source the group's bundle (`build/<group>/`, see infra/bundle.py), with the env vars and
+  Secret Manager secrets its code reads (infra/deploy/needs.py), VPC egress to Memorystore
+  and Cloud SQL, its service account, the memory/timeout/concurrency of its manifest entry
+  and the max instances and pool size of the connection budget (infra/deploy/budget.py);
 - public app routes allow unauthenticated invocation (they check our JWT themselves);
   sweeps (`auth = "scheduler"`) do not, and only the scheduler service account may invoke them;
 - one Cloud Scheduler job per sweep (infra/scheduler.py), created or updated idempotently;
@@ -14,7 +16,15 @@
   printed always and applied with `--load-balancer`.
 
 `--dry-run` prints all of it and changes nothing. The tool refuses to deploy when
-ENABLE_TEST_ENDPOINTS is truthy or SWEEP_AUTH=none, in this shell or in any env it would set.
+ENABLE_TEST_ENDPOINTS is truthy or SWEEP_AUTH=none, in this shell or in any env it would set;
+when the plan's Postgres connections exceed DB_MAX_CONNECTIONS; when TRUSTED_PROXY_HOPS > 1
+while the functions' own URLs stay reachable (ingress "all"); and, before deploying anything,
+when a secret the plan mounts is missing or empty or the Scheduler API cannot be called with
+Application Default Credentials (the preflight). Every create step treats "already exists" as
+done, so a re-run finishes what a failed run started.
+
+The same Plan object is what `make dev`'s gateway and local scheduler serve and what the
+platform stand-in of the tests (tests/platform/) runs: one description of the deployed shape.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from typing import Any
 from google.cloud import scheduler_v1
 
 from infra import bundle, scheduler
-from infra.deploy import urlmap
+from infra.deploy import budget, needs, urlmap
 from shared import manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,7 +71,10 @@ class Config:
     ingress_settings: str = "all"
     time_zone: str = "Etc/UTC"
     load_balancer: str = "bestie"
-    runtime: str = "python312"
+    runtime: str = "python311"
+    build_service_account: str | None = None  # Cloud Build's identity (new projects need one)
+    db_max_connections: int = 1000  # DB_MAX_CONNECTIONS: the Cloud SQL instance's max_connections
+    db_reserved_connections: int = 20  # kept free for migrations, bootstrap-admin and psql
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     secret_files: dict[str, str] = field(default_factory=dict)  # mount path -> secret id, every function
@@ -120,10 +133,19 @@ class FunctionPlan:
     secrets: dict[str, str]  # env var -> "secret-id:latest"
     command: list[str]
     after: list[list[str]]  # IAM bindings run once the function exists
+    max_instances: int = 1
+    url: str = ""  # the function's own URL (also the audience of tokens for it)
 
     @property
     def public(self) -> bool:
         return self.fn.auth != "scheduler"
+
+    @property
+    def invokers(self) -> tuple[str, ...]:
+        """Who may invoke it: allUsers, or the members of its invoker bindings."""
+        if self.public:
+            return ("allUsers",)
+        return tuple(arg.split("=", 1)[1] for cmd in self.after for arg in cmd if arg.startswith("--member="))
 
 
 def deployable(functions: Sequence[manifest.Function]) -> list[manifest.Function]:
@@ -132,8 +154,17 @@ def deployable(functions: Sequence[manifest.Function]) -> list[manifest.Function
 
 
 def function_env(fn: manifest.Function, config: Config) -> dict[str, str]:
-    """Non-secret env of one function: the deployment's [env], plus what only it needs."""
-    env = {"GOOGLE_CLOUD_PROJECT": config.project, **config.env}
+    """Non-secret env of one function: what its code reads of the deployment's [env], plus its own."""
+    wanted = needs.env_names(fn)
+    env = {key: value for key, value in config.env.items() if key in wanted}
+    if "GOOGLE_CLOUD_PROJECT" in wanted:
+        env["GOOGLE_CLOUD_PROJECT"] = config.project  # the trace field of the logs names the project
+    if "DB_POOL_SIZE" in wanted:
+        env["DB_POOL_SIZE"] = str(fn.pool_size)  # pool size from concurrency (manifest.Function.pool_size)
+    # functions-framework serves THREADS requests at once (default 4 x CPUs: _http/gunicorn.py in
+    # GoogleCloudPlatform/functions-framework-python); match the instance's concurrency so a
+    # long-polling function really holds `concurrency` requests.
+    env["THREADS"] = str(fn.concurrency)
     if fn.auth == "scheduler":
         env["SCHEDULER_AUDIENCE"] = scheduler.function_url(config.project, config.region, fn.name)
         env["SCHEDULER_SERVICE_ACCOUNT"] = config.scheduler_service_account
@@ -141,16 +172,12 @@ def function_env(fn: manifest.Function, config: Config) -> dict[str, str]:
 
 
 def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
-    """Secret Manager mounts of one function: the secrets its manifest entry reads, plus files.
+    """Secret Manager mounts of one function: the secrets its code reads, plus files.
 
     With CLOUD_SQL_INSTANCE configured, the Cloud SQL Python Connector replaces DATABASE_URL,
     so that secret is not mounted, and DB_PASSWORD is mounted unless IAM auth is on.
     """
-    names = list(dict.fromkeys(fn.secrets))
-    if config.env.get("CLOUD_SQL_INSTANCE"):
-        names = [n for n in names if n != "DATABASE_URL"]
-        if config.env.get("DB_IAM_AUTH", "").lower() not in TRUTHY and "DB_PASSWORD" not in names:
-            names.append("DB_PASSWORD")
+    names = needs.secret_names(fn, config.env, config.secrets)
     mounts = {name: f"{config.secrets.get(name, name)}:latest" for name in names}
     return mounts | {path: f"{secret}:latest" for path, secret in config.secret_files.items()}
 
@@ -165,15 +192,15 @@ def _join(values: Mapping[str, str]) -> str:
     return f"^{delimiter}^" + delimiter.join(pairs)  # gcloud topic escaping
 
 
-def deploy_command(fn: manifest.Function, config: Config, source: str) -> list[str]:
+def deploy_command(fn: manifest.Function, config: Config, source: str, max_instances: int) -> list[str]:
     """The `gcloud functions deploy` argv of one function."""
     env = function_env(fn, config)
     secrets = function_secrets(fn, config)
-    cpu = fn.extra.get("cpu") or ("1" if fn.concurrency > 1 else None)  # concurrency > 1 needs a whole CPU
+    cpu = fn.cpu or ("1" if fn.concurrency > 1 else None)  # concurrency > 1 needs a whole CPU
     argv = [
         *("gcloud", "functions", "deploy", fn.name),
         "--gen2",
-        f"--runtime={fn.extra.get('runtime', config.runtime)}",
+        f"--runtime={config.runtime}",
         f"--region={config.region}",
         f"--project={config.project}",
         f"--entry-point={fn.entry_point}",
@@ -185,13 +212,14 @@ def deploy_command(fn: manifest.Function, config: Config, source: str) -> list[s
         f"--timeout={fn.timeout}s",
         f"--concurrency={fn.concurrency}",
         f"--min-instances={fn.min_instances}",
-        f"--max-instances={fn.max_instances}",
+        f"--max-instances={max_instances}",
         f"--vpc-connector={config.vpc_connector}",
         f"--egress-settings={config.egress_settings}",
         f"--ingress-settings={config.ingress_settings}",
         f"--set-env-vars={_join(env)}",
         f"--set-secrets={_join(secrets)}" if secrets else "--clear-secrets",
         "--allow-unauthenticated" if fn.auth != "scheduler" else "--no-allow-unauthenticated",
+        *([f"--build-service-account={config.build_service_account}"] if config.build_service_account else []),
         "--quiet",
     ]
     return argv
@@ -219,6 +247,11 @@ class Plan:
     jobs: list[scheduler_v1.Job]
     url_map: dict[str, Any]
     lb_commands: list[list[str]]
+    budget: budget.Budget
+    local: bool = False  # built for `make dev` (test routes, dev switches): never executed
+
+    def function(self, name: str) -> FunctionPlan:
+        return next(fp for fp in self.functions if fp.fn.name == name)
 
     @property
     def groups(self) -> list[str]:
@@ -230,16 +263,7 @@ def _source(build_dir: Path, group: str) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def plan(
-    functions: Sequence[manifest.Function],
-    config: Config,
-    environ: Mapping[str, str],
-    build_dir: Path = bundle.DEFAULT_OUT,
-) -> Plan:
-    """Plan the deployment of `functions`; raise DeployRefused if it would be unsafe."""
-    targets = deployable(functions)
-    if not targets:
-        raise DeployRefused("nothing to deploy")
+def _refusals(targets: Sequence[manifest.Function], config: Config, environ: Mapping[str, str]) -> list[str]:
     problems = [f"this shell has {item}" for item in unsafe_settings(environ)]
     problems += [f"the deploy config sets {item}" for item in unsafe_settings(config.env)]
     if (config.env.get("OTP_PROVIDER") or "log").strip().lower() == "log":
@@ -248,18 +272,57 @@ def plan(
     for fn in targets:
         if fn.is_sweep and fn.auth != "scheduler":
             problems.append(f"{fn.name} is a sweep but its auth is {fn.auth!r}, not 'scheduler'")
-    if problems:
-        raise DeployRefused("refusing to deploy: " + "; ".join(problems))
+    hops = (config.env.get("TRUSTED_PROXY_HOPS") or "1").strip()
+    if hops.isdigit() and int(hops) > 1 and config.ingress_settings != "internal-and-gclb":
+        # With ingress "all" a caller can skip the load balancer and send its own
+        # X-Forwarded-For, whose second entry from the right it then chose itself.
+        problems.append(
+            f"TRUSTED_PROXY_HOPS={hops} needs ingress_settings = 'internal-and-gclb' (now"
+            f" {config.ingress_settings!r}): a direct caller of a function URL would pick its own IP"
+        )
+    unread = sorted(set(config.env) - needs.read_by_any(deployable(manifest.load().functions)))
+    unread = [name for name in unread if name not in {fn.schedule_env for fn in manifest.load().functions}]
+    if unread:
+        problems.append(f"the deploy config sets {unread}, which no function reads")
+    return problems
+
+
+def plan(
+    functions: Sequence[manifest.Function],
+    config: Config,
+    environ: Mapping[str, str],
+    build_dir: Path = bundle.DEFAULT_OUT,
+    *,
+    local: bool = False,
+) -> Plan:
+    """Plan the deployment of `functions`; raise DeployRefused if it would be unsafe.
+
+    `local=True` builds the same shape for `make dev` (test-only functions included, dev
+    switches allowed); such a plan is served locally and never executed.
+    """
+    targets = list(functions) if local else deployable(functions)
+    if not targets:
+        raise DeployRefused("nothing to deploy")
+    if not local:
+        problems = _refusals(targets, config, environ)
+        if problems:
+            raise DeployRefused("refusing to deploy: " + "; ".join(problems))
+    try:
+        connections = budget.allocate(targets, config.db_max_connections, config.db_reserved_connections)
+    except budget.OverBudget as exc:
+        raise DeployRefused(f"refusing to deploy: {exc}") from None
 
     bundles = {group: bundle.analyse(group)[0] for group in dict.fromkeys(fn.group for fn in targets)}
     plans = []
     for fn in targets:
         env = function_env(fn, config)
-        if unsafe_settings(env):
+        if unsafe_settings(env) and not local:
             raise DeployRefused(f"refusing to deploy {fn.name}: {', '.join(unsafe_settings(env))}")
         after = [] if fn.auth != "scheduler" else [invoker_command(fn, config)]
-        command = deploy_command(fn, config, _source(build_dir, fn.group))
-        plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after))
+        instances = connections.max_instances(fn.name)
+        command = deploy_command(fn, config, _source(build_dir, fn.group), instances)
+        url = scheduler.function_url(config.project, config.region, fn.name)
+        plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after, instances, url))
 
     job_settings = scheduler.JobSettings(
         project=config.project,
@@ -276,6 +339,8 @@ def plan(
         jobs=scheduler.job_specs(targets, job_settings, config.env),
         url_map=urlmap.url_map(public, config.project, config.load_balancer) if public else {},
         lb_commands=urlmap.backend_commands(public, config.project, config.region, config.load_balancer),
+        budget=connections,
+        local=local,
     )
 
 
@@ -292,14 +357,16 @@ def render(p: Plan) -> str:
     out = [f"# Deploy plan for project {p.config.project}, region {p.config.region}"]
     out.append("\n# 1. Bundles (python -m infra.bundle): source folder, pinned requirements")
     out += [f"#   {_source(p.build_dir, group)}: {', '.join(reqs)}" for group, reqs in p.bundles.items()]
-    out.append(f"\n# 2. Functions ({len(p.functions)})")
+    out.append("\n# 2. Postgres connection budget (docs/deployment.md)")
+    out += [f"#   {line}" for line in p.budget.table().splitlines()]
+    out.append(f"\n# 3. Functions ({len(p.functions)})")
     for fp in p.functions:
         out.append(f"\n# {fp.fn.method} {fp.fn.route}  (auth: {fp.fn.auth})")
         out.append(format_command(fp.command))
         out += [format_command(cmd) for cmd in fp.after]
-    out.append(f"\n# 3. Cloud Scheduler jobs ({len(p.jobs)}), created or updated through google-cloud-scheduler")
+    out.append(f"\n# 4. Cloud Scheduler jobs ({len(p.jobs)}), created or updated through google-cloud-scheduler")
     out += [scheduler.describe(job) for job in p.jobs]
-    out.append("\n# 4. Load balancer: serverless NEG + backend service per public function (--load-balancer)")
+    out.append("\n# 5. Load balancer: serverless NEG + backend service per public function (--load-balancer)")
     out += [format_command(cmd) for cmd in p.lb_commands]
     if p.url_map:
         source = _source(p.build_dir, "urlmap.json")
@@ -314,13 +381,73 @@ def _run(argv: Sequence[str]) -> None:
     subprocess.run(list(argv), check=True, cwd=REPO)
 
 
+ALREADY_DONE = ("already exists", "is already", "already in use by")
+
+
 def _run_create(argv: Sequence[str]) -> None:
-    """Run a create command; a resource that already exists is fine (re-runs are idempotent)."""
+    """Run a create step; a resource that already exists is done (re-runs are idempotent)."""
     print("+ " + shlex.join(argv), flush=True)
     done = subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode != 0 and "already exists" not in done.stderr:
+    if done.returncode != 0:
+        if any(marker in done.stderr for marker in ALREADY_DONE):
+            print("  (already there)", flush=True)
+            return
         sys.stderr.write(done.stderr)
         raise subprocess.CalledProcessError(done.returncode, list(argv))
+
+
+# ---- preflight ------------------------------------------------------------------------------
+
+SecretReader = Callable[[str, str], "bytes | None"]  # (project, secret id) -> latest value or None
+
+
+def _gcloud_secret(project: str, secret: str) -> bytes | None:
+    """The latest version of a secret through gcloud, or None when it is missing or unreadable."""
+    done = subprocess.run(
+        ["gcloud", "secrets", "versions", "access", "latest", f"--secret={secret}", f"--project={project}"],
+        capture_output=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else None
+
+
+def _check_scheduler(p: Plan) -> None:
+    """Call the Scheduler API once, as the sync will (Application Default Credentials)."""
+    client = scheduler_v1.CloudSchedulerClient()
+    parent = f"projects/{p.config.project}/locations/{p.config.region}"
+    next(iter(client.list_jobs(request={"parent": parent, "page_size": 1})), None)
+
+
+def mounted_secret_ids(p: Plan) -> list[str]:
+    """Every Secret Manager secret id some planned function mounts."""
+    ids = {mount.rsplit(":", 1)[0] for fp in p.functions for mount in fp.secrets.values()}
+    return sorted(ids)
+
+
+def preflight(
+    p: Plan,
+    *,
+    read_secret: SecretReader = _gcloud_secret,
+    check_scheduler: Callable[[Plan], None] = _check_scheduler,
+) -> list[str]:
+    """What would make the deploy fail halfway, found before anything changes (empty: go)."""
+    problems = []
+    for secret in mounted_secret_ids(p):
+        value = read_secret(p.config.project, secret)
+        if value is None:
+            problems.append(f"secret {secret} does not exist (or has no enabled version) in {p.config.project}")
+        elif not value.strip():
+            problems.append(f"secret {secret} is empty: an empty secret is not a value")
+    if p.jobs:
+        try:
+            check_scheduler(p)
+        except Exception as exc:
+            problems.append(
+                "the Cloud Scheduler API is not usable with Application Default Credentials"
+                f" ({type(exc).__name__}): run `gcloud auth application-default login`"
+                " and enable cloudscheduler.googleapis.com"
+            )
+    return problems
 
 
 def execute(
@@ -330,8 +457,15 @@ def execute(
     run: Runner = _run,
     run_create: Runner = _run_create,
     scheduler_client: scheduler.SchedulerClient | None = None,
+    read_secret: SecretReader = _gcloud_secret,
+    check_scheduler: Callable[[Plan], None] = _check_scheduler,
 ) -> None:
-    """Carry out a plan: bundles, functions, bindings, Scheduler jobs, optionally the load balancer."""
+    """Carry out a plan: preflight, bundles, functions, bindings, Scheduler jobs, the load balancer."""
+    if p.local:
+        raise DeployRefused("a local (make dev) plan is never deployed")
+    problems = preflight(p, read_secret=read_secret, check_scheduler=check_scheduler)
+    if problems:
+        raise DeployRefused("preflight failed, nothing was deployed: " + "; ".join(problems))
     bundle.build_all(p.build_dir, p.groups)
     for fp in p.functions:
         run(fp.command)
@@ -342,7 +476,7 @@ def execute(
             print(f"scheduler job {name}: {action}")
     if load_balancer and p.url_map:
         for cmd in p.lb_commands:
-            (run_create if cmd[3] == "create" else run)(cmd)
+            (run_create if cmd[3] in ("create", "add-backend") else run)(cmd)
         path = p.build_dir / "urlmap.json"
         path.write_text(json.dumps(p.url_map, indent=2))
         run(urlmap.import_command(p.config.project, p.config.load_balancer, str(path)))
@@ -374,5 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         sys.stdout.write(render(the_plan))
         return 0
-    execute(the_plan, load_balancer=args.load_balancer)
+    try:
+        execute(the_plan, load_balancer=args.load_balancer)
+    except DeployRefused as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 2
     return 0

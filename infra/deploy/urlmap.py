@@ -142,3 +142,34 @@ def to_text(url_map: dict[str, Any]) -> str:
         matcher["routeRules"] = ["@RULES@"]
     text = json.dumps(skeleton, indent=2)
     return text.replace('"@RULES@"', ",\n        ".join(rules))
+
+
+def _template_matches(template: str, path: str) -> bool:
+    """`pathTemplateMatch` with `*` as exactly one path segment (the only operator we emit)."""
+    want = [s for s in template.split("/") if s]
+    got = [s for s in path.split("/") if s]
+    return len(want) == len(got) and all(w == "*" or w == g for w, g in zip(want, got, strict=True))
+
+
+def route(url_map: dict[str, Any], method: str, path: str) -> str:
+    """The backend service the URL map sends (method, path) to, as the load balancer evaluates it.
+
+    Route rules are tried in priority order and the first whose match rule holds wins
+    (https://cloud.google.com/load-balancing/docs/url-map-concepts#routing-requests); the
+    `:method` pseudo-header is the request's method. Without a match: the default service.
+    """
+    for matcher in url_map["pathMatchers"]:
+        for rule in sorted(matcher["routeRules"], key=lambda r: r["priority"]):
+            for match in rule["matchRules"]:
+                if not _template_matches(match["pathTemplateMatch"], path.split("?", 1)[0]):
+                    continue
+                headers = match.get("headerMatches", [])
+                if all(h["headerName"] == ":method" and h["exactMatch"] == method for h in headers):
+                    return str(rule["service"])
+        return str(matcher["defaultService"])
+    return str(url_map["defaultService"])
+
+
+def backends(functions: Sequence[manifest.Function], project: str, prefix: str) -> dict[str, str]:
+    """Backend service path -> function name, for reading the URL map back."""
+    return {f"projects/{project}/global/backendServices/{backend_name(prefix, fn)}": fn.name for fn in functions}

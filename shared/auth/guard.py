@@ -79,5 +79,5 @@ def optional(ctx: AppContext, req: Any, kind: str) -> Principal | None:
 
 def authenticate(ctx: AppContext, req: Any, kind: str) -> Principal:
     """shared.http's hook: the route's manifest may defer revocation to the handler."""
-    deferred = req.function.extra.get("revocation_check") == "handler"
+    deferred = req.function.revocation_check == "handler"
     return verify(ctx, bearer_token(req), kind, check_revocation=not deferred)

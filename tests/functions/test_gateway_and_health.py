@@ -12,7 +12,7 @@ from tests.helpers import installed
 
 
 def _gateway():
-    return Client(gateway.Gateway(gateway.served_functions(enable_test_endpoints=True)))
+    return Client(gateway.Gateway(gateway.local_plan(enable_test_endpoints=True)))
 
 
 def test_gateway_serves_a_manifest_route_through_create_app(ctx):
@@ -32,7 +32,7 @@ def test_gateway_wrong_method_is_json_405(ctx):
 
 
 def test_gateway_serves_every_manifest_function():
-    served = {fn.name for fn in gateway.served_functions(enable_test_endpoints=True)}
+    served = {fp.fn.name for fp in gateway.local_plan(enable_test_endpoints=True).functions}
     assert served == {fn.name for fn in manifest.load().functions}
     public = {fn.name for fn in gateway.served_functions(enable_test_endpoints=False)}
     assert all(not fn.test_only for fn in manifest.load().functions if fn.name in public)

@@ -13,9 +13,15 @@ PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
 SAMPLE = manifest.parse(
     {
-        "defaults": {"env": ["VALKEY_PREFIX"], "secrets": ["DATABASE_URL", "VALKEY_URL"]},
         "function": [
             {"name": "healthz", "group": "admin", "entry_point": "healthz", "method": "GET", "route": "/healthz"},
+            {
+                "name": "auth-client-google",
+                "group": "auth",
+                "entry_point": "auth_client_google",
+                "method": "POST",
+                "route": "/api/client/auth/google",
+            },
             {
                 "name": "client-session-cancel",
                 "group": "pairing",
@@ -23,7 +29,6 @@ SAMPLE = manifest.parse(
                 "method": "POST",
                 "route": "/api/client/chat-sessions/:id/cancel",
                 "auth": "customer",
-                "secrets": ["AUTH_JWT_SECRET"],
                 "memory": "512Mi",
                 "timeout": 30,
                 "concurrency": 1,
@@ -47,7 +52,6 @@ SAMPLE = manifest.parse(
                 "method": "POST",
                 "route": "/internal/_test/seed-mitra",
                 "test_only": True,
-                "env": ["ENABLE_TEST_ENDPOINTS"],
             },
         ],
     }
@@ -73,7 +77,7 @@ def _by_name(plan: deploy.Plan, name: str) -> deploy.FunctionPlan:
 
 def test_test_only_functions_are_never_deployed(config):
     names = [fp.fn.name for fp in _plan(config).functions]
-    assert names == ["healthz", "client-session-cancel", "sweep-auto-offline"]
+    assert names == ["healthz", "auth-client-google", "client-session-cancel", "sweep-auto-offline"]
     real = _plan(config, manifest.load().functions)
     assert all(not fp.fn.test_only for fp in real.functions)
     assert {fp.fn.name for fp in real.functions} == {fn.name for fn in manifest.load().functions if not fn.test_only}
@@ -84,7 +88,7 @@ def test_deploy_command_is_gen2_http_from_the_group_bundle_with_manifest_resourc
     assert argv[:4] == ["gcloud", "functions", "deploy", "client-session-cancel"]
     assert "--gen2" in argv and "--trigger-http" in argv
     flags = _flags(argv)
-    assert flags["runtime"] == "python312"
+    assert flags["runtime"] == "python311"
     assert flags["region"] == REGION and flags["project"] == PROJECT
     assert flags["entry-point"] == "cancel_session"
     assert flags["source"] == "/nonexistent/build/pairing"
@@ -103,7 +107,10 @@ def test_concurrency_above_one_gets_a_whole_cpu(config):
 
 def test_secrets_come_from_secret_manager_and_the_connector_replaces_database_url(config):
     argv = _by_name(_plan(config), "client-session-cancel").command
-    assert _flags(argv)["set-secrets"] == "VALKEY_URL=VALKEY_URL:latest,AUTH_JWT_SECRET=AUTH_JWT_SECRET:latest"
+    assert _flags(argv)["set-secrets"] == (
+        "AUTH_JWT_PREVIOUS_SECRETS=AUTH_JWT_PREVIOUS_SECRETS:latest,AUTH_JWT_SECRET=AUTH_JWT_SECRET:latest,"
+        "VALKEY_URL=VALKEY_URL:latest"
+    )
     env = _flags(argv)["set-env-vars"]
     assert f"CLOUD_SQL_INSTANCE={PROJECT}:{REGION}:bestie" in env and "DB_IAM_AUTH=1" in env
     assert "AUTH_JWT_SECRET" not in env and "VALKEY_URL" not in env
@@ -114,7 +121,8 @@ def test_database_url_secret_is_mounted_without_cloud_sql_and_secret_ids_can_be_
     override.write_text('[env]\nCLOUD_SQL_INSTANCE = ""\n[secrets]\nDATABASE_URL = "bestie-db-url"\n')
     config = deploy.load_config(PROJECT, REGION, override)
     secrets = deploy.function_secrets(SAMPLE.by_entry_point("healthz"), config)
-    assert secrets == {"DATABASE_URL": "bestie-db-url:latest", "VALKEY_URL": "VALKEY_URL:latest"}
+    assert secrets["DATABASE_URL"] == "bestie-db-url:latest" and secrets["VALKEY_URL"] == "VALKEY_URL:latest"
+    assert "DB_PASSWORD" not in secrets
 
 
 def test_password_auth_to_cloud_sql_mounts_db_password(tmp_path):
@@ -128,7 +136,7 @@ def test_env_values_with_commas_switch_the_gcloud_delimiter(tmp_path):
     override = tmp_path / "deploy.toml"
     override.write_text('[env]\nGOOGLE_OAUTH_CLIENT_IDS = "a.apps,b.apps"\n')
     config = deploy.load_config(PROJECT, REGION, override)
-    value = _flags(_by_name(_plan(config), "healthz").command)["set-env-vars"]
+    value = _flags(_by_name(_plan(config), "auth-client-google").command)["set-env-vars"]
     assert value[0] == value[2] == "^"
     delimiter = value[1]
     assert delimiter not in "=,@" and delimiter not in value[3:].replace(delimiter, "")
@@ -233,7 +241,7 @@ def test_dry_run_prints_every_command_and_job_and_runs_nothing(monkeypatch, caps
         assert f"gcloud functions deploy {fp.fn.name} " in out
     for job in the_plan.jobs:
         assert scheduler.describe(job) in out
-    assert "test-seed-mitra" not in out.split("# 2. Functions")[1].split("# 3.")[0]
+    assert "test-seed-mitra" not in out.split("# 3. Functions")[1].split("# 4.")[0]
     assert '"pathTemplateMatch": "/healthz"' in out
 
 
@@ -249,9 +257,17 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
     plan = deploy.plan(SAMPLE.functions, config, {}, tmp_path)
     ran: list[list[str]] = []
     fake = FakeScheduler()
-    deploy.execute(plan, run=ran.append, run_create=ran.append, scheduler_client=fake)
+    deploy.execute(
+        plan,
+        run=ran.append,
+        run_create=ran.append,
+        scheduler_client=fake,
+        read_secret=lambda project, secret: b"value",
+        check_scheduler=lambda p: None,
+    )
     assert [cmd[2:4] for cmd in ran] == [
         ["deploy", "healthz"],
+        ["deploy", "auth-client-google"],
         ["deploy", "client-session-cancel"],
         ["deploy", "sweep-auto-offline"],
         ["add-invoker-policy-binding", "sweep-auto-offline"],
@@ -270,11 +286,10 @@ def test_secret_files_are_mounted_on_every_function(tmp_path):
         assert "/etc/valkey/ca.pem=VALKEY_CA:latest" in _flags(fp.command)["set-secrets"]
 
 
-def test_readme_shows_the_current_dry_run_of_the_whole_manifest():
+def test_docs_deploy_plan_is_the_current_dry_run_of_the_whole_manifest():
     from infra import readme
 
-    shown = readme.current_block(readme.README.read_text())
-    assert shown == readme.block(readme.dry_run_text()), "run `python -m infra.readme`"
+    assert readme.PLAN_DOC.read_text() == readme.plan_doc(), "run `python -m infra.readme`"
 
 
 @pytest.mark.parametrize("line", ['OTP_PROVIDER = "log"', 'OTP_PROVIDER = ""'])

@@ -22,7 +22,6 @@ SWEEPS = {
 
 SAMPLE = manifest.parse(
     {
-        "defaults": {"secrets": ["DATABASE_URL", "VALKEY_URL"]},
         "function": [
             {"name": "healthz", "group": "admin", "entry_point": "healthz", "method": "GET", "route": "/healthz"},
             *(
@@ -81,7 +80,8 @@ def test_dry_run_has_one_job_per_sweep_with_oidc_service_account_and_audience():
     for name, job in jobs.items():
         url = f"https://{REGION}-{PROJECT}.cloudfunctions.net/{name}"
         assert job.name == f"projects/{PROJECT}/locations/{REGION}/jobs/{name}"
-        assert job.http_target.uri == url
+        # The function answers its route at the root of its own URL: the bare URL would be a 404.
+        assert job.http_target.uri == url + "/sweeps/" + name.removeprefix("sweep-")
         assert job.http_target.http_method == scheduler_v1.HttpMethod.POST
         assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
         assert job.http_target.oidc_token.audience == url
@@ -124,9 +124,10 @@ def test_every_sweep_of_the_real_manifest_gets_exactly_one_job():
     sweeps = [fn for fn in manifest.load().functions if fn.is_sweep and not fn.test_only]
     jobs = _dry_run_jobs(manifest.load().functions)
     assert [job.name.rsplit("/", 1)[1] for job in jobs] == [fn.name for fn in sweeps]
-    for job in jobs:
+    for job, fn in zip(jobs, sweeps, strict=True):
         assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
-        assert job.http_target.oidc_token.audience == job.http_target.uri
+        # The token is for the function's URL; the request goes to the sweep's route on it.
+        assert job.http_target.uri == job.http_target.oidc_token.audience + fn.route
 
 
 def test_sync_creates_missing_jobs_then_changes_nothing_on_a_second_run():

@@ -1,0 +1,53 @@
+"""The platform stand-in, started once per session from the plan the deploy would execute."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from infra import deploy
+from shared import manifest
+from tests.platform.standin import Platform, test_secret_values
+
+PROJECT, REGION = "bestie-prod", "asia-southeast2"
+CC_ORIGIN = "https://cc.example.test"
+
+
+def standin_config(prefix: str) -> deploy.Config:
+    """The production config, pointed at the test servers (DATABASE_URL instead of Cloud SQL)."""
+    config = deploy.load_config(PROJECT, REGION)
+    return replace(
+        config,
+        ingress_settings="internal-and-gclb",
+        env={
+            "VALKEY_PREFIX": prefix,
+            "OTP_PROVIDER": "fazpass",
+            "FAZPASS_BASE_URL": "http://127.0.0.1:9",
+            "PUSH_PROVIDER": "log",
+            "LOG_LEVEL": "INFO",
+            "CC_ORIGIN": CC_ORIGIN,
+            "TRUSTED_PROXY_HOPS": "2",
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def platform_plan(tmp_path_factory: pytest.TempPathFactory) -> deploy.Plan:
+    config = standin_config(f"p{uuid.uuid4().hex[:10]}:")
+    return deploy.plan(manifest.load().functions, config, {}, tmp_path_factory.mktemp("plan") / "build")
+
+
+@pytest.fixture(scope="session")
+def platform(
+    platform_plan: deploy.Plan, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    workdir: Path = tmp_path_factory.mktemp("platform")
+    standin = Platform(platform_plan, test_secret_values(test_env["DATABASE_URL"], test_env["VALKEY_URL"]), workdir)
+    try:
+        yield standin
+    finally:
+        standin.stop()

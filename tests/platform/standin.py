@@ -1,0 +1,342 @@
+"""A stand-in for the Google Cloud platform the deploy plan describes, on loopback.
+
+It reads the same `infra.deploy.Plan` the deploy tool executes and `make dev` serves, and
+reproduces what Google's infrastructure does around our code, each behaviour from its doc:
+
+- Functions as deployed: every function of the plan runs in its own process, from its built
+  bundle (`build/<group>/`, nothing of the repository importable), loaded by
+  functions-framework's `create_app` as the Python runtime loads it, with exactly the env
+  vars and secret names its deploy command sets (secrets as test values) plus the variables
+  the platform sets itself. A function starts on its first request (a cold start).
+  https://cloud.google.com/run/docs/runtimes/python
+  https://cloud.google.com/functions/docs/configuring/env-var#runtime_environment_variables_set_automatically
+- Its own URL: `https://REGION-PROJECT.cloudfunctions.net/NAME/rest` reaches the function
+  with the path `/rest`, the root of its own URL.
+  https://cloud.google.com/functions/docs/calling/http
+- The external Application Load Balancer: the plan's URL map picks the backend
+  (https://cloud.google.com/load-balancing/docs/url-map-concepts#routing-requests), OPTIONS
+  included, the function receives the full path, and the front end appends
+  `<client-ip>,<load-balancer-ip>` to X-Forwarded-For
+  (https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header).
+- Ingress: with `internal-and-gclb`, a function URL answers only the load balancer and
+  internal sources such as Cloud Scheduler (https://cloud.google.com/run/docs/securing/ingress).
+- Cloud Run IAM on private functions: the caller's Google-signed ID token must verify, be
+  for the function's URL and name a member with the invoker role, else 401/403; the token
+  is then forwarded with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
+  (https://cloud.google.com/run/docs/troubleshooting#signature-removed,
+  https://cloud.google.com/run/docs/authenticating/service-to-service).
+- Request headers: X-Cloud-Trace-Context and traceparent on every request
+  (https://cloud.google.com/trace/docs/trace-context).
+- Cloud Scheduler: `fire(job)` sends a job's request exactly as defined (URI, method, headers,
+  body) with the headers Scheduler adds and an OIDC token for the job's service account and
+  audience (the URI when unset)
+  (https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs#HttpTarget,
+  https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs#OidcToken).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from google.cloud import scheduler_v1
+from werkzeug.test import Client
+from werkzeug.wrappers import Request, Response
+
+from infra import bundle
+from infra.deploy import Plan, urlmap
+from infra.embedded import free_port
+from tests.loopback import RsaKey
+
+REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+LB_IP = "34.120.0.10"  # the load balancer's address as the backend sees it
+GOOGLE_ISSUER = "https://accounts.google.com"
+START_TIMEOUT_SECONDS = 60.0
+
+# What the serving process runs inside the bundle: the runtime's loader, then an HTTP server.
+_SERVE = """
+import os
+import functions_framework
+from werkzeug.serving import make_server
+
+app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
+make_server("127.0.0.1", int(os.environ["PORT"]), app, threaded=True).serve_forever()
+"""
+
+
+class ColdStartFailed(RuntimeError):
+    """Raised when a function's process exits before it listens (an import-time failure)."""
+
+    def __init__(self, name: str, output: str) -> None:
+        super().__init__(f"{name} failed to start:\n{output}")
+        self.output = output
+
+
+@dataclass
+class Instance:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class Platform:
+    """The plan's functions, load balancer, IAM and scheduler, served as one WSGI app."""
+
+    plan: Plan
+    secret_values: Mapping[str, str]
+    workdir: Path
+    google: RsaKey = field(default_factory=RsaKey)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.bundles = self.workdir / "build"
+        bundle.build_all(self.bundles, self.plan.groups)
+        self.by_name = {fp.fn.name: fp for fp in self.plan.functions}
+        public = [fp.fn for fp in self.plan.functions if fp.public]
+        self.backends = urlmap.backends(public, self.plan.config.project, self.plan.config.load_balancer)
+        self.function_host = urlsplit(self.plan.functions[0].url).netloc
+        self.extra_invokers: dict[str, set[str]] = {}
+
+    # ---- functions ------------------------------------------------------------------------
+
+    def environment(self, name: str, drop: Iterable[str] = ()) -> dict[str, str]:
+        """Exactly what the deployed function's process gets: its env, its secrets, the platform's."""
+        fp = self.by_name[name]
+        env = dict(fp.env)
+        for var in fp.secrets:
+            if var.startswith("/"):
+                continue  # a secret file; none in the stand-in's plan
+            env[var] = self.secret_values[var]
+        for var in drop:
+            env.pop(var, None)
+        env.update(
+            {
+                "PORT": "0",
+                "K_SERVICE": name,
+                "K_REVISION": f"{name}-00001-abc",
+                "K_CONFIGURATION": name,
+                "FUNCTION_TARGET": fp.fn.entry_point,
+                "FUNCTION_SIGNATURE_TYPE": "http",
+            }
+        )
+        return env
+
+    def start(self, name: str, drop: Iterable[str] = ()) -> Instance:
+        """Cold-start one function from its bundle; raise ColdStartFailed if it dies first."""
+        fp = self.by_name[name]
+        port = free_port()
+        env = {**self.environment(name, drop), "PORT": str(port)}
+        log_path = self.workdir / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        source = self.bundles / fp.fn.group
+        with log_path.open("wb") as out:
+            process = subprocess.Popen(
+                bundle.isolated_python(source, _SERVE), cwd=source, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ColdStartFailed(name, log_path.read_text())
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return Instance(name, port, process, log_path)
+            except OSError:
+                time.sleep(0.05)
+        process.kill()
+        raise ColdStartFailed(name, "did not listen in time\n" + log_path.read_text())
+
+    def instance(self, name: str) -> Instance:
+        with self._lock:
+            if name not in self.instances:
+                self.instances[name] = self.start(name)
+            return self.instances[name]
+
+    def start_all(self, names: Iterable[str]) -> None:
+        """Cold-start several functions in parallel (two at a time per CPU)."""
+        todo = [n for n in names if n not in self.instances]
+        threads = []
+        for chunk in (todo[i::4] for i in range(4)):
+            thread = threading.Thread(target=lambda c=chunk: [self.instance(n) for n in c], daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        for inst in self.instances.values():
+            inst.process.terminate()
+        for inst in self.instances.values():
+            try:
+                inst.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                inst.process.kill()
+        self.instances.clear()
+
+    def log_lines(self, name: str) -> list[str]:
+        return self.instance(name).log_path.read_text().splitlines()
+
+    # ---- the front: load balancer, function URLs, IAM ---------------------------------------
+
+    def grant_invoker(self, name: str, member: str) -> None:
+        """Add an invoker binding beyond the plan's (to test the function's own claim check)."""
+        self.extra_invokers.setdefault(name, set()).add(member)
+
+    def _iam(self, name: str, request: Request, internal: bool) -> tuple[Response | None, str | None]:
+        """Cloud Run's checks on a private function: (refusal, forwarded Authorization)."""
+        fp = self.by_name[name]
+        if fp.public:
+            return None, request.headers.get("Authorization")
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return Response("Unauthorized", 401), None
+        try:
+            claims = jwt.decode(
+                token,
+                self.google.private.public_key(),
+                algorithms=["RS256"],
+                audience=fp.url,
+                issuer=GOOGLE_ISSUER,
+            )
+        except jwt.PyJWTError:
+            return Response("Unauthorized", 401), None
+        member = f"serviceAccount:{claims.get('email')}"
+        if member not in (*fp.invokers, *self.extra_invokers.get(name, ())):
+            return Response("Forbidden", 403), None
+        header, payload, _ = token.split(".")
+        return None, f"Bearer {header}.{payload}.{REMOVED}"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        internal = environ.get("standin.internal", False)
+        client_ip = request.remote_addr or "203.0.113.7"
+        forwarded = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",") if e.strip()]
+        if request.host == self.function_host:
+            name, _, rest = request.path.lstrip("/").partition("/")
+            if name not in self.by_name:
+                return Response("Not Found", 404)(environ, start_response)
+            if self.plan.config.ingress_settings != "all" and not internal:
+                return Response("Not Found", 404)(environ, start_response)
+            path = "/" + rest
+            chain = [*forwarded, client_ip]
+        else:
+            name = self.backends[urlmap.route(self.plan.url_map, request.method, request.path)]
+            path = request.path
+            chain = [*forwarded, client_ip, LB_IP]
+        refusal, authorization = self._iam(name, request, internal)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "authorization")}
+        if authorization:
+            headers["Authorization"] = authorization
+        headers["X-Forwarded-For"] = ", ".join(chain)
+        if "X-Cloud-Trace-Context" not in request.headers:
+            trace, span = secrets.token_hex(16), secrets.token_hex(8)
+            headers["X-Cloud-Trace-Context"] = f"{trace}/{int(span, 16)};o=1"
+            headers["traceparent"] = f"00-{trace}-{span}-01"
+        query = environ.get("QUERY_STRING")
+        return self._forward(name, request.method, path + (f"?{query}" if query else ""), headers, request.get_data())(
+            environ, start_response
+        )
+
+    def _forward(self, name: str, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
+        inst = self.instance(name)
+        conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=120)
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            out = Response(data, status=resp.status)
+            out.headers.clear()
+            for key, value in resp.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection"):
+                    out.headers.add(key, value)
+            return out
+        finally:
+            conn.close()
+
+    # ---- clients ---------------------------------------------------------------------------
+
+    def load_balancer(self) -> Client:
+        """A client of the load balancer's address (its own host, never a function URL)."""
+        return Client(self)
+
+    def open(self, method: str, url: str, **kwargs: Any) -> Any:
+        """A request to an absolute URL: a function URL, or the load balancer's own host."""
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}" if parts.netloc else "https://api.bestie.example"
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return Client(self).open(path, base_url=base, method=method, **kwargs)
+
+    def id_token(self, email: str, audience: str, *, lifetime: int = 300) -> str:
+        """A Google-signed ID token, as Google's token service would mint it."""
+        now = int(time.time())
+        claims = {
+            "iss": GOOGLE_ISSUER,
+            "aud": audience,
+            "sub": str(abs(hash(email))),
+            "email": email,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + lifetime,
+        }
+        return self.google.sign(claims)
+
+    def fire(self, job: scheduler_v1.Job, *, scheduled: datetime | None = None, as_account: str | None = None) -> Any:
+        """Cloud Scheduler running one job now: its request as defined, with an OIDC token."""
+        target = job.http_target
+        oidc = target.oidc_token
+        email = as_account or oidc.service_account_email
+        token = self.id_token(email, oidc.audience or target.uri)
+        stamp = (scheduled or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {
+            **dict(target.headers),
+            "Authorization": f"Bearer {token}",
+            "User-Agent": "Google-Cloud-Scheduler",
+            "X-CloudScheduler": "true",
+            "X-CloudScheduler-JobName": job.name.rsplit("/", 1)[-1],
+            "X-CloudScheduler-ScheduleTime": stamp,
+        }
+        return self.open(
+            scheduler_v1.HttpMethod(target.http_method).name,
+            target.uri,
+            headers=headers,
+            data=bytes(target.body),
+            environ_base={"standin.internal": True, "REMOTE_ADDR": "107.178.0.1"},
+        )
+
+
+def json_lines(lines: list[str]) -> list[dict[str, Any]]:
+    """Every line as a JSON object (raises on the first that is not)."""
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_secret_values(database_url: str, valkey_url: str) -> dict[str, str]:
+    """A value for every secret the deploy could mount (each one non-empty)."""
+    return {
+        "DATABASE_URL": database_url,
+        "VALKEY_URL": valkey_url,
+        "AUTH_JWT_SECRET": "platform-new-secret-" + "n" * 40,
+        "AUTH_JWT_PREVIOUS_SECRETS": "platform-old-secret-" + "o" * 40,
+        "OTP_HMAC_SECRET": "platform-otp-secret-" + "h" * 32,
+        "FAZPASS_MERCHANT_KEY": "merchant-key",
+        "FAZPASS_GATEWAY_KEY": "gateway-key",
+        "DB_PASSWORD": "unused",
+        "VALKEY_CA_CERT": "unused",
+        "ADMIN_PASSWORD": "unused",
+    }

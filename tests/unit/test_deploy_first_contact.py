@@ -1,0 +1,238 @@
+"""The first-deploy failures, each pinned: budget, proxy hops, preflight, re-runs, runtime, config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from infra import deploy
+from infra.deploy import budget, needs
+from shared import config, manifest
+from shared.config import Settings
+from shared.errors import ConfigError
+
+PROJECT, REGION = "bestie-prod", "asia-southeast2"
+
+
+@pytest.fixture
+def cfg() -> deploy.Config:
+    return deploy.load_config(PROJECT, REGION)
+
+
+def _real_plan(config: deploy.Config) -> deploy.Plan:
+    return deploy.plan(manifest.load().functions, config, {}, Path("/nonexistent/build"))
+
+
+def test_every_function_that_checks_jwts_mounts_the_previous_secrets(cfg):
+    plan = _real_plan(cfg)
+    checking = [fp for fp in plan.functions if fp.fn.auth in config.JWT_AUTH_KINDS]
+    assert {fp.fn.group for fp in checking} >= {"heartbeat", "admin", "pairing", "auth"}
+    for fp in checking:
+        assert {"AUTH_JWT_SECRET", "AUTH_JWT_PREVIOUS_SECRETS"} <= set(fp.secrets), fp.fn.name
+
+
+def test_nothing_mounts_a_secret_its_code_never_reads(cfg):
+    for fp in _real_plan(cfg).functions:
+        assert set(fp.secrets) <= needs.reads(fp.fn), fp.fn.name
+        assert "ADMIN_PASSWORD" not in fp.secrets
+        assert "CC_ORIGIN" not in fp.env or fp.fn.route.startswith("/internal")
+
+
+def test_a_deploy_config_variable_no_function_reads_is_refused(tmp_path):
+    override = tmp_path / "deploy.toml"
+    override.write_text('[env]\nPAIRING_BLST_SIZE = "10"\n')
+    with pytest.raises(deploy.DeployRefused, match="PAIRING_BLST_SIZE"):
+        _real_plan(deploy.load_config(PROJECT, REGION, override))
+
+
+def test_the_real_plan_fits_its_connection_budget_and_pools_follow_concurrency(cfg):
+    plan = _real_plan(cfg)
+    total = sum(fp.max_instances * fp.fn.pool_size for fp in plan.functions) + cfg.db_reserved_connections
+    assert total == plan.budget.total <= cfg.db_max_connections
+    for fp in plan.functions:
+        assert fp.env["DB_POOL_SIZE"] == str(fp.fn.pool_size)
+        assert f"--max-instances={fp.max_instances}" in fp.command
+    heartbeat = plan.function("mitra-status-heartbeat")
+    assert heartbeat.max_instances * heartbeat.fn.concurrency >= 800  # capacity stays high
+
+
+def test_a_plan_over_the_connection_budget_is_refused(cfg):
+    with pytest.raises(deploy.DeployRefused, match="DB_MAX_CONNECTIONS"):
+        _real_plan(replace(cfg, db_max_connections=300))
+
+
+def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each():
+    fns = manifest.parse(
+        {
+            "function": [
+                {
+                    "name": "hot-x",
+                    "group": "g",
+                    "entry_point": "a",
+                    "method": "GET",
+                    "route": "/a",
+                    "max_instances": 10,
+                },
+                {"name": "b-b", "group": "g", "entry_point": "b", "method": "GET", "route": "/b"},
+                {"name": "c-c", "group": "g", "entry_point": "c", "method": "GET", "route": "/c", "concurrency": 4},
+            ]
+        }
+    ).functions
+    # Pools are a quarter of concurrency, rounded up: 2, 2 and 1. Fixed: 10 x 2 + 20 reserved = 40;
+    # the 160 left buy 160 // (2 + 1) = 53 instances of each shared function.
+    got = budget.allocate(fns, 200, 20)
+    assert [line.pool_size for line in got.lines] == [2, 2, 1]
+    assert got.max_instances("hot-x") == 10 and got.max_instances("b-b") == got.max_instances("c-c") == 53
+    assert got.total == 10 * 2 + 53 * 2 + 53 * 1 + 20 <= 200
+    with pytest.raises(budget.OverBudget):
+        budget.allocate(fns, 42, 20)  # 2 connections left for pools of 2 + 1: under one instance each
+
+
+def test_two_proxy_hops_are_refused_while_function_urls_stay_public(tmp_path):
+    override = tmp_path / "deploy.toml"
+    override.write_text('[env]\nTRUSTED_PROXY_HOPS = "2"\n')
+    config = deploy.load_config(PROJECT, REGION, override)
+    with pytest.raises(deploy.DeployRefused, match="internal-and-gclb"):
+        _real_plan(config)
+    assert _real_plan(replace(config, ingress_settings="internal-and-gclb")).functions
+
+
+def test_build_service_account_is_passed_to_every_deploy(cfg):
+    account = f"projects/{PROJECT}/serviceAccounts/bestie-build@{PROJECT}.iam.gserviceaccount.com"
+    for fp in _real_plan(replace(cfg, build_service_account=account)).functions:
+        assert f"--build-service-account={account}" in fp.command
+    assert not any(a.startswith("--build-service-account") for a in _real_plan(cfg).functions[0].command)
+
+
+def test_deployed_runtime_is_the_python_the_tests_run_on(cfg):
+    assert cfg.runtime == f"python{sys.version_info.major}{sys.version_info.minor}"
+    assert all(f"--runtime={cfg.runtime}" in fp.command for fp in _real_plan(cfg).functions)
+
+
+def test_preflight_names_missing_and_empty_secrets_and_unusable_scheduler_credentials(cfg):
+    plan = _real_plan(cfg)
+    values = {"VALKEY_URL": b"rediss://x", "AUTH_JWT_SECRET": b"  \n"}
+
+    def broken(_: deploy.Plan) -> None:
+        raise RuntimeError("no ADC")
+
+    problems = deploy.preflight(plan, read_secret=lambda _, s: values.get(s), check_scheduler=broken)
+    text = "; ".join(problems)
+    assert "secret AUTH_JWT_SECRET is empty" in text
+    assert "secret OTP_HMAC_SECRET does not exist" in text and "VALKEY_URL" not in text
+    assert "application-default login" in text
+    ran: list[list[str]] = []
+    with pytest.raises(deploy.DeployRefused, match="preflight"):
+        deploy.execute(plan, run=ran.append, run_create=ran.append, read_secret=lambda *_: None, check_scheduler=broken)
+    assert ran == []  # nothing deployed
+
+
+def test_every_secret_the_plan_mounts_is_checked(cfg):
+    plan = _real_plan(cfg)
+    asked: list[str] = []
+    deploy.preflight(plan, read_secret=lambda _, s: asked.append(s) or b"v", check_scheduler=lambda _: None)
+    assert asked == deploy.mounted_secret_ids(plan)
+    assert {"AUTH_JWT_PREVIOUS_SECRETS", "OTP_HMAC_SECRET", "VALKEY_URL"} <= set(asked)
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "ERROR: (gcloud.compute.network-endpoint-groups.create) Resource 'x' already exists",
+        "ERROR: (gcloud.compute.backend-services.add-backend) Backend [x-neg] in [r] already exists in [x]",
+    ],
+)
+def test_a_rerun_treats_already_existing_resources_as_done(monkeypatch, stderr):
+    done = subprocess.CompletedProcess([], 1, "", stderr)
+    monkeypatch.setattr(deploy.subprocess, "run", lambda *a, **k: done)
+    deploy._run_create(["gcloud", "compute", "backend-services", "add-backend", "x"])  # no raise
+
+
+def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, tmp_path):
+    plan = deploy.plan(manifest.load().functions, cfg, {}, tmp_path)
+    created: list[list[str]] = []
+    ran: list[list[str]] = []
+
+    class Jobs:
+        def get_job(self, *, name):
+            return next(job for job in plan.jobs if job.name == name)
+
+    deploy.execute(
+        plan,
+        load_balancer=True,
+        run=ran.append,
+        run_create=created.append,
+        scheduler_client=Jobs(),
+        read_secret=lambda *_: b"v",
+        check_scheduler=lambda _: None,
+    )
+    assert {cmd[3] for cmd in created} == {"create", "add-backend"}
+    assert not any(cmd[3] in ("create", "add-backend") for cmd in ran if cmd[1] == "compute")
+
+
+def test_admin_group_requires_the_jwt_secret_at_import():
+    env = {"DATABASE_URL": "postgresql://x@h/d", "VALKEY_URL": "redis://h"}
+    for kind in ("cc", "cc_admin", "customer", "mitra", "any"):
+        assert config.JWT_SECRET in config.required_for(kind, env)
+    assert config.required_for("scheduler", env)[-2:] == config.SCHEDULER_CALLER
+    assert config.SCHEDULER_CALLER[0] not in config.required_for("scheduler", {"SWEEP_AUTH": "none"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VALKEY_URL": "rediss://10.0.0.3:6379"}, "no CA is configured"),
+        ({"VALKEY_URL": "rediss://h", "VALKEY_CA_CERT": "not a pem"}, "VALKEY_CA_CERT is not a PEM"),
+        ({"VALKEY_URL": "rediss://h", "VALKEY_CA_FILE": "/nonexistent/ca.pem"}, "does not exist"),
+        ({"VALKEY_URL": "redis://h", "VALKEY_CA_FILE": "/etc/ca.pem"}, "not rediss://"),
+    ],
+)
+def test_a_mis_set_valkey_tls_url_fails_the_cold_start(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_a_valkey_tls_url_with_its_ca_builds_a_verifying_client():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from shared.valkey import make_client
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "memorystore-ca")])
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    settings = Settings.from_env({"VALKEY_URL": "rediss://10.0.0.3:6379", "VALKEY_CA_CERT": pem})
+    client = make_client(settings)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["ssl_ca_data"] == pem and kwargs["ssl_cert_reqs"] == "required"
+
+
+def test_manifest_rejects_hand_lists_and_unknown_keys():
+    raw = {"function": [{"name": "a-a", "group": "g", "entry_point": "a", "method": "GET", "route": "/a", "env": []}]}
+    with pytest.raises(ValueError, match="derived"):
+        manifest.parse(raw)
+    raw["function"][0] = {**raw["function"][0], "extra_thing": 1}
+    raw["function"][0].pop("env")
+    with pytest.raises(ValueError, match="extra_thing"):
+        manifest.parse(raw)
+
+
+def test_a_path_served_by_several_functions_lists_every_method():
+    m = manifest.load()
+    put = m.by_entry_point("app_config_put")
+    assert m.methods_on_path(put) == m.methods_on_path(m.by_entry_point("app_config_get")) == ("GET", "PUT")
