@@ -190,7 +190,7 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
-    return {"ok": True, "revoked_sessions": cc_users.reset_password(req.ctx, user_id, new)}
+    return {"ok": True, "revoked_sessions": cc_users.reset_password(req.ctx, req.principal, user_id, new)}
 
 
 # ---- development only --------------------------------------------------------------------------

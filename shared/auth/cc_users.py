@@ -202,8 +202,17 @@ def change_own_password(ctx: AppContext, principal: Principal, current: str, new
     return _set_password(ctx, principal.user_id, new, keep_session=principal.session_id, reason="password_changed")
 
 
-def reset_password(ctx: AppContext, user_id: str, new: str) -> int:
-    """Admin reset: set the password, clear the lockout, revoke every session of the user."""
+def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -> int:
+    """Admin reset of another user: set the password, revoke every session of the user.
+
+    Never the caller's own account: changing one's own password needs the current one
+    (`change_own_password`), so a stolen access token cannot become a permanent takeover.
+    """
+    if user_id == caller.user_id:
+        raise Forbidden(
+            "use /internal/control-center-users/me/password to change your own password",
+            code="USE_OWN_PASSWORD_ROUTE",
+        )
     passwords.check_policy(new, "new_password")
     return _set_password(ctx, user_id, new, keep_session=None, reason="password_reset")
 
