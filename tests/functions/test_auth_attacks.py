@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import uuid
 
+from shared import app_config
 from shared.auth import cc_users
-from tests.auth_support import bearer, client
+from tests.auth_support import bearer, client, phone, request_otp, seed_mitra
 
 ORIGIN = "https://cc.example.test"
 PASSWORD = "Secret123"
@@ -39,3 +40,16 @@ def test_admin_cannot_reset_their_own_password_without_the_current_one(ctx):
     assert resp.status_code == 403 and resp.json["error"]["code"] == "USE_OWN_PASSWORD_ROUTE"
     assert _login(email).status_code == 200  # the password did not change
     assert _login(email, "Takeover123").status_code == 401
+
+
+# ---- finding 5: one IP must not map every mitra phone number ----------------------------------
+
+
+def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "otp_max_requests_per_ip_per_hour", 3, "test")
+    inactive = phone()
+    seed_mitra(isolated_ctx, inactive, active=False)
+    attacker = "198.51.100.23"
+    probes = [phone(), inactive, phone(), phone(), inactive]
+    codes = [request_otp("mitra", p, attacker).json["error"]["code"] for p in probes]
+    assert codes == ["MITRA_NOT_FOUND", "ACCOUNT_INACTIVE", "MITRA_NOT_FOUND", "RATE_LIMITED", "RATE_LIMITED"]
