@@ -37,6 +37,8 @@ class AppContext:
         self.keys = Keys(settings.valkey_prefix)
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
+        self._valkey_connects = 0
+        self._connects_lock = threading.Lock()
 
     def now(self) -> datetime:
         return self.clock()
@@ -53,7 +55,17 @@ class AppContext:
     @cached_property
     def valkey(self) -> Client:
         with self._lock:
-            return make_client(self.settings)
+            return make_client(self.settings, on_connect=self._valkey_connected)
+
+    def _valkey_connected(self) -> None:
+        with self._connects_lock:
+            self._valkey_connects += 1
+
+    @property
+    def valkey_connects(self) -> int:
+        """How many Valkey connections this context has opened (each may face a changed server)."""
+        with self._connects_lock:
+            return self._valkey_connects
 
     def singleton(self, name: str, factory: Callable[[], Any]) -> Any:
         """Build an adapter once per context (push, SMS, verifiers...), thread-safely."""

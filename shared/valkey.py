@@ -11,6 +11,7 @@ Scripts live in `.lua` files beside the module that uses them and are loaded wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
@@ -29,8 +30,13 @@ Client = Union[redis.Redis, RedisCluster]
 VALKEY_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
 
-def make_client(settings: Settings) -> Client:
-    """Build a thread-safe client (a pool inside) from VALKEY_URL and VALKEY_CLUSTER."""
+def make_client(settings: Settings, on_connect: Callable[[], None] | None = None) -> Client:
+    """Build a thread-safe client (a pool inside) from VALKEY_URL and VALKEY_CLUSTER.
+
+    `on_connect` runs after every new connection is set up: a new connection means a cold
+    start, a restarted or failed-over server, or a dropped (timed-out) one, after which
+    what the server holds may no longer include every write made meanwhile.
+    """
     if not settings.valkey_url:
         raise ConfigError("missing required environment variable VALKEY_URL")
     common: dict[str, Any] = {
@@ -42,6 +48,17 @@ def make_client(settings: Settings) -> Client:
         # Valkey that does not answer within the timeout goes to the fallback after one wait.
         "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
+    if on_connect is not None:
+        hook = on_connect
+        if settings.valkey_cluster:  # RedisCluster runs the node setup itself, then this
+            common["redis_connect_func"] = lambda connection: hook()
+        else:  # a plain client's redis_connect_func replaces the setup, so run it first
+
+            def setup_then_hook(connection: Any) -> None:
+                connection.on_connect()
+                hook()
+
+            common["redis_connect_func"] = setup_then_hook
     if settings.valkey_cluster:
         return RedisCluster.from_url(settings.valkey_url, **common)
     return redis.Redis.from_url(settings.valkey_url, **common)

@@ -17,7 +17,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from shared import app_config
-from shared.auth import passwords, refresh, tokens
+from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
@@ -229,9 +229,8 @@ def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str 
         )
         if not updated:
             raise NotFound("user not found", code="USER_NOT_FOUND")
-        revoked = tokens.revoke_sessions_in_tx(
-            tx, now=ctx.now(), reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
+        revoked = revocation.take_access_away(
+            ctx, tx, reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
         )
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)
     return len(revoked)
