@@ -37,7 +37,7 @@ class AppContext:
         self.keys = Keys(settings.valkey_prefix)
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
-        self._valkey_connects = 0
+        self._valkey_connects: dict[str, int] = {}
         self._connects_lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -57,15 +57,14 @@ class AppContext:
         with self._lock:
             return make_client(self.settings, on_connect=self._valkey_connected)
 
-    def _valkey_connected(self) -> None:
+    def _valkey_connected(self, node: str) -> None:
         with self._connects_lock:
-            self._valkey_connects += 1
+            self._valkey_connects[node] = self._valkey_connects.get(node, 0) + 1
 
-    @property
-    def valkey_connects(self) -> int:
-        """How many Valkey connections this context has opened (each may face a changed server)."""
+    def valkey_connects(self, node: str) -> int:
+        """How many connections this context has opened to a Valkey node ("host:port")."""
         with self._connects_lock:
-            return self._valkey_connects
+            return self._valkey_connects.get(node, 0)
 
     def singleton(self, name: str, factory: Callable[[], Any]) -> Any:
         """Build an adapter once per context (push, SMS, verifiers...), thread-safely."""

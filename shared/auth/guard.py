@@ -44,7 +44,7 @@ def is_revoked(ctx: AppContext, sid: str) -> bool:
     access write, the mirror is repaired from Postgres first.
     """
     try:
-        trusted = revocation.ensure_trusted(ctx)
+        trusted_at = revocation.trust(ctx)
         pipe = ctx.valkey.pipeline(transaction=False)
         pipe.exists(ctx.keys.seeded)
         pipe.exists(ctx.keys.revoked(sid))
@@ -52,7 +52,7 @@ def is_revoked(ctx: AppContext, sid: str) -> bool:
         if revoked:
             return True
         # Re-checked after the call: a reconnect inside it may have met a restarted server.
-        if seeded and trusted and revocation.mirror_trusted(ctx):
+        if seeded and revocation.still_trusted(ctx, trusted_at):
             return False
     except VALKEY_ERRORS:
         revocation.mark_suspect(ctx)

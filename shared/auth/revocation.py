@@ -34,19 +34,26 @@ from datetime import timedelta
 from shared.auth import tokens
 from shared.context import AppContext
 from shared.db import DatabaseUnavailable, Tx
-from shared.valkey import VALKEY_ERRORS
+from shared.valkey import VALKEY_ERRORS, mirror_node
 
 log = logging.getLogger(__name__)
-
-_REPAIR_ERRORS: tuple[type[BaseException], ...] = (*VALKEY_ERRORS, DatabaseUnavailable)
 
 
 @dataclass
 class _Trust:
-    """Per-instance state: the Valkey connection count at the last successful repair."""
+    """Per-instance state: the mirror node and its connection count at the last successful repair."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    verified_at: int | None = None  # ctx.valkey_connects when the mirror was last repaired
+    verified_at: tuple[str, int] | None = None
+
+
+Mark = tuple[str, int]  # (mirror node "host:port", connections opened to it)
+
+
+def _mark(ctx: AppContext) -> Mark:
+    """Where the mirror is served now and how many connections this instance opened to it."""
+    node = mirror_node(ctx.valkey, ctx.keys.seeded)
+    return node, ctx.valkey_connects(node)
 
 
 def _trust(ctx: AppContext) -> _Trust:
@@ -129,26 +136,51 @@ def mirror_trusted(ctx: AppContext) -> bool:
     state = _trust(ctx)
     with state.lock:
         verified = state.verified_at
-    return verified is not None and verified == ctx.valkey_connects
+    return verified is not None and verified == _mark(ctx)
 
 
-def ensure_trusted(ctx: AppContext) -> bool:
-    """`mirror_trusted`, repairing first when it is not; False when the repair failed (use Postgres)."""
-    return mirror_trusted(ctx) or repair(ctx)
+def trust(ctx: AppContext) -> Mark | None:
+    """Repair first if needed; the mark under which the mirror may answer, or None.
+
+    None means: answer from Postgres (Valkey failed during the repair). When Postgres itself
+    is unreachable the repair cannot run and Valkey is the only store left that can answer:
+    the mirror is used unverified (no access can be taken away meanwhile either, and the
+    next call tries the repair again). Pass the result to `still_trusted` after the Valkey call.
+    """
+    state = _trust(ctx)
+    with state.lock:
+        verified = state.verified_at
+    current = _mark(ctx)
+    if verified is not None and verified == current:
+        return current
+    return _repair(ctx)
+
+
+def still_trusted(ctx: AppContext, trusted_at: Mark | None) -> bool:
+    """True when no connection to the mirror's node was opened since `trust` answered `trusted_at`."""
+    return trusted_at is not None and _mark(ctx) == trusted_at
 
 
 def repair(ctx: AppContext) -> bool:
+    """Replay recent access removals from Postgres into Valkey; True when the mirror is trusted again."""
+    trusted_at = _repair(ctx)
+    return trusted_at is not None and mirror_trusted(ctx)
+
+
+def _repair(ctx: AppContext) -> Mark | None:
     """Replay every access removal of the last access-token lifetime from Postgres into Valkey.
 
     Revoked sessions get their `revoked:<sid>` key back (with the rest of their lifetime);
     mitras deactivated in that time are re-synced into the mirror. On success the instance
-    trusts the mirror again; on any store error it stays suspect and returns False.
+    trusts the mirror again; on a Valkey error it stays suspect and returns None.
     """
     from shared.availability import mirror, truth  # the availability package imports this module
 
     try:
-        ctx.valkey.ping()  # connect first: a connection opened by this repair must not undo it
-        connects = ctx.valkey_connects
+        # Connect first (to the node holding the mirror's slot, on a cluster): a connection
+        # opened by this repair itself must not undo it.
+        ctx.valkey.exists(ctx.keys.seeded)
+        connects = _mark(ctx)
         now = ctx.now()
         ttl = ctx.settings.access_token_ttl_seconds
         since = now - timedelta(seconds=ttl)
@@ -167,13 +199,17 @@ def repair(ctx: AppContext) -> bool:
                 pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
         pipe.execute()
         if not all(mirror.sync(ctx, row) for row in mitras):
-            return False
-    except _REPAIR_ERRORS as exc:
+            return None
+    except DatabaseUnavailable:
+        log.warning("access mirror repair needs Postgres, which is down; using the mirror unverified")
+        mark_suspect(ctx)
+        return _mark(ctx)
+    except VALKEY_ERRORS as exc:
         log.warning("access mirror repair failed; answering from Postgres", extra={"error": type(exc).__name__})
         mark_suspect(ctx)
-        return False
+        return None
     state = _trust(ctx)
     with state.lock:
         state.verified_at = connects
     log.info("access mirror repaired from Postgres", extra={"sessions": len(revoked), "mitras": len(mitras)})
-    return connects == ctx.valkey_connects
+    return connects

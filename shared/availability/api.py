@@ -208,9 +208,11 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     error: BaseException | None = None
     outcome, live = "untrusted", None
     try:
-        if revocation.ensure_trusted(ctx):
+        trusted_at = revocation.trust(ctx)
+        if trusted_at is not None:
             outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
-            if not revocation.mirror_trusted(ctx):  # reconnected during the call: the server may have changed
+            stale = outcome in ("online", "offline") and not revocation.still_trusted(ctx, trusted_at)
+            if stale:  # reconnected meanwhile: the server may differ from the one repaired
                 outcome, live = "untrusted", None
     except VALKEY_ERRORS as exc:
         revocation.mark_suspect(ctx)
