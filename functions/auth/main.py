@@ -68,6 +68,7 @@ def auth_client_otp_verify(req: ApiRequest) -> dict:
 @endpoint
 def auth_client_google(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "id_token", max_len=8192) or ""
+    identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
     return customers.sign_in_with_identity(req.ctx, identity.verify_google(req.ctx, token), bearer, req.user_agent)
 
@@ -78,6 +79,7 @@ def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
     nonce = validate.string(body, "nonce", required=False, max_len=256)
+    identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
     verified = identity.verify_apple(req.ctx, token, nonce)
     return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from shared import app_config
 from shared.auth import cc_users
-from tests.auth_support import bearer, client, phone, request_otp, seed_mitra
+from tests.auth_support import RsaKey, StubServer, bearer, client, phone, request_otp, seed_mitra
+from tests.conftest import make_context
+from tests.helpers import installed
 
 ORIGIN = "https://cc.example.test"
 PASSWORD = "Secret123"
@@ -53,3 +57,100 @@ def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
     probes = [phone(), inactive, phone(), phone(), inactive]
     codes = [request_otp("mitra", p, attacker).json["error"]["code"] for p in probes]
     assert codes == ["MITRA_NOT_FOUND", "ACCOUNT_INACTIVE", "MITRA_NOT_FOUND", "RATE_LIMITED", "RATE_LIMITED"]
+
+
+# ---- finding 7: sign-in routes must not be a free amplifier -----------------------------------
+
+GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
+APPLE_SERVICE = "id.bestie.web"
+CERTS = "/oauth2/v1/certs"
+
+
+@pytest.fixture
+def google(template_db, test_env, clock):
+    key = RsaKey()
+    server = StubServer().start()
+    server.routes[CERTS] = (200, key.certs(), 0.0)
+    server.routes["/auth/keys"] = (200, RsaKey().jwks(), 0.0)
+    app_ctx = make_context(
+        clock,
+        google_oauth_client_ids=(GOOGLE_CLIENT,),
+        google_certs_url=server.url + CERTS,
+        apple_services_id=APPLE_SERVICE,
+        apple_jwks_url=server.url + "/auth/keys",
+    )
+    try:
+        with installed(app_ctx):
+            yield app_ctx, server, key
+    finally:
+        server.stop()
+
+
+def _google_token(key: RsaKey) -> str:
+    sub = uuid.uuid4().hex
+    return key.sign({"iss": "https://accounts.google.com", "aud": GOOGLE_CLIENT, "sub": sub, "email_verified": False})
+
+
+def _google(token: str, ip: str = "192.0.2.10"):
+    return client("auth_client_google").post(
+        "/api/client/auth/google", json={"id_token": token}, headers={"X-Forwarded-For": ip}
+    )
+
+
+def _cert_fetches(server: StubServer) -> int:
+    return sum(1 for r in server.requests if r["path"] == CERTS)
+
+
+@pytest.mark.parametrize("garbage", ["x", "not.a.jwt", "a.b.c", "eyJhbGciOiJSUzI1NiJ9..", "." * 5000])
+def test_a_token_that_is_not_jwt_shaped_is_refused_without_fetching_google_certs(google, garbage):
+    _, server, _ = google
+    resp = _google(garbage)
+    assert resp.status_code == 401 and resp.json["error"]["code"] == "ID_TOKEN_INVALID"
+    assert _cert_fetches(server) == 0
+
+
+def test_google_certs_are_fetched_once_while_their_cache_control_allows(google, clock):
+    _, server, key = google
+    server.headers[CERTS] = {"Cache-Control": "public, max-age=600, must-revalidate", "Age": "100"}
+    assert _google(_google_token(key), "192.0.2.11").status_code == 200
+    assert _google(_google_token(key), "192.0.2.12").status_code == 200
+    assert _google(_google_token(RsaKey()), "192.0.2.13").status_code == 401  # unknown key: no refetch storm
+    assert _cert_fetches(server) == 1
+    clock.advance(501)  # max-age 600 minus the 100 s the response had already aged
+    assert _google(_google_token(key), "192.0.2.14").status_code == 200
+    assert _cert_fetches(server) == 2
+
+
+def test_google_sign_in_is_limited_per_ip_even_with_garbage_tokens(google):
+    app_ctx, _, key = google
+    app_config.put(app_ctx, "identity_signins_per_ip_per_hour", 3, "test")
+    codes = [_google("garbage", "192.0.2.20").status_code for _ in range(3)]
+    limited = _google(_google_token(key), "192.0.2.20")
+    assert codes == [401, 401, 401]
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "RATE_LIMITED"
+    assert limited.json["error"]["retry_after_seconds"] > 0
+    assert _google(_google_token(key), "192.0.2.21").status_code == 200  # another IP is not affected
+
+
+def test_apple_sign_in_is_limited_per_ip(google):
+    app_ctx, _, _ = google
+    app_config.put(app_ctx, "identity_signins_per_ip_per_hour", 2, "test")
+
+    def apple():
+        return client("auth_client_apple").post(
+            "/api/client/auth/apple", json={"id_token": "garbage"}, headers={"X-Forwarded-For": "192.0.2.30"}
+        )
+
+    assert [apple().status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_staff_login_is_limited_per_ip_before_any_bcrypt(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "cc_logins_per_ip_per_hour", 3, "test")
+    email = _email()
+    cc_users.create_user(isolated_ctx, email, PASSWORD, "operator")
+    attacker = "198.51.100.40"
+    codes = [_login(_email(), "Wrong1234", attacker).status_code for _ in range(3)]
+    limited = _login(email, PASSWORD, attacker)
+    assert codes == [401, 401, 401]
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "RATE_LIMITED"
+    assert _login(email, PASSWORD, "198.51.100.41").status_code == 200
