@@ -130,7 +130,7 @@ def auth_cc_login(req: ApiRequest) -> Reply:
     body = req.json()
     email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
     password = validate.string(body, "password", strip=False, max_len=1024) or ""
-    issued, user = cc_users.login(req.ctx, email, password, req.user_agent)
+    issued, user = cc_users.login(req.ctx, email, password, req.user_agent, req.ip)
     return Reply(issued.body(user, include_refresh=False), cookies=[cookies.refresh_cookie(req.ctx, issued)])
 
 

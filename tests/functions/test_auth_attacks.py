@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from shared import app_config
-from shared.auth import cc_users
+from shared.auth import cc_users, passwords
 from tests.auth_support import RsaKey, StubServer, bearer, client, phone, request_otp, seed_mitra
 from tests.conftest import make_context
 from tests.helpers import installed
@@ -154,3 +154,61 @@ def test_staff_login_is_limited_per_ip_before_any_bcrypt(isolated_ctx, clock):
     assert codes == [401, 401, 401]
     assert limited.status_code == 429 and limited.json["error"]["code"] == "RATE_LIMITED"
     assert _login(email, PASSWORD, "198.51.100.41").status_code == 200
+
+
+# ---- finding 4: the lockout must not reveal which staff emails exist, nor lock the admin out --
+
+
+@pytest.fixture
+def bcrypt_checks(monkeypatch):
+    """How many bcrypt checks the login made (the real check still runs)."""
+    calls: list[str] = []
+    real = passwords.verify_password
+
+    def counting(password: str, hashed: str) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    return calls
+
+
+def test_locked_unknown_and_wrong_password_answers_are_identical(isolated_ctx, bcrypt_checks):
+    known = _email()
+    cc_users.create_user(isolated_ctx, known, PASSWORD, "admin")
+    attacker = "198.51.100.50"
+    answers = {}
+    for email in (known, _email()):
+        bcrypt_checks.clear()
+        replies = [_login(email.upper(), "Wrong1234", attacker) for _ in range(7)]
+        answers[email] = [(r.status_code, r.json) for r in replies]
+        assert len(bcrypt_checks) == 7  # one bcrypt per attempt, locked or not, known or not
+    known_answers, unknown_answers = answers.values()
+    assert known_answers == unknown_answers == [(401, known_answers[0][1])] * 7
+    assert known_answers[0][1]["error"]["code"] == "INVALID_CREDENTIALS"
+    # Locked for that IP: even the right password gets the wrong-password answer.
+    assert (_login(known, PASSWORD, attacker).status_code, _login(known, PASSWORD, attacker).json) == (
+        401,
+        known_answers[0][1],
+    )
+
+
+def test_one_ip_cannot_lock_the_admin_out(isolated_ctx):
+    admin = _email()
+    cc_users.create_user(isolated_ctx, admin, PASSWORD, "admin")
+    for _ in range(20):
+        assert _login(admin, "Wrong1234", "198.51.100.60").status_code == 401
+    assert _login(admin, PASSWORD, "203.0.113.99").status_code == 200
+
+
+def test_an_email_locks_for_everyone_only_after_failures_from_ten_ips(isolated_ctx):
+    app_config.put(isolated_ctx, "cc_max_failed_logins", 2, "test")
+    admin = _email()
+    cc_users.create_user(isolated_ctx, admin, PASSWORD, "admin")
+    for n in range(9):
+        for _ in range(4):  # past its own lock, an IP adds nothing to the email-wide count
+            assert _login(admin, "Wrong1234", f"198.51.100.{100 + n}").status_code == 401
+    assert _login(admin, PASSWORD, "203.0.113.99").status_code == 200
+    for _ in range(2):
+        _login(admin, "Wrong1234", "198.51.100.200")
+    assert _login(admin, PASSWORD, "203.0.113.98").status_code == 401  # the documented ceiling
