@@ -45,6 +45,7 @@ class _Trust:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     verified_at: tuple[str, int] | None = None
+    repairing: bool = False  # one repair at a time per instance; the others use Postgres meanwhile
 
 
 Mark = tuple[str, int]  # (mirror node "host:port", connections opened to it)
@@ -153,7 +154,15 @@ def trust(ctx: AppContext) -> Mark | None:
     current = _mark(ctx)
     if verified is not None and verified == current:
         return current
-    return _repair(ctx)
+    with state.lock:
+        if state.repairing:
+            return None
+        state.repairing = True
+    try:
+        return _repair(ctx)
+    finally:
+        with state.lock:
+            state.repairing = False
 
 
 def still_trusted(ctx: AppContext, trusted_at: Mark | None) -> bool:
@@ -174,6 +183,7 @@ def _repair(ctx: AppContext) -> Mark | None:
     mitras deactivated in that time are re-synced into the mirror. On success the instance
     trusts the mirror again; on a Valkey error it stays suspect and returns None.
     """
+    from shared import mitras as mitras_table
     from shared.availability import mirror, truth  # the availability package imports this module
 
     try:
@@ -186,10 +196,7 @@ def _repair(ctx: AppContext) -> Mark | None:
         since = now - timedelta(seconds=ttl)
         with ctx.db.transaction() as tx:
             revoked = truth.recent_revocations(tx, since)
-            mitra_ids = [
-                str(r["id"])
-                for r in tx.rows("SELECT id FROM mitras WHERE NOT is_active AND updated_at >= :since", since=since)
-            ]
+            mitra_ids = mitras_table.deactivated_since(tx, since)
             mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
         pipe = ctx.valkey.pipeline(transaction=False)
         now_ms = truth.to_ms(now)
