@@ -148,10 +148,17 @@ def test_access_taken_away_while_valkey_is_paused_holds_after_it_resumes(world: 
     assert revocation.mirror_trusted(world.ctx)
 
 
-@pytest.mark.parametrize("with_data", [True, False], ids=["restored-with-its-data", "restored-empty"])
+@pytest.mark.parametrize(
+    ("signal_", "with_data"),
+    [(signal.SIGTERM, True), (signal.SIGKILL, True), (signal.SIGKILL, False)],
+    ids=["stopped-restored-with-its-data", "killed-restored-with-its-data", "killed-restored-empty"],
+)
 def test_access_taken_away_while_valkey_is_down_holds_after_it_is_back(
-    world: World, valkey: EmbeddedValkey, with_data: bool
+    world: World, valkey: EmbeddedValkey, signal_: int, with_data: bool
 ):
+    assert valkey.proc is not None
+    valkey.proc.send_signal(signal_)
+    valkey.proc.wait(10)
     valkey.stop()
     _take_access_away(world)
     assert _customer_me(world) == 401  # during the outage: the Postgres fallback
