@@ -198,6 +198,9 @@ def _repair(ctx: AppContext) -> Mark | None:
             revoked = truth.recent_revocations(tx, since)
             mitra_ids = mitras_table.deactivated_since(tx, since)
             mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
+        if mitras:  # re-sync only those the deactivated set lacks (a healthy mirror has them all)
+            present = ctx.valkey.smismember(ctx.keys.deactivated, [m.id for m in mitras])
+            mitras = [m for m, there in zip(mitras, present, strict=True) if not there]
         pipe = ctx.valkey.pipeline(transaction=False)
         now_ms = truth.to_ms(now)
         for sid, revoked_at in revoked:
