@@ -45,6 +45,8 @@ class AppContext:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._closers: list[Callable[[], None]] = []
+        self._valkey_connects: dict[str, int] = {}
+        self._connects_lock = threading.Lock()
 
     def now(self) -> datetime:
         return self.clock()
@@ -61,7 +63,16 @@ class AppContext:
     @cached_property
     def valkey(self) -> Client:
         with self._lock:
-            return make_client(self.settings)
+            return make_client(self.settings, on_connect=self._valkey_connected)
+
+    def _valkey_connected(self, node: str) -> None:
+        with self._connects_lock:
+            self._valkey_connects[node] = self._valkey_connects.get(node, 0) + 1
+
+    def valkey_connects(self, node: str) -> int:
+        """How many connections this context has opened to a Valkey node ("host:port")."""
+        with self._connects_lock:
+            return self._valkey_connects.get(node, 0)
 
     def singleton(self, name: str, factory: Callable[[], Any]) -> Any:
         """Build an adapter once per context (push, SMS, verifiers...), thread-safely."""

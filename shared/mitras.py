@@ -62,6 +62,13 @@ def seed_mitra(
 
 # ---- rows (used by shared.availability's write paths and the control center) -----------------
 
+
+def deactivated_since(tx: Tx, since: datetime) -> list[str]:
+    """Ids of inactive mitras changed at or after `since` (access removals the mirror may lack)."""
+    rows = tx.rows("SELECT id FROM mitras WHERE NOT is_active AND updated_at >= :since", since=since)
+    return [str(r["id"]) for r in rows]
+
+
 STATUS_EVENTS = ("online", "offline", "auto_offline", "deactivated", "activated", "edited")
 
 

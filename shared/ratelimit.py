@@ -36,26 +36,57 @@ class Limit:
 
 def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
     """Count one hit for `subject`, or raise RateLimited (429) with retry_after_seconds."""
-    try:
-        retry_ms = _hit_valkey(ctx, rule, subject)
-    except VALKEY_ERRORS as exc:
-        log.warning("rate limiter falls back to Postgres", extra={"error": type(exc).__name__, "bucket": rule.bucket})
-        retry_ms = _hit_postgres(ctx, rule, subject)
+    retry_ms = _run(ctx, rule, subject, "hit")
     if retry_ms is not None:
         raise RateLimited(max(1, math.ceil(retry_ms / 1000)), "too many requests, try again later", code=rule.code)
 
 
-def _hit_valkey(ctx: AppContext, rule: Limit, subject: str) -> int | None:
+def exceeded(ctx: AppContext, rule: Limit, subject: str) -> bool:
+    """True when `subject`'s window is full (counts nothing)."""
+    return full_for_ms(ctx, rule, subject) is not None
+
+
+def full_for_ms(ctx: AppContext, rule: Limit, subject: str) -> int | None:
+    """Milliseconds until `subject`'s full window has room again; None when it has room (counts nothing)."""
+    return _run(ctx, rule, subject, "peek")
+
+
+def record(ctx: AppContext, rule: Limit, subject: str) -> None:
+    """Count one hit for `subject` whatever its window holds (e.g. a failed login)."""
+    _run(ctx, rule, subject, "add")
+
+
+def reset(ctx: AppContext, rule: Limit, subject: str) -> None:
+    """Forget every hit of `subject` (in both stores: either may hold some)."""
+    try:
+        ctx.valkey.delete(ctx.keys.rate(rule.bucket, subject))
+    except VALKEY_ERRORS as exc:
+        log.warning("rate limiter reset falls back to Postgres", extra={"error": type(exc).__name__})
+    with ctx.db.transaction() as tx:
+        tx.execute("DELETE FROM rate_limit_hits WHERE bucket = :b AND subject = :s", b=rule.bucket, s=subject)
+        tx.commit()
+
+
+def _run(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int | None:
+    """Milliseconds until the window has room, or None when it had room (mode: hit/peek/add)."""
+    try:
+        return _hit_valkey(ctx, rule, subject, mode)
+    except VALKEY_ERRORS as exc:
+        log.warning("rate limiter falls back to Postgres", extra={"error": type(exc).__name__, "bucket": rule.bucket})
+        return _hit_postgres(ctx, rule, subject, mode)
+
+
+def _hit_valkey(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int | None:
     client = ctx.valkey  # built before singleton() takes the context lock (it is not reentrant)
     script = ctx.singleton("ratelimit.lua", lambda: load_script(client, _SCRIPT))
     allowed, retry_ms = script(
         keys=[ctx.keys.rate(rule.bucket, subject)],
-        args=[ctx.now_ms(), rule.window_seconds * 1000, rule.limit, f"{ctx.now_ms()}:{secrets.token_hex(6)}"],
+        args=[ctx.now_ms(), rule.window_seconds * 1000, rule.limit, f"{ctx.now_ms()}:{secrets.token_hex(6)}", mode],
     )
     return None if int(allowed) else int(retry_ms)
 
 
-def _hit_postgres(ctx: AppContext, rule: Limit, subject: str) -> int | None:
+def _hit_postgres(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int | None:
     now = ctx.now()
     since = now - timedelta(seconds=rule.window_seconds)
     with ctx.db.transaction() as tx:
@@ -73,11 +104,16 @@ def _hit_postgres(ctx: AppContext, rule: Limit, subject: str) -> int | None:
             s=subject,
         )
         assert row is not None
-        if int(row["n"]) >= rule.limit:
-            retry = row["oldest"] + timedelta(seconds=rule.window_seconds) - now
-            return int(retry.total_seconds() * 1000)
-        tx.execute(
-            "INSERT INTO rate_limit_hits (bucket, subject, at) VALUES (:b, :s, :now)", b=rule.bucket, s=subject, now=now
-        )
+        full = int(row["n"]) >= rule.limit
+        retry = None
+        if full:
+            retry = int((row["oldest"] + timedelta(seconds=rule.window_seconds) - now).total_seconds() * 1000)
+        if mode == "add" or (mode == "hit" and not full):
+            tx.execute(
+                "INSERT INTO rate_limit_hits (bucket, subject, at) VALUES (:b, :s, :now)",
+                b=rule.bucket,
+                s=subject,
+                now=now,
+            )
         tx.commit()
-    return None
+    return retry

@@ -12,6 +12,7 @@ Scripts live in `.lua` files beside the module that uses them and are loaded wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
@@ -30,8 +31,14 @@ Client = Union[redis.Redis, RedisCluster]
 VALKEY_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
 
-def make_client(settings: Settings) -> Client:
-    """Build a thread-safe client (a pool inside) from VALKEY_URL and VALKEY_CLUSTER."""
+def make_client(settings: Settings, on_connect: Callable[[str], None] | None = None) -> Client:
+    """Build a thread-safe client (a pool inside) from VALKEY_URL and VALKEY_CLUSTER.
+
+    `on_connect(node)` runs after every new connection is set up, with the "host:port" it
+    reached: a new connection means a cold start, a restarted or failed-over server, or a
+    dropped (timed-out) one, after which what the server holds may no longer include every
+    write made meanwhile.
+    """
     if not settings.valkey_url:
         raise ConfigError("missing required environment variable VALKEY_URL")
     common: dict[str, Any] = {
@@ -49,9 +56,34 @@ def make_client(settings: Settings) -> Client:
             common["ssl_ca_data"] = settings.valkey_ca_cert
         if settings.valkey_ca_file:
             common["ssl_ca_certs"] = settings.valkey_ca_file
+    if on_connect is not None:
+        hook = on_connect
+        if settings.valkey_cluster:  # RedisCluster runs the node setup itself, then this
+            common["redis_connect_func"] = lambda connection: hook(node_of(connection))
+        else:  # a plain client's redis_connect_func replaces the setup, so run it first
+
+            def setup_then_hook(connection: Any) -> None:
+                connection.on_connect()
+                hook(node_of(connection))
+
+            common["redis_connect_func"] = setup_then_hook
     if settings.valkey_cluster:
         return RedisCluster.from_url(settings.valkey_url, **common)
     return redis.Redis.from_url(settings.valkey_url, **common)
+
+
+def node_of(connection: Any) -> str:
+    """ "host:port" of a redis-py connection (the same string for every connection to one node)."""
+    return f"{getattr(connection, 'host', '')}:{getattr(connection, 'port', '')}"
+
+
+def mirror_node(client: Client, key: str) -> str:
+    """ "host:port" of the node serving `key` (the only node of a plain client)."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key)
+        return f"{node.host}:{node.port}"
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '')}:{kwargs.get('port', '')}"
 
 
 def load_script(client: Client, path: Path, prelude: Path | None = None) -> Script:

@@ -30,6 +30,7 @@ class StubServer:
 
     def __init__(self, responder: Responder | None = None) -> None:
         self.routes: dict[str, tuple[int, Any, float]] = {}
+        self.headers: dict[str, dict[str, str]] = {}  # extra response headers per path
         self.requests: list[dict[str, Any]] = []
         stub = self
 
@@ -49,6 +50,8 @@ class StubServer:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in stub.headers.get(self.path, {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                 except OSError:

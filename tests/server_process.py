@@ -24,11 +24,13 @@ REPO = Path(__file__).resolve().parent.parent
 _SERVE = """
 import sys
 from werkzeug.serving import run_simple
-from infra import gateway
-from shared import context, manifest
+from infra import deploy, gateway
+from shared import context
 context.init()
 groups = set(sys.argv[2].split(","))
-app = gateway.Gateway([fn for fn in manifest.load().functions if fn.group in groups or fn.name == "healthz"])
+served = [fn for fn in gateway.served_functions(False) if fn.group in groups or fn.name == "healthz"]
+config = deploy.load_config(gateway.LOCAL_PROJECT, gateway.LOCAL_REGION)
+app = gateway.Gateway(deploy.plan(served, config, {}, local=True))
 print("ready", flush=True)
 run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 """

@@ -69,6 +69,7 @@ def auth_client_otp_verify(req: ApiRequest) -> dict:
 @endpoint
 def auth_client_google(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "id_token", max_len=8192) or ""
+    identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
     return customers.sign_in_with_identity(req.ctx, identity.verify_google(req.ctx, token), bearer, req.user_agent)
 
@@ -79,6 +80,7 @@ def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
     nonce = validate.string(body, "nonce", required=False, max_len=256)
+    identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
     verified = identity.verify_apple(req.ctx, token, nonce)
     return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
@@ -129,7 +131,7 @@ def auth_cc_login(req: ApiRequest) -> Reply:
     body = req.json()
     email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
     password = validate.string(body, "password", strip=False, max_len=1024) or ""
-    issued, user = cc_users.login(req.ctx, email, password, req.user_agent)
+    issued, user = cc_users.login(req.ctx, email, password, req.user_agent, req.ip)
     return Reply(issued.body(user, include_refresh=False), cookies=[cookies.refresh_cookie(req.ctx, issued)])
 
 
@@ -192,9 +194,8 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 @endpoint
 def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
-    staff.refuse_own_password_reset(req.principal, user_id)
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
-    revoked = cc_users.reset_password(req.ctx, user_id, new)
+    revoked = cc_users.reset_password(req.ctx, req.principal, user_id, new)
     audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.password_reset", "cc_user", user_id)
     return {"ok": True, "revoked_sessions": revoked}
 

@@ -1,29 +1,35 @@
 """Control-center (staff) accounts: login with lockout, refresh cookie, users and passwords.
 
-bcrypt cost 12; an unknown email costs one bcrypt check against a dummy hash, so response
-time does not reveal which emails exist. Failed logins are counted with one conditional
-UPDATE (no lost increments across instances); after cc_max_failed_logins failures the
-account locks for cc_lockout_minutes (both from app_config). Roles are re-read from Postgres
+bcrypt cost 12. Every login costs one bcrypt check whatever happens (an unknown email or a
+locked one is checked against a dummy hash) and every failure answers the same 401, so
+neither time nor answer reveals which emails exist or are locked. Failures are counted in
+shared storage (shared.ratelimit) per normalized email, known or not: per email+IP (locks
+that IP out of that email) and per email (locks it for everyone, only after failures from
+many IPs); see docs/auth.md, "Lockout". Roles are re-read from Postgres
 on every refresh and on every admin-only route, because a role can change while a token lives.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from shared import app_config
-from shared.auth import passwords, refresh, tokens
+from shared import app_config, ratelimit
+from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
-from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 ROLES = ("admin", "operator")
+HOUR = 3600
+# An email is locked for everyone after this many times cc_max_failed_logins failures in
+# the window, coming from IPs not already locked out of it (docs/auth.md, "Lockout").
+EMAIL_LOCK_FACTOR = 10
 COLUMNS = "id, email, password_hash, role, is_active, failed_login_count, lockout_until, created_at"
 
 
@@ -72,63 +78,53 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized("wrong email or password", code="INVALID_CREDENTIALS")
 
 
-def _locked(ctx: AppContext, until: Any) -> RateLimited:
-    seconds = math.ceil((until - ctx.now()).total_seconds())
-    return RateLimited(seconds, "too many failed logins; the account is locked for a while", code="ACCOUNT_LOCKED")
+def _failure_rules(ctx: AppContext) -> tuple[ratelimit.Limit, ratelimit.Limit]:
+    """(per email+IP, per email) failure windows of cc_lockout_minutes (docs/auth.md, "Lockout")."""
+    cfg = app_config.get_all(ctx)
+    max_failures, window = int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"]) * 60
+    return (
+        ratelimit.Limit("cc_fail", max_failures, window),
+        ratelimit.Limit("cc_fail_email", max_failures * EMAIL_LOCK_FACTOR, window),
+    )
 
 
-def login(ctx: AppContext, email: str, password: str, user_agent: str | None) -> tuple[refresh.Issued, dict[str, Any]]:
-    """Check the password (lockout, constant cost) and open a session with the user's role."""
+def login(
+    ctx: AppContext, email: str, password: str, user_agent: str | None, client_ip: str
+) -> tuple[refresh.Issued, dict[str, Any]]:
+    """Check the password and open a session with the user's role.
+
+    Every attempt costs the caller's IP a hit (429 RATE_LIMITED past the hourly limit, before
+    any bcrypt). Failures are counted per normalized email, known or not, for this IP and
+    for the email as a whole; a locked pair or email, an unknown email and a wrong password
+    all take one bcrypt check and give the same 401 INVALID_CREDENTIALS.
+    """
     if len(password.encode()) > passwords.MAX_BYTES:
         raise ValidationFailed("password", f"must be at most {passwords.MAX_BYTES} bytes")
-    row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = lower(:e)", e=email)  # noqa: S608
-    if row is None:
-        passwords.verify_password(password, _dummy_hash())
+    per_ip = int(app_config.get(ctx, "cc_logins_per_ip_per_hour"))
+    ratelimit.hit(ctx, ratelimit.Limit("cc_login_ip", per_ip, HOUR), client_ip)
+    key = email.lower()
+    pair_rule, email_rule = _failure_rules(ctx)
+    pair = f"{key}|{client_ip}"
+    pair_locked = ratelimit.exceeded(ctx, pair_rule, pair)
+    locked = pair_locked or ratelimit.exceeded(ctx, email_rule, key)
+    row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = :e", e=key)  # noqa: S608
+    usable = row is not None and not locked
+    hashed = row["password_hash"] if usable and row is not None else _dummy_hash()
+    if not passwords.verify_password(password, hashed) or not usable or row is None:
+        ratelimit.record(ctx, pair_rule, pair)
+        if not pair_locked:  # an IP already locked out of this email cannot push the email-wide count
+            ratelimit.record(ctx, email_rule, key)
         raise _invalid_credentials()
-    now = ctx.now()
-    if row["lockout_until"] is not None and row["lockout_until"] > now:
-        raise _locked(ctx, row["lockout_until"])
-    if not passwords.verify_password(password, row["password_hash"]):
-        _count_failure(ctx, row)
+    ratelimit.reset(ctx, pair_rule, pair)
     with ctx.db.transaction() as tx:
-        user = tx.one(
-            "UPDATE control_center_users SET failed_login_count = 0, lockout_until = NULL"  # noqa: S608 (constant columns)
-            " WHERE id = :id AND (lockout_until IS NULL OR lockout_until <= :now)"
-            f" RETURNING {COLUMNS}",
-            id=row["id"],
-            now=now,
-        )
-        if user is None:  # locked by concurrent failures while we checked the password
+        user = tx.one(f"SELECT {COLUMNS} FROM control_center_users WHERE id = :id", id=row["id"])  # noqa: S608
+        if user is None:
             raise _invalid_credentials()
         if not user["is_active"]:
             raise Forbidden("this account is deactivated", code="ACCOUNT_INACTIVE")
         issued = refresh.start_session(ctx, tx, "cc", str(user["id"]), role=user["role"], user_agent=user_agent)
         tx.commit()
     return issued, to_json(user)
-
-
-def _count_failure(ctx: AppContext, row: Row) -> None:
-    cfg = app_config.get_all(ctx)
-    max_failures, minutes = int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"])
-    now = ctx.now()
-    with ctx.db.transaction() as tx:
-        locked_until = tx.scalar(
-            "UPDATE control_center_users SET"
-            "   failed_login_count = CASE WHEN failed_login_count + 1 >= :max THEN 0 ELSE failed_login_count + 1 END,"
-            "   lockout_until = CASE WHEN failed_login_count + 1 >= :max"
-            "                        THEN CAST(:now AS timestamptz) + make_interval(mins => :minutes) END,"
-            "   updated_at = :now"
-            " WHERE id = :id AND (lockout_until IS NULL OR lockout_until <= :now)"
-            " RETURNING lockout_until",
-            max=max_failures,
-            minutes=minutes,
-            now=now,
-            id=row["id"],
-        )
-        tx.commit()
-    if locked_until is not None:
-        raise _locked(ctx, locked_until)
-    raise _invalid_credentials()
 
 
 def role_of(tx: Tx, user_id: str) -> str:
@@ -202,10 +198,33 @@ def change_own_password(ctx: AppContext, principal: Principal, current: str, new
     return _set_password(ctx, principal.user_id, new, keep_session=principal.session_id, reason="password_changed")
 
 
-def reset_password(ctx: AppContext, user_id: str, new: str) -> int:
-    """Admin reset: set the password, clear the lockout, revoke every session of the user."""
+def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -> int:
+    """Admin reset of another user: set the password, revoke every session, lift an email-wide lock.
+
+    Never the caller's own account: changing one's own password needs the current one
+    (`change_own_password`), so a stolen access token cannot become a permanent takeover.
+    """
+    if user_id == caller.user_id:
+        raise Forbidden(
+            "use /internal/control-center-users/me/password to change your own password",
+            code="USE_OWN_PASSWORD_ROUTE",
+        )
     passwords.check_policy(new, "new_password")
-    return _set_password(ctx, user_id, new, keep_session=None, reason="password_reset")
+    email = ctx.db.scalar("SELECT email FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)
+    revoked = _set_password(ctx, user_id, new, keep_session=None, reason="password_reset")
+    lift_email_lock(ctx, str(email))  # the reset also lifts an email-wide lock
+    return revoked
+
+
+def email_locked_until(ctx: AppContext, email: str) -> datetime | None:
+    """When the email-wide login lock of `email` ends, or None when it is not locked."""
+    remaining_ms = ratelimit.full_for_ms(ctx, _failure_rules(ctx)[1], email.lower())
+    return None if remaining_ms is None else ctx.now() + timedelta(milliseconds=remaining_ms)
+
+
+def lift_email_lock(ctx: AppContext, email: str) -> None:
+    """Forget the failures counted against `email` as a whole (an admin's unlock or reset)."""
+    ratelimit.reset(ctx, _failure_rules(ctx)[1], email.lower())
 
 
 def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str | None, reason: str) -> int:
@@ -220,9 +239,8 @@ def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str 
         )
         if not updated:
             raise NotFound("user not found", code="USER_NOT_FOUND")
-        revoked = tokens.revoke_sessions_in_tx(
-            tx, now=ctx.now(), reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
+        revoked = revocation.take_access_away(
+            ctx, tx, reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
         )
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)
     return len(revoked)

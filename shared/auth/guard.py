@@ -1,8 +1,9 @@
 """The `authenticate` guard every authenticated entry point runs (via shared.http).
 
 Checks the bearer token (signature, algorithm, exp/iat/iss), the user type the route
-accepts, then revocation: Valkey's `{avail}:revoked:<sid>` while the mirror is `seeded`,
-else (Valkey error, or a Valkey that lost its data) `auth_sessions` in Postgres.
+accepts, then revocation: Valkey's `{avail}:revoked:<sid>` while the mirror is `seeded` and
+trusted by this instance (shared.auth.revocation), else (Valkey error, a Valkey that lost
+its data or may have missed a write) `auth_sessions` in Postgres.
 Admin-only routes (`cc_admin`) also re-check the role in Postgres.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.auth import tokens
+from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.errors import Forbidden, Unauthorized
@@ -36,18 +37,25 @@ def bearer_token(req: Any) -> str:
 
 
 def is_revoked(ctx: AppContext, sid: str) -> bool:
-    """Valkey first (one round trip); Postgres when Valkey fails or is not seeded."""
+    """Valkey first (one round trip); Postgres when Valkey fails, is not seeded or not trusted.
+
+    A "not revoked" answer from Valkey counts only while this instance trusts the mirror
+    (shared.auth.revocation): after a cold start, a new Valkey connection or a failed
+    access write, the mirror is repaired from Postgres first.
+    """
     try:
+        trusted_at = revocation.trust(ctx)
         pipe = ctx.valkey.pipeline(transaction=False)
         pipe.exists(ctx.keys.seeded)
         pipe.exists(ctx.keys.revoked(sid))
         seeded, revoked = pipe.execute()
         if revoked:
             return True
-        if seeded:
+        # Re-checked after the call: a reconnect inside it may have met a restarted server.
+        if seeded and revocation.still_trusted(ctx, trusted_at):
             return False
     except VALKEY_ERRORS:
-        pass
+        revocation.mark_suspect(ctx)
     return tokens.session_revoked_in_postgres(ctx, sid)
 
 

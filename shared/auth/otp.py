@@ -66,10 +66,12 @@ def request_code(ctx: AppContext, flow: str, phone: str, client_ip: str) -> dict
     """Create and send a code for `phone` (E.164); return request_id, expires_in, resend_after_seconds."""
     cfg = app_config.get_all(ctx)
     ttl, cooldown = int(cfg["otp_ttl_seconds"]), int(cfg["otp_resend_cooldown_seconds"])
+    # Counted before the phone is looked up: MITRA_NOT_FOUND / ACCOUNT_INACTIVE answers are
+    # an enumeration oracle, so each one costs the caller's IP a hit like a sent code does.
+    ratelimit.hit(ctx, ratelimit.Limit("otp_ip", int(cfg["otp_max_requests_per_ip_per_hour"]), HOUR), client_ip)
     if flow == "mitra":
         with ctx.db.transaction() as tx:
             mitra_for_phone(tx, phone)  # no SMS for unknown or deactivated mitras
-    ratelimit.hit(ctx, ratelimit.Limit("otp_ip", int(cfg["otp_max_requests_per_ip_per_hour"]), HOUR), client_ip)
     now = ctx.now()
     with ctx.db.transaction() as tx:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('otp:' || :p))", p=phone)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.auth import tokens
+from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx
@@ -150,14 +150,13 @@ def rotate(
                 return _issued(ctx, principal, child, row["expires_at"])
             current = _grace_child(ctx, row, refresh_token, now)
             if current is None:
-                tokens.revoke_sessions_in_tx(tx, now=now, reason="refresh_token_reused", session_ids=[sid])
+                revocation.take_access_away(ctx, tx, reason="refresh_token_reused", session_ids=[sid])
                 tx.commit()
                 raise _Reused(sid)
             tx.execute("UPDATE auth_sessions SET last_used_at = :now WHERE id = CAST(:sid AS uuid)", now=now, sid=sid)
             tx.commit()
             return _issued(ctx, principal, current, row["expires_at"])
-    except _Reused as reused:
-        tokens.mirror_revocations(ctx, [reused.session_id])
+    except _Reused:
         raise Unauthorized(
             "refresh token already used; the session is revoked, sign in again", code="REFRESH_TOKEN_REUSED"
         ) from None
@@ -199,15 +198,13 @@ def revoke_by_refresh_token(ctx: AppContext, refresh_token: str, reason: str = "
         sid = tx.scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = :h", h=token_hash(refresh_token))
         if sid is None:
             return None
-        revoked = tokens.revoke_sessions_in_tx(tx, now=ctx.now(), reason=reason, session_ids=[str(sid)])
+        revocation.take_access_away(ctx, tx, reason=reason, session_ids=[str(sid)])
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)
     return str(sid)
 
 
 def logout(ctx: AppContext, session_id: str) -> None:
-    """Revoke one session: Postgres first, then the Valkey mirror."""
+    """Revoke one session (Postgres, with the Valkey mark written before the commit)."""
     with ctx.db.transaction() as tx:
-        revoked = tokens.revoke_sessions_in_tx(tx, now=ctx.now(), reason="logout", session_ids=[session_id])
+        revocation.take_access_away(ctx, tx, reason="logout", session_ids=[session_id])
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)

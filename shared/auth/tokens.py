@@ -5,16 +5,15 @@ are rejected by construction. The `kid` header is a fingerprint of the signing s
 after rotating AUTH_JWT_SECRET, tokens signed with a secret listed in
 AUTH_JWT_PREVIOUS_SECRETS keep verifying until they expire.
 
-Revocation is recorded in Postgres (`auth_sessions.revoked_at`, the truth) and then
-mirrored as `{avail}:revoked:<sid>` in Valkey with a TTL of one access-token lifetime, so
-a revoked token stops working at once (SPEC §6).
+Revocation is recorded in Postgres (`auth_sessions.revoked_at`, the truth) and mirrored as
+`{avail}:revoked:<sid>` in Valkey with a TTL of one access-token lifetime, so a revoked
+token stops working at once (SPEC §6); shared.auth.revocation does both, durably.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -27,9 +26,6 @@ from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import ConfigError, Unauthorized
-from shared.valkey import VALKEY_ERRORS
-
-log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 
@@ -128,7 +124,10 @@ def revoke_sessions_in_tx(
     user_id: str | None = None,
     except_session: str | None = None,
 ) -> list[str]:
-    """Revoke sessions by id or all of a user's; return the ids revoked now (Postgres only)."""
+    """Revoke sessions by id or all of a user's; return the ids revoked now (Postgres only).
+
+    Callers use shared.auth.revocation.take_access_away, which also writes the mirror.
+    """
     ids = list(session_ids)
     rows = tx.rows(
         "UPDATE auth_sessions SET revoked_at = :now, revoked_reason = :reason"
@@ -144,23 +143,6 @@ def revoke_sessions_in_tx(
         keep=except_session,
     )
     return [str(r["id"]) for r in rows]
-
-
-def mirror_revocations(ctx: AppContext, session_ids: Iterable[str]) -> None:
-    """Set `{avail}:revoked:<sid>` for each session (after the Postgres commit; best-effort)."""
-    ids = list(session_ids)
-    if not ids:
-        return
-    try:
-        pipe = ctx.valkey.pipeline(transaction=False)
-        for sid in ids:
-            pipe.set(ctx.keys.revoked(sid), "1", ex=ctx.settings.access_token_ttl_seconds)
-        pipe.execute()
-    except VALKEY_ERRORS as exc:
-        log.warning(
-            "revocation mirror write failed; Postgres fallback covers it",
-            extra={"error": type(exc).__name__, "sessions": len(ids)},
-        )
 
 
 def session_revoked_in_postgres(ctx: AppContext, sid: str) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import app_config, mitras
-from shared.auth import tokens
+from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.availability import mirror, truth
 from shared.availability.mirror import SeedReport
@@ -113,11 +113,11 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
             was_online = bool(row["is_online"])
             row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
             mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": was_online})
-        revoked = tokens.revoke_sessions_in_tx(tx, now=now, reason="deactivated", user_type="mitra", user_id=mitra_id)
+        revoked = revocation.take_access_away(ctx, tx, reason="deactivated", user_type="mitra", user_id=mitra_id)
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
-    mirror.sync(ctx, state)
-    tokens.mirror_revocations(ctx, revoked)
+    if not mirror.sync(ctx, state):
+        revocation.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
     return {**mitras.to_json(row), "revoked_sessions": len(revoked)}
 
 
@@ -199,11 +199,23 @@ def set_app_config(ctx: AppContext, key: str, value: Any, actor: str) -> dict[st
 
 
 def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
-    """One Valkey round trip when the mirror is healthy; the full Postgres guard and write otherwise."""
+    """One Valkey round trip when the mirror is healthy; the full Postgres guard and write otherwise.
+
+    The script's access answers count only while the instance trusts the mirror (no new
+    Valkey connection and no failed access write since its last repair; see
+    shared.auth.revocation); a suspect instance repairs first, or uses Postgres.
+    """
     error: BaseException | None = None
+    outcome, live = "untrusted", None
     try:
-        outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
+        trusted_at = revocation.trust(ctx)
+        if trusted_at is not None:
+            outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
+            stale = outcome in ("online", "offline") and not revocation.still_trusted(ctx, trusted_at)
+            if stale:  # reconnected meanwhile: the server may differ from the one repaired
+                outcome, live = "untrusted", None
     except VALKEY_ERRORS as exc:
+        revocation.mark_suspect(ctx)
         outcome, live, error = "unavailable", None, exc
     if outcome == "inactive":
         raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")

@@ -1,11 +1,12 @@
 """Customers in the control center: search, view, block and unblock.
 
 Blocking is one Postgres transaction: the customer row is locked and marked blocked, every
-auth session of the customer is revoked (`tokens.revoke_sessions_in_tx`, as a mitra
+auth session of the customer is revoked (`revocation.take_access_away`, as a mitra
 deactivation does), every open chat session is ended (`pairing.close_sessions_of_customer`)
-and the audit row is written. After the commit: the revocations are mirrored to Valkey
-(`{avail}:revoked:<sid>`, so the tokens die at once; with Valkey down the guard reads
-Postgres), the mitras' freed capacity is re-derived into the mirror and they are pushed.
+and the audit row is written; the revocations are marked in Valkey before the commit
+(`{avail}:revoked:<sid>`, so the tokens die at once; a failed mark makes the instance stop
+trusting the mirror until it is repaired from Postgres). After the commit the mitras' freed
+capacity is re-derived into the mirror and they are pushed.
 Sign-in of a blocked customer is refused in shared.auth.customers (403 ACCOUNT_BLOCKED).
 The customer row lock serializes a block with a concurrent sign-in (which locks the same
 row), so no session is created after the block that the block did not revoke.
@@ -18,7 +19,7 @@ from typing import Any
 
 from shared import paging, pairing
 from shared.auth import customers as auth_customers
-from shared.auth import tokens
+from shared.auth import revocation
 from shared.cc import audit
 from shared.context import AppContext
 from shared.db import Row
@@ -116,16 +117,13 @@ def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> 
                 id=customer_id,
             )
             assert row is not None
-        revoked = tokens.revoke_sessions_in_tx(
-            tx, now=now, reason=BLOCK_REASON, user_type="customer", user_id=customer_id
-        )
+        revoked = revocation.take_access_away(ctx, tx, reason=BLOCK_REASON, user_type="customer", user_id=customer_id)
         closed = pairing.close_sessions_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
         ended = [str(r["id"]) for r in closed]
         if newly or revoked or closed:
             detail = {"reason": reason, "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
             audit.record(tx, actor, "customer.block", "customer", customer_id, now, detail)
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)
     pairing.after_sessions_closed(ctx, closed)
     return {**to_json(row), "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import validate
-from shared.auth import cc_users, tokens
+from shared.auth import cc_users, revocation
 from shared.auth.principal import Principal
 from shared.cc import audit
 from shared.context import AppContext
@@ -29,13 +29,9 @@ def _actor(principal: Principal) -> str:
 
 
 def to_json(row: Row, ctx: AppContext) -> dict[str, Any]:
-    """A staff account with its lockout: `locked_until` is set while a lockout is running."""
-    locked = row["lockout_until"] is not None and row["lockout_until"] > ctx.now()
-    return {
-        **cc_users.to_json(row),
-        "failed_login_count": row["failed_login_count"],
-        "locked_until": row["lockout_until"].isoformat() if locked else None,
-    }
+    """A staff account with its lockout: `locked_until` is set while its email-wide lock runs."""
+    locked_until = cc_users.email_locked_until(ctx, row["email"])
+    return {**cc_users.to_json(row), "locked_until": locked_until.isoformat() if locked_until else None}
 
 
 def list_users(ctx: AppContext) -> list[dict[str, Any]]:
@@ -59,15 +55,6 @@ def parse_patch(body: dict[str, Any]) -> dict[str, Any]:
 def _not_yourself(principal: Principal, user_id: str) -> None:
     if principal.user_id == user_id:
         raise Forbidden("you cannot change your own role or active flag", code="SELF_CHANGE_FORBIDDEN")
-
-
-def refuse_own_password_reset(principal: Principal, user_id: str) -> None:
-    """An admin resets other users' passwords only: their own goes through /me/password (current one required)."""
-    if principal.user_id == user_id:
-        raise Forbidden(
-            "reset your own password with PATCH /internal/control-center-users/me/password",
-            code="SELF_CHANGE_FORBIDDEN",
-        )
 
 
 def update_user(ctx: AppContext, principal: Principal, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -101,39 +88,21 @@ def update_user(ctx: AppContext, principal: Principal, user_id: str, changes: di
             )
             assert row is not None
             if not after["is_active"]:
-                revoked = tokens.revoke_sessions_in_tx(
-                    tx, now=now, reason="deactivated", user_type="cc", user_id=user_id
-                )
+                revoked = revocation.take_access_away(ctx, tx, reason="deactivated", user_type="cc", user_id=user_id)
             detail = {**changed, "revoked_sessions": len(revoked)}
             audit.record(tx, _actor(principal), "cc_user.update", "cc_user", user_id, now, detail)
         tx.commit()
-    tokens.mirror_revocations(ctx, revoked)
     return {**to_json(row, ctx), "revoked_sessions": len(revoked)}
 
 
 def unlock(ctx: AppContext, principal: Principal, user_id: str) -> dict[str, Any]:
-    """Clear a login lockout and the failure count (audited when there was one to clear)."""
-    now = ctx.now()
-    with ctx.db.transaction() as tx:
-        before = tx.one(
-            "SELECT lockout_until, failed_login_count FROM control_center_users WHERE id = CAST(:id AS uuid)"
-            " FOR UPDATE",
-            id=user_id,
-        )
-        if before is None:
-            raise NotFound("user not found", code="USER_NOT_FOUND")
-        row = tx.one(
-            "UPDATE control_center_users SET failed_login_count = 0, lockout_until = NULL, updated_at = :now"  # noqa: S608
-            f" WHERE id = CAST(:id AS uuid) RETURNING {cc_users.COLUMNS}",
-            now=now,
-            id=user_id,
-        )
-        assert row is not None
-        if before["lockout_until"] is not None or before["failed_login_count"]:
-            detail = {
-                "locked_until": before["lockout_until"].isoformat() if before["lockout_until"] else None,
-                "failed_login_count": before["failed_login_count"],
-            }
-            audit.record(tx, _actor(principal), "cc_user.unlock", "cc_user", user_id, now, detail)
-        tx.commit()
+    """Lift the email-wide login lock (audited when there was one to lift)."""
+    row = ctx.db.one(f"SELECT {cc_users.COLUMNS} FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
+    if row is None:
+        raise NotFound("user not found", code="USER_NOT_FOUND")
+    locked_until = cc_users.email_locked_until(ctx, row["email"])
+    cc_users.lift_email_lock(ctx, row["email"])
+    if locked_until is not None:
+        detail = {"locked_until": locked_until.isoformat()}
+        audit.record_now(ctx, _actor(principal), "cc_user.unlock", "cc_user", user_id, detail)
     return to_json(row, ctx)

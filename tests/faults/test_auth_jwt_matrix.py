@@ -18,7 +18,7 @@ import uuid
 import jwt
 import pytest
 
-from shared.auth import tokens
+from shared.auth import revocation, tokens
 from shared.context import AppContext
 from tests.auth_support import anonymous, bearer, client, otp_sign_in, phone, seed_mitra
 from tests.conftest import make_context
@@ -129,12 +129,7 @@ def test_revoked_mitra_token_is_refused_after_flushall(valkey_ctx, own_valkey):
     number = phone()
     seed_mitra(app_ctx, number)
     signed_in = otp_sign_in("mitra", number).json
-    with app_ctx.db.transaction() as tx:
-        ids = tokens.revoke_sessions_in_tx(
-            tx, now=app_ctx.now(), reason="deactivated", user_type="mitra", user_id=signed_in["user"]["id"]
-        )
-        tx.commit()
-    tokens.mirror_revocations(app_ctx, ids)
+    revocation.revoke_sessions(app_ctx, reason="deactivated", user_type="mitra", user_id=signed_in["user"]["id"])
     _apply("valkey_flushed", own_valkey)
     resp = client("auth_mitra_me").get("/api/mitra/auth/me", headers=bearer(signed_in["access_token"]))
     assert resp.status_code == 401 and resp.json["error"]["code"] == "SESSION_REVOKED"

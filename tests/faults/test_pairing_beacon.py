@@ -22,6 +22,7 @@ def test_beacon_makes_no_postgres_statement_while_valkey_is_up(isolated_ctx: App
     ctx = isolated_ctx
     online_mitras(ctx, 3)
     _, auth = customer(ctx)
+    assert _beacon(auth).status_code == 200  # warm: an instance's first access decision repairs from Postgres
     counter = PostgresCounter(ctx)
     try:
         before = counter.settle()

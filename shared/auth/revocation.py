@@ -1,0 +1,225 @@
+"""Taking access away so that it survives any Valkey outage (SPEC §4 write paths, §6).
+
+Postgres (`auth_sessions.revoked_at`, `mitras.is_active`) is the truth; Valkey's
+`{avail}:revoked:<sid>` keys and `mitras:deactivated` set are what the guard and the
+heartbeat script read on the hot path. A write that takes access away must never be lost
+with the mirror still trusted, so:
+
+1. `take_access_away` revokes in Postgres and writes the revocation marks to Valkey *before*
+   the caller commits. A process that dies after the commit has already written them; a
+   commit that fails after the write leaves a session refused that Postgres still allows
+   (fail-closed: the user signs in again).
+2. When that write fails, nothing is lost: Postgres holds the revocation. This instance
+   stops trusting the mirror's "not revoked" answers (`mark_suspect`).
+3. Trust is per instance and must be re-earned after anything that may have hidden a write:
+   a cold start, any new Valkey connection (server restarted with or without its data,
+   failover, a connection dropped after a timeout or a pause) or a failed write. Re-earning
+   it (`repair`) replays into Valkey every access removal of the last access-token lifetime
+   from Postgres (older access tokens have expired anyway), then trusts the mirror until the
+   next such event. In between the guard and the heartbeat answer from Postgres.
+
+`take_access_away` is the one entry point for logout, refresh-token reuse, password changes,
+mitra deactivation and customer blocks; `revoke_sessions` wraps it in its own transaction.
+Design notes and the remaining trade-offs: docs/availability.md ("Outages and access").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from shared.auth import tokens
+from shared.context import AppContext
+from shared.db import DatabaseUnavailable, Tx
+from shared.valkey import VALKEY_ERRORS, mirror_node
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Trust:
+    """Per-instance state: the mirror node and its connection count at the last successful repair."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    verified_at: tuple[str, int] | None = None
+    repairing: bool = False  # one repair at a time per instance; the others use Postgres meanwhile
+
+
+Mark = tuple[str, int]  # (mirror node "host:port", connections opened to it)
+
+
+def _mark(ctx: AppContext) -> Mark:
+    """Where the mirror is served now and how many connections this instance opened to it."""
+    node = mirror_node(ctx.valkey, ctx.keys.seeded)
+    return node, ctx.valkey_connects(node)
+
+
+def _trust(ctx: AppContext) -> _Trust:
+    state: _Trust = ctx.singleton("auth.revocation.trust", _Trust)
+    return state
+
+
+# ---- the write side ---------------------------------------------------------------------------
+
+
+def take_access_away(
+    ctx: AppContext,
+    tx: Tx,
+    *,
+    reason: str,
+    session_ids: Iterable[str] = (),
+    user_type: str | None = None,
+    user_id: str | None = None,
+    except_session: str | None = None,
+) -> list[str]:
+    """Revoke sessions (by id, or all of a user's) inside `tx` and mark them revoked in Valkey.
+
+    Call it before `tx.commit()`. Returns the ids revoked now. A Valkey failure is absorbed:
+    the instance stops trusting the mirror until `repair` has replayed Postgres into it.
+    """
+    ids = tokens.revoke_sessions_in_tx(
+        tx,
+        now=ctx.now(),
+        reason=reason,
+        session_ids=session_ids,
+        user_type=user_type,
+        user_id=user_id,
+        except_session=except_session,
+    )
+    if ids and not write_revocations(ctx, ids):
+        mark_suspect(ctx)
+    return ids
+
+
+def revoke_sessions(
+    ctx: AppContext, *, reason: str, user_type: str, user_id: str, except_session: str | None = None
+) -> int:
+    """Revoke every session of one user in a transaction of its own (e.g. blocking a customer)."""
+    with ctx.db.transaction() as tx:
+        revoked = take_access_away(
+            ctx, tx, reason=reason, user_type=user_type, user_id=user_id, except_session=except_session
+        )
+        tx.commit()
+    return len(revoked)
+
+
+def write_revocations(ctx: AppContext, session_ids: list[str]) -> bool:
+    """SET `{avail}:revoked:<sid>` for one access-token lifetime; False on a Valkey error."""
+    try:
+        pipe = ctx.valkey.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.set(ctx.keys.revoked(sid), "1", ex=ctx.settings.access_token_ttl_seconds)
+        pipe.execute()
+        return True
+    except VALKEY_ERRORS as exc:
+        log.warning(
+            "revocation mirror write failed; the mirror is not trusted until repaired from Postgres",
+            extra={"error": type(exc).__name__, "sessions": len(session_ids)},
+        )
+        return False
+
+
+def mark_suspect(ctx: AppContext) -> None:
+    """Stop trusting the mirror's access answers in this instance until the next `repair`."""
+    state = _trust(ctx)
+    with state.lock:
+        state.verified_at = None
+
+
+# ---- the read side ----------------------------------------------------------------------------
+
+
+def mirror_trusted(ctx: AppContext) -> bool:
+    """True while no Valkey connection was opened and no access write failed since the last repair."""
+    state = _trust(ctx)
+    with state.lock:
+        verified = state.verified_at
+    return verified is not None and verified == _mark(ctx)
+
+
+def trust(ctx: AppContext) -> Mark | None:
+    """Repair first if needed; the mark under which the mirror may answer, or None.
+
+    None means: answer from Postgres (Valkey failed during the repair). When Postgres itself
+    is unreachable the repair cannot run and Valkey is the only store left that can answer:
+    the mirror is used unverified (no access can be taken away meanwhile either, and the
+    next call tries the repair again). Pass the result to `still_trusted` after the Valkey call.
+    """
+    state = _trust(ctx)
+    with state.lock:
+        verified = state.verified_at
+    current = _mark(ctx)
+    if verified is not None and verified == current:
+        return current
+    with state.lock:
+        if state.repairing:
+            return None
+        state.repairing = True
+    try:
+        return _repair(ctx)
+    finally:
+        with state.lock:
+            state.repairing = False
+
+
+def still_trusted(ctx: AppContext, trusted_at: Mark | None) -> bool:
+    """True when no connection to the mirror's node was opened since `trust` answered `trusted_at`."""
+    return trusted_at is not None and _mark(ctx) == trusted_at
+
+
+def repair(ctx: AppContext) -> bool:
+    """Replay recent access removals from Postgres into Valkey; True when the mirror is trusted again."""
+    trusted_at = _repair(ctx)
+    return trusted_at is not None and mirror_trusted(ctx)
+
+
+def _repair(ctx: AppContext) -> Mark | None:
+    """Replay every access removal of the last access-token lifetime from Postgres into Valkey.
+
+    Revoked sessions get their `revoked:<sid>` key back (with the rest of their lifetime);
+    mitras deactivated in that time are re-synced into the mirror. On success the instance
+    trusts the mirror again; on a Valkey error it stays suspect and returns None.
+    """
+    from shared import mitras as mitras_table
+    from shared.availability import mirror, truth  # the availability package imports this module
+
+    try:
+        # Connect first (to the node holding the mirror's slot, on a cluster): a connection
+        # opened by this repair itself must not undo it.
+        ctx.valkey.exists(ctx.keys.seeded)
+        connects = _mark(ctx)
+        now = ctx.now()
+        ttl = ctx.settings.access_token_ttl_seconds
+        since = now - timedelta(seconds=ttl)
+        with ctx.db.transaction() as tx:
+            revoked = truth.recent_revocations(tx, since)
+            mitra_ids = mitras_table.deactivated_since(tx, since)
+            mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
+        if mitras:  # re-sync only those the deactivated set lacks (a healthy mirror has them all)
+            present = ctx.valkey.smismember(ctx.keys.deactivated, [m.id for m in mitras])
+            mitras = [m for m, there in zip(mitras, present, strict=True) if not there]
+        pipe = ctx.valkey.pipeline(transaction=False)
+        now_ms = truth.to_ms(now)
+        for sid, revoked_at in revoked:
+            remaining = truth.to_ms(revoked_at) + ttl * 1000 - now_ms
+            if remaining > 0:
+                pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+        pipe.execute()
+        if not all(mirror.sync(ctx, row) for row in mitras):
+            return None
+    except DatabaseUnavailable:
+        log.warning("access mirror repair needs Postgres, which is down; using the mirror unverified")
+        mark_suspect(ctx)
+        return _mark(ctx)
+    except VALKEY_ERRORS as exc:
+        log.warning("access mirror repair failed; answering from Postgres", extra={"error": type(exc).__name__})
+        mark_suspect(ctx)
+        return None
+    state = _trust(ctx)
+    with state.lock:
+        state.verified_at = connects
+    log.info("access mirror repaired from Postgres", extra={"sessions": len(revoked), "mitras": len(mitras)})
+    return connects

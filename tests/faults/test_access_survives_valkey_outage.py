@@ -1,0 +1,177 @@
+"""Issue 11 finding 2: a logout, a deactivation or a password reset made while Valkey is paused
+or down must hold once Valkey is back, whether it comes back with its old data (which still
+says `seeded` but lacks the revocation) or empty, and in an instance that never saw the outage."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from infra.embedded import EmbeddedValkey
+from shared import availability, context
+from shared.auth import cc_users, revocation
+from shared.auth.principal import Principal
+from shared.context import AppContext
+from tests import apps
+from tests.mirror_state import new_mitra
+from tests.tokens import bearer, mitra_token
+
+
+@pytest.fixture
+def valkey(tmp_path) -> Iterator[EmbeddedValkey]:
+    """A Valkey of this test's own with an append-only file, so a restart keeps its data."""
+    server = EmbeddedValkey(tmp_path / "valkey", persistent=True).start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
+
+
+ORIGIN = "https://cc.example.test"
+
+
+def _on(ctx: AppContext, url: str) -> AppContext:
+    """Another instance: same database, clock and key prefix, its own Valkey pool."""
+    return AppContext(dataclasses.replace(ctx.settings, valkey_url=url, valkey_timeout_seconds=0.3), clock=ctx.clock)
+
+
+@dataclasses.dataclass
+class World:
+    ctx: AppContext
+    idle: AppContext  # an instance that makes no call while Valkey is away
+    customer: dict[str, str]
+    mitra: dict[str, str]
+    staff: dict[str, str]
+
+
+@pytest.fixture
+def world(isolated_ctx: AppContext, valkey: EmbeddedValkey) -> Iterator[World]:
+    ctx = _on(isolated_ctx, valkey.url)
+    idle = _on(isolated_ctx, valkey.url)
+    try:
+        with serving(ctx):
+            availability.ensure_seeded(ctx)
+            customer = apps.client("auth_anonymous").post("/api/shared/auth/anonymous").json
+            mitra_id = new_mitra(ctx)
+            availability.set_online(ctx, mitra_id, "test")
+            mitra, _ = mitra_token(ctx, mitra_id)
+            email = f"staff-{os.urandom(4).hex()}@bestie.test"
+            staff_user = cc_users.create_user(ctx, email, "Secret123", "operator")
+            staff = apps.client("auth_cc_login").post(
+                "/internal/auth/login", json={"email": email, "password": "Secret123"}, headers={"Origin": ORIGIN}
+            )
+        w = World(
+            ctx,
+            idle,
+            {"token": customer["access_token"]},
+            {"token": mitra, "id": mitra_id},
+            {"token": staff.json["access_token"], "id": staff_user["id"]},
+        )
+        # Everything works, answered by the mirror, in both instances.
+        for instance in (ctx, idle):
+            with serving(instance):
+                assert (_customer_me(w), _mitra_beat(w), _staff_me(w)) == (200, 200, 200)
+                assert revocation.mirror_trusted(instance)
+        with serving(ctx):
+            yield w
+    finally:
+        ctx.close()
+        idle.close()
+
+
+@contextlib.contextmanager
+def serving(instance: AppContext) -> Iterator[AppContext]:
+    """Make `instance` the process-wide context for the block (it stays open)."""
+    context.install(instance)
+    try:
+        yield instance
+    finally:
+        context.install(None)
+
+
+def _customer_me(w: World) -> int:
+    return apps.client("auth_client_me").get("/api/client/auth/me", headers=bearer(w.customer["token"])).status_code
+
+
+def _mitra_beat(w: World) -> int:
+    return (
+        apps.client("mitra_status_heartbeat")
+        .post("/api/mitra/status/heartbeat", headers=bearer(w.mitra["token"]))
+        .status_code
+    )
+
+
+def _mitra_status(w: World) -> int:
+    return apps.client("mitra_status_get").get("/api/mitra/status", headers=bearer(w.mitra["token"])).status_code
+
+
+def _staff_me(w: World) -> int:
+    return apps.client("auth_cc_me").get("/internal/auth/me", headers=bearer(w.staff["token"])).status_code
+
+
+def _take_access_away(w: World) -> None:
+    """Logout (customer), deactivation (mitra), password reset (staff): all while Valkey is away."""
+    out = apps.client("auth_logout").post("/api/shared/auth/logout", headers=bearer(w.customer["token"]))
+    assert out.status_code == 204
+    availability.deactivate(w.ctx, w.mitra["id"], "cc:test")
+    admin = Principal("cc", "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002", "admin")
+    assert cc_users.reset_password(w.ctx, admin, w.staff["id"], "Changed123") >= 1
+
+
+def _refused_everywhere(w: World) -> None:
+    for instance in (w.ctx, w.idle):
+        with serving(instance):
+            assert _customer_me(w) == 401
+            assert _mitra_beat(w) in (401, 403)
+            assert _mitra_status(w) == 401
+            assert _staff_me(w) == 401
+
+
+def test_access_taken_away_while_valkey_is_paused_holds_after_it_resumes(world: World, valkey: EmbeddedValkey):
+    assert valkey.proc is not None
+    os.kill(valkey.proc.pid, signal.SIGSTOP)
+    try:
+        _take_access_away(world)
+        assert _customer_me(world) == 401  # during the pause: the Postgres fallback
+    finally:
+        os.kill(valkey.proc.pid, signal.SIGCONT)
+    _refused_everywhere(world)
+    # The next call that reached Valkey repaired it: the marks are in the mirror again.
+    assert world.ctx.valkey.sismember(world.ctx.keys.deactivated, world.mitra["id"])
+    assert revocation.mirror_trusted(world.ctx)
+
+
+@pytest.mark.parametrize(
+    ("signal_", "with_data"),
+    [(signal.SIGTERM, True), (signal.SIGKILL, True), (signal.SIGKILL, False)],
+    ids=["stopped-restored-with-its-data", "killed-restored-with-its-data", "killed-restored-empty"],
+)
+def test_access_taken_away_while_valkey_is_down_holds_after_it_is_back(
+    world: World, valkey: EmbeddedValkey, signal_: int, with_data: bool
+):
+    assert valkey.proc is not None
+    valkey.proc.send_signal(signal_)
+    valkey.proc.wait(10)
+    valkey.stop()
+    _take_access_away(world)
+    assert _customer_me(world) == 401  # during the outage: the Postgres fallback
+    if not with_data:
+        for aof in (valkey.data_dir).glob("appendonly*"):
+            if aof.is_dir():
+                for part in aof.iterdir():
+                    part.unlink()
+            else:
+                aof.unlink()
+    valkey.start()
+    if with_data:
+        assert world.ctx.valkey.exists(world.ctx.keys.seeded)  # the old mirror is back and claims to be whole
+    _refused_everywhere(world)
+    for _ in range(2):  # still refused once the mirror has been repaired or reseeded
+        _refused_everywhere(world)

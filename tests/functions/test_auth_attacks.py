@@ -1,0 +1,214 @@
+"""Attacks on the auth routes, from the attacker's side (issue 11, findings 4-7).
+
+Each test states what an attacker must not be able to do, and fails on the code before the fix.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared import app_config
+from shared.auth import cc_users, passwords
+from tests.auth_support import RsaKey, StubServer, bearer, client, phone, request_otp, seed_mitra
+from tests.conftest import make_context
+from tests.helpers import installed
+
+ORIGIN = "https://cc.example.test"
+PASSWORD = "Secret123"
+
+
+def _email() -> str:
+    return f"staff-{uuid.uuid4().hex[:10]}@bestie.test"
+
+
+def _login(email: str, password: str = PASSWORD, ip: str = "203.0.113.7"):
+    return client("auth_cc_login").post(
+        "/internal/auth/login", json={"email": email, "password": password}, headers={"X-Forwarded-For": ip}
+    )
+
+
+# ---- finding 6: an admin's stolen access token must not become a permanent takeover -----------
+
+
+def test_admin_cannot_reset_their_own_password_without_the_current_one(ctx):
+    email = _email()
+    admin = cc_users.create_user(ctx, email, PASSWORD, "admin")
+    token = _login(email).json["access_token"]
+    resp = client("cc_users_reset_password").patch(
+        f"/internal/control-center-users/{admin['id']}/password",
+        json={"new_password": "Takeover123"},
+        headers=bearer(token),
+    )
+    assert resp.status_code == 403 and resp.json["error"]["code"] == "USE_OWN_PASSWORD_ROUTE"
+    assert _login(email).status_code == 200  # the password did not change
+    assert _login(email, "Takeover123").status_code == 401
+
+
+# ---- finding 5: one IP must not map every mitra phone number ----------------------------------
+
+
+def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "otp_max_requests_per_ip_per_hour", 3, "test")
+    inactive = phone()
+    seed_mitra(isolated_ctx, inactive, active=False)
+    attacker = "198.51.100.23"
+    probes = [phone(), inactive, phone(), phone(), inactive]
+    codes = [request_otp("mitra", p, attacker).json["error"]["code"] for p in probes]
+    assert codes == ["MITRA_NOT_FOUND", "ACCOUNT_INACTIVE", "MITRA_NOT_FOUND", "RATE_LIMITED", "RATE_LIMITED"]
+
+
+# ---- finding 7: sign-in routes must not be a free amplifier -----------------------------------
+
+GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
+APPLE_SERVICE = "id.bestie.web"
+CERTS = "/oauth2/v1/certs"
+
+
+@pytest.fixture
+def google(template_db, test_env, clock):
+    key = RsaKey()
+    server = StubServer().start()
+    server.routes[CERTS] = (200, key.certs(), 0.0)
+    server.routes["/auth/keys"] = (200, RsaKey().jwks(), 0.0)
+    app_ctx = make_context(
+        clock,
+        google_oauth_client_ids=(GOOGLE_CLIENT,),
+        google_certs_url=server.url + CERTS,
+        apple_services_id=APPLE_SERVICE,
+        apple_jwks_url=server.url + "/auth/keys",
+    )
+    try:
+        with installed(app_ctx):
+            yield app_ctx, server, key
+    finally:
+        server.stop()
+
+
+def _google_token(key: RsaKey) -> str:
+    sub = uuid.uuid4().hex
+    return key.sign({"iss": "https://accounts.google.com", "aud": GOOGLE_CLIENT, "sub": sub, "email_verified": False})
+
+
+def _google(token: str, ip: str = "192.0.2.10"):
+    return client("auth_client_google").post(
+        "/api/client/auth/google", json={"id_token": token}, headers={"X-Forwarded-For": ip}
+    )
+
+
+def _cert_fetches(server: StubServer) -> int:
+    return sum(1 for r in server.requests if r["path"] == CERTS)
+
+
+@pytest.mark.parametrize("garbage", ["x", "not.a.jwt", "a.b.c", "eyJhbGciOiJSUzI1NiJ9..", "." * 5000])
+def test_a_token_that_is_not_jwt_shaped_is_refused_without_fetching_google_certs(google, garbage):
+    _, server, _ = google
+    resp = _google(garbage)
+    assert resp.status_code == 401 and resp.json["error"]["code"] == "ID_TOKEN_INVALID"
+    assert _cert_fetches(server) == 0
+
+
+def test_google_certs_are_fetched_once_while_their_cache_control_allows(google, clock):
+    _, server, key = google
+    server.headers[CERTS] = {"Cache-Control": "public, max-age=600, must-revalidate", "Age": "100"}
+    assert _google(_google_token(key), "192.0.2.11").status_code == 200
+    assert _google(_google_token(key), "192.0.2.12").status_code == 200
+    assert _google(_google_token(RsaKey()), "192.0.2.13").status_code == 401  # unknown key: no refetch storm
+    assert _cert_fetches(server) == 1
+    clock.advance(501)  # max-age 600 minus the 100 s the response had already aged
+    assert _google(_google_token(key), "192.0.2.14").status_code == 200
+    assert _cert_fetches(server) == 2
+
+
+def test_google_sign_in_is_limited_per_ip_even_with_garbage_tokens(google):
+    app_ctx, _, key = google
+    app_config.put(app_ctx, "identity_signins_per_ip_per_hour", 3, "test")
+    codes = [_google("garbage", "192.0.2.20").status_code for _ in range(3)]
+    limited = _google(_google_token(key), "192.0.2.20")
+    assert codes == [401, 401, 401]
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "RATE_LIMITED"
+    assert limited.json["error"]["retry_after_seconds"] > 0
+    assert _google(_google_token(key), "192.0.2.21").status_code == 200  # another IP is not affected
+
+
+def test_apple_sign_in_is_limited_per_ip(google):
+    app_ctx, _, _ = google
+    app_config.put(app_ctx, "identity_signins_per_ip_per_hour", 2, "test")
+
+    def apple():
+        return client("auth_client_apple").post(
+            "/api/client/auth/apple", json={"id_token": "garbage"}, headers={"X-Forwarded-For": "192.0.2.30"}
+        )
+
+    assert [apple().status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_staff_login_is_limited_per_ip_before_any_bcrypt(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "cc_logins_per_ip_per_hour", 3, "test")
+    email = _email()
+    cc_users.create_user(isolated_ctx, email, PASSWORD, "operator")
+    attacker = "198.51.100.40"
+    codes = [_login(_email(), "Wrong1234", attacker).status_code for _ in range(3)]
+    limited = _login(email, PASSWORD, attacker)
+    assert codes == [401, 401, 401]
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "RATE_LIMITED"
+    assert _login(email, PASSWORD, "198.51.100.41").status_code == 200
+
+
+# ---- finding 4: the lockout must not reveal which staff emails exist, nor lock the admin out --
+
+
+@pytest.fixture
+def bcrypt_checks(monkeypatch):
+    """How many bcrypt checks the login made (the real check still runs)."""
+    calls: list[str] = []
+    real = passwords.verify_password
+
+    def counting(password: str, hashed: str) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    return calls
+
+
+def test_locked_unknown_and_wrong_password_answers_are_identical(isolated_ctx, bcrypt_checks):
+    known = _email()
+    cc_users.create_user(isolated_ctx, known, PASSWORD, "admin")
+    attacker = "198.51.100.50"
+    answers = {}
+    for email in (known, _email()):
+        bcrypt_checks.clear()
+        replies = [_login(email.upper(), "Wrong1234", attacker) for _ in range(7)]
+        answers[email] = [(r.status_code, r.json) for r in replies]
+        assert len(bcrypt_checks) == 7  # one bcrypt per attempt, locked or not, known or not
+    known_answers, unknown_answers = answers.values()
+    assert known_answers == unknown_answers == [(401, known_answers[0][1])] * 7
+    assert known_answers[0][1]["error"]["code"] == "INVALID_CREDENTIALS"
+    # Locked for that IP: even the right password gets the wrong-password answer.
+    assert (_login(known, PASSWORD, attacker).status_code, _login(known, PASSWORD, attacker).json) == (
+        401,
+        known_answers[0][1],
+    )
+
+
+def test_one_ip_cannot_lock_the_admin_out(isolated_ctx):
+    admin = _email()
+    cc_users.create_user(isolated_ctx, admin, PASSWORD, "admin")
+    for _ in range(20):
+        assert _login(admin, "Wrong1234", "198.51.100.60").status_code == 401
+    assert _login(admin, PASSWORD, "203.0.113.99").status_code == 200
+
+
+def test_an_email_locks_for_everyone_only_after_failures_from_ten_ips(isolated_ctx):
+    app_config.put(isolated_ctx, "cc_max_failed_logins", 2, "test")
+    admin = _email()
+    cc_users.create_user(isolated_ctx, admin, PASSWORD, "admin")
+    for n in range(9):
+        for _ in range(4):  # past its own lock, an IP adds nothing to the email-wide count
+            assert _login(admin, "Wrong1234", f"198.51.100.{100 + n}").status_code == 401
+    assert _login(admin, PASSWORD, "203.0.113.99").status_code == 200
+    for _ in range(2):
+        _login(admin, "Wrong1234", "198.51.100.200")
+    assert _login(admin, PASSWORD, "203.0.113.98").status_code == 401  # the documented ceiling
