@@ -26,6 +26,7 @@ INT64_MAX = 2**63 - 1
 
 # C0 controls, DEL and C1 controls: never meaningful in a header value we keep.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _QUERY_INT = re.compile(r"[+-]?[0-9]{1,20}")
 
 
@@ -103,8 +104,9 @@ def string(
     max_len: int = 256,
     strip: bool = True,
     default: str | None = None,
+    multiline: bool = False,
 ) -> str | None:
-    """A string field of bounded length."""
+    """A string field of bounded length, without control characters (bar newlines and tabs if multiline)."""
     value = _get(body, name, required)
     if value is _MISSING:
         return default
@@ -113,6 +115,8 @@ def string(
     problem = text_problem(value)
     if problem:
         raise ValidationFailed(name, problem)
+    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
+        raise ValidationFailed(name, "must not contain control characters")
     if strip:
         value = value.strip()
     if len(value) < min_len:
