@@ -6,13 +6,14 @@ manifest (method, route, auth kind), parses path parameters, authenticates, appl
 input never becomes a 500: malformed JSON, a wrong content type or an oversized body are
 4xx with an error code.
 
-It is also the edge filter: a JSON body, a path parameter, a query parameter or a cookie
-holding NUL or text UTF-8 cannot encode is a 400 VALIDATION_FAILED naming it; JSON numbers
-must be finite and fit a bigint; header values the services keep (User-Agent, the client IP,
-the request id) are cleaned before anyone sees them, and a header that is not clean text
-reads as absent. What Flask answers before the wrapper runs (no route matched, a path
-with a newline) is JSON too: `endpoint` registers the error handlers on the app that
-functions-framework is building when the entry point module is loaded.
+It is also the edge filter: a JSON body, a path parameter or a query parameter holding NUL
+or text UTF-8 cannot encode is a 400 VALIDATION_FAILED naming it; JSON numbers must be
+finite and fit a bigint; header values the services keep (User-Agent, the client IP, the
+request id) are cleaned before anyone sees them, and a header or cookie that is not clean
+text reads as absent (a credential in it is then simply missing: 401, not 400). What Flask
+answers before the wrapper runs (no route matched, a path with a newline) is JSON too:
+`endpoint` registers the error handlers on the app that functions-framework is building
+when the entry point module is loaded. See docs/edge.md.
 """
 
 from __future__ import annotations
@@ -120,8 +121,11 @@ class ApiRequest:
         return validate.query_integer(self.query(name), name, minimum=minimum, maximum=maximum, default=default)
 
     def cookie(self, name: str) -> str | None:
-        """A cookie; 400 VALIDATION_FAILED naming it when it is not storable text."""
-        return _checked(self.raw.cookies.get(name), name)
+        """A cookie; like a header, one that is not clean text reads as absent."""
+        value = self.raw.cookies.get(name)
+        if value is None or _CONTROL.search(value) or validate.text_problem(value):
+            return None
+        return value
 
     @property
     def ip(self) -> str:

@@ -257,3 +257,31 @@ def test_exception_outside_the_wrapper_is_a_json_500_without_details():
     resp = app.test_client().get("/boom")
     assert resp.status_code == 500 and resp.json["error"]["code"] == "INTERNAL"
     assert b"secret detail" not in resp.data
+
+
+@pytest.mark.parametrize("cookie", ["\x00abc", "abc\x1bdef"])
+def test_refresh_cookie_that_is_not_clean_text_reads_as_absent(call, cookie):
+    client = call("auth_cc_refresh")
+    client.set_cookie("bestie_cc_refresh", cookie, path="/internal/auth")
+    resp = client.post("/internal/auth/refresh", headers={"Origin": "https://cc.example.test"})
+    assert resp.status_code == 401 and resp.json["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    "status,code", [(404, "NOT_FOUND"), (405, "METHOD_NOT_ALLOWED"), (413, "PAYLOAD_TOO_LARGE"), (400, "BAD_REQUEST")]
+)
+def test_flask_aborts_outside_the_wrapper_are_json(status, code):
+    import flask
+
+    from shared.http import install_error_handlers
+
+    app = flask.Flask("edge")
+    install_error_handlers(app)
+
+    @app.route("/abort")
+    def abort():
+        flask.abort(status)
+
+    resp = app.test_client().get("/abort")
+    assert resp.status_code == status and resp.mimetype == "application/json"
+    assert resp.json["error"]["code"] == code
