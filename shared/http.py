@@ -104,12 +104,6 @@ class ApiRequest:
         """A path parameter that must be a UUID (400 VALIDATION_FAILED naming it otherwise)."""
         return validate.uuid_value(self.params[name], name)
 
-    def int_param(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-        """A path parameter that must be an integer within bounds (and within bigint)."""
-        value = validate.query_integer(self.params[name], name, minimum=minimum, maximum=maximum)
-        assert value is not None  # a matched path parameter is never absent
-        return value
-
     def query(self, name: str) -> str | None:
         """A query parameter; 400 VALIDATION_FAILED naming it when it is not storable text."""
         return _checked(self.raw.args.get(name), name)

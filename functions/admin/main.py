@@ -7,7 +7,6 @@ operators run the day-to-day roster); changing app_config needs an admin ("cc_ad
 import functions_framework
 
 from shared import app_config, availability, context, health, mitras, pairing, phones, validate
-from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -25,14 +24,7 @@ def _new_mitra(body: dict) -> tuple[str, str]:
 
 
 def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | None = None) -> int | None:
-    raw = req.query(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(name, "must be an integer") from None
-    return validate.integer({name: value}, name, minimum=1, maximum=maximum)
+    return req.query_int(name, minimum=1, maximum=maximum, default=default)
 
 
 @functions_framework.http
