@@ -7,7 +7,9 @@ exercise the deployed shape and no second description of the routes exists:
   else the default service (healthz, whose route match answers a JSON 404);
 - `/_functions/<name>/<path>` stands for the function's own URL
   (`https://REGION-PROJECT.cloudfunctions.net/<name>/<path>`), which is how the local
-  scheduler reaches the sweeps, at their route on the root of their own URL.
+  scheduler reaches the sweeps, at their route on the root of their own URL;
+- a private function (a sweep), which the load balancer does not carry, also answers its
+  route on the gateway, so `curl localhost:8080/sweeps/...` works as the routes list it.
 
 Each function is built with functions-framework's own `create_app(target, source)`, as the
 Cloud Functions runtime builds it.
@@ -66,6 +68,7 @@ class Gateway:
         self.functions = {fp.fn.name: fp.fn for fp in plan.functions}
         self.apps = {name: builder(fn) for name, fn in self.functions.items()}
         public = [fp.fn for fp in plan.functions if fp.public]
+        self.private = [fp.fn for fp in plan.functions if not fp.public]
         self.backends = urlmap.backends(public, plan.config.project, plan.config.load_balancer)
 
     def resolve(self, method: str, path: str) -> tuple[str, str]:
@@ -74,6 +77,9 @@ class Gateway:
             name, _, rest = path[len(FUNCTION_URLS) :].partition("/")
             if name in self.functions:
                 return name, "/" + rest
+        for fn in self.private:
+            if fn.match_exact(path) is not None:
+                return fn.name, path
         return self.backends[urlmap.route(self.plan.url_map, method, path)], path
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -87,15 +87,35 @@ def parse_database_url(url: str) -> ConnParams:
 
 
 class Tx:
-    """One connection inside one transaction. Rolled back on exit unless `commit()` was called."""
+    """One connection inside one transaction. Rolled back on exit unless `commit()` was called.
+
+    The connection is *in step* while every statement either completed or failed with an
+    error Postgres reported itself (an ErrorResponse, read up to ReadyForQuery). Any other
+    failure (a parameter that cannot be encoded, a socket error, an interrupt) can leave
+    replies unread on the socket, so the Tx refuses further statements and the pool
+    discards the connection instead of rolling it back and lending it to someone else.
+    """
 
     def __init__(self, conn: CoreConnection) -> None:
         self._conn = conn
         self.committed = False
+        self.in_step = True
+
+    def _run(self, op: Callable[..., Any], *args: Any) -> Any:
+        if not self.in_step:
+            raise InterfaceError("connection is out of step after an earlier failure")
+        self.in_step = False
+        try:
+            result = op(*args)
+        except DatabaseError:
+            self.in_step = True  # reported by Postgres after ReadyForQuery: nothing left unread
+            raise
+        self.in_step = True
+        return result
 
     def _execute(self, sql: str, params: dict[str, Any]) -> Any:
         statement, make_vals = pg8000.native.to_statement(sql)
-        return self._conn.execute_unnamed(statement, make_vals(params))
+        return self._run(self._conn.execute_unnamed, statement, make_vals(params))
 
     def rows(self, sql: str, **params: Any) -> list[Row]:
         """Run a statement; return its rows as dicts."""
@@ -121,13 +141,32 @@ class Tx:
 
     def script(self, sql: str) -> None:
         """Run parameterless SQL text that may hold several statements (migrations)."""
-        self._conn.execute_simple(sql)
+        self._run(self._conn.execute_simple, sql)
 
     def commit(self) -> None:
         """Commit the transaction; the block should end right after."""
-        self._conn.execute_simple("COMMIT")
+        self._run(self._conn.execute_simple, "COMMIT")
         self.committed = True
 
+    def rollback(self) -> bool:
+        """Roll back; True when the connection is still in step and idle afterwards."""
+        if not self.in_step:
+            return False
+        try:
+            self._run(self._conn.execute_simple, "ROLLBACK")
+        except Exception:
+            return False
+        return _transaction_status(self._conn) == _IDLE
+
+
+def _transaction_status(conn: CoreConnection) -> bytes | None:
+    """The status byte of the connection's last ReadyForQuery (b"I" idle, b"T", b"E")."""
+    status: bytes | None = getattr(conn, "_transaction_status", None)
+    return status
+
+
+_IDLE = b"I"
+_IN_TRANSACTION = b"T"
 
 _CONNECTION_ERRORS = (InterfaceError, OSError, socket.timeout)
 
@@ -142,6 +181,7 @@ class Database:
         self._slots = threading.BoundedSemaphore(settings.db_pool_size)
         self._lock = threading.Lock()
         self._open = 0
+        self._in_use = 0
         self._closed = False
 
     @property
@@ -153,15 +193,23 @@ class Database:
     def idle_connections(self) -> int:
         return self._idle.qsize()
 
+    @property
+    def in_use(self) -> int:
+        """Connections lent out right now (0 when every request has given its one back)."""
+        return self._in_use
+
     def _checkout(self) -> CoreConnection:
         if not self._slots.acquire(timeout=self._settings.db_pool_timeout_seconds):
             raise DatabaseUnavailable("database pool exhausted")
         try:
-            with contextlib.suppress(queue.Empty):
-                return self._idle.get_nowait()
-            conn = self._new_connection()
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._new_connection()
+                with self._lock:
+                    self._open += 1
             with self._lock:
-                self._open += 1
+                self._in_use += 1
             return conn
         except BaseException:
             self._slots.release()
@@ -170,16 +218,26 @@ class Database:
     def _new_connection(self) -> CoreConnection:
         try:
             conn = self._connect()
-            timeout = int(self._settings.db_statement_timeout_ms)
-            conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
-            return conn
         except _CONNECTION_ERRORS as exc:
             log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
             raise DatabaseUnavailable() from exc
+        try:
+            timeout = int(self._settings.db_statement_timeout_ms)
+            conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
+            return conn
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if isinstance(exc, _CONNECTION_ERRORS):
+                log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
+                raise DatabaseUnavailable() from exc
+            raise
 
     def _checkin(self, conn: CoreConnection, healthy: bool) -> None:
         try:
-            if healthy and not self._closed:
+            with self._lock:
+                self._in_use -= 1
+            if healthy and not self._closed and _transaction_status(conn) == _IDLE:
                 self._idle.put(conn)
             else:
                 self._discard(conn)
@@ -193,39 +251,52 @@ class Database:
             conn.close()
 
     def _begin(self) -> CoreConnection:
-        """Check out a connection and open a transaction on it, replacing dead pooled ones."""
+        """Check out a connection and open a transaction on it, replacing dead pooled ones.
+
+        Every way out either returns the connection inside a transaction or has given it back
+        (discarded): a pooled connection that cannot even BEGIN is never reused.
+        """
         last: BaseException | None = None
         for _ in range(2):
             conn = self._checkout()
             try:
                 conn.execute_simple("BEGIN")
-                return conn
-            except _CONNECTION_ERRORS as exc:
-                # The server restarted or dropped us: every idle connection is suspect too.
-                last = exc
+            except BaseException as exc:
                 self._checkin(conn, healthy=False)
-                self.close_idle()
+                if not isinstance(exc, Exception):
+                    raise
+                last = exc
+                if isinstance(exc, _CONNECTION_ERRORS):
+                    # The server restarted or dropped us: every idle connection is suspect too.
+                    self.close_idle()
+                else:
+                    log.warning("discarded a pooled connection that failed BEGIN", extra={"error": type(exc).__name__})
+                continue
+            if _transaction_status(conn) == _IN_TRANSACTION:
+                return conn
+            log.warning("discarded a pooled connection out of step on BEGIN")
+            self._checkin(conn, healthy=False)
         raise DatabaseUnavailable() from last
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """Yield a Tx in an open transaction; roll back unless the block committed."""
+        """Yield a Tx in an open transaction; roll back unless the block committed.
+
+        The connection goes back to the pool only when it is known to be in step and idle;
+        after any failure Postgres did not report itself it is closed instead.
+        """
         conn = self._begin()
-        healthy = True
+        tx = Tx(conn)
+        healthy = False
         try:
-            tx = Tx(conn)
-            yield tx
-            if not tx.committed:
-                conn.execute_simple("ROLLBACK")
-        except _CONNECTION_ERRORS as exc:
-            healthy = False
-            raise DatabaseUnavailable() from exc
-        except BaseException:
             try:
-                conn.execute_simple("ROLLBACK")
-            except Exception:
-                healthy = False
-            raise
+                yield tx
+            except BaseException:
+                healthy = tx.rollback()
+                raise
+            healthy = tx.in_step if tx.committed else tx.rollback()
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable() from exc
         finally:
             self._checkin(conn, healthy)
 

@@ -5,14 +5,26 @@ manifest (method, route, auth kind), parses path parameters, authenticates, appl
 /internal routes, and maps every error to the JSON error body in exactly one place. Bad
 input never becomes a 500: malformed JSON, a wrong content type or an oversized body are
 4xx with an error code.
+
+It is also the edge filter: a JSON body, a path parameter or a query parameter holding NUL
+or text UTF-8 cannot encode is a 400 VALIDATION_FAILED naming it; JSON numbers must be
+finite and fit a bigint; header values the services keep (User-Agent, the client IP, the
+request id) are cleaned before anyone sees them, and a header or cookie that is not clean
+text reads as absent (a credential in it is then simply missing: 401, not 400). What Flask
+answers before the wrapper runs (no route matched, a path with a newline) is JSON too:
+`endpoint` registers the error handlers on the app that functions-framework is building
+when the entry point module is loaded. See docs/edge.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import ipaddress
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +39,7 @@ from shared import log as jsonlog
 from shared.context import AppContext
 from shared.errors import (
     ApiError,
+    BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -81,32 +94,70 @@ class ApiRequest:
         return self._body
 
     def header(self, name: str) -> str | None:
-        return self.raw.headers.get(name)
+        """A header's value; one holding control characters or unencodable text reads as absent."""
+        value = self.raw.headers.get(name)
+        if value is None or _CONTROL.search(value) or validate.text_problem(value):
+            return None
+        return value
 
     def uuid_param(self, name: str = "id") -> str:
         """A path parameter that must be a UUID (400 VALIDATION_FAILED naming it otherwise)."""
         return validate.uuid_value(self.params[name], name)
 
     def query(self, name: str) -> str | None:
-        return self.raw.args.get(name)
+        """A query parameter; 400 VALIDATION_FAILED naming it when it is not storable text."""
+        return _checked(self.raw.args.get(name), name)
+
+    def query_int(
+        self, name: str, *, minimum: int | None = None, maximum: int | None = None, default: int | None = None
+    ) -> int | None:
+        """An integer query parameter within bounds (and within bigint); `default` when absent."""
+        return validate.query_integer(self.query(name), name, minimum=minimum, maximum=maximum, default=default)
 
     def cookie(self, name: str) -> str | None:
-        return self.raw.cookies.get(name)
+        """A cookie; like a header, one that is not clean text reads as absent."""
+        value = self.raw.cookies.get(name)
+        if value is None or _CONTROL.search(value) or validate.text_problem(value):
+            return None
+        return value
 
     @property
     def ip(self) -> str:
-        """The client address: X-Forwarded-For counted TRUSTED_PROXY_HOPS from the right."""
+        """The client address: X-Forwarded-For counted TRUSTED_PROXY_HOPS from the right.
+
+        An entry that is not an IP address (only possible where no trusted proxy appends one)
+        is ignored in favour of the socket address, so the value is always safe to key and store.
+        """
         hops = self.ctx.settings.trusted_proxy_hops
         forwarded = self.raw.headers.get("X-Forwarded-For", "")
         entries = [e.strip() for e in forwarded.split(",") if e.strip()]
         if hops and len(entries) >= hops:
-            return entries[-hops]
-        return self.raw.remote_addr or "unknown"
+            with contextlib.suppress(ValueError):
+                return str(ipaddress.ip_address(entries[-hops]))
+        return validate.clean_header(self.raw.remote_addr, 64) or "unknown"
 
     @property
     def user_agent(self) -> str | None:
-        ua = self.raw.headers.get("User-Agent")
-        return ua[:256] if ua else None
+        """The User-Agent, cleaned for storage (no control characters, valid UTF-8, 256 chars)."""
+        return validate.clean_header(self.raw.headers.get("User-Agent"), 256)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # a tab is legal in a header value
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+
+
+def _checked(value: str | None, name: str) -> str | None:
+    if value is not None:
+        problem = validate.text_problem(value)
+        if problem:
+            raise ValidationFailed(name, problem)
+    return value
+
+
+def _request_id(raw: flask.Request) -> str:
+    """The caller's X-Request-Id when it is a plain token, else a fresh one (it is echoed and logged)."""
+    given = raw.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _parse_body(raw: flask.Request, limit: int) -> dict[str, Any]:
@@ -125,6 +176,7 @@ def _parse_body(raw: flask.Request, limit: int) -> dict[str, Any]:
         raise ValidationFailed("body", "malformed JSON") from None
     if not isinstance(body, dict):
         raise ValidationFailed("body", "must be a JSON object")
+    validate.json_body(body)
     return body
 
 
@@ -187,21 +239,71 @@ def _authenticate(req: ApiRequest) -> Any:
 Handler = Callable[[ApiRequest], "dict[str, Any] | Reply"]
 
 
+_HTTP_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def api_error_for(exc: HTTPException) -> ApiError:
+    """The ApiError matching a werkzeug HTTPException (Flask routing, body limits)."""
+    status = exc.code or 500
+    known = _HTTP_ERRORS.get(status)
+    if known is NotFound:
+        return NotFound("no such route")
+    if known is MethodNotAllowed:
+        allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+        return MethodNotAllowed(headers={"Allow": allowed} if allowed else None)
+    if known is not None:
+        return known()
+    if status >= 500:
+        return ApiError()
+    return ApiError(code=(exc.name or "HTTP_ERROR").upper().replace(" ", "_"), status=status, message=exc.name)
+
+
+def _json_http_error(exc: HTTPException) -> flask.Response:
+    return error_response(api_error_for(exc))
+
+
+def _json_crash(_exc: Exception) -> flask.Response:
+    # Keeps functions-framework's crash marker for the platform's logs, without its HTML/text body.
+    resp = error_response(ApiError())
+    resp.headers["X-Google-Status"] = "crash"
+    return resp
+
+
+def install_error_handlers(app: flask.Flask) -> None:
+    """Make `app` answer in JSON what Flask decides before any view runs (idempotent)."""
+    if app.extensions.get("bestie.json_errors"):
+        return
+    app.extensions["bestie.json_errors"] = True
+    app.register_error_handler(HTTPException, _json_http_error)
+    app.register_error_handler(500, _json_crash)
+
+
 def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
     """Wrap a handler named after its manifest entry point into a Flask view."""
     fn = manifest.load().by_entry_point(handler.__name__)
     context.init(required=config.required_for(fn.auth))  # a missing secret fails the import
+    if flask.has_app_context():
+        # functions-framework loads the entry point module inside the app it is building
+        # (create_app), before its own routing exists: a 404 for a path its `/<path:path>`
+        # rule cannot match (a newline in an id) never reaches `view`.
+        install_error_handlers(flask.current_app._get_current_object())  # type: ignore[attr-defined]
 
     @functools.wraps(handler)
     def view(raw: flask.Request) -> flask.Response:
         started = time.perf_counter()
         ctx = context.current()
-        request_id = raw.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        request_id = _request_id(raw)
         jsonlog.bind_request(
             request_id,
-            raw.headers.get("X-Cloud-Trace-Context"),
+            validate.clean_header(raw.headers.get("X-Cloud-Trace-Context"), 128),
             ctx.settings.google_cloud_project,
-            raw.headers.get("traceparent"),
+            validate.clean_header(raw.headers.get("traceparent"), 128),
         )
         cors = _cors_headers(ctx, fn, raw)
         try:
@@ -209,11 +311,7 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
         except ApiError as exc:
             resp = error_response(exc)
         except HTTPException as exc:
-            resp = error_response(
-                ApiError(
-                    exc.description, code=(exc.name or "HTTP_ERROR").upper().replace(" ", "_"), status=exc.code or 400
-                )
-            )
+            resp = error_response(api_error_for(exc))
         except Exception:
             logger.exception("unhandled error in %s", fn.name)
             resp = error_response(ApiError())
@@ -247,11 +345,13 @@ def _dispatch(
         raise NotFound("no such route")
     if raw.method == "OPTIONS":
         return _preflight(ctx, fn, raw)
+    params = fn.match(raw.path)
+    if params is None:  # before the method: an unknown path is 404 whatever the method
+        raise NotFound("no such route")
     if raw.method != fn.method and not (fn.method == "GET" and raw.method == "HEAD"):
         raise MethodNotAllowed(f"{fn.route} accepts {fn.method}", headers={"Allow": fn.method})
-    params = fn.match(raw.path)
-    if params is None:
-        raise NotFound("no such route")
+    for name, value in params.items():
+        _checked(value, name)
     req = ApiRequest(raw=raw, ctx=ctx, function=fn, params=params, request_id=request_id)
     if fn.auth != "none":
         req.principal = _authenticate(req)

@@ -58,7 +58,8 @@ def timestamp(text: str) -> datetime:
 
 def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """The `limit` query parameter: 1..maximum, `default` when absent."""
-    return validate.query_integer(raw, "limit", minimum=1, maximum=maximum, default=default)
+    value = validate.query_integer(raw, "limit", minimum=1, maximum=maximum, default=default)
+    return default if value is None else value
 
 
 @dataclass(frozen=True)

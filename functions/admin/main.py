@@ -9,7 +9,6 @@ import functions_framework
 
 from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
 from shared.cc import audit, customers, sessions, staff
-from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -41,14 +40,7 @@ def _choice_query(req: ApiRequest, name: str, options: tuple[str, ...]) -> str |
 
 
 def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | None = None) -> int | None:
-    raw = req.query(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(name, "must be an integer") from None
-    return validate.integer({name: value}, name, minimum=1, maximum=maximum)
+    return req.query_int(name, minimum=1, maximum=maximum, default=default)
 
 
 @functions_framework.http

@@ -113,3 +113,176 @@ def test_cors_on_internal_routes_only_for_the_control_center_origin(call, origin
     assert (resp.headers.get("Access-Control-Allow-Origin") == origin) is allowed
     get = call("healthz").get("/healthz", headers={"Origin": "https://cc.example.test"})
     assert "Access-Control-Allow-Origin" not in get.headers  # /healthz is not an internal route
+
+
+# ---- the edge filter: text Postgres cannot store, numbers it cannot hold ------------------------
+
+
+def _raw_json(text: str) -> dict:
+    return {"data": text, "content_type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "field,escaped,problem",
+    [
+        ("display_name", '"Ayu\\u0000"', "must not contain NUL characters"),
+        ("display_name", '"\\udc00Ayu"', "must be valid Unicode text"),
+        ("phone", '"\\ud800"', "must be valid Unicode text"),
+    ],
+)
+def test_unstorable_text_in_a_body_field_is_400_naming_the_field(call, field, escaped, problem):
+    body = {"phone": f'"{_phone()}"', "display_name": '"Ayu"', field: escaped}
+    text = "{" + ",".join(f'"{k}": {v}' for k, v in body.items()) + "}"
+    resp = call("test_seed_mitra").post("/internal/_test/seed-mitra", **_raw_json(text))
+    assert resp.status_code == 400
+    assert resp.json["error"] == {"code": "VALIDATION_FAILED", "message": f"{field}: {problem}", "field": field}
+
+
+def test_unstorable_text_at_any_depth_and_in_keys_is_named(call):
+    client = call("test_seed_mitra")
+    nested = client.post("/internal/_test/seed-mitra", **_raw_json('{"phone": "x", "extra": {"a": [1, "\\u0000"]}}'))
+    assert nested.status_code == 400 and nested.json["error"]["field"] == "extra.a[1]"
+    key = client.post("/internal/_test/seed-mitra", **_raw_json('{"phone": "x", "\\udc00": 1}'))
+    assert key.status_code == 400 and key.json["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "99999999999999999999999"])
+def test_numbers_out_of_range_are_400_not_500(call, ctx, number):
+    from tests.tokens import bearer, cc_token
+
+    resp = call("app_config_put").put(
+        "/internal/app-config/otp_ttl_seconds", headers=bearer(cc_token(ctx)), **_raw_json(f'{{"value": {number}}}')
+    )
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "VALIDATION_FAILED" and resp.json["error"]["field"] == "value"
+
+
+@pytest.mark.parametrize("before", ["99999999999999999999999", "-99999999999999999999999", "9223372036854775808"])
+def test_query_integer_beyond_bigint_is_400_naming_it(call, ctx, before):
+    from tests.tokens import bearer, cc_token
+
+    mitra = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"phone": _phone(), "display_name": "A"})
+    resp = call("mitras_logs").get(
+        f"/internal/mitras/{mitra.json['id']}/logs?before={before}", headers=bearer(cc_token(ctx))
+    )
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "VALIDATION_FAILED" and resp.json["error"]["field"] == "before"
+
+
+def test_nul_in_a_query_parameter_is_400_naming_it(call, ctx):
+    from tests.tokens import bearer, cc_token
+
+    resp = call("mitras_list").get("/internal/mitras?cursor=a%00b", headers=bearer(cc_token(ctx)))
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("user_agent", ["Mozilla\x00/5.0", "Mozilla/5.0 \udc00", "Mozilla\x1b[31m/5.0"])
+def test_hostile_user_agent_is_stored_cleaned_not_a_500(call, ctx, user_agent):
+    resp = call("auth_anonymous").post(
+        "/api/shared/auth/anonymous", headers={"User-Agent": user_agent, "X-Forwarded-For": "10.9.8.7"}
+    )
+    assert resp.status_code == 201
+    stored = ctx.db.scalar(
+        "SELECT user_agent FROM auth_sessions WHERE user_id = CAST(:u AS uuid)", u=resp.json["user"]["id"]
+    )
+    assert stored is not None and stored.startswith("Mozilla")
+    assert "\x00" not in stored and "\x1b" not in stored
+    stored.encode("utf-8")
+
+
+def test_forwarded_for_that_is_not_an_address_falls_back_to_the_socket(call):
+    resp = call("auth_anonymous").post("/api/shared/auth/anonymous", headers={"X-Forwarded-For": "evil\x00,\udc00"})
+    assert resp.status_code == 201
+
+
+def test_request_id_that_is_not_a_plain_token_is_replaced(call):
+    resp = call("healthz").get("/healthz", headers={"X-Request-Id": "abc\x00\x1bdef"})
+    assert resp.headers["X-Request-Id"] != "abc\x00\x1bdef" and len(resp.headers["X-Request-Id"]) == 32
+
+
+def test_unstorable_refresh_token_is_400_not_500(call):
+    resp = call("auth_refresh").post(
+        "/api/shared/auth/refresh", **_raw_json('{"refresh_token": "\\udc00\\udc00\\udc00\\udc00"}')
+    )
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "refresh_token"
+
+
+def test_lone_surrogate_logins_leave_the_pool_whole_and_every_later_answer_right(call, ctx):
+    login = call("auth_cc_login")
+    for _ in range(3 * ctx.settings.db_pool_size):
+        resp = login.post(
+            "/internal/auth/login",
+            **_raw_json('{"email": "\\udc00@x.com", "password": "Secret123"}'),
+            headers={"X-Forwarded-For": "10.1.2.3"},
+        )
+        assert resp.status_code == 400 and resp.json["error"]["field"] == "email"
+    for _ in range(5):
+        phone = _phone()
+        seeded = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"phone": phone, "display_name": "A"})
+        assert seeded.status_code == 201 and seeded.json["phone"] == phone
+    assert ctx.db.in_use == 0
+
+
+# ---- JSON for what never reaches the endpoint wrapper ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/internal/mitras/abc%0Adef/logs", "/internal/mitras/%0A/logs", "/favicon.ico", "/robots.txt"]
+)
+def test_paths_flask_refuses_before_the_wrapper_get_a_json_404(call, path):
+    resp = call("mitras_logs").get(path)
+    assert resp.status_code == 404
+    assert resp.mimetype == "application/json"
+    assert resp.json["error"]["code"] == "NOT_FOUND"
+
+
+def test_control_characters_in_a_path_id_are_400_naming_it(call, ctx):
+    from tests.tokens import bearer, cc_token
+
+    resp = call("mitras_logs").get("/internal/mitras/ab%00cd/logs", headers=bearer(cc_token(ctx)))
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "id"
+
+
+def test_exception_outside_the_wrapper_is_a_json_500_without_details():
+    import flask
+
+    from shared.http import install_error_handlers
+
+    app = flask.Flask("edge")
+    install_error_handlers(app)
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    resp = app.test_client().get("/boom")
+    assert resp.status_code == 500 and resp.json["error"]["code"] == "INTERNAL"
+    assert b"secret detail" not in resp.data
+
+
+@pytest.mark.parametrize("cookie", ["\x00abc", "abc\x1bdef"])
+def test_refresh_cookie_that_is_not_clean_text_reads_as_absent(call, cookie):
+    client = call("auth_cc_refresh")
+    client.set_cookie("bestie_cc_refresh", cookie, path="/internal/auth")
+    resp = client.post("/internal/auth/refresh", headers={"Origin": "https://cc.example.test"})
+    assert resp.status_code == 401 and resp.json["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    "status,code", [(404, "NOT_FOUND"), (405, "METHOD_NOT_ALLOWED"), (413, "PAYLOAD_TOO_LARGE"), (400, "BAD_REQUEST")]
+)
+def test_flask_aborts_outside_the_wrapper_are_json(status, code):
+    import flask
+
+    from shared.http import install_error_handlers
+
+    app = flask.Flask("edge")
+    install_error_handlers(app)
+
+    @app.route("/abort")
+    def abort():
+        flask.abort(status)
+
+    resp = app.test_client().get("/abort")
+    assert resp.status_code == status and resp.mimetype == "application/json"
+    assert resp.json["error"]["code"] == code

@@ -1,10 +1,13 @@
 """The pg8000 pool against a real Postgres: concurrency, rollback, recovery."""
 
+import contextlib
 import threading
 import uuid
 from dataclasses import replace
 
 import pytest
+from pg8000 import core as pg8000_core
+from pg8000.exceptions import DatabaseError
 
 from shared.config import Settings
 from shared.db import Database, DatabaseUnavailable
@@ -99,3 +102,129 @@ def test_cloud_sql_connector_failure_is_a_503_not_a_cold_start_crash(monkeypatch
         db.scalar("SELECT 1")
     assert err.value.status == 503
     assert db.open_connections == 0
+
+
+# ---- failures Postgres did not report itself never put a connection back out of step --------
+
+
+@pytest.fixture
+def small_db():
+    database = Database(replace(Settings.from_env(), db_pool_size=2, db_pool_timeout_seconds=1))
+    yield database
+    database.close()
+
+
+def _assert_pool_whole_and_in_step(db: Database, size: int = 2) -> None:
+    """Every slot can be taken at once, and every connection answers its own query."""
+    with contextlib.ExitStack() as stack:
+        txs = [stack.enter_context(db.transaction()) for _ in range(size)]
+        for round_ in range(3):
+            for i, tx in enumerate(txs):
+                n = round_ * 10 + i
+                assert tx.scalar("SELECT CAST(:n AS int) + 1", n=n) == n + 1
+    for n in range(20):
+        assert db.scalar("SELECT CAST(:s AS text)", s=f"value-{n}") == f"value-{n}"
+    assert db.in_use == 0
+    assert db.idle_connections == db.open_connections <= size
+
+
+def _unencodable(tx):
+    tx.scalar("SELECT CAST(:v AS text)", v="\udc00@x.com")
+
+
+def _unadaptable(tx):
+    tx.scalar("SELECT CAST(:v AS jsonb)", v={"k": object()})  # json.dumps fails after DESCRIBE/SYNC
+
+
+def _reply_conversion_fails(tx):
+    # An in-adapter that fails on the first DataRow leaves CommandComplete and ReadyForQuery unread.
+    tx._conn.register_in_adapter(790, _boom)  # money
+    tx.rows("SELECT CAST(g AS money) FROM generate_series(1, 3) AS g")
+
+
+def _boom(_text):
+    raise ValueError("cannot convert")
+
+
+@pytest.mark.parametrize("fail", [_unencodable, _unadaptable, _reply_conversion_fails])
+def test_client_side_statement_failure_discards_the_connection_and_leaves_the_pool_whole(small_db, fail):
+    for _ in range(10):
+        with pytest.raises(Exception) as err, small_db.transaction() as tx:
+            fail(tx)
+        assert not isinstance(err.value, DatabaseError)  # not something Postgres reported
+        assert small_db.in_use == 0
+    assert small_db.open_connections == 0  # each one was closed, none went back to the pool
+    _assert_pool_whole_and_in_step(small_db)
+
+
+def test_a_caught_client_side_failure_cannot_be_followed_by_another_statement(small_db):
+    with pytest.raises(DatabaseUnavailable), small_db.transaction() as tx:
+        with contextlib.suppress(UnicodeEncodeError):
+            _unencodable(tx)
+        tx.scalar("SELECT 1")
+    _assert_pool_whole_and_in_step(small_db)
+
+
+def test_an_error_postgres_reports_keeps_the_connection_in_the_pool(small_db):
+    with pytest.raises(DatabaseError), small_db.transaction() as tx:
+        tx.scalar("SELECT 1 / 0")
+    with pytest.raises(DatabaseError), small_db.transaction() as tx:
+        tx.scalar("SELECT CAST(:n AS bigint)", n=10**30)
+    assert small_db.open_connections == 1 and small_db.idle_connections == 1
+    _assert_pool_whole_and_in_step(small_db)
+
+
+def test_pooled_connection_out_of_step_on_begin_is_discarded_and_replaced(small_db):
+    assert small_db.scalar("SELECT 1") == 1
+    stale = small_db._idle.queue[0]
+    stale.send_QUERY("SELECT 1 / 0")  # a reply nobody reads: the next BEGIN sees it first
+    pg8000_core._flush(stale._sock)
+    assert small_db.scalar("SELECT 41 + 1") == 42
+    assert small_db.in_use == 0
+    _assert_pool_whole_and_in_step(small_db)
+
+
+def test_socket_dropped_inside_a_transaction_is_a_503_and_the_slot_comes_back(small_db):
+    with pytest.raises(DatabaseUnavailable), small_db.transaction() as tx:
+        pid = tx.scalar("SELECT pg_backend_pid()")
+        with Database(Settings.from_env()).transaction() as other:
+            other.scalar("SELECT pg_terminate_backend(:p)", p=pid)
+        tx.scalar("SELECT 1")
+    assert small_db.in_use == 0 and small_db.open_connections == 0
+    _assert_pool_whole_and_in_step(small_db)
+
+
+class Interrupted(BaseException):
+    """Like a worker timeout or KeyboardInterrupt arriving while a reply is being read."""
+
+
+def test_interrupt_while_reading_a_reply_discards_the_connection(small_db):
+    calls = {"n": 0}
+
+    def interrupted(data, context):
+        calls["n"] += 1
+        raise Interrupted
+
+    with pytest.raises(Interrupted), small_db.transaction() as tx:
+        tx._conn.message_types[pg8000_core.DATA_ROW] = interrupted
+        tx.rows("SELECT g FROM generate_series(1, 3) AS g")
+    assert calls["n"] == 1
+    assert small_db.in_use == 0 and small_db.open_connections == 0
+    _assert_pool_whole_and_in_step(small_db)
+
+
+def test_failure_while_opening_a_connection_closes_it_and_frees_the_slot():
+    opened = []
+
+    def connect():
+        conn = Database(Settings.from_env())._connect()
+        opened.append(conn)
+        return conn
+
+    settings = replace(Settings.from_env(), db_pool_size=1, db_pool_timeout_seconds=1, db_statement_timeout_ms=-5)
+    db = Database(settings, connect=connect)
+    with pytest.raises(DatabaseError):  # Postgres refuses the negative timeout
+        db.scalar("SELECT 1")
+    assert opened and opened[0]._sock is None  # closed, not leaked
+    assert db.in_use == 0 and db.open_connections == 0
+    db.close()
