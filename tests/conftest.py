@@ -1,5 +1,8 @@
 """Fixtures: one real Postgres and one real Valkey per test run, started from pip packages.
 
+The servers start on the first test that needs them: tests/unit never does, so the unit tier
+runs in seconds with no server at all.
+
 Set TEST_DATABASE_URL / TEST_VALKEY_URL to run against servers of your own (docker or remote)
 instead. Every test gets an AppContext with its own Valkey key prefix, installed as the
 process-wide context, so function tests and service tests see the same adapters.
@@ -72,7 +75,17 @@ def valkey_server(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
+SERVER_FREE_TIERS = ("unit",)
+
+
+@pytest.fixture(autouse=True)
+def _servers_unless_unit(request: pytest.FixtureRequest) -> None:
+    """Every tier but tests/unit runs against the servers; unit tests never start them."""
+    if request.path.parent.name not in SERVER_FREE_TIERS:
+        request.getfixturevalue("test_env")
+
+
+@pytest.fixture(scope="session")
 def test_env(pg_server: str, valkey_server: str) -> Iterator[dict[str, str]]:
     """Point the process at the test servers and migrate the database once."""
     env = {**TEST_ENV, "DATABASE_URL": pg_server, "VALKEY_URL": valkey_server}
