@@ -210,7 +210,7 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     """
     with ctx.db.transaction() as tx:
         current = _owned(tx, principal, session_id)
-        if current["status"] not in store.CAPACITY_STATUSES:
+        if store.next_status("reroute", current["status"]) is None:
             raise _invalid(current, "reroute")
         previous = str(current["mitra_id"])
         exclude = [*store.reblast_exclusions(tx, session_id), previous]
@@ -270,7 +270,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         row, response = _offer_of(tx, principal, session_id)
         if str(row["mitra_id"]) == me and row["status"] in store.CAPACITY_STATUSES:
             return _view(tx, row)  # a retried accept that already won
-        if row["status"] != "searching":
+        if store.next_status("accept", row["status"]) is None:
             raise _taken_or_invalid(row, "accept", me)
         if response == "declined":
             raise Conflict("you declined this session", code="OFFER_DECLINED", current_status=row["status"])
@@ -312,7 +312,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     with ctx.db.transaction() as tx:
         # The session row lock serializes declines of one session, so the last one sees it is last.
         row, response = _offer_of(tx, principal, session_id, lock=True)
-        if row["status"] != "searching":
+        if store.next_status("decline", row["status"]) is None:
             raise _taken_or_invalid(row, "decline", principal.user_id)
         if response not in (None, "declined"):
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
