@@ -23,12 +23,12 @@ import pg8000.native
 import pytest
 import redis
 
-from infra import embedded, gateway, migrate
+from infra import embedded, migrate
 from infra.embedded import EmbeddedValkey, free_port
-from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database, parse_database_url
+from tests import apps
 from tests.helpers import FakeClock, installed
 
 TEST_ENV = {
@@ -170,19 +170,10 @@ def _admin_connection(url: str) -> Iterator[Any]:
         conn.close()
 
 
-_apps: dict[str, Any] = {}
-
-
 @pytest.fixture
 def call(ctx: AppContext) -> Callable[[str], Any]:
-    """`call(entry_point)` -> a Flask test client of that function, built with create_app."""
-
-    def client_for(entry_point: str) -> Any:
-        if entry_point not in _apps:
-            _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
-        return _apps[entry_point].test_client()
-
-    return client_for
+    """`call(entry_point)` -> a Flask test client of that function (tests.apps' cached app)."""
+    return apps.client
 
 
 @pytest.fixture
@@ -231,6 +222,15 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         for n in nodes:
             n.stop()
+
+
+@pytest.fixture
+def mirror_ctx(request: pytest.FixtureRequest, isolated_ctx: AppContext) -> AppContext:
+    """isolated_ctx on the single Valkey, or on the cluster for tests marked `on_both_topologies`."""
+    if getattr(request, "param", "single") == "cluster":
+        cluster: AppContext = request.getfixturevalue("cluster_ctx")
+        return cluster
+    return isolated_ctx
 
 
 @pytest.fixture

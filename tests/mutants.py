@@ -60,13 +60,14 @@ def copy_worktree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def pytest(repo: Path, tests: list[str]) -> int:
+def pytest(repo: Path, tests: list[str]) -> tuple[int, str]:
+    """(pytest's exit status, the tail of its output); -1 on timeout."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", *tests]
     try:
-        done = subprocess.run(cmd, cwd=repo, capture_output=True, timeout=TIMEOUT_SECONDS)
+        done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        return -1
-    return done.returncode
+        return -1, f"timed out after {TIMEOUT_SECONDS} s"
+    return done.returncode, "\n".join((done.stdout + done.stderr).splitlines()[-25:])
 
 
 def run_one(repo: Path, mutant: Mutant) -> str:
@@ -76,7 +77,7 @@ def run_one(repo: Path, mutant: Mutant) -> str:
         return "stale"
     target.write_text(original.replace(mutant.find, mutant.replace))
     try:
-        code = pytest(repo, list(mutant.tests))
+        code, _ = pytest(repo, list(mutant.tests))
     finally:
         target.write_text(original)
     return {0: "SURVIVED", 1: "caught"}.get(code, f"error (pytest exit {code})")
@@ -100,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_baseline:
             union = sorted({t for m in mutants for t in m.tests})
             print(f"baseline: {len(union)} test files, unmutated ...", flush=True)
-            if (code := pytest(repo, union)) != 0:
-                print(f"the unmutated tests fail (pytest exit {code}); fix them before judging mutants")
+            code, tail = pytest(repo, union)
+            if code != 0:
+                print(f"{tail}\nthe unmutated tests fail (pytest exit {code}); fix them before judging mutants")
                 return 2
         outcomes: dict[str, str] = {}
         for m in mutants:
