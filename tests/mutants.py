@@ -62,11 +62,16 @@ def copy_worktree(dest: Path) -> None:
 
 def pytest(repo: Path, tests: list[str]) -> tuple[int, str]:
     """(pytest's exit status, the tail of its output); -1 on timeout."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", *tests]
+    # A base temp dir of its own: concurrent pytest runs of one user rotate /tmp/pytest-of-<user>
+    # and would delete this run's server data directories under it.
+    basetemp = tempfile.mkdtemp(prefix="pytest-", dir=repo.parent)
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", f"--basetemp={basetemp}", *tests]
     try:
         done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {TIMEOUT_SECONDS} s"
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
     return done.returncode, "\n".join((done.stdout + done.stderr).splitlines()[-25:])
 
 
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         mutants = [m for m in mutants if m.name in args.names]
 
     with tempfile.TemporaryDirectory(prefix="bestie-mutants-") as scratch:
-        repo = Path(scratch)
+        repo = Path(scratch) / "repo"
         copy_worktree(repo)
         if not args.no_baseline:
             union = sorted({t for m in mutants for t in m.tests})
