@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install dev test test-compat lint fmt migrate bench bundle clean
+.PHONY: install dev test test-compat lint fmt migrate bench bundle mutants clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ bundle: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# On demand, not in CI: break each invariant of tests/mutants.toml in a scratch copy, run its tests.
+# MUTANTS="name ..." runs only those.
+mutants: install
+	$(BIN)/python -m tests.mutants $(MUTANTS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -66,7 +67,9 @@ class FcmPush:
 
         self._messaging = messaging
         options = {"projectId": settings.fcm_project_id} if settings.fcm_project_id else None
-        name = f"bestie-push-{id(self)}"
+        # A fresh name per instance: id(self) is reused after garbage collection, and firebase
+        # refuses a second app under a name still registered.
+        name = f"bestie-push-{uuid.uuid4().hex}"
         self._app = firebase_admin.initialize_app(credential or credentials.ApplicationDefault(), options, name=name)
         if endpoint:
             # firebase-admin has no public endpoint option; tests point the real client at a

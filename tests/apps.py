@@ -1,9 +1,15 @@
-"""Test clients of single functions, built like `call` but usable with any installed context."""
+"""Test clients of single functions: the one app cache of the test suite (the `call` fixture uses it).
+
+Apps are built once per entry point through functions-framework's create_app and shared by
+every test; the process-wide context decides which servers a request reaches.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+import functions_framework
 
 from infra import gateway
 from shared import context, manifest
@@ -17,6 +23,12 @@ def client(entry_point: str) -> Any:
     if entry_point not in _apps:
         _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
     return _apps[entry_point].test_client()
+
+
+def fresh_app(entry_point: str) -> Any:
+    """A separately created, uncached app of the same function: a second "instance"."""
+    fn = manifest.load().by_entry_point(entry_point)
+    return functions_framework.create_app(target=fn.entry_point, source=str(gateway.source_of(fn))).test_client()
 
 
 def with_valkey(ctx: AppContext, valkey_url: str) -> AppContext:

@@ -5,28 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import functions_framework
-
-from infra import gateway
-from shared import manifest
+from tests.apps import client, fresh_app
 from tests.loopback import RsaKey, StubServer
+from tests.tokens import bearer
 
-__all__ = ["RsaKey", "StubServer"]  # re-exported: the auth tests import them from here
-
-_apps: dict[str, Any] = {}
-
-
-def client(entry_point: str) -> Any:
-    """A Flask test client of one function (apps cached per entry point, like `call`)."""
-    if entry_point not in _apps:
-        _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
-    return _apps[entry_point].test_client()
-
-
-def fresh_app(entry_point: str) -> Any:
-    """A separately created app of the same function: a second "instance"."""
-    fn = manifest.load().by_entry_point(entry_point)
-    return functions_framework.create_app(target=fn.entry_point, source=str(gateway.source_of(fn))).test_client()
+# Re-exported: the auth tests import them from here (each is defined once, in the module named).
+__all__ = ["RsaKey", "StubServer", "bearer", "client", "fresh_app"]
 
 
 def phone() -> str:
@@ -36,10 +20,6 @@ def phone() -> str:
 def ip() -> str:
     n = uuid.uuid4().int
     return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def anonymous(headers: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Fixtures: one real Postgres and one real Valkey per test run, started from pip packages.
 
+The servers start on the first test that needs them: tests/unit never does, so the unit tier
+runs in seconds with no server at all.
+
 Set TEST_DATABASE_URL / TEST_VALKEY_URL to run against servers of your own (docker or remote)
 instead. Every test gets an AppContext with its own Valkey key prefix, installed as the
 process-wide context, so function tests and service tests see the same adapters.
@@ -20,12 +23,12 @@ import pg8000.native
 import pytest
 import redis
 
-from infra import embedded, gateway, migrate
+from infra import embedded, migrate
 from infra.embedded import EmbeddedValkey, free_port
-from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database, parse_database_url
+from tests import apps
 from tests.helpers import FakeClock, installed
 
 TEST_ENV = {
@@ -72,7 +75,17 @@ def valkey_server(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
+SERVER_FREE_TIERS = ("unit",)
+
+
+@pytest.fixture(autouse=True)
+def _servers_unless_unit(request: pytest.FixtureRequest) -> None:
+    """Every tier but tests/unit runs against the servers; unit tests never start them."""
+    if request.path.parent.name not in SERVER_FREE_TIERS:
+        request.getfixturevalue("test_env")
+
+
+@pytest.fixture(scope="session")
 def test_env(pg_server: str, valkey_server: str) -> Iterator[dict[str, str]]:
     """Point the process at the test servers and migrate the database once."""
     env = {**TEST_ENV, "DATABASE_URL": pg_server, "VALKEY_URL": valkey_server}
@@ -157,19 +170,10 @@ def _admin_connection(url: str) -> Iterator[Any]:
         conn.close()
 
 
-_apps: dict[str, Any] = {}
-
-
 @pytest.fixture
 def call(ctx: AppContext) -> Callable[[str], Any]:
-    """`call(entry_point)` -> a Flask test client of that function, built with create_app."""
-
-    def client_for(entry_point: str) -> Any:
-        if entry_point not in _apps:
-            _apps[entry_point] = gateway.build_app(manifest.load().by_entry_point(entry_point))
-        return _apps[entry_point].test_client()
-
-    return client_for
+    """`call(entry_point)` -> a Flask test client of that function (tests.apps' cached app)."""
+    return apps.client
 
 
 @pytest.fixture
@@ -218,6 +222,15 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         for n in nodes:
             n.stop()
+
+
+@pytest.fixture
+def mirror_ctx(request: pytest.FixtureRequest, isolated_ctx: AppContext) -> AppContext:
+    """isolated_ctx on the single Valkey, or on the cluster for tests marked `on_both_topologies`."""
+    if getattr(request, "param", "single") == "cluster":
+        cluster: AppContext = request.getfixturevalue("cluster_ctx")
+        return cluster
+    return isolated_ctx
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shared import context
 from shared.context import AppContext
 
@@ -37,3 +39,10 @@ def installed(app_ctx: AppContext) -> Iterator[AppContext]:
     finally:
         context.install(None)
         app_ctx.close()
+
+
+# Run a test once on the single Valkey and once on the local 3-shard cluster: the test takes
+# `mirror_ctx` (directly, or through a fixture that does), and this picks its topology.
+on_both_topologies = pytest.mark.parametrize(
+    "mirror_ctx", ["single", pytest.param("cluster", marks=pytest.mark.cluster)], indirect=True
+)

@@ -392,9 +392,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     _chunked_hset(pipe, temp["max"], {r.id: r.max_override for r in rows if r.max_override is not None})
     _chunked_zadd(pipe, temp["heartbeat"], {r.id: r.heartbeat_ms for r in rows if r.online})
     available = {
-        r.id: r.heartbeat_ms
-        for r in rows
-        if r.online and r.active and r.used < (r.max_override if r.max_override is not None else default)
+        r.id: r.heartbeat_ms for r in rows if truth.is_available(r.online, r.active, r.used, r.max_override, default)
     }
     _chunked_zadd(pipe, temp["available"], available)
     _chunked_zadd(pipe, temp["ring"], dict.fromkeys(available, 0))

@@ -42,6 +42,12 @@ class MitraTruth:
         return to_ms(self.last_heartbeat_at) if self.last_heartbeat_at else 0
 
 
+def is_available(online: bool, active: bool, used: int, max_override: int | None, default_max: int) -> bool:
+    """The available rule (heartbeat freshness aside, a read-time filter): online, not
+    deactivated, and under capacity, the mitra's own maximum or else the default."""
+    return online and active and used < (max_override if max_override is not None else default_max)
+
+
 def to_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 

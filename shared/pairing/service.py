@@ -22,6 +22,7 @@ State machine (anything else is 409 INVALID_TRANSITION with `current_status`):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 1440  # a booked session (extensions included) lasts at most a day
 MAX_EXTEND_MINUTES = 240
+
+# Race-test pause point: accept calls it with (session_id, mitra_id) once every check passed and
+# the mitra row is locked, just before the conditional UPDATE. None outside tests.
+before_accept_update: Callable[[str, str], None] | None = None
 
 
 def _actor(principal: Principal) -> str:
@@ -245,7 +250,7 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     expiry.settle_one(ctx, session_id)
     with ctx.db.transaction() as tx:
         current = _owned(tx, principal, session_id)
-        if current["status"] not in store.CAPACITY_STATUSES:
+        if store.next_status("reroute", current["status"]) is None:
             raise _invalid(current, "reroute")
         previous = str(current["mitra_id"])
         exclude = [*store.reblast_exclusions(tx, session_id), previous]
@@ -308,7 +313,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         row, response = _offer_of(tx, principal, session_id)
         if str(row["mitra_id"]) == me and row["status"] in store.CAPACITY_STATUSES:
             return _view(tx, row)  # a retried accept that already won
-        if row["status"] != "searching":
+        if store.next_status("accept", row["status"]) is None:
             raise _taken_or_invalid(row, "accept", me)
         if response == "declined":
             raise Conflict("you declined this session", code="OFFER_DECLINED", current_status=row["status"])
@@ -324,6 +329,8 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
                 used=capacity["used"],
                 max=capacity["max"],
             )
+        if before_accept_update is not None:
+            before_accept_update(session_id, me)
         won = store.accept(tx, session_id, me, now, deadline)
         if won is None:
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
@@ -353,7 +360,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     with ctx.db.transaction() as tx:
         # The session row lock serializes declines of one session, so the last one sees it is last.
         row, response = _offer_of(tx, principal, session_id, lock=True)
-        if row["status"] != "searching":
+        if store.next_status("decline", row["status"]) is None:
             raise _taken_or_invalid(row, "decline", principal.user_id)
         if response not in (None, "declined"):
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])

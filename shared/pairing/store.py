@@ -17,6 +17,29 @@ from shared.db import Row, Tx
 OPEN_STATUSES = ("searching", "pending_payment", "active")
 CAPACITY_STATUSES = ("pending_payment", "active")
 
+# The state machine of SPEC §8: action -> (the statuses it leaves, the status it reaches).
+# Each UPDATE below enforces its row in SQL; the services check it first for a clear error.
+# accept reaches `active` instead when the session was already paid (a rerouted paid session).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accept": (("searching",), "pending_payment"),
+    "decline": (("searching",), "searching"),
+    "cancel": (("searching",), "cancelled"),
+    "pay": (("pending_payment",), "active"),
+    "extend": (("active",), "active"),
+    "end": (CAPACITY_STATUSES, "ended"),
+    "reroute": (CAPACITY_STATUSES, "searching"),
+    "expire": (("searching", "pending_payment"), "expired"),  # an active session's time up: "end"
+}
+
+
+def next_status(action: str, current: str | None, *, paid: bool = False) -> str | None:
+    """The status `action` moves a session in `current` to, or None when the state machine forbids it."""
+    leaves, reaches = TRANSITIONS[action]
+    if current not in leaves:
+        return None
+    return "active" if action == "accept" and paid else reaches
+
+
 SESSION_COLUMNS = (
     "id, customer_id, mitra_id, status, duration_minutes, requested_at, search_started_at, accepted_at,"
     " payment_deadline_at, paid_at, started_at, expires_at, ended_at, end_reason, extension_count,"

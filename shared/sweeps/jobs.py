@@ -57,6 +57,15 @@ WHERE m.id = u.id AND (m.last_heartbeat_at IS NULL OR m.last_heartbeat_at < to_t
 """
 
 
+def breaker_trips(stale: int, online: int, max_fraction: float, minimum: int) -> bool:
+    """Whether so many online mitras look stale at once that the fault is upstream: offline nobody.
+
+    Trips when at least `minimum` are stale and they are more than `max_fraction` of the online
+    ones; fewer than `minimum` stale mitras are always offlined, whatever fraction they are.
+    """
+    return stale >= minimum and stale > max_fraction * online
+
+
 def auto_offline_pass(ctx: AppContext) -> PassResult:
     """Offline mitras whose mirrored heartbeat is stale; abort on any Valkey trouble."""
     settings = ctx.settings
@@ -72,7 +81,7 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
         return {"offlined": 0, "aborted": 1, "abort_reason": "valkey_error"}
     if not stale:
         return {"offlined": 0, "stale": 0}
-    if len(stale) >= settings.auto_offline_breaker_min and len(stale) > settings.auto_offline_max_fraction * online:
+    if breaker_trips(len(stale), online, settings.auto_offline_max_fraction, settings.auto_offline_breaker_min):
         log.error(
             "auto-offline breaker open: too many stale heartbeats at once, offlining nobody",
             extra={"stale": len(stale), "online": online},

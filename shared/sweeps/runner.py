@@ -42,6 +42,12 @@ class Sweep:
         return max(1, 60 // self.cadence_seconds) if self.cadence_seconds < 60 else 1
 
 
+def pass_fits(index: int, cadence_seconds: int, longest_pass: float, budget_seconds: float) -> bool:
+    """Whether pass `index`, due `index * cadence` after the start, ends inside the budget if it
+    lasts as long as the longest pass so far."""
+    return index * cadence_seconds + longest_pass <= budget_seconds
+
+
 def _claim(ctx: AppContext, sweep: str, schedule_time: str, budget_seconds: float) -> bool:
     """Own this scheduled run unless it finished or is still running elsewhere."""
     now = ctx.now()
@@ -118,9 +124,9 @@ def invoke(
     longest = 0.0
     try:
         for index in range(sweep.passes_per_invocation):
-            due = started + index * sweep.cadence_seconds
-            if due + longest > started + budget_seconds:
+            if not pass_fits(index, sweep.cadence_seconds, longest, budget_seconds):
                 break
+            due = started + index * sweep.cadence_seconds
             wait = due - monotonic()
             if wait > 0:
                 sleep(wait)

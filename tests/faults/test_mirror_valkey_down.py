@@ -3,6 +3,10 @@ and a restarted (empty) Valkey is reseeded to match Postgres."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from infra.embedded import EmbeddedValkey
 from shared import availability
 from shared.context import AppContext
@@ -114,3 +118,44 @@ def test_reseed_reports_and_heals_drift(isolated_ctx: AppContext) -> None:
     report = availability.seed_from_postgres(ctx)
     assert report.ran and report.drift["online"] == 1
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def _lose_the_seed_lock_just_before_the_swap(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Another instance takes the seed lock right before the first script that swaps (names both
+    the lock and `seeded`) reaches Valkey: the temp keys are built, the lock is no longer ours.
+    The returned list records the interception, so the test knows the swap was really raced."""
+    valkey, k = ctx.valkey, ctx.keys
+    real = valkey.execute_command
+    taken: list[str] = []
+
+    def execute_command(*args: Any, **options: Any) -> Any:
+        if not taken and str(args[0]).upper() in ("EVALSHA", "EVAL", "FCALL") and {k.seed_lock, k.seeded} <= set(args):
+            assert real("SET", k.seed_lock, "another-instance", "PX", 60_000)
+            taken.append(str(args[0]))
+        return real(*args, **options)
+
+    monkeypatch.setattr(valkey, "execute_command", execute_command)
+    return taken
+
+
+def test_a_seed_that_loses_its_lock_before_the_swap_leaves_the_mirror_unseeded_and_readers_use_postgres(
+    isolated_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = isolated_ctx
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "t")
+    taken = _lose_the_seed_lock_just_before_the_swap(ctx, monkeypatch)
+
+    report = availability.seed_from_postgres(ctx)
+
+    assert taken, "the seed never reached its swap"
+    assert report.ran is False
+    assert not ctx.valkey.exists(ctx.keys.seeded)
+    assert ctx.valkey.get(ctx.keys.seed_lock) == "another-instance"  # the new holder's lock is left alone
+    assert not [key for key in ctx.valkey.scan_iter(f"{ctx.keys.prefix}*") if ":tmp:" in key]  # scratch dropped
+    # Readers never trust the unwritten mirror (and cannot seed it while the lock is held).
+    assert availability.find_available_mitras(ctx, 25) == [m]
+    assert availability.count_available(ctx)["source"] == "postgres"
+    assert availability.count_available(ctx)["available"] == 1
+    assert availability.dashboard_counts(ctx)["source"] == "postgres"
+    assert not ctx.valkey.exists(ctx.keys.seeded)

@@ -1,13 +1,22 @@
-"""Concurrent accepts: Postgres picks exactly one winner, and a mitra never exceeds its capacity."""
+"""Concurrent accepts: Postgres picks exactly one winner, and a mitra never exceeds its capacity.
+
+The herd tests release many accepts at once; the held tests make the interleaving certain:
+one accept is paused after all its checks (at `service.before_accept_update`) while another
+runs, so what decides is the conditional UPDATE or the mitra row lock, never the checks.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from shared.context import AppContext
+from shared.pairing import service
 from tests.auth_support import client
 from tests.pairing_support import api, customer, online_mitras, used
 
@@ -73,3 +82,109 @@ def test_one_mitra_with_max_one_accepting_ten_sessions_at_once_wins_exactly_one(
     assert {body["error"]["code"] for status, body in results if status == 409} == {"AT_CAPACITY"}
     assert used(ctx, mitra) == (1, 1)
     assert ctx.db.scalar("SELECT count(*) FROM chat_sessions WHERE status = 'searching'") == 9
+
+
+def _accept_in_thread(auth: dict[str, str], session_id: str, out: dict[str, Any]) -> threading.Thread:
+    def run() -> None:
+        resp = api("accept", auth, session_id, app=client("pairing_mitra_accept"))
+        out["reply"] = (resp.status_code, resp.json)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _waiting_on_a_lock(ctx: AppContext) -> bool:
+    return bool(
+        ctx.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
+
+
+def _hold_one_accept_while_another_runs(
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+    held: tuple[dict[str, str], str],
+    other: tuple[dict[str, str], str],
+) -> tuple[Any, Any]:
+    """Pause `held` just before its UPDATE; run `other` until it commits or waits on a row lock; go on.
+
+    The replies (status, body) of the held accept and of the other one.
+    """
+    reached, release = threading.Event(), threading.Event()
+
+    def pause(_session_id: str, _mitra_id: str) -> None:
+        if not reached.is_set():  # the held accept arrives first: the other starts only after
+            reached.set()
+            assert release.wait(30), "the held accept was never released"
+
+    monkeypatch.setattr(service, "before_accept_update", pause)
+    held_out: dict[str, Any] = {}
+    other_out: dict[str, Any] = {}
+    held_thread = _accept_in_thread(*held, held_out)
+    try:
+        assert reached.wait(30), "the held accept never passed its checks"
+        other_thread = _accept_in_thread(*other, other_out)
+        deadline = time.monotonic() + 30
+        while other_thread.is_alive() and not _waiting_on_a_lock(ctx):
+            assert time.monotonic() < deadline, "the other accept neither finished nor waited on a lock"
+            time.sleep(0.01)
+    finally:
+        release.set()
+    held_thread.join(timeout=30)
+    other_thread.join(timeout=30)
+    return held_out["reply"], other_out["reply"]
+
+
+def test_an_accept_held_after_its_checks_loses_to_one_that_committed_meanwhile(
+    isolated_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = isolated_ctx
+    (late, late_auth), (first, first_auth) = online_mitras(ctx, 2)
+    _, auth = customer(ctx)
+    session = api("request", auth).json
+    assert session["offered_count"] == 2
+
+    late_reply, first_reply = _hold_one_accept_while_another_runs(
+        ctx, monkeypatch, held=(late_auth, session["id"]), other=(first_auth, session["id"])
+    )
+
+    assert first_reply[0] == 200, first_reply
+    assert late_reply[0] == 409, late_reply
+    assert late_reply[1]["error"]["code"] == "ALREADY_TAKEN"
+    row = ctx.db.one("SELECT status, mitra_id FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session["id"])
+    assert (row["status"], str(row["mitra_id"])) == ("pending_payment", first)
+    assert (used(ctx, first), used(ctx, late)) == ((1, 1), (0, 0))
+    offers = ctx.db.rows(
+        "SELECT mitra_id, response FROM pairing_offers WHERE session_id = CAST(:s AS uuid)", s=session["id"]
+    )
+    assert {str(r["mitra_id"]): r["response"] for r in offers} == {first: "accepted", late: "lost"}
+    assert ctx.db.scalar("SELECT count(*) FROM chat_session_events WHERE type = 'accepted'") == 1
+
+
+def test_a_mitra_at_max_one_held_mid_accept_cannot_win_a_second_session_meanwhile(
+    isolated_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = isolated_ctx
+    [(mitra, mitra_auth)] = online_mitras(ctx, 1, max_sessions=1)
+    sessions = []
+    for _ in range(2):
+        _, auth = customer(ctx)
+        resp = api("request", auth)
+        assert resp.status_code == 201, resp.json
+        sessions.append(resp.json["id"])
+
+    held_reply, other_reply = _hold_one_accept_while_another_runs(
+        ctx, monkeypatch, held=(mitra_auth, sessions[0]), other=(mitra_auth, sessions[1])
+    )
+
+    assert held_reply[0] == 200, held_reply
+    assert other_reply[0] == 409, other_reply
+    assert other_reply[1]["error"]["code"] == "AT_CAPACITY"
+    assert used(ctx, mitra) == (1, 1)
+    statuses = {
+        str(r["id"]): r["status"]
+        for r in ctx.db.rows("SELECT id, status FROM chat_sessions WHERE id = ANY(CAST(:ids AS uuid[]))", ids=sessions)
+    }
+    assert statuses == {sessions[0]: "pending_payment", sessions[1]: "searching"}

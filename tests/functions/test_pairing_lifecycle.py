@@ -54,6 +54,27 @@ def test_full_lifecycle_moves_capacity_0_1_1_1_0_in_the_mirror(isolated_ctx: App
     assert api("get", auth, sid).json["status"] == "ended"
 
 
+def test_a_payment_confirmed_at_the_deadline_is_refused_and_the_session_stays_unpaid(
+    isolated_ctx: AppContext, clock: FakeClock
+) -> None:
+    ctx = isolated_ctx
+    [(mitra, mitra_auth)] = online_mitras(ctx, 1)
+    _, auth = customer(ctx)
+    sid = api("request", auth).json["id"]
+    assert api("accept", mitra_auth, sid).status_code == 200
+    clock.advance(ctx.settings.payment_timeout_seconds)  # the deadline itself is already too late
+
+    resp = api("pay", bearer(cc_token(ctx)), sid)
+
+    assert resp.status_code == 409, resp.json
+    assert resp.json["error"]["code"] == "PAYMENT_DEADLINE_PASSED"
+    assert resp.json["error"]["current_status"] == "pending_payment"
+    row = ctx.db.one("SELECT status, paid_at FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=sid)
+    assert (row["status"], row["paid_at"]) == ("pending_payment", None)
+    assert "payment_confirmed" not in events(ctx, sid)
+    assert used(ctx, mitra) == (1, 1)
+
+
 def test_a_customer_has_at_most_one_open_session(isolated_ctx: AppContext) -> None:
     online_mitras(isolated_ctx, 2)
     _, auth = customer(isolated_ctx)

@@ -6,12 +6,13 @@ from shared import availability
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from tests import mirror_state
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, on_both_topologies
 from tests.mirror_state import new_mitra, open_session
 
 
-def test_seed_builds_the_mirror_postgres_implies(isolated_ctx: AppContext) -> None:
-    ctx = isolated_ctx
+@on_both_topologies
+def test_seed_builds_the_mirror_postgres_implies(mirror_ctx: AppContext) -> None:
+    ctx = mirror_ctx
     a, b, c = new_mitra(ctx), new_mitra(ctx, max_sessions=2), new_mitra(ctx)
     availability.set_online(ctx, a, "test")
     availability.set_online(ctx, b, "test")
@@ -27,8 +28,9 @@ def test_seed_builds_the_mirror_postgres_implies(isolated_ctx: AppContext) -> No
     assert mirror_state.scores_consistent(ctx)
 
 
-def test_write_paths_keep_the_mirror_equal_to_postgres(isolated_ctx: AppContext) -> None:
-    ctx = isolated_ctx
+@on_both_topologies
+def test_write_paths_keep_the_mirror_equal_to_postgres(mirror_ctx: AppContext) -> None:
+    ctx = mirror_ctx
     availability.ensure_seeded(ctx)
     m = new_mitra(ctx)
     availability.set_online(ctx, m, "test")
@@ -50,8 +52,9 @@ def test_write_paths_keep_the_mirror_equal_to_postgres(isolated_ctx: AppContext)
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
 
 
-def test_reads_from_the_mirror_and_from_postgres_agree(isolated_ctx: AppContext, clock: FakeClock) -> None:
-    ctx = isolated_ctx
+@on_both_topologies
+def test_reads_from_the_mirror_and_from_postgres_agree(mirror_ctx: AppContext, clock: FakeClock) -> None:
+    ctx = mirror_ctx
     availability.ensure_seeded(ctx)
     ids = [new_mitra(ctx) for _ in range(5)]
     for m in ids[:4]:
@@ -97,8 +100,9 @@ def test_stale_heartbeats_are_not_available(isolated_ctx: AppContext, clock: Fak
     assert [mid for mid, _ in availability.stale_heartbeats(ctx, availability.cutoff_ms(ctx))] == [m]
 
 
-def test_heartbeat_refreshes_the_available_score(isolated_ctx: AppContext, clock: FakeClock) -> None:
-    ctx = isolated_ctx
+@on_both_topologies
+def test_heartbeat_refreshes_the_available_score(mirror_ctx: AppContext, clock: FakeClock) -> None:
+    ctx = mirror_ctx
     availability.ensure_seeded(ctx)
     m = new_mitra(ctx)
     availability.set_online(ctx, m, "test")
@@ -110,8 +114,9 @@ def test_heartbeat_refreshes_the_available_score(isolated_ctx: AppContext, clock
     assert availability.find_available_mitras(ctx, 25) == [m]
 
 
-def test_remove_offlined_takes_mitras_out_of_every_index(isolated_ctx: AppContext) -> None:
-    ctx = isolated_ctx
+@on_both_topologies
+def test_remove_offlined_takes_mitras_out_of_every_index(mirror_ctx: AppContext) -> None:
+    ctx = mirror_ctx
     availability.ensure_seeded(ctx)
     a, b = new_mitra(ctx), new_mitra(ctx)
     availability.set_online(ctx, a, "test")
@@ -120,3 +125,15 @@ def test_remove_offlined_takes_mitras_out_of_every_index(isolated_ctx: AppContex
     state = mirror_state.actual(ctx)
     assert state["online"] == {b} and state["available"] == {b} and state["ring"] == {b}
     assert state["heartbeat_members"] == {b}
+
+
+@on_both_topologies
+def test_a_flushed_mirror_answers_from_postgres_then_reseeds_to_equality(mirror_ctx: AppContext) -> None:
+    ctx = mirror_ctx
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    availability.seed_from_postgres(ctx)
+    ctx.valkey.flushall()
+    assert availability.count_available(ctx)["source"] == "postgres"
+    assert availability.count_available(ctx)["source"] == "mirror"
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from shared import push as push_module
 from shared.config import Settings
 from shared.push import FcmPush, LogPush, build_provider
 from tests.fcm_standin import FcmStandIn, anonymous_credential
@@ -41,3 +42,13 @@ def test_log_provider_records_messages():
     assert isinstance(push, LogPush)
     assert push.send(["t"], {"type": "x"}).sent == 1
     assert push.sent == [(["t"], {"type": "x"})]
+
+
+def test_a_provider_built_where_a_dropped_one_lived_gets_its_own_firebase_app(monkeypatch):
+    # A dropped provider's firebase app stays registered, and CPython hands its address to a
+    # later object; every id() answering the same simulates that reuse deterministically.
+    monkeypatch.setattr(push_module, "id", lambda _obj: 4242, raising=False)
+    settings = replace(Settings.from_env(), push_provider="fcm", fcm_project_id="bestie-test")
+    first = FcmPush(settings, endpoint="http://127.0.0.1:9", credential=anonymous_credential())
+    second = FcmPush(settings, endpoint="http://127.0.0.1:9", credential=anonymous_credential())
+    assert first._app.name != second._app.name

@@ -13,7 +13,7 @@ from shared import availability
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
-from tests.helpers import FakeClock, installed
+from tests.helpers import FakeClock, installed, on_both_topologies
 from tests.mirror_state import actual, expected, new_mitra
 from tests.tokens import mitra_token
 
@@ -41,11 +41,13 @@ def status_logs(ctx: AppContext, event: str) -> list[str]:
 
 
 @pytest.fixture
-def seeded(isolated_ctx: AppContext) -> AppContext:
-    availability.seed_from_postgres(isolated_ctx)
-    return isolated_ctx
+def seeded(mirror_ctx: AppContext) -> AppContext:
+    """A seeded isolated context (on the cluster too for tests marked `on_both_topologies`)."""
+    availability.seed_from_postgres(mirror_ctx)
+    return mirror_ctx
 
 
+@on_both_topologies
 def test_a_mitra_whose_heartbeat_stops_is_offlined_and_one_that_pings_is_not(seeded, clock: FakeClock):
     silent, pinging = go_online(seeded, 2)
     clock.advance(60)
@@ -95,6 +97,7 @@ def test_an_unseeded_mirror_aborts_auto_offline_and_gets_reseeded(seeded, clock)
     assert availability.is_seeded(seeded)
 
 
+@on_both_topologies
 def test_breaker_offlines_nobody_when_too_many_look_stale_at_once(seeded, clock):
     ids = go_online(seeded, 24)
     clock.advance(STALE + 5)
@@ -161,6 +164,7 @@ def _statement_counter(ctx: AppContext) -> None:
         tx.commit()
 
 
+@on_both_topologies
 def test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_no_op(seeded, clock):
     ids = go_online(seeded, 12)
     clock.advance(20)
@@ -202,6 +206,7 @@ def test_three_concurrent_heartbeat_mirror_invocations_end_as_one(seeded, clock)
     assert seeded.db.scalar("SELECT count(*) FROM mitras WHERE last_heartbeat_at = :t", t=clock()) == 5
 
 
+@on_both_topologies
 def test_reseed_heals_injected_drift_back_to_equality(seeded, clock):
     ids = go_online(seeded, 8)
     rng = random.Random(7)
@@ -263,32 +268,3 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
     assert expiry_events == Counter(dict.fromkeys(sessions, 1))  # one event per session, no duplicates
     pushed = Counter(token for tokens, _ in sent for token in tokens)
     assert sorted(pushed.values()) == [1, 1, 1, 1]  # one push per customer
-
-
-# ---- the same sweeps on a 3-shard Valkey cluster ---------------------------------------------
-
-
-@pytest.fixture
-def cluster_seeded(cluster_ctx: AppContext) -> AppContext:
-    availability.seed_from_postgres(cluster_ctx)
-    return cluster_ctx
-
-
-@pytest.mark.cluster
-def test_auto_offline_on_a_cluster(cluster_seeded, clock):
-    test_a_mitra_whose_heartbeat_stops_is_offlined_and_one_that_pings_is_not(cluster_seeded, clock)
-
-
-@pytest.mark.cluster
-def test_auto_offline_breaker_on_a_cluster(cluster_seeded, clock):
-    test_breaker_offlines_nobody_when_too_many_look_stale_at_once(cluster_seeded, clock)
-
-
-@pytest.mark.cluster
-def test_heartbeat_mirror_on_a_cluster(cluster_seeded, clock):
-    test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_no_op(cluster_seeded, clock)
-
-
-@pytest.mark.cluster
-def test_reseed_heals_drift_on_a_cluster(cluster_seeded, clock):
-    test_reseed_heals_injected_drift_back_to_equality(cluster_seeded, clock)
