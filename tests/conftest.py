@@ -135,22 +135,29 @@ def template_db(test_env: dict[str, str]) -> str:
     return name
 
 
-@pytest.fixture
-def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -> Iterator[AppContext]:
-    """A context on a brand-new migrated database of its own, with the injectable `clock`.
-
-    For tests that look at global state (every online mitra, whole-mirror equality, sweeps):
-    nothing another test wrote is visible. Installed as the process-wide context.
-    """
+@contextlib.contextmanager
+def isolated_database(template_db: str, test_env: dict[str, str]) -> Iterator[str]:
+    """The DATABASE_URL of a brand-new database cloned from the migrated template, dropped after."""
     name = f"iso_{uuid.uuid4().hex[:12]}"
     with _admin_connection(test_env["DATABASE_URL"]) as admin:
         admin.run(f"CREATE DATABASE {name} TEMPLATE {template_db}")
     try:
-        with installed(make_context(clock, database_url=_url_for(test_env["DATABASE_URL"], name))) as app_ctx:
-            yield app_ctx
+        yield _url_for(test_env["DATABASE_URL"], name)
     finally:
         with _admin_connection(test_env["DATABASE_URL"]) as admin:
             admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -> Iterator[AppContext]:
+    """A context on a brand-new migrated database of its own, with the injectable `clock`.
+
+    For tests that look at global state (every online mitra, whole-mirror equality, sweeps)
+    or change it (app_config): nothing another test wrote is visible, nothing leaks out.
+    Installed as the process-wide context.
+    """
+    with isolated_database(template_db, test_env) as url, installed(make_context(clock, database_url=url)) as app_ctx:
+        yield app_ctx
 
 
 def _url_for(url: str, database: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from shared import app_config
 from shared.auth import cc_users, passwords
 from tests.auth_support import RsaKey, StubServer, bearer, client, phone, request_otp, seed_mitra
-from tests.conftest import make_context
+from tests.conftest import isolated_database, make_context
 from tests.helpers import installed
 
 ORIGIN = "https://cc.example.test"
@@ -72,16 +72,19 @@ def google(template_db, test_env, clock):
     server = StubServer().start()
     server.routes[CERTS] = (200, key.certs(), 0.0)
     server.routes["/auth/keys"] = (200, RsaKey().jwks(), 0.0)
-    app_ctx = make_context(
-        clock,
-        google_oauth_client_ids=(GOOGLE_CLIENT,),
-        google_certs_url=server.url + CERTS,
-        apple_services_id=APPLE_SERVICE,
-        apple_jwks_url=server.url + "/auth/keys",
-    )
     try:
-        with installed(app_ctx):
-            yield app_ctx, server, key
+        # A database of its own: these tests lower app_config limits, which must not leak.
+        with isolated_database(template_db, test_env) as url:
+            app_ctx = make_context(
+                clock,
+                database_url=url,
+                google_oauth_client_ids=(GOOGLE_CLIENT,),
+                google_certs_url=server.url + CERTS,
+                apple_services_id=APPLE_SERVICE,
+                apple_jwks_url=server.url + "/auth/keys",
+            )
+            with installed(app_ctx):
+                yield app_ctx, server, key
     finally:
         server.stop()
 

@@ -54,7 +54,7 @@ def test_full_lifecycle_moves_capacity_0_1_1_1_0_in_the_mirror(isolated_ctx: App
     assert api("get", auth, sid).json["status"] == "ended"
 
 
-def test_a_payment_confirmed_at_the_deadline_is_refused_and_the_session_stays_unpaid(
+def test_a_payment_confirmed_at_the_deadline_is_refused_and_the_session_expires_unpaid(
     isolated_ctx: AppContext, clock: FakeClock
 ) -> None:
     ctx = isolated_ctx
@@ -66,13 +66,14 @@ def test_a_payment_confirmed_at_the_deadline_is_refused_and_the_session_stays_un
 
     resp = api("pay", bearer(cc_token(ctx)), sid)
 
+    # Deadlines are exact (SPEC §12): the payment finds the session due and expires it first.
     assert resp.status_code == 409, resp.json
     assert resp.json["error"]["code"] == "PAYMENT_DEADLINE_PASSED"
-    assert resp.json["error"]["current_status"] == "pending_payment"
+    assert resp.json["error"]["current_status"] == "expired"
     row = ctx.db.one("SELECT status, paid_at FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=sid)
-    assert (row["status"], row["paid_at"]) == ("pending_payment", None)
+    assert (row["status"], row["paid_at"]) == ("expired", None)
     assert "payment_confirmed" not in events(ctx, sid)
-    assert used(ctx, mitra) == (1, 1)
+    assert used(ctx, mitra) == (0, 0)
 
 
 def test_a_customer_has_at_most_one_open_session(isolated_ctx: AppContext) -> None:
