@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from shared import availability
 from shared.auth.principal import Principal
 from shared.context import AppContext
@@ -120,3 +122,22 @@ def test_remove_offlined_takes_mitras_out_of_every_index(isolated_ctx: AppContex
     state = mirror_state.actual(ctx)
     assert state["online"] == {b} and state["available"] == {b} and state["ring"] == {b}
     assert state["heartbeat_members"] == {b}
+
+
+def test_find_in_a_mostly_stale_ring_picks_only_fresh_mitras_and_never_excluded_ones(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    ids = sorted(str(uuid.uuid4()) for _ in range(2000))
+    fresh = ids[::40]  # 50 fresh mitras spread over a ring of 2000 (a heartbeat blackout)
+    fresh_ms, stale_ms = ctx.now_ms(), availability.cutoff_ms(ctx) - 1000
+    scores = {mid: stale_ms for mid in ids} | dict.fromkeys(fresh, fresh_ms)
+    ctx.valkey.zadd(ctx.keys.available, scores)
+    ctx.valkey.zadd(ctx.keys.ring, dict.fromkeys(ids, 0))
+    excluded = fresh[:3]
+    seen: set[str] = set()
+    for _ in range(3):
+        picked = availability.find_available_mitras(ctx, 25, excluded)
+        assert len(picked) == len(set(picked)) == 25
+        assert set(picked) <= set(fresh) - set(excluded)
+        seen |= set(picked)
+    assert seen == set(fresh) - set(excluded)  # the rotation still reaches every fresh mitra
