@@ -4,8 +4,10 @@
   mitra). Any Valkey error, or a mirror that is not seeded, aborts the pass before Postgres
   is touched: a Valkey hiccup must never mass-offline from a Postgres scan. A breaker offlines
   nobody when too many online mitras look stale at once (the fault is upstream).
-- heartbeat-mirror: pings newer than the watermark go to `mitras.last_heartbeat_at` in one
-  `UPDATE … FROM unnest(…)` statement that never moves a timestamp backwards.
+- heartbeat-mirror: pings newer than the watermark, read in short chunks, go to the narrow
+  `mitra_pings` table in one `INSERT … SELECT unnest(…) ON CONFLICT DO UPDATE` statement that
+  never moves a timestamp backwards (a mitra's last ping is the later of mitra_pings.at and
+  mitras.last_heartbeat_at).
 - availability-reseed: the atomic reseed, reporting the drift it healed.
 - session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
 """
@@ -49,11 +51,15 @@ FROM offlined
 RETURNING mitra_id
 """
 
+# One upsert into the narrow pings table (HOT updates: its key never changes). The pings
+# arrive as two comma-separated strings, one compact parameter each, split by Postgres:
+# encoding 100k-element arrays in the client cost more than the write.
 _MIRROR_HEARTBEATS = """
-UPDATE mitras AS m
-SET last_heartbeat_at = to_timestamp(u.ms / 1000.0)
-FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS u(id, ms)
-WHERE m.id = u.id AND (m.last_heartbeat_at IS NULL OR m.last_heartbeat_at < to_timestamp(u.ms / 1000.0))
+INSERT INTO mitra_pings AS p (mitra_id, at)
+SELECT u.id, to_timestamp(u.ms / 1000.0)
+FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
+JOIN mitras m ON m.id = u.id
+ON CONFLICT (mitra_id) DO UPDATE SET at = EXCLUDED.at WHERE p.at < EXCLUDED.at
 """
 
 
@@ -103,16 +109,15 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
     except VALKEY_ERRORS as exc:
         log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
         return {"mirrored": 0, "aborted": 1}
-    if not pings:
+    if not pings.count:
         return {"mirrored": 0}
     with ctx.db.transaction() as tx:
-        changed = tx.execute(_MIRROR_HEARTBEATS, ids=[mid for mid, _ in pings], ms=[ms for _, ms in pings])
+        changed = tx.execute(_MIRROR_HEARTBEATS, ids=pings.ids_csv, ms=pings.ms_csv)
         tx.commit()
-    highest = max(ms for _, ms in pings)
     with contextlib.suppress(*VALKEY_ERRORS):
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
-        ctx.valkey.set(ctx.keys.heartbeat_watermark, highest)
-    return {"mirrored": changed, "read": len(pings)}
+        ctx.valkey.set(ctx.keys.heartbeat_watermark, pings.highest_ms)
+    return {"mirrored": changed, "read": pings.count}
 
 
 def reseed_pass(ctx: AppContext) -> PassResult:
