@@ -44,6 +44,9 @@ SCRIPT_NAMES = (
     "remove_offlined",
     "set_default_max",
     "swap_seed",
+    "seed_fill",
+    "seed_merge_pings",
+    "seed_drift",
     "release_lock",
     "pings_since",
 )
@@ -51,7 +54,10 @@ SCRIPT_NAMES = (
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max")
 SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
-SEED_BATCH = 1000
+SEED_CHUNK = 5000  # members per seed script call: each blocks Valkey for a few ms at most
+# Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
+# older than the merge's start too, so a skewed clock does not lose one.
+PING_SKEW_MS = 1000
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -394,69 +400,124 @@ def seed_from_postgres(ctx: AppContext) -> SeedReport:
 
 
 def _temp_keys(ctx: AppContext, token: str) -> list[str]:
-    return [ctx.keys.temp(name, token) for name in (*_MIRROR_NAMES, "union")]
+    return [ctx.keys.temp(name, token) for name in _MIRROR_NAMES]
+
+
+def _retired_keys(ctx: AppContext, token: str) -> list[str]:
+    return [ctx.keys.temp(f"{name}:retired", token) for name in _MIRROR_NAMES]
 
 
 def _drop_temp_keys(ctx: AppContext, token: str) -> None:
-    ctx.valkey.delete(*_temp_keys(ctx, token))
+    ctx.valkey.unlink(*_temp_keys(ctx, token), *_retired_keys(ctx, token))
+
+
+_FILL_KIND = {
+    "online": "set",
+    "deactivated": "set",
+    "used": "hash",
+    "max": "hash",
+    "heartbeat": "zset",
+    "available": "available",
+}
 
 
 def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
+    """Build the temp keys in short steps, merge live pings, measure drift, swap in O(1)."""
     now = ctx.now()
     ttl = ctx.settings.access_token_ttl_seconds
     with ctx.db.transaction() as tx:
         # One consistent snapshot of mitras, sessions, config and revocations.
         tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        rows = truth.mirrored_mitras(tx)
+        chunks = truth.seed_chunks(tx, SEED_CHUNK)
         default = truth.default_max(tx)
         revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
 
-    temp = dict(zip((*_MIRROR_NAMES, "union"), _temp_keys(ctx, token), strict=True))
+    k = ctx.keys
+    temp = dict(zip(_MIRROR_NAMES, _temp_keys(ctx, token), strict=True))
+    live = dict(
+        zip(
+            _MIRROR_NAMES,
+            [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config],
+            strict=True,
+        )
+    )
     _drop_temp_keys(ctx, token)
+    fill = scripts(ctx)["seed_fill"]
+    counts: dict[str, int] = {}
+    for chunk in chunks:  # one short script per chunk (a cluster pipeline cannot carry scripts)
+        counts[chunk.kind] = counts.get(chunk.kind, 0) + chunk.count
+        if chunk.kind in _FILL_KIND:
+            fill(keys=[temp[chunk.kind], temp["ring"]], args=[_FILL_KIND[chunk.kind], chunk.ids_csv, chunk.values_csv])
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
-    online_ids = [r.id for r in rows if r.online]
-    _chunked(pipe.sadd, temp["online"], online_ids)
-    _chunked(pipe.sadd, temp["deactivated"], [r.id for r in rows if not r.active])
-    _chunked_hset(pipe, temp["used"], {r.id: r.used for r in rows if r.used > 0})
-    _chunked_hset(pipe, temp["max"], {r.id: r.max_override for r in rows if r.max_override is not None})
-    _chunked_zadd(pipe, temp["heartbeat"], {r.id: r.heartbeat_ms for r in rows if r.online})
-    available = {
-        r.id: r.heartbeat_ms
-        for r in rows
-        if r.online and r.active and r.used < (r.max_override if r.max_override is not None else default)
-    }
-    _chunked_zadd(pipe, temp["available"], available)
-    _chunked_zadd(pipe, temp["ring"], dict.fromkeys(available, 0))
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
     now_ms = to_ms(now)
     for sid, revoked_at in revoked:
         remaining = to_ms(revoked_at) + ttl * 1000 - now_ms
         if remaining > 0:
-            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+            pipe.set(k.revoked(sid), "1", px=remaining)
     pipe.execute()
 
-    k = ctx.keys
-    live = [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config]
-    keys = [temp[n] for n in _MIRROR_NAMES] + live + [temp["union"], k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
-    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat()])
+    merged_from = ctx.now_ms() - PING_SKEW_MS
+    _merge_live_pings(ctx, temp, live)
+    had = bool(ctx.valkey.exists(k.seeded))
+    drift = _drift(ctx, temp, live) if had else {}
+
+    keys = [*temp.values(), *live.values(), *_retired_keys(ctx, token), k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
+    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), merged_from])
+    ctx.valkey.unlink(*_retired_keys(ctx, token))  # freed in the background, not inside the swap
     if reply[0] != "ok":
         log.warning("seed lock lost before the swap; another seed wins")
         return SeedReport(ran=False)
-    had = int(reply[1]) == 1
-    drift = dict(zip(("online", "deactivated", "used", "max", "available"), map(int, reply[2:7]), strict=True))
-    dirty = [str(x) for x in reply[7:]]
+    dirty = [str(x) for x in reply[2:]]
     report = SeedReport(
         ran=True,
-        mitras=len(rows),
-        online=len(online_ids),
+        mitras=counts.get("mitras", 0),
+        online=counts.get("online", 0),
         revocations=len(revoked),
-        first_seed=not had,
-        drift=drift if had else {},
+        first_seed=int(reply[1]) != 1,
+        drift=drift,
     )
     report.resynced = _resync(ctx, dirty)
     log.info("availability mirror seeded", extra=report.to_json())
     return report
+
+
+def _merge_live_pings(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> None:
+    """Raise temp heartbeat/available scores to newer live pings, one SSCAN slice per call."""
+    merge = scripts(ctx)["seed_merge_pings"]
+    keys = [temp["online"], temp["heartbeat"], temp["available"], live["heartbeat"]]
+    cursor = "0"
+    while True:
+        cursor = str(merge(keys=keys, args=[cursor, SEED_CHUNK]))
+        if cursor == "0":
+            return
+
+
+def _drift(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> dict[str, int]:
+    """What the swap is about to heal, per structure (measured just before the swap)."""
+    compare = scripts(ctx)["seed_drift"]
+    out: dict[str, int] = {}
+    for name, kind in (
+        ("online", "set"),
+        ("deactivated", "set"),
+        ("used", "hash"),
+        ("max", "hash"),
+        ("available", "zset"),
+    ):
+        seen = both = equal = 0
+        cursor = "0"
+        while True:
+            nxt, n, b, e = compare(keys=[temp[name], live[name]], args=[kind, cursor, SEED_CHUNK])
+            seen, both, equal, cursor = seen + int(n), both + int(b), equal + int(e), str(nxt)
+            if cursor == "0":
+                break
+        live_size = {"set": ctx.valkey.scard, "hash": ctx.valkey.hlen, "zset": ctx.valkey.zcard}[kind](live[name])
+        if kind == "hash":  # a field present on both sides with another value counts once
+            out[name] = (int(live_size) - equal) + (seen - both)
+        else:
+            out[name] = seen + int(live_size) - 2 * both
+    return out
 
 
 def _resync(ctx: AppContext, dirty: list[str]) -> int:
@@ -472,24 +533,3 @@ def _resync(ctx: AppContext, dirty: list[str]) -> int:
     for row in rows:
         sync(ctx, row)
     return len(dirty)
-
-
-def _chunked(method: Any, key: str, members: list[str]) -> None:
-    for i in range(0, len(members), SEED_BATCH):
-        method(key, *members[i : i + SEED_BATCH])
-
-
-def _batches(mapping: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    items = list(mapping.items())
-    for i in range(0, len(items), SEED_BATCH):
-        yield dict(items[i : i + SEED_BATCH])
-
-
-def _chunked_hset(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
-    for chunk in _batches(mapping):
-        pipe.hset(key, mapping=chunk)
-
-
-def _chunked_zadd(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
-    for chunk in _batches(mapping):
-        pipe.zadd(key, chunk)

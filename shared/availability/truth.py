@@ -88,6 +88,50 @@ def mirrored_mitras(tx: Tx) -> list[MitraTruth]:
     return [_truth(r) for r in tx.rows(_MIRRORED_SQL)]
 
 
+@dataclass(frozen=True)
+class SeedChunk:
+    """Part of one mirror structure for the seed: members and values as comma-separated strings."""
+
+    kind: str  # online | deactivated | used | max | heartbeat | available
+    ids_csv: str
+    values_csv: str
+    count: int
+
+
+# The seed's whole snapshot, aggregated by Postgres into chunks of comma-separated strings, so
+# the client neither parses 100k rows nor encodes 100k arguments. Scores are epoch ms (floor).
+_SEED_CHUNKS_SQL = (
+    "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
+    "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id),"
+    " t AS (SELECT m.id::text AS id, m.is_online AS online, m.is_active AS active, COALESCE(u.n, 0) AS used,"
+    "       m.max_concurrent_sessions AS mx,"
+    "       COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
+    f"      FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
+    "       WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL),"
+    f" d AS (SELECT {_DEFAULT_MAX} AS dmax),"
+    " e AS (SELECT 'mitras' AS kind, NULL::text AS id, NULL::text AS val FROM t"
+    "       UNION ALL SELECT 'online', id, NULL FROM t WHERE online"
+    "       UNION ALL SELECT 'deactivated', id, NULL FROM t WHERE NOT active"
+    "       UNION ALL SELECT 'used', id, used::text FROM t WHERE used > 0"
+    "       UNION ALL SELECT 'max', id, mx::text FROM t WHERE mx IS NOT NULL"
+    "       UNION ALL SELECT 'heartbeat', id, ms::text FROM t WHERE online"
+    "       UNION ALL SELECT 'available', id, ms::text FROM t, d"
+    "                 WHERE online AND active AND used < COALESCE(mx, d.dmax))"
+    " SELECT kind, COALESCE(string_agg(id, ','), '') AS ids, COALESCE(string_agg(val, ','), '') AS vals,"
+    "        count(*) AS n"
+    " FROM (SELECT kind, id, val, (row_number() OVER (PARTITION BY kind) - 1) / :chunk AS c FROM e) x"
+    " GROUP BY kind, c"
+)
+
+
+def seed_chunks(tx: Tx, chunk: int) -> list[SeedChunk]:
+    """What mirrored_mitras holds, as chunks of at most `chunk` members per mirror structure."""
+    return [
+        SeedChunk(str(r["kind"]), str(r["ids"]), str(r["vals"]), int(r["n"]))
+        for r in tx.rows(_SEED_CHUNKS_SQL, chunk=chunk)
+    ]
+
+
 def default_max(tx: Tx) -> int:
     """app_config mitra_max_concurrent_sessions (1 when the row is missing)."""
     return int(tx.scalar(f"SELECT {_DEFAULT_MAX}"))
