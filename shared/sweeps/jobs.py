@@ -23,6 +23,7 @@ from typing import Any
 from shared import availability
 from shared.config import Settings
 from shared.context import AppContext
+from shared.sweeps import runner
 from shared.sweeps.runner import PassResult, Sweep
 from shared.valkey import VALKEY_ERRORS
 
@@ -36,7 +37,7 @@ MAX_STALE_PER_PASS = 10_000
 _OFFLINE_STALE = """
 WITH stale AS (
     SELECT id, to_timestamp(ms / 1000.0) AS ping
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS s(id, ms)
+    FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS s(id, ms)
 ), offlined AS (
     UPDATE mitras AS m
     SET is_online = false, updated_at = :now,
@@ -85,8 +86,9 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
         )
         return {"offlined": 0, "stale": len(stale), "breaker_open": True}
     now = ctx.now()
-    with ctx.db.transaction() as tx:
-        rows = tx.rows(_OFFLINE_STALE, ids=[mid for mid, _ in stale], ms=[ms for _, ms in stale], now=now, actor=ACTOR)
+    ids, pings = ",".join(mid for mid, _ in stale), ",".join(str(ms) for _, ms in stale)
+    with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
+        rows = tx.rows(_OFFLINE_STALE, ids=ids, ms=pings, now=now, actor=ACTOR)
         tx.commit()
     offlined = [str(r["mitra_id"]) for r in rows]
     # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
@@ -111,7 +113,7 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
         return {"mirrored": 0, "aborted": 1}
     if not pings.count:
         return {"mirrored": 0}
-    with ctx.db.transaction() as tx:
+    with runner.pass_transaction(ctx) as tx:
         changed = tx.execute(_MIRROR_HEARTBEATS, ids=pings.ids_csv, ms=pings.ms_csv)
         tx.commit()
     with contextlib.suppress(*VALKEY_ERRORS):

@@ -300,3 +300,16 @@ def test_heartbeat_mirror_on_a_cluster(cluster_seeded, clock):
 @pytest.mark.cluster
 def test_reseed_heals_drift_on_a_cluster(cluster_seeded, clock):
     test_reseed_heals_injected_drift_back_to_equality(cluster_seeded, clock)
+
+
+def test_a_locked_auto_offline_pass_needs_one_database_connection(seeded, clock: FakeClock):
+    _silent, pinging = go_online(seeded, 2)
+    clock.advance(60)
+    ping(seeded, pinging)
+    clock.advance(STALE - 60 + 1)
+    one = replace(seeded.settings, db_pool_size=1, db_pool_timeout_seconds=1)
+    with installed(AppContext(one, clock=clock)) as ctx:  # a second checkout would wait, then fail
+        result = runner.run_locked_pass(ctx, jobs.sweep("auto-offline", ctx.settings))
+        assert result == {"offlined": 1, "stale": 1}
+        assert pg_online(ctx) == {pinging}
+        assert actual(ctx) == expected(ctx)
