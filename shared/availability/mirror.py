@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ SCRIPT_NAMES = (
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max")
 SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
-SEED_CHUNK = 5000  # members per seed script call: each blocks Valkey for a few ms at most
+SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
 # Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
 # older than the merge's start too, so a skewed clock does not lose one.
 PING_SKEW_MS = 1000
@@ -110,8 +111,25 @@ class LiveStatus:
     last_heartbeat_ms: int | None
 
     def to_json(self) -> dict[str, Any]:
-        at = datetime.fromtimestamp(self.last_heartbeat_ms / 1000, UTC).isoformat() if self.last_heartbeat_ms else None
+        at = iso_from_ms(self.last_heartbeat_ms) if self.last_heartbeat_ms else None
         return {"online": self.online, "used": self.used, "max": self.max, "last_heartbeat_at": at}
+
+
+_second_head: tuple[int, str] = (-1, "")
+
+
+def iso_from_ms(ms: int) -> str:
+    """`datetime.fromtimestamp(ms / 1000, UTC).isoformat()`, exact, and cheap on the heartbeat path.
+
+    Consecutive pings fall in the same second, so the formatted second is kept between calls.
+    """
+    global _second_head
+    seconds, millis = divmod(ms, 1000)
+    cached_second, head = _second_head
+    if cached_second != seconds:
+        head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_head = (seconds, head)
+    return f"{head}.{millis * 1000:06d}+00:00" if millis else f"{head}+00:00"
 
 
 def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -> bool:
