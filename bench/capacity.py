@@ -60,7 +60,9 @@ def script_rate(ctx: AppContext, online: int, clients: int, seconds: float) -> d
     """Heartbeat scripts/s (wall) and per Valkey CPU-second, `clients` processes."""
     _populate(ctx, online)
     ctx.valkey.flushdb()
+    empty = int(ctx.valkey.info("memory")["used_memory"])
     mirror.seed_from_postgres(ctx)
+    mirror_bytes = int(ctx.valkey.info("memory")["used_memory"]) - empty
     ids = [str(i) for i in ctx.valkey.srandmember(ctx.keys.online, 20_000)]
     url = ctx.settings.valkey_url
     out: Any = multiprocessing.Queue()
@@ -80,6 +82,7 @@ def script_rate(ctx: AppContext, online: int, clients: int, seconds: float) -> d
         "per_wall_second": total / wall,
         "per_cpu_second": total / cpu,
         "valkey_cpu_share": cpu / wall,
+        "bytes_per_online": mirror_bytes / online,
     }
 
 
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         r = script_rate(ctx, args.online, args.clients, args.seconds)
         print(
             f"heartbeat script, {args.clients} clients, {args.online:,} online: {r['per_wall_second']:,.0f}/s wall,"
-            f" {r['per_cpu_second']:,.0f} per Valkey CPU-second (Valkey used {r['valkey_cpu_share']:.0%} of a core)"
+            f" {r['per_cpu_second']:,.0f} per Valkey CPU-second (Valkey used {r['valkey_cpu_share']:.0%} of a core);"
+            f" mirror memory {r['bytes_per_online']:.0f} bytes per online mitra"
         )
         for n in (10_000, 100_000):
             w = mirror_pass_writes(ctx, n)
