@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from shared import availability
 from shared.auth.principal import Principal
+from shared.availability import mirror
 from shared.context import AppContext
 from tests import mirror_state
 from tests.helpers import FakeClock
@@ -141,3 +143,24 @@ def test_find_in_a_mostly_stale_ring_picks_only_fresh_mitras_and_never_excluded_
         assert set(picked) <= set(fresh) - set(excluded)
         seen |= set(picked)
     assert seen == set(fresh) - set(excluded)  # the rotation still reaches every fresh mitra
+
+
+def test_a_ping_that_lands_while_a_reseed_builds_its_keys_survives_the_swap(
+    isolated_ctx: AppContext, clock: FakeClock, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    clock.advance(40)
+    measure_drift = mirror._drift
+
+    def ping_then_measure(*args: Any) -> dict[str, int]:  # after the merge, before the swap
+        availability.heartbeat(ctx, Principal("mitra", m, "00000000-0000-0000-0000-000000000000"))
+        return measure_drift(*args)
+
+    monkeypatch.setattr(mirror, "_drift", ping_then_measure)
+    assert availability.seed_from_postgres(ctx).ran
+    assert ctx.valkey.zscore(ctx.keys.heartbeat, m) == ctx.now_ms()
+    assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
