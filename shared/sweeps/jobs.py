@@ -43,7 +43,8 @@ WITH stale AS (
     SET is_online = false, updated_at = :now,
         last_heartbeat_at = GREATEST(m.last_heartbeat_at, stale.ping)
     FROM stale
-    WHERE m.id = stale.id AND m.is_online
+    -- The id list again, as an index condition: without it the planner hashes every mitra.
+    WHERE m.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND m.id = stale.id AND m.is_online
     RETURNING m.id, m.last_heartbeat_at
 )
 INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
