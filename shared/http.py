@@ -213,7 +213,9 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
         for key, value in cors.items():
             resp.headers[key] = value
         resp.headers["X-Request-Id"] = request_id
-        logger.info(
+        quiet = fn.extra.get("access_log") == "errors" and resp.status_code < 400  # see infra/functions.toml
+        logger.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s %s -> %s",
             raw.method,
             raw.path,
