@@ -1,24 +1,13 @@
-"""Run every benchmark module of this package (`make bench`)."""
+"""`make bench`: the performance report (bench.report: every goal figure at 1k / 10k / 100k
+online, docs/bench.png, the README table). Each module also runs alone:
+`.venv/bin/python -m bench.<name>` (mirror, paths, heartbeat_throughput, coldstart,
+auth_refresh_vs_login)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 
-import bench
-
-
-def main() -> int:
-    failed = 0
-    for info in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        print(f"== bench.{info.name}", flush=True)
-        module = importlib.import_module(f"bench.{info.name}")
-        failed += int(bool(module.main()))
-    return 1 if failed else 0
-
+from bench import report
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.main(sys.argv[1:]))

@@ -12,9 +12,13 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.serving import run_simple
+from werkzeug.wrappers import Response
 
 from infra import embedded, gateway, migrate
 from infra.local_scheduler import LocalScheduler
@@ -38,6 +42,47 @@ DEMO_MITRAS = [
     ("+6281200000002", "Budi"),
     ("+6281200000003", "Citra"),
 ]
+
+
+DOCS = "/docs"
+SPEC = REPO / "openapi.yaml"
+_EXPLORER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Bestie API explorer (dev)</title>
+  <link rel="stylesheet" href="{docs}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{docs}/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{url: "{docs}/openapi.yaml", dom_id: "#swagger-ui", deepLinking: true}});
+  </script>
+</body>
+</html>
+"""
+
+
+def api_explorer(app: gateway.WsgiApp) -> gateway.WsgiApp:
+    """`make dev` only: Swagger UI at /docs over the project's own openapi.yaml; the rest goes to `app`.
+
+    The assets come from the swagger-ui-bundle package (a dev requirement, never in a bundle).
+    """
+    from swagger_ui_bundle import swagger_ui_path
+
+    assets = SharedDataMiddleware(app, {f"{DOCS}/": str(swagger_ui_path)}, cache=False)
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path in (DOCS, f"{DOCS}/"):
+            page = Response(_EXPLORER_PAGE.format(docs=DOCS), mimetype="text/html")
+            return page(environ, start_response)
+        if path == f"{DOCS}/openapi.yaml":
+            return Response(SPEC.read_bytes(), mimetype="application/yaml")(environ, start_response)
+        return assets(environ, start_response)
+
+    return serve
 
 
 def _dev_secret(name: str) -> str:
@@ -91,8 +136,8 @@ def main() -> int:
         seed(ctx)
         plan = gateway.local_plan(ctx.settings.enable_test_endpoints)
         served = [fp.fn for fp in plan.functions]
-        app = gateway.Gateway(plan)
-        print(f"\nBestie dev server on http://{host}:{port}\n", flush=True)
+        app = api_explorer(gateway.Gateway(plan))
+        print(f"\nBestie dev server on http://{host}:{port} (API explorer: {DOCS})\n", flush=True)
         print(gateway.route_table(served), flush=True)
         print(f"\nDATABASE_URL={env['DATABASE_URL']}\nVALKEY_URL={env['VALKEY_URL']}", flush=True)
         shown = os.environ["ADMIN_PASSWORD"]

@@ -319,6 +319,8 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
             resp.headers[key] = value
         resp.headers["X-Request-Id"] = request_id
         latency = time.perf_counter() - started
+        if fn.access_log == "errors" and resp.status_code < 400:
+            return resp  # a hot path logs its failures only; Cloud Run's request log still has every request
         logger.info(
             "%s %s -> %s",
             raw.method,

@@ -23,6 +23,7 @@ AUTH_KINDS = ("none", "customer", "mitra", "cc", "cc_admin", "any", "scheduler")
 # Where a revoked session is noticed: in the auth guard (one Valkey read per request), or by
 # the handler's own script ("handler": the heartbeat checks it in its one round trip).
 REVOCATION_CHECKS = ("guard", "handler")
+ACCESS_LOGS = ("all", "errors")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Function:
     # request holds two (a sweep's lock and its work), see docs/deployment.md "Connection budget".
     db_pool_size: int | None = None
     revocation_check: str = "guard"
+    access_log: str = "all"  # "errors": the access line only for 4xx/5xx (the heartbeat's hot path)
     schedule_env: str | None = None
     schedule_default_seconds: int | None = None
 
@@ -146,6 +148,8 @@ def parse(data: dict[str, Any]) -> Manifest:
             raise ValueError(f"entry point {fn.entry_point!r} is not a Python identifier")
         if fn.auth not in AUTH_KINDS:
             raise ValueError(f"{fn.name}: auth must be one of {AUTH_KINDS}")
+        if fn.access_log not in ACCESS_LOGS:
+            raise ValueError(f"{fn.name}: access_log must be one of {ACCESS_LOGS}")
         if fn.revocation_check not in REVOCATION_CHECKS:
             raise ValueError(f"{fn.name}: revocation_check must be one of {REVOCATION_CHECKS}")
         if fn.db_pool_size is not None and not 1 <= fn.db_pool_size <= 200:

@@ -12,6 +12,7 @@ token stops working at once (SPEC §6); shared.auth.revocation does both, durabl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -30,8 +31,9 @@ from shared.errors import ConfigError, Unauthorized
 ALGORITHM = "HS256"
 
 
+@functools.lru_cache(maxsize=32)
 def key_id(secret: str) -> str:
-    """A stable, non-reversible identifier of a signing secret."""
+    """A stable, non-reversible identifier of a signing secret (cached: it is on every request)."""
     return hashlib.sha256(b"bestie-kid:" + secret.encode()).hexdigest()[:16]
 
 
@@ -58,8 +60,28 @@ def encode_access(settings: Settings, principal: Principal, now: datetime) -> st
     return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
 
 
+def _decode(settings: Settings, token: str, secret: str) -> dict[str, Any]:
+    found: dict[str, Any] = jwt.decode_complete(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        issuer=settings.auth_jwt_issuer,
+        options={"require": ["exp", "iat", "iss", "sub", "sid", "user_type"], "verify_iat": False},
+        leeway=0,
+    )
+    return found
+
+
 def decode_access(settings: Settings, token: str, now: datetime) -> Principal:
     """Verify signature, algorithm, exp/iat/iss and claim shapes; return the principal."""
+    current = _signing_secret(settings)
+    try:
+        # The common case parses the token once: valid, signed with the current secret, its kid.
+        found = _decode(settings, token, current)
+        if found["header"].get("kid") == key_id(current):
+            return _principal(found["payload"], now)
+    except jwt.PyJWTError:
+        pass  # every other case takes the full path below, with its precise error
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -69,18 +91,15 @@ def decode_access(settings: Settings, token: str, now: datetime) -> Principal:
     if secret is None or header.get("alg") != ALGORITHM:
         raise Unauthorized("access token is not signed by a known key", code="TOKEN_INVALID")
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            issuer=settings.auth_jwt_issuer,
-            options={"require": ["exp", "iat", "iss", "sub", "sid", "user_type"], "verify_iat": False},
-            leeway=0,
-        )
+        claims = _decode(settings, token, secret)["payload"]
     except jwt.ExpiredSignatureError:
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token", code="TOKEN_INVALID") from None
+    return _principal(claims, now)
+
+
+def _principal(claims: dict[str, Any], now: datetime) -> Principal:
     # pyjwt checks exp against the wall clock; check again against the injected clock.
     if int(claims["exp"]) <= int(now.timestamp()):
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED")

@@ -23,7 +23,7 @@ Reads (mirror first, Postgres fallback with the same answer)
     mitra_with_live(ctx, mitra_id)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
     stale_heartbeats(ctx, cutoff_ms, limit) -> [(id, ms)]     ZRANGEBYSCORE heartbeat -inf cutoff
-    heartbeats_since(ctx, since_ms, limit) -> [(id, ms)]      ZRANGEBYSCORE heartbeat (since +inf
+    heartbeats_since(ctx, since_ms) -> Pings                  chunked ZRANGEBYSCORE heartbeat (since +inf, as CSV
     online_count(ctx) -> int                                  SCARD online (breaker)
     remove_offlined(ctx, ids) -> int                          one script: online, heartbeat, available
     is_seeded(ctx) -> bool

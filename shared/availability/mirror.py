@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,20 @@ SCRIPT_NAMES = (
     "remove_offlined",
     "set_default_max",
     "swap_seed",
+    "seed_fill",
+    "seed_merge_pings",
+    "seed_drift",
     "release_lock",
+    "pings_since",
 )
 # Scripts that re-derive `available` entries get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max")
 SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
-SEED_BATCH = 1000
+SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
+# Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
+# older than the merge's start too, so a skewed clock does not lose one.
+PING_SKEW_MS = 1000
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -103,8 +111,25 @@ class LiveStatus:
     last_heartbeat_ms: int | None
 
     def to_json(self) -> dict[str, Any]:
-        at = datetime.fromtimestamp(self.last_heartbeat_ms / 1000, UTC).isoformat() if self.last_heartbeat_ms else None
+        at = iso_from_ms(self.last_heartbeat_ms) if self.last_heartbeat_ms else None
         return {"online": self.online, "used": self.used, "max": self.max, "last_heartbeat_at": at}
+
+
+_second_head: tuple[int, str] = (-1, "")
+
+
+def iso_from_ms(ms: int) -> str:
+    """`datetime.fromtimestamp(ms / 1000, UTC).isoformat()`, exact, and cheap on the heartbeat path.
+
+    Consecutive pings fall in the same second, so the formatted second is kept between calls.
+    """
+    global _second_head
+    seconds, millis = divmod(ms, 1000)
+    cached_second, head = _second_head
+    if cached_second != seconds:
+        head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_head = (seconds, head)
+    return f"{head}.{millis * 1000:06d}+00:00" if millis else f"{head}+00:00"
 
 
 def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -> bool:
@@ -279,12 +304,41 @@ def stale_heartbeats(ctx: AppContext, cutoff: int, limit: int = 10_000) -> list[
     return [(str(mid), int(score)) for mid, score in rows]
 
 
-def heartbeats_since(ctx: AppContext, since_ms: int, limit: int = 100_000) -> list[tuple[str, int]]:
-    """Pings newer than `since_ms` (for the heartbeat-mirror sweep); raises on Valkey errors."""
-    rows: list[Any] = ctx.valkey.zrangebyscore(
-        ctx.keys.heartbeat, f"({since_ms}", "+inf", start=0, num=limit, withscores=True
-    )
-    return [(str(mid), int(score)) for mid, score in rows]
+@dataclass(frozen=True)
+class Pings:
+    """Pings read for the heartbeat-mirror sweep: ids and epoch ms as comma-separated strings."""
+
+    ids_csv: str
+    ms_csv: str
+    count: int
+    highest_ms: int
+
+
+PINGS_CHUNK = 10_000
+
+
+def heartbeats_since(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -> Pings:
+    """Pings newer than `since_ms`, read in chunks (each one short script); raises on Valkey errors.
+
+    The client never parses a member: 100k pings cost two string joins, and Postgres splits them.
+    """
+    script = scripts(ctx)["pings_since"]
+    ids: list[str] = []
+    ms: list[str] = []
+    count, start, skip, highest = 0, since_ms + 1, 0, since_ms
+    while True:
+        ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, chunk])
+        n = int(n)
+        if n:
+            ids.append(ids_csv.decode() if isinstance(ids_csv, bytes) else str(ids_csv))
+            ms.append(ms_csv.decode() if isinstance(ms_csv, bytes) else str(ms_csv))
+            count += n
+            last_ms = int(float(last))
+            highest = max(highest, last_ms)
+            skip = skip + int(same) if last_ms == start else int(same)
+            start = last_ms
+        if n < chunk:
+            return Pings(",".join(ids), ",".join(ms), count, highest)
 
 
 def online_count(ctx: AppContext) -> int:
@@ -364,67 +418,124 @@ def seed_from_postgres(ctx: AppContext) -> SeedReport:
 
 
 def _temp_keys(ctx: AppContext, token: str) -> list[str]:
-    return [ctx.keys.temp(name, token) for name in (*_MIRROR_NAMES, "union")]
+    return [ctx.keys.temp(name, token) for name in _MIRROR_NAMES]
+
+
+def _retired_keys(ctx: AppContext, token: str) -> list[str]:
+    return [ctx.keys.temp(f"{name}:retired", token) for name in _MIRROR_NAMES]
 
 
 def _drop_temp_keys(ctx: AppContext, token: str) -> None:
-    ctx.valkey.delete(*_temp_keys(ctx, token))
+    ctx.valkey.unlink(*_temp_keys(ctx, token), *_retired_keys(ctx, token))
+
+
+_FILL_KIND = {
+    "online": "set",
+    "deactivated": "set",
+    "used": "hash",
+    "max": "hash",
+    "heartbeat": "zset",
+    "available": "available",
+}
 
 
 def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
+    """Build the temp keys in short steps, merge live pings, measure drift, swap in O(1)."""
     now = ctx.now()
     ttl = ctx.settings.access_token_ttl_seconds
     with ctx.db.transaction() as tx:
         # One consistent snapshot of mitras, sessions, config and revocations.
         tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        rows = truth.mirrored_mitras(tx)
+        chunks = truth.seed_chunks(tx, SEED_CHUNK)
         default = truth.default_max(tx)
         revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
 
-    temp = dict(zip((*_MIRROR_NAMES, "union"), _temp_keys(ctx, token), strict=True))
+    k = ctx.keys
+    temp = dict(zip(_MIRROR_NAMES, _temp_keys(ctx, token), strict=True))
+    live = dict(
+        zip(
+            _MIRROR_NAMES,
+            [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config],
+            strict=True,
+        )
+    )
     _drop_temp_keys(ctx, token)
+    fill = scripts(ctx)["seed_fill"]
+    counts: dict[str, int] = {}
+    for chunk in chunks:  # one short script per chunk (a cluster pipeline cannot carry scripts)
+        counts[chunk.kind] = counts.get(chunk.kind, 0) + chunk.count
+        if chunk.kind in _FILL_KIND:
+            fill(keys=[temp[chunk.kind], temp["ring"]], args=[_FILL_KIND[chunk.kind], chunk.ids_csv, chunk.values_csv])
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
-    online_ids = [r.id for r in rows if r.online]
-    _chunked(pipe.sadd, temp["online"], online_ids)
-    _chunked(pipe.sadd, temp["deactivated"], [r.id for r in rows if not r.active])
-    _chunked_hset(pipe, temp["used"], {r.id: r.used for r in rows if r.used > 0})
-    _chunked_hset(pipe, temp["max"], {r.id: r.max_override for r in rows if r.max_override is not None})
-    _chunked_zadd(pipe, temp["heartbeat"], {r.id: r.heartbeat_ms for r in rows if r.online})
-    available = {
-        r.id: r.heartbeat_ms for r in rows if truth.is_available(r.online, r.active, r.used, r.max_override, default)
-    }
-    _chunked_zadd(pipe, temp["available"], available)
-    _chunked_zadd(pipe, temp["ring"], dict.fromkeys(available, 0))
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
     now_ms = to_ms(now)
     for sid, revoked_at in revoked:
         remaining = to_ms(revoked_at) + ttl * 1000 - now_ms
         if remaining > 0:
-            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+            pipe.set(k.revoked(sid), "1", px=remaining)
     pipe.execute()
 
-    k = ctx.keys
-    live = [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config]
-    keys = [temp[n] for n in _MIRROR_NAMES] + live + [temp["union"], k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
-    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat()])
+    merged_from = ctx.now_ms() - PING_SKEW_MS
+    _merge_live_pings(ctx, temp, live)
+    had = bool(ctx.valkey.exists(k.seeded))
+    drift = _drift(ctx, temp, live) if had else {}
+
+    keys = [*temp.values(), *live.values(), *_retired_keys(ctx, token), k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
+    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), merged_from])
+    ctx.valkey.unlink(*_retired_keys(ctx, token))  # freed in the background, not inside the swap
     if reply[0] != "ok":
         log.warning("seed lock lost before the swap; another seed wins")
         return SeedReport(ran=False)
-    had = int(reply[1]) == 1
-    drift = dict(zip(("online", "deactivated", "used", "max", "available"), map(int, reply[2:7]), strict=True))
-    dirty = [str(x) for x in reply[7:]]
+    dirty = [str(x) for x in reply[2:]]
     report = SeedReport(
         ran=True,
-        mitras=len(rows),
-        online=len(online_ids),
+        mitras=counts.get("mitras", 0),
+        online=counts.get("online", 0),
         revocations=len(revoked),
-        first_seed=not had,
-        drift=drift if had else {},
+        first_seed=int(reply[1]) != 1,
+        drift=drift,
     )
     report.resynced = _resync(ctx, dirty)
     log.info("availability mirror seeded", extra=report.to_json())
     return report
+
+
+def _merge_live_pings(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> None:
+    """Raise temp heartbeat/available scores to newer live pings, one SSCAN slice per call."""
+    merge = scripts(ctx)["seed_merge_pings"]
+    keys = [temp["online"], temp["heartbeat"], temp["available"], live["heartbeat"]]
+    cursor = "0"
+    while True:
+        cursor = str(merge(keys=keys, args=[cursor, SEED_CHUNK]))
+        if cursor == "0":
+            return
+
+
+def _drift(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> dict[str, int]:
+    """What the swap is about to heal, per structure (measured just before the swap)."""
+    compare = scripts(ctx)["seed_drift"]
+    out: dict[str, int] = {}
+    for name, kind in (
+        ("online", "set"),
+        ("deactivated", "set"),
+        ("used", "hash"),
+        ("max", "hash"),
+        ("available", "zset"),
+    ):
+        seen = both = equal = 0
+        cursor = "0"
+        while True:
+            nxt, n, b, e = compare(keys=[temp[name], live[name]], args=[kind, cursor, SEED_CHUNK])
+            seen, both, equal, cursor = seen + int(n), both + int(b), equal + int(e), str(nxt)
+            if cursor == "0":
+                break
+        live_size = {"set": ctx.valkey.scard, "hash": ctx.valkey.hlen, "zset": ctx.valkey.zcard}[kind](live[name])
+        if kind == "hash":  # a field present on both sides with another value counts once
+            out[name] = (int(live_size) - equal) + (seen - both)
+        else:
+            out[name] = seen + int(live_size) - 2 * both
+    return out
 
 
 def _resync(ctx: AppContext, dirty: list[str]) -> int:
@@ -440,24 +551,3 @@ def _resync(ctx: AppContext, dirty: list[str]) -> int:
     for row in rows:
         sync(ctx, row)
     return len(dirty)
-
-
-def _chunked(method: Any, key: str, members: list[str]) -> None:
-    for i in range(0, len(members), SEED_BATCH):
-        method(key, *members[i : i + SEED_BATCH])
-
-
-def _batches(mapping: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    items = list(mapping.items())
-    for i in range(0, len(items), SEED_BATCH):
-        yield dict(items[i : i + SEED_BATCH])
-
-
-def _chunked_hset(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
-    for chunk in _batches(mapping):
-        pipe.hset(key, mapping=chunk)
-
-
-def _chunked_zadd(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
-    for chunk in _batches(mapping):
-        pipe.zadd(key, chunk)

@@ -1,9 +1,10 @@
 """What Postgres says about availability: the truth the mirror is derived from, and the
 fallback queries that answer every mirror read when Valkey is down or not seeded.
 
-Read-model SQL over `mitras`, `chat_sessions`, `pairing_offers`, `app_config` and
+Read-model SQL over `mitras`, `mitra_pings`, `chat_sessions`, `pairing_offers`, `app_config` and
 `auth_sessions`; nothing here writes. Each fallback answers the same question as its
-Valkey read: fresh = last_heartbeat_at > now - MITRA_HEARTBEAT_STALE_SECONDS,
+Valkey read: fresh = last ping (the later of mitras.last_heartbeat_at and mitra_pings.at)
+> now - MITRA_HEARTBEAT_STALE_SECONDS,
 available = online and active and used < max (override, else the app_config default).
 """
 
@@ -20,10 +21,11 @@ OPEN_STATUSES = ("active", "pending_payment")
 # Used capacity of mitra m, derived from chat_sessions (never bookkept).
 _USED = "(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status IN ('active', 'pending_payment'))"
 _DEFAULT_MAX = "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1)"
-_AVAILABLE = (
-    f"m.is_online AND m.is_active AND m.last_heartbeat_at > :cutoff"
-    f" AND {_USED} < COALESCE(m.max_concurrent_sessions, {_DEFAULT_MAX})"
-)
+# A mitra's last ping: the later of the one written with its row (going online, auto-offline,
+# the Postgres heartbeat fallback) and the one the heartbeat-mirror sweep keeps in mitra_pings.
+_LAST_PING = "GREATEST(m.last_heartbeat_at, (SELECT p.at FROM mitra_pings p WHERE p.mitra_id = m.id))"
+_REACHABLE = f"m.is_online AND m.is_active AND {_LAST_PING} > :cutoff"
+_AVAILABLE = f"{_REACHABLE} AND {_USED} < COALESCE(m.max_concurrent_sessions, {_DEFAULT_MAX})"
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,17 @@ def _truth(row: dict[str, Any]) -> MitraTruth:
     )
 
 
-_COLUMNS = "m.id, m.is_online, m.is_active, m.max_concurrent_sessions, m.last_heartbeat_at"
+_COLUMNS = (
+    "m.id, m.is_online, m.is_active, m.max_concurrent_sessions,"
+    " GREATEST(m.last_heartbeat_at, p.at) AS last_heartbeat_at"
+)
+_WITH_PINGS = "mitras m LEFT JOIN mitra_pings p ON p.mitra_id = m.id"
 
 
 def mitras_by_id(tx: Tx, ids: list[str]) -> list[MitraTruth]:
     """The truth of the given mitras (unknown ids are simply absent)."""
     rows = tx.rows(
-        f"SELECT {_COLUMNS}, {_USED} AS used FROM mitras m WHERE m.id = ANY(CAST(:ids AS uuid[]))",  # noqa: S608 (constant SQL)
+        f"SELECT {_COLUMNS}, {_USED} AS used FROM {_WITH_PINGS} WHERE m.id = ANY(CAST(:ids AS uuid[]))",  # noqa: S608 (constant SQL)
         ids=ids,
     )
     return [_truth(r) for r in rows]
@@ -78,7 +84,7 @@ def mitras_by_id(tx: Tx, ids: list[str]) -> list[MitraTruth]:
 _MIRRORED_SQL = (
     "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
     "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id)"
-    f" SELECT {_COLUMNS}, COALESCE(u.n, 0) AS used FROM mitras m LEFT JOIN u ON u.mitra_id = m.id"
+    f" SELECT {_COLUMNS}, COALESCE(u.n, 0) AS used FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
     " WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL"
 )
 
@@ -86,6 +92,50 @@ _MIRRORED_SQL = (
 def mirrored_mitras(tx: Tx) -> list[MitraTruth]:
     """Every mitra that leaves a trace in the mirror (online, deactivated, override or used > 0)."""
     return [_truth(r) for r in tx.rows(_MIRRORED_SQL)]
+
+
+@dataclass(frozen=True)
+class SeedChunk:
+    """Part of one mirror structure for the seed: members and values as comma-separated strings."""
+
+    kind: str  # online | deactivated | used | max | heartbeat | available
+    ids_csv: str
+    values_csv: str
+    count: int
+
+
+# The seed's whole snapshot, aggregated by Postgres into chunks of comma-separated strings, so
+# the client neither parses 100k rows nor encodes 100k arguments. Scores are epoch ms (floor).
+_SEED_CHUNKS_SQL = (
+    "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
+    "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id),"
+    " t AS (SELECT m.id::text AS id, m.is_online AS online, m.is_active AS active, COALESCE(u.n, 0) AS used,"
+    "       m.max_concurrent_sessions AS mx,"
+    "       COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
+    f"      FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
+    "       WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL),"
+    f" d AS (SELECT {_DEFAULT_MAX} AS dmax),"
+    " e AS (SELECT 'mitras' AS kind, NULL::text AS id, NULL::text AS val FROM t"
+    "       UNION ALL SELECT 'online', id, NULL FROM t WHERE online"
+    "       UNION ALL SELECT 'deactivated', id, NULL FROM t WHERE NOT active"
+    "       UNION ALL SELECT 'used', id, used::text FROM t WHERE used > 0"
+    "       UNION ALL SELECT 'max', id, mx::text FROM t WHERE mx IS NOT NULL"
+    "       UNION ALL SELECT 'heartbeat', id, ms::text FROM t WHERE online"
+    "       UNION ALL SELECT 'available', id, ms::text FROM t, d"
+    "                 WHERE online AND active AND used < COALESCE(mx, d.dmax))"
+    " SELECT kind, COALESCE(string_agg(id, ','), '') AS ids, COALESCE(string_agg(val, ','), '') AS vals,"
+    "        count(*) AS n"
+    " FROM (SELECT kind, id, val, (row_number() OVER (PARTITION BY kind) - 1) / :chunk AS c FROM e) x"
+    " GROUP BY kind, c"
+)
+
+
+def seed_chunks(tx: Tx, chunk: int) -> list[SeedChunk]:
+    """What mirrored_mitras holds, as chunks of at most `chunk` members per mirror structure."""
+    return [
+        SeedChunk(str(r["kind"]), str(r["ids"]), str(r["vals"]), int(r["n"]))
+        for r in tx.rows(_SEED_CHUNKS_SQL, chunk=chunk)
+    ]
 
 
 def default_max(tx: Tx) -> int:
@@ -125,8 +175,7 @@ def is_reachable(tx: Tx, mitra_id: str, cutoff: datetime) -> bool:
     """Online, active and with a fresh heartbeat."""
     return bool(
         tx.scalar(
-            "SELECT EXISTS (SELECT 1 FROM mitras WHERE id = CAST(:id AS uuid)"
-            " AND is_online AND is_active AND last_heartbeat_at > :cutoff)",
+            f"SELECT EXISTS (SELECT 1 FROM mitras m WHERE m.id = CAST(:id AS uuid) AND {_REACHABLE})",  # noqa: S608
             id=mitra_id,
             cutoff=cutoff,
         )

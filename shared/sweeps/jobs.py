@@ -4,8 +4,10 @@
   mitra). Any Valkey error, or a mirror that is not seeded, aborts the pass before Postgres
   is touched: a Valkey hiccup must never mass-offline from a Postgres scan. A breaker offlines
   nobody when too many online mitras look stale at once (the fault is upstream).
-- heartbeat-mirror: pings newer than the watermark go to `mitras.last_heartbeat_at` in one
-  `UPDATE … FROM unnest(…)` statement that never moves a timestamp backwards.
+- heartbeat-mirror: pings newer than the watermark, read in short chunks, go to the narrow
+  `mitra_pings` table in one `INSERT … SELECT unnest(…) ON CONFLICT DO UPDATE` statement that
+  never moves a timestamp backwards (a mitra's last ping is the later of mitra_pings.at and
+  mitras.last_heartbeat_at).
 - availability-reseed: the atomic reseed, reporting the drift it healed.
 - session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
 """
@@ -21,6 +23,7 @@ from typing import Any
 from shared import availability
 from shared.config import Settings
 from shared.context import AppContext
+from shared.sweeps import runner
 from shared.sweeps.runner import PassResult, Sweep
 from shared.valkey import VALKEY_ERRORS
 
@@ -34,13 +37,14 @@ MAX_STALE_PER_PASS = 10_000
 _OFFLINE_STALE = """
 WITH stale AS (
     SELECT id, to_timestamp(ms / 1000.0) AS ping
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS s(id, ms)
+    FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS s(id, ms)
 ), offlined AS (
     UPDATE mitras AS m
     SET is_online = false, updated_at = :now,
         last_heartbeat_at = GREATEST(m.last_heartbeat_at, stale.ping)
     FROM stale
-    WHERE m.id = stale.id AND m.is_online
+    -- The id list again, as an index condition: without it the planner hashes every mitra.
+    WHERE m.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND m.id = stale.id AND m.is_online
     RETURNING m.id, m.last_heartbeat_at
 )
 INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
@@ -49,11 +53,15 @@ FROM offlined
 RETURNING mitra_id
 """
 
+# One upsert into the narrow pings table (HOT updates: its key never changes). The pings
+# arrive as two comma-separated strings, one compact parameter each, split by Postgres:
+# encoding 100k-element arrays in the client cost more than the write.
 _MIRROR_HEARTBEATS = """
-UPDATE mitras AS m
-SET last_heartbeat_at = to_timestamp(u.ms / 1000.0)
-FROM unnest(CAST(:ids AS uuid[]), CAST(:ms AS bigint[])) AS u(id, ms)
-WHERE m.id = u.id AND (m.last_heartbeat_at IS NULL OR m.last_heartbeat_at < to_timestamp(u.ms / 1000.0))
+INSERT INTO mitra_pings AS p (mitra_id, at)
+SELECT u.id, to_timestamp(u.ms / 1000.0)
+FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
+JOIN mitras m ON m.id = u.id
+ON CONFLICT (mitra_id) DO UPDATE SET at = EXCLUDED.at WHERE p.at < EXCLUDED.at
 """
 
 
@@ -88,8 +96,9 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
         )
         return {"offlined": 0, "stale": len(stale), "breaker_open": True}
     now = ctx.now()
-    with ctx.db.transaction() as tx:
-        rows = tx.rows(_OFFLINE_STALE, ids=[mid for mid, _ in stale], ms=[ms for _, ms in stale], now=now, actor=ACTOR)
+    ids, pings = ",".join(mid for mid, _ in stale), ",".join(str(ms) for _, ms in stale)
+    with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
+        rows = tx.rows(_OFFLINE_STALE, ids=ids, ms=pings, now=now, actor=ACTOR)
         tx.commit()
     offlined = [str(r["mitra_id"]) for r in rows]
     # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
@@ -112,16 +121,15 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
     except VALKEY_ERRORS as exc:
         log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
         return {"mirrored": 0, "aborted": 1}
-    if not pings:
+    if not pings.count:
         return {"mirrored": 0}
-    with ctx.db.transaction() as tx:
-        changed = tx.execute(_MIRROR_HEARTBEATS, ids=[mid for mid, _ in pings], ms=[ms for _, ms in pings])
+    with runner.pass_transaction(ctx) as tx:
+        changed = tx.execute(_MIRROR_HEARTBEATS, ids=pings.ids_csv, ms=pings.ms_csv)
         tx.commit()
-    highest = max(ms for _, ms in pings)
     with contextlib.suppress(*VALKEY_ERRORS):
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
-        ctx.valkey.set(ctx.keys.heartbeat_watermark, highest)
-    return {"mirrored": changed, "read": len(pings)}
+        ctx.valkey.set(ctx.keys.heartbeat_watermark, pings.highest_ms)
+    return {"mirrored": changed, "read": pings.count}
 
 
 def reseed_pass(ctx: AppContext) -> PassResult:

@@ -7,26 +7,46 @@
   that finished, or that is still running, does nothing. A run that failed (or was cut off)
   can be taken over by the retry.
 - Instances overlap: each pass runs under a Postgres advisory lock for that sweep, so two
-  invocations never run a pass at the same time, and every pass is idempotent.
+  invocations never run a pass at the same time, and every pass is idempotent. The lock is
+  transaction-scoped and the pass writes through that same transaction
+  (`pass_transaction`), so a pass holds one connection, not two; committing its write ends
+  the lock, and what follows the commit (the mirror step) is idempotent on its own.
 - The whole invocation stays inside the function timeout: no pass starts when the remaining
   budget is shorter than the longest pass seen so far.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from shared.context import AppContext
+from shared.db import Tx
 
 log = logging.getLogger(__name__)
 
 PassResult = dict[str, Any]
+
+# The transaction holding the running pass's advisory lock (None outside run_locked_pass).
+_lock_tx: ContextVar[Tx | None] = ContextVar("sweep_lock_tx", default=None)
+
+
+@contextlib.contextmanager
+def pass_transaction(ctx: AppContext) -> Iterator[Tx]:
+    """The transaction that holds this pass's lock (committing it ends the lock), else a new one."""
+    held = _lock_tx.get()
+    if held is not None and not held.committed:
+        yield held
+        return
+    with ctx.db.transaction() as tx:
+        yield tx
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,11 @@ def run_locked_pass(ctx: AppContext, sweep: Sweep) -> PassResult | None:
         # Transaction-scoped: released by the rollback at the end of this block, even on error.
         if not lock_tx.scalar("SELECT pg_try_advisory_xact_lock(hashtext(:k))", k=f"sweep:{sweep.name}"):
             return None
-        return sweep.run_pass(ctx)
+        token = _lock_tx.set(lock_tx)
+        try:
+            return sweep.run_pass(ctx)
+        finally:
+            _lock_tx.reset(token)
 
 
 def _merge(totals: PassResult, result: PassResult) -> None:

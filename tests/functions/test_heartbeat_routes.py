@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from shared import availability
 from shared.context import AppContext
 from tests import apps, mirror_state
@@ -118,3 +122,20 @@ def test_heartbeat_bundle_imports_no_push_or_scheduler_sdk(isolated_ctx: AppCont
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_successful_heartbeat_writes_no_access_line_but_a_rejected_one_does(
+    isolated_ctx: AppContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    mitra = new_mitra(ctx)
+    h = bearer(mitra_token(ctx, mitra)[0])
+    assert apps.client("mitra_status_online").post("/api/mitra/status/online", headers=h).status_code == 200
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bestie.http"):
+        assert apps.client("mitra_status_heartbeat").post("/api/mitra/status/heartbeat", headers=h).status_code == 200
+        assert apps.client("mitra_status_heartbeat").post("/api/mitra/status/heartbeat").status_code == 401
+        assert apps.client("mitra_status_get").get("/api/mitra/status", headers=h).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "bestie.http" and r.levelno >= logging.INFO]
+    assert lines == ["POST /api/mitra/status/heartbeat -> 401", "GET /api/mitra/status -> 200"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from shared import availability
 from shared.auth.principal import Principal
+from shared.availability import mirror
 from shared.context import AppContext
 from tests import mirror_state
 from tests.helpers import FakeClock, on_both_topologies
@@ -136,4 +140,44 @@ def test_a_flushed_mirror_answers_from_postgres_then_reseeds_to_equality(mirror_
     ctx.valkey.flushall()
     assert availability.count_available(ctx)["source"] == "postgres"
     assert availability.count_available(ctx)["source"] == "mirror"
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def test_find_in_a_mostly_stale_ring_picks_only_fresh_mitras_and_never_excluded_ones(isolated_ctx: AppContext) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    ids = sorted(str(uuid.uuid4()) for _ in range(2000))
+    fresh = ids[::40]  # 50 fresh mitras spread over a ring of 2000 (a heartbeat blackout)
+    fresh_ms, stale_ms = ctx.now_ms(), availability.cutoff_ms(ctx) - 1000
+    scores = {mid: stale_ms for mid in ids} | dict.fromkeys(fresh, fresh_ms)
+    ctx.valkey.zadd(ctx.keys.available, scores)
+    ctx.valkey.zadd(ctx.keys.ring, dict.fromkeys(ids, 0))
+    excluded = fresh[:3]
+    seen: set[str] = set()
+    for _ in range(3):
+        picked = availability.find_available_mitras(ctx, 25, excluded)
+        assert len(picked) == len(set(picked)) == 25
+        assert set(picked) <= set(fresh) - set(excluded)
+        seen |= set(picked)
+    assert seen == set(fresh) - set(excluded)  # the rotation still reaches every fresh mitra
+
+
+def test_a_ping_that_lands_while_a_reseed_builds_its_keys_survives_the_swap(
+    isolated_ctx: AppContext, clock: FakeClock, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    m = new_mitra(ctx)
+    availability.set_online(ctx, m, "test")
+    clock.advance(40)
+    measure_drift = mirror._drift
+
+    def ping_then_measure(*args: Any) -> dict[str, int]:  # after the merge, before the swap
+        availability.heartbeat(ctx, Principal("mitra", m, "00000000-0000-0000-0000-000000000000"))
+        return measure_drift(*args)
+
+    monkeypatch.setattr(mirror, "_drift", ping_then_measure)
+    assert availability.seed_from_postgres(ctx).ran
+    assert ctx.valkey.zscore(ctx.keys.heartbeat, m) == ctx.now_ms()
+    assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)

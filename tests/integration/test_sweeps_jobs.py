@@ -11,6 +11,7 @@ import pytest
 
 from shared import availability
 from shared.auth.principal import Principal
+from shared.availability import truth
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
 from tests.helpers import FakeClock, installed, on_both_topologies
@@ -151,13 +152,15 @@ def test_three_concurrent_auto_offline_invocations_end_as_one(seeded, clock):
 
 
 def _statement_counter(ctx: AppContext) -> None:
-    """Count UPDATE statements on mitras on the server (a statement-level trigger)."""
+    """Count statements writing pings (mitra_pings upserts, mitras updates) on the server."""
     with ctx.db.transaction() as tx:
         tx.script("""
             CREATE TABLE stmt_count (n integer NOT NULL);
             INSERT INTO stmt_count VALUES (0);
             CREATE FUNCTION count_stmt() RETURNS trigger LANGUAGE plpgsql AS
               $$ BEGIN UPDATE stmt_count SET n = n + 1; RETURN NULL; END $$;
+            CREATE TRIGGER pings_insert_statements AFTER INSERT ON mitra_pings
+              FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
             CREATE TRIGGER mitras_update_statements AFTER UPDATE ON mitras
               FOR EACH STATEMENT EXECUTE FUNCTION count_stmt();
         """)
@@ -177,7 +180,8 @@ def test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_
 
     assert result == {"mirrored": 12, "read": 12}
     assert seeded.db.scalar("SELECT n FROM stmt_count") == 1
-    stamps = {str(r["id"]): r["last_heartbeat_at"] for r in seeded.db.rows("SELECT id, last_heartbeat_at FROM mitras")}
+    with seeded.db.transaction() as tx:
+        stamps = {row.id: row.last_heartbeat_at for row in truth.mitras_by_id(tx, ids)}
     assert all(stamps[mid] == pinged_at for mid in ids)
 
     assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0}
@@ -185,15 +189,19 @@ def test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_
 
 
 def test_heartbeat_mirror_never_moves_a_timestamp_backwards(seeded, clock):
-    (mid,) = go_online(seeded, 1)
+    a, b = go_online(seeded, 2)
     clock.advance(10)
-    ping(seeded, mid)
+    ping(seeded, a)
+    ping(seeded, b)
     later = clock() + timedelta(minutes=5)
-    with seeded.db.transaction() as tx:  # Postgres already knows a newer ping (e.g. a fallback write)
-        tx.execute("UPDATE mitras SET last_heartbeat_at = :t WHERE id = CAST(:m AS uuid)", t=later, m=mid)
+    with seeded.db.transaction() as tx:  # Postgres already knows newer pings: a pass elsewhere, a fallback write
+        tx.execute("INSERT INTO mitra_pings (mitra_id, at) VALUES (CAST(:m AS uuid), :t)", t=later, m=a)
+        tx.execute("UPDATE mitras SET last_heartbeat_at = :t WHERE id = CAST(:m AS uuid)", t=later, m=b)
         tx.commit()
-    assert jobs.heartbeat_mirror_pass(seeded)["mirrored"] == 0
-    assert seeded.db.scalar("SELECT last_heartbeat_at FROM mitras WHERE id = CAST(:m AS uuid)", m=mid) == later
+    jobs.heartbeat_mirror_pass(seeded)
+    assert seeded.db.scalar("SELECT at FROM mitra_pings WHERE mitra_id = CAST(:m AS uuid)", m=a) == later
+    with seeded.db.transaction() as tx:
+        assert [r.last_heartbeat_at for r in truth.mitras_by_id(tx, [a, b])] == [later, later]
 
 
 def test_three_concurrent_heartbeat_mirror_invocations_end_as_one(seeded, clock):
@@ -203,7 +211,7 @@ def test_three_concurrent_heartbeat_mirror_invocations_end_as_one(seeded, clock)
         ping(seeded, mid)
     results = _invoke_concurrently(seeded, "heartbeat-mirror")
     assert sum(r.get("mirrored", 0) for r in results) == 5
-    assert seeded.db.scalar("SELECT count(*) FROM mitras WHERE last_heartbeat_at = :t", t=clock()) == 5
+    assert seeded.db.scalar("SELECT count(*) FROM mitra_pings WHERE at = :t", t=clock()) == 5
 
 
 @on_both_topologies
@@ -268,3 +276,16 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
     assert expiry_events == Counter(dict.fromkeys(sessions, 1))  # one event per session, no duplicates
     pushed = Counter(token for tokens, _ in sent for token in tokens)
     assert sorted(pushed.values()) == [1, 1, 1, 1]  # one push per customer
+
+
+def test_a_locked_auto_offline_pass_needs_one_database_connection(seeded, clock: FakeClock):
+    _silent, pinging = go_online(seeded, 2)
+    clock.advance(60)
+    ping(seeded, pinging)
+    clock.advance(STALE - 60 + 1)
+    one = replace(seeded.settings, db_pool_size=1, db_pool_timeout_seconds=1)
+    with installed(AppContext(one, clock=clock)) as ctx:  # a second checkout would wait, then fail
+        result = runner.run_locked_pass(ctx, jobs.sweep("auto-offline", ctx.settings))
+        assert result == {"offlined": 1, "stale": 1}
+        assert pg_online(ctx) == {pinging}
+        assert actual(ctx) == expected(ctx)

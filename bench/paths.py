@@ -1,0 +1,211 @@
+"""The availability paths at 1k / 10k / 100k online mitras, in one run on embedded servers:
+
+- heartbeat-mirror: one pass after every online mitra pinged (all pings changed);
+- auto-offline: one locked pass with 1 % of online mitras stale;
+- find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
+  the normal mix (everyone fresh);
+- reseed: the whole seed_from_postgres, and the longest single command Valkey ran during it
+  (SLOWLOG with a 0 µs threshold: a script or command blocks every other client while it runs).
+
+Each figure is the median of `--repeat` runs. Always runs on embedded servers of its own (it
+truncates tables).
+
+    .venv/bin/python -m bench.paths [--sizes 1000,10000,100000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.mirror import _populate
+from infra import embedded, migrate
+from shared.availability import mirror
+from shared.config import Settings
+from shared.context import AppContext
+from shared.sweeps import jobs, runner
+
+FRESH_IN_BLACKOUT = 10
+# After a reseed Valkey frees the retired keys in the background (UNLINK); on a 2-core machine
+# that thread competes with the next measurement, so each one waits for it.
+SETTLE_SECONDS = 1.0
+
+
+def _slowlog_max_ms(ctx: AppContext) -> float:
+    """Longest command in the slow log (all commands are logged), in ms."""
+    entries = ctx.valkey.slowlog_get(100_000)
+    return max((e["duration"] for e in entries), default=0) / 1000
+
+
+@contextmanager
+def _slowlog(ctx: AppContext) -> Iterator[list[float]]:
+    out: list[float] = []
+    ctx.valkey.slowlog_reset()
+    yield out
+    out.append(_slowlog_max_ms(ctx))
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - started) * 1000, result
+
+
+def _all_heartbeats(ctx: AppContext, ms: int) -> None:
+    """Every online mitra pings at `ms` (the mirror's heartbeat and available scores)."""
+    k = ctx.keys
+    ctx.valkey.eval(
+        "local ids = redis.call('ZRANGE', KEYS[1], 0, -1)"
+        " for i = 1, #ids, 1000 do"
+        "   local args = {}"
+        "   for j = i, math.min(i + 999, #ids) do args[#args + 1] = ARGV[1]; args[#args + 1] = ids[j] end"
+        "   redis.call('ZADD', KEYS[1], unpack(args))"
+        "   redis.call('ZADD', KEYS[2], 'XX', unpack(args))"
+        " end return #ids",
+        2,
+        k.heartbeat,
+        k.available,
+        ms,
+    )
+
+
+def _stale_some(ctx: AppContext, keep_fresh: int | None, fraction: float | None, ms: int) -> list[str]:
+    """Make mitras stale (score `ms`): all but `keep_fresh`, or `fraction` of them; return the stale ids."""
+    k = ctx.keys
+    if keep_fresh is not None:  # all of the heartbeat set but `keep_fresh` available ones
+        fresh = {str(i) for i in ctx.valkey.zrange(k.available, 0, keep_fresh - 1)}
+        stale = [str(i) for i in ctx.valkey.zrange(k.heartbeat, 0, -1) if str(i) not in fresh]
+    else:
+        stale = [str(i) for i in ctx.valkey.zrange(k.heartbeat, 0, -1)][:: int(1 / (fraction or 1))]
+    pipe = ctx.valkey.pipeline(transaction=False)
+    for i in range(0, len(stale), 5000):
+        chunk = dict.fromkeys(stale[i : i + 5000], ms)
+        pipe.zadd(k.heartbeat, chunk)
+        pipe.zadd(k.available, chunk, xx=True)
+    pipe.execute()
+    return stale
+
+
+def _reonline(ctx: AppContext) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute("UPDATE mitras SET is_online = true, last_heartbeat_at = now() WHERE NOT is_online")
+        tx.execute("DELETE FROM mitra_status_logs")
+        tx.commit()
+    mirror.seed_from_postgres(ctx)
+    time.sleep(SETTLE_SECONDS)
+
+
+def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
+    """Every path's median at n online mitras."""
+    _populate(ctx, n)
+    with ctx.db.transaction() as tx:  # pings spread over the last 30 s, as a 30 s interval leaves them
+        tx.execute("UPDATE mitras SET last_heartbeat_at = now() - random() * interval '30 s'")
+        tx.commit()
+    ctx.valkey.flushdb()
+    mirror.seed_from_postgres(ctx)
+    out: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        out.setdefault(name, []).append(value)
+
+    # heartbeat-mirror: every online mitra pinged since the last pass.
+    for i in range(repeat):
+        _all_heartbeats(ctx, ctx.now_ms() + i + 1)
+        with _slowlog(ctx) as block:
+            ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
+        assert result["mirrored"] == n, result
+        add("heartbeat_mirror_ms", ms)
+        add("heartbeat_mirror_block_ms", block[0])
+
+    # auto-offline: 1 % stale, through the runner's advisory lock.
+    sweep = jobs.sweep("auto-offline", ctx.settings)
+    for _ in range(repeat):
+        _reonline(ctx)
+        stale = _stale_some(ctx, None, 0.01, ctx.now_ms() - 3_600_000)
+        with _slowlog(ctx) as block:
+            ms, result = _timed(lambda: runner.run_locked_pass(ctx, sweep))
+        assert result is not None and result["offlined"] == len(stale), (result, len(stale))
+        add("auto_offline_ms", ms)
+        add("auto_offline_block_ms", block[0])
+    _reonline(ctx)
+
+    # find_available(25): everyone fresh, then only 10 fresh of n available.
+    for _ in range(repeat * 4):
+        ms, picked = _timed(lambda: mirror.find_available(ctx, 25, []))
+        assert picked is not None and len(picked) == 25
+        add("find_fresh_ms", ms)
+    _stale_some(ctx, FRESH_IN_BLACKOUT, None, ctx.now_ms() - 3_600_000)
+    for _ in range(repeat * 4):
+        with _slowlog(ctx) as block:
+            ms, picked = _timed(lambda: mirror.find_available(ctx, 25, []))
+        assert picked is not None and len(picked) == FRESH_IN_BLACKOUT, picked
+        add("find_blackout_ms", ms)
+        add("find_blackout_block_ms", block[0])
+
+    # reseed: the whole seed, and the longest Valkey command during it.
+    _reonline(ctx)
+    for _ in range(repeat):
+        with _slowlog(ctx) as block:
+            ms, report = _timed(lambda: mirror.seed_from_postgres(ctx))
+        assert report.ran and report.online == n, report
+        add("reseed_ms", ms)
+        add("reseed_block_ms", block[0])
+        time.sleep(SETTLE_SECONDS)
+    return {name: statistics.median(values) for name, values in out.items()}
+
+
+@contextmanager
+def servers() -> Iterator[AppContext]:
+    """A context on embedded Postgres and Valkey of its own (every command in the slow log)."""
+    root = Path(tempfile.mkdtemp(prefix="bench-paths-"))
+    pg = embedded.EmbeddedPostgres(root / "postgres").start()
+    vk = embedded.EmbeddedValkey(root / "valkey").start()
+    try:
+        settings = dataclasses.replace(
+            Settings.from_env(),
+            database_url=pg.url,
+            valkey_url=vk.url,
+            valkey_prefix="bench:",
+            valkey_timeout_seconds=30.0,
+        )
+        ctx = AppContext(settings)
+        migrate.migrate(ctx.db)
+        ctx.valkey.config_set("slowlog-log-slower-than", 0)
+        ctx.valkey.config_set("slowlog-max-len", 200_000)
+        yield ctx
+        ctx.close()
+    finally:
+        vk.stop()
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def measure(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    """{online mitras: {figure: median ms}}."""
+    with servers() as ctx:
+        return {n: run_size(ctx, n, repeat) for n in sizes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    results = measure([int(s) for s in args.sizes.split(",")], args.repeat)
+    names = sorted({name for r in results.values() for name in r})
+    print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
+    for name in names:
+        print(f"{name:<28}" + "".join(f"{results[n][name]:>12.2f}" for n in results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
