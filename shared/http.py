@@ -123,18 +123,8 @@ class ApiRequest:
 
     @property
     def ip(self) -> str:
-        """The client address: X-Forwarded-For counted TRUSTED_PROXY_HOPS from the right.
-
-        An entry that is not an IP address (only possible where no trusted proxy appends one)
-        is ignored in favour of the socket address, so the value is always safe to key and store.
-        """
-        hops = self.ctx.settings.trusted_proxy_hops
-        forwarded = self.raw.headers.get("X-Forwarded-For", "")
-        entries = [e.strip() for e in forwarded.split(",") if e.strip()]
-        if hops and len(entries) >= hops:
-            with contextlib.suppress(ValueError):
-                return str(ipaddress.ip_address(entries[-hops]))
-        return validate.clean_header(self.raw.remote_addr, 64) or "unknown"
+        """The client address: X-Forwarded-For counted TRUSTED_PROXY_HOPS from the right."""
+        return client_ip(self.raw, self.ctx.settings.trusted_proxy_hops)
 
     @property
     def user_agent(self) -> str | None:
@@ -158,6 +148,20 @@ def _request_id(raw: flask.Request) -> str:
     """The caller's X-Request-Id when it is a plain token, else a fresh one (it is echoed and logged)."""
     given = raw.headers.get("X-Request-Id", "")
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def client_ip(raw: flask.Request, hops: int) -> str:
+    """The client address: X-Forwarded-For counted `hops` entries from the right (SPEC §6).
+
+    An entry that is not an IP address (only possible where no trusted proxy appends one)
+    is ignored in favour of the socket address, so the value is always safe to key and store.
+    """
+    forwarded = raw.headers.get("X-Forwarded-For", "")
+    entries = [e.strip() for e in forwarded.split(",") if e.strip()]
+    if hops and len(entries) >= hops:
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(entries[-hops]))
+    return validate.clean_header(raw.remote_addr, 64) or "unknown"
 
 
 def _parse_body(raw: flask.Request, limit: int) -> dict[str, Any]:
@@ -331,7 +335,12 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
                 "status": resp.status_code,
                 "latency_ms": round(latency * 1000, 2),
                 "httpRequest": jsonlog.http_request(
-                    raw.method, raw.url, resp.status_code, latency, raw.headers.get("User-Agent"), raw.remote_addr
+                    raw.method,
+                    raw.url,
+                    resp.status_code,
+                    latency,
+                    raw.headers.get("User-Agent"),
+                    client_ip(raw, ctx.settings.trusted_proxy_hops),
                 ),
             },
         )

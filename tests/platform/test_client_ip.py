@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from shared.keys import Keys
-from tests.platform.standin import Platform
+from tests.platform.standin import Platform, json_lines
 
 CLIENT, SPOOFED = "198.51.100.23", "1.2.3.4"
 
@@ -27,6 +27,8 @@ def test_behind_the_load_balancer_the_function_sees_the_client_not_a_forged_head
         assert client.exists(keys.rate("anon_ip", SPOOFED)) == 0
     finally:
         client.close()
+    access = [e for e in json_lines(platform.log_lines("auth-anonymous")) if "httpRequest" in e]
+    assert access[-1]["httpRequest"]["remoteIp"] == CLIENT  # the access log names the client, not the proxy
 
 
 def test_with_internal_and_gclb_ingress_a_function_url_does_not_answer_the_internet(platform: Platform, platform_plan):
