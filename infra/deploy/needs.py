@@ -1,8 +1,7 @@
 """What each function reads from its environment, derived from its code: no hand-kept lists.
 
 A variable is read by a function when a module its group's `main.py` reaches (the same
-walk `infra/bundle.py` makes, authenticators included only for the function's own auth
-kind) reads the Settings field of that name (`settings.auth_jwt_previous_secrets` reads
+walk `infra/bundle.py` makes) reads the Settings field of that name (`settings.auth_jwt_previous_secrets` reads
 AUTH_JWT_PREVIOUS_SECRETS) or names it in `os.environ` / `os.getenv`. So a function that
 checks JWTs mounts AUTH_JWT_PREVIOUS_SECRETS because the guard reads it, and a variable
 nothing reads is mounted nowhere.
@@ -54,7 +53,7 @@ def _names_in(path: Path) -> set[str]:
 @functools.cache
 def _reads(group: str, auth: str) -> frozenset[str]:
     main_py = bundle.FUNCTIONS_DIR / group / "main.py"
-    modules, _ = bundle.reachable(main_py, {auth})
+    modules, _ = bundle.reachable(main_py)
     files = [main_py]
     for name in modules:
         file = bundle._module_file(name, bundle.SHARED_DIR)
