@@ -83,12 +83,10 @@ def secret_names(fn: manifest.Function, env: Mapping[str, str], configured: Iter
             wanted.discard("DB_PASSWORD")
     else:
         wanted.discard("DB_PASSWORD")
-    if (env.get("OTP_PROVIDER") or "log").strip().lower() != "fazpass":
+    if (env.get("OTP_PROVIDER") or config.default("OTP_PROVIDER")).strip().lower() != "fazpass":
         wanted -= {"FAZPASS_MERCHANT_KEY", "FAZPASS_GATEWAY_KEY"}
     if "VALKEY_CA_CERT" not in set(configured):
         wanted.discard("VALKEY_CA_CERT")
-    # ADMIN_PASSWORD is read by `python -m infra bootstrap-admin`, never by a function.
-    wanted.discard("ADMIN_PASSWORD")
     return sorted(wanted)
 
 
