@@ -37,8 +37,6 @@ SECRET_VARIABLES = (
 # Auth kinds whose guard checks our JWTs (and so needs the signing secret at cold start).
 JWT_AUTH_KINDS = ("customer", "mitra", "cc", "cc_admin", "any")
 
-_SECRET_NAMES = ("SECRET", "PASSWORD", "KEY", "TOKEN")
-
 
 def default(variable: str) -> Any:
     """The default of a setting, by its variable name (the Settings field is the one place)."""
@@ -249,16 +247,6 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
         )
-
-    def redacted(self) -> dict[str, object]:
-        """Return the settings with every secret-looking value masked (safe to log)."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not f.repr or any(word.lower() in f.name for word in _SECRET_NAMES):
-                value = "***" if value else value
-            out[f.name] = value
-        return out
 
 
 # Field name -> default: the one place each default is written (the parser, the deploy's cadence

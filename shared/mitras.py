@@ -69,9 +69,6 @@ def deactivated_since(tx: Tx, since: datetime) -> list[str]:
     return [str(r["id"]) for r in rows]
 
 
-STATUS_EVENTS = ("online", "offline", "auto_offline", "deactivated", "activated", "edited")
-
-
 def get(tx: Tx, mitra_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
     """One mitra row (locked for the transaction when `for_update`)."""
     lock = " FOR UPDATE" if for_update else ""

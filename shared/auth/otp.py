@@ -25,7 +25,6 @@ from shared.errors import ApiError, ConfigError, Forbidden, NotFound, RateLimite
 
 log = logging.getLogger(__name__)
 
-FLOWS = ("customer", "mitra")
 CODE_DIGITS = 6
 HOUR = 3600
 
