@@ -16,7 +16,7 @@ TAG = "{avail}"
 class Keys:
     """Key names under one prefix."""
 
-    prefix: str = "bestie:"
+    prefix: str  # VALKEY_PREFIX (its default lives in shared.config)
 
     def _k(self, suffix: str) -> str:
         return f"{self.prefix}{TAG}:{suffix}"
