@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import embedded, migrate
-from shared.auth import guard, revocation
+from shared.auth import revocation
 from shared.config import Settings
 from shared.context import AppContext
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.valkey.set(ctx.keys.seeded, "bench")
             repair_ms = _median_ms(lambda: revocation.repair(ctx), args.repeat)
             assert revocation.mirror_trusted(ctx)
-            check_ms = _median_ms(lambda sid=live: guard.is_revoked(ctx, sid), args.repeat * 20)
+            check_ms = _median_ms(lambda sid=live: revocation.is_revoked(ctx, sid), args.repeat * 20)
             print(f"{n:>8} {repair_ms:>12.2f} {check_ms:>16.3f}")
         ctx.close()
     finally:

@@ -10,9 +10,8 @@ How the requirements are derived (no hand-kept lists):
 1. Start at `functions/<group>/main.py` and follow every `shared.*` module it reaches.
    All import statements of a module count, wherever they sit: a lazy `import firebase_admin`
    inside a function body is found because the whole syntax tree is walked, not only the
-   top level. String references to our own modules (`"shared.push.fcm:FcmPush"`, the kind a
-   registry hands to `importlib`) count as imports too; the `shared.http.AUTHENTICATORS`
-   registry is the exception, followed only for the auth kinds the group's manifest entries use.
+   top level. Only real import statements count: the code names its modules directly
+   (no registry of module paths in strings), so the walk needs no special cases.
 2. Map each third-party module to the distribution that installed its files in this venv
    (longest package prefix wins, so `google.cloud.scheduler_v1` maps to
    google-cloud-scheduler, not to another `google.*` distribution).
@@ -33,7 +32,6 @@ import argparse
 import ast
 import functools
 import importlib.metadata
-import re
 import shutil
 import site
 import sys
@@ -55,7 +53,6 @@ DEFAULT_OUT = REPO / "build"
 # Always required: the Cloud Functions Python runtime serves the bundle through it.
 ALWAYS = ("functions-framework",)
 
-_MODULE_REF = re.compile(r"^(shared(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*)?$")
 _IGNORED_COPY = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "functions.toml")
 
 
@@ -89,12 +86,11 @@ def _package_of(name: str, path: Path) -> str:
     return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
-def _imports(path: Path, module: str) -> tuple[set[str], set[str]]:
-    """All module names a file imports (at any depth) and its string references to shared modules."""
+def _imports(path: Path, module: str) -> set[str]:
+    """All module names a file imports, at any depth of its syntax tree."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = _package_of(module, path) if module else ""
     found: set[str] = set()
-    refs: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -107,48 +103,27 @@ def _imports(path: Path, module: str) -> tuple[set[str], set[str]]:
             # `from pkg import name` imports pkg and maybe the submodule pkg.name; the name is
             # resolved later, falling back to pkg when it is not a module.
             found.update(f"{base}.{alias.name}" if alias.name != "*" else base for alias in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            match = _MODULE_REF.match(node.value)
-            if match and "." in match.group(1):
-                refs.add(match.group(1))
-    return found, refs
+    return found
 
 
-def _authenticator_modules(auth_kinds: Iterable[str]) -> tuple[set[str], set[str]]:
-    """(modules the given auth kinds load, every module the AUTHENTICATORS registry names)."""
-    from shared.http import AUTHENTICATORS
-
-    every = {target.split(":")[0] for target in AUTHENTICATORS.values()}
-    used = {AUTHENTICATORS[kind].split(":")[0] for kind in auth_kinds if kind in AUTHENTICATORS}
-    return used, every
-
-
-def reachable(
-    main_py: Path, auth_kinds: Iterable[str] = (), shared_dir: Path = SHARED_DIR
-) -> tuple[list[str], set[str]]:
+def reachable(main_py: Path, shared_dir: Path = SHARED_DIR) -> tuple[list[str], set[str]]:
     """The shared modules `main_py` can load, and every third-party module name they import."""
-    used_auth, registry = _authenticator_modules(auth_kinds)
     seen: dict[str, Path] = {}
     external: set[str] = set()
     todo: list[tuple[str, Path]] = [("", main_py)]
-    for name in sorted(used_auth):
-        if (file := _module_file(name, shared_dir)) is None:
-            raise BundleError(f"shared.http.AUTHENTICATORS names {name}, which is not in shared/")
-        todo.append((name, file))
     while todo:
         module, path = todo.pop()
-        imports, refs = _imports(path, module)
-        for name in sorted(imports | (refs - registry)):
+        for name in sorted(_imports(path, module)):
             top = name.split(".")[0]
             if top == "shared":
-                _follow_shared(name, strict=name in imports, origin=path, seen=seen, todo=todo, shared_dir=shared_dir)
+                _follow_shared(name, origin=path, seen=seen, todo=todo, shared_dir=shared_dir)
             elif top and top not in sys.stdlib_module_names and top != "__future__":
                 external.add(name)
     return sorted(seen), external
 
 
 def _follow_shared(
-    name: str, *, strict: bool, origin: Path, seen: dict[str, Path], todo: list[tuple[str, Path]], shared_dir: Path
+    name: str, *, origin: Path, seen: dict[str, Path], todo: list[tuple[str, Path]], shared_dir: Path
 ) -> None:
     """Queue `name` and its parent packages (each runs its __init__ first)."""
     parts = name.split(".")
@@ -156,9 +131,8 @@ def _follow_shared(
         sub = ".".join(parts[:depth])
         file = _module_file(sub, shared_dir)
         if file is None:
-            if not strict or depth == len(parts):
-                # A string that only looks like a module path, or `from shared.x import function`.
-                return
+            if depth == len(parts):
+                return  # `from shared.x import function`: the last part is not a module
             raise BundleError(f"{origin} imports {name}, but {sub} is not in shared/")
         if sub not in seen:
             seen[sub] = file
@@ -262,8 +236,7 @@ def analyse(group: str) -> tuple[list[str], list[str]]:
     main_py = FUNCTIONS_DIR / group / "main.py"
     if not main_py.is_file():
         raise BundleError(f"no such function group: {group}")
-    auth_kinds = {fn.auth for fn in manifest.load().group(group)}
-    modules, external = reachable(main_py, auth_kinds)
+    modules, external = reachable(main_py)
     return requirements_for(external), modules
 
 

@@ -1,7 +1,7 @@
 """Cloud Scheduler jobs for the sweeps, built from the manifest and synced idempotently.
 
 One job per sweep (a manifest entry with `schedule_env`): cron from the sweep's cadence
-(the deployment's value of `schedule_env`, else `schedule_default_seconds`), an HTTP POST to
+(the deployment's value of `schedule_env`, else that setting's default in shared.config), an HTTP POST to
 the sweep's route on its function URL (`https://REGION-PROJECT.cloudfunctions.net/NAME/sweeps/x`)
 with an OIDC token for the scheduler service account and the audience the function checks
 (SCHEDULER_AUDIENCE, the function URL), a retry config and an attempt deadline.
@@ -26,7 +26,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import scheduler_v1
 from google.protobuf import field_mask_pb2
 
-from shared import manifest
+from shared import config, manifest
 
 # The Job fields this tool owns; anything else on an existing job (state, status) is left alone.
 MANAGED_FIELDS = ("description", "schedule", "time_zone", "http_target", "retry_config", "attempt_deadline")
@@ -44,10 +44,7 @@ def cadence_seconds(fn: manifest.Function, env: Mapping[str, str]) -> int:
     """How often the sweep should run: the deployment's value of its schedule_env, else the default."""
     if fn.schedule_env is None:
         raise ValueError(f"{fn.name} is not a sweep (no schedule_env)")
-    raw = env.get(fn.schedule_env) or fn.schedule_default_seconds
-    if raw is None:
-        raise ValueError(f"{fn.name}: set {fn.schedule_env} or schedule_default_seconds")
-    seconds = int(raw)
+    seconds = int(env.get(fn.schedule_env) or config.default(fn.schedule_env))
     if seconds < 1:
         raise ValueError(f"{fn.name}: {fn.schedule_env} must be at least 1 second, got {seconds}")
     return seconds

@@ -25,9 +25,14 @@ def alias(customer_id: str) -> str:
     return f"Customer {digest[:4].upper()}"
 
 
-def mitra_sees_name(ctx: AppContext, tx: Tx | None = None) -> bool:
-    """The current anonymity setting (True: mitras see display names)."""
-    return bool(int(app_config.get(ctx, SETTING, tx)))
+def mitra_sees_name(ctx: AppContext) -> bool:
+    """The current anonymity setting (True: mitras see display names), read on its own."""
+    return bool(int(app_config.get(ctx, SETTING)))
+
+
+def mitra_sees_name_in(tx: Tx) -> bool:
+    """The current anonymity setting, read inside the caller's transaction."""
+    return bool(int(app_config.get_in(tx, SETTING)))
 
 
 def customer_for_mitra(customer_id: Any, display_name: str | None, sees_name: bool) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Runtime-tunable settings stored in Postgres `app_config` (edited by the control center).
 
 Defaults mirror migrations 0002 and 0006 so a missing row never breaks a request. Reads go to Postgres
-(one small indexed query); callers on a hot path cache what they need.
+(one small indexed query); callers on a hot path cache what they need. A read either runs on
+its own (`get(ctx, key)`) or inside the caller's transaction (`get_in(tx, key)`), never both.
 """
 
 from __future__ import annotations
@@ -31,17 +32,26 @@ DEFAULTS: dict[str, int] = {
 }
 
 
-def get_all(ctx: AppContext, tx: Tx | None = None) -> dict[str, Any]:
-    """Every key with its current value (defaults filled in)."""
-    sql = "SELECT key, value FROM app_config"
-    rows = tx.rows(sql) if tx else ctx.db.rows(sql)
+_GET = "SELECT value FROM app_config WHERE key = :k"
+
+
+def get_all(ctx: AppContext) -> dict[str, Any]:
+    """Every key with its current value (defaults filled in), read on its own."""
+    rows = ctx.db.rows("SELECT key, value FROM app_config")
     return {**DEFAULTS, **{r["key"]: r["value"] for r in rows}}
 
 
-def get(ctx: AppContext, key: str, tx: Tx | None = None) -> Any:
-    """One key's value (its default when the row is missing)."""
-    sql = "SELECT value FROM app_config WHERE key = :k"
-    row = tx.one(sql, k=key) if tx else ctx.db.one(sql, k=key)
+def get(ctx: AppContext, key: str) -> Any:
+    """One key's value (its default when the row is missing), read on its own."""
+    return _value(key, ctx.db.one(_GET, k=key))
+
+
+def get_in(tx: Tx, key: str) -> Any:
+    """One key's value read inside the caller's transaction."""
+    return _value(key, tx.one(_GET, k=key))
+
+
+def _value(key: str, row: Any) -> Any:
     return row["value"] if row else DEFAULTS.get(key)
 
 

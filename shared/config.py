@@ -2,7 +2,8 @@
 
 `load(required=...)` is called by every entry point module at import time, so a missing
 required secret fails the cold start with a message naming the variable, instead of failing
-the first request. Values are parsed and range-checked here, once.
+the first request. Values are parsed and range-checked here, once, and each default is
+written once: on its Settings field (`default("NAME")` reads it, for the deploy tooling).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from shared.errors import ConfigError
 
@@ -31,24 +33,29 @@ SECRET_VARIABLES = (
     "OTP_HMAC_SECRET",
     "FAZPASS_MERCHANT_KEY",
     "FAZPASS_GATEWAY_KEY",
-    "ADMIN_PASSWORD",
 )
 # Auth kinds whose guard checks our JWTs (and so needs the signing secret at cold start).
 JWT_AUTH_KINDS = ("customer", "mitra", "cc", "cc_admin", "any")
 
-_SECRET_NAMES = ("SECRET", "PASSWORD", "KEY", "TOKEN")
+
+def default(variable: str) -> Any:
+    """The default of a setting, by its variable name (the Settings field is the one place)."""
+    try:
+        return _DEFAULTS[variable.lower()]
+    except KeyError:
+        raise ConfigError(f"{variable} is not a setting (no field of shared.config.Settings)") from None
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    """Read one variable; empty strings count as unset."""
+def _env(name: str) -> str | None:
+    """Read one variable, else its default; empty strings count as unset."""
     value = _current.get(name)
-    return value if value not in (None, "") else default
+    return value if value not in (None, "") else default(name)
 
 
-def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
+def _int(name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = _current.get(name)
+    if not raw:
+        return int(default(name))
     try:
         value = int(raw)
     except ValueError:
@@ -58,10 +65,10 @@ def _int(name: str, default: int, *, minimum: int = 0, maximum: int | None = Non
     return value
 
 
-def _float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
-    raw = _env(name)
-    if raw is None:
-        return default
+def _float(name: str, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    raw = _current.get(name)
+    if not raw:
+        return float(default(name))
     try:
         value = float(raw)
     except ValueError:
@@ -71,10 +78,10 @@ def _float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 
     return value
 
 
-def _bool(name: str, default: bool = False) -> bool:
-    raw = _env(name)
-    if raw is None:
-        return default
+def _bool(name: str) -> bool:
+    raw = _current.get(name)
+    if not raw:
+        return bool(default(name))
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
     if raw.lower() in ("0", "false", "no", "off"):
@@ -83,7 +90,7 @@ def _bool(name: str, default: bool = False) -> bool:
 
 
 def _list(name: str) -> tuple[str, ...]:
-    raw = _env(name) or ""
+    raw = _current.get(name) or ""
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
@@ -135,13 +142,9 @@ class Settings:
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     apple_services_id: str | None = None
     apple_bundle_ids: tuple[str, ...] = ()
-    apple_team_id: str | None = None
-    apple_key_id: str | None = None
     apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
     apple_issuer: str = "https://appleid.apple.com"
     # Control center
-    admin_email: str | None = None
-    admin_password: str | None = field(default=None, repr=False)
     cc_origin: str | None = None
     # Availability / pairing
     mitra_heartbeat_stale_seconds: int = 90
@@ -180,10 +183,10 @@ class Settings:
         _check_scheme("DATABASE_URL", ("postgresql://", "postgres://"))
         _check_scheme("VALKEY_URL", ("redis://", "rediss://"))
         _check_valkey_tls()
-        prefix = _env("VALKEY_PREFIX", "bestie:") or ""
+        prefix = _env("VALKEY_PREFIX") or ""
         if "{" in prefix or "}" in prefix:
             raise ConfigError("VALKEY_PREFIX must not contain '{' or '}' (it would change the hash tag)")
-        sweep_auth = (_env("SWEEP_AUTH", "oidc") or "oidc").lower()
+        sweep_auth = (_env("SWEEP_AUTH") or "").lower()
         if sweep_auth not in ("oidc", "none"):
             raise ConfigError(f"SWEEP_AUTH must be 'oidc' or 'none', got {sweep_auth!r}")
         enable_test = _bool("ENABLE_TEST_ENDPOINTS")
@@ -196,68 +199,59 @@ class Settings:
             db_name=_env("DB_NAME"),
             db_password=_env("DB_PASSWORD"),
             db_iam_auth=_bool("DB_IAM_AUTH"),
-            db_pool_size=_int("DB_POOL_SIZE", 10, minimum=1, maximum=200),
-            db_pool_timeout_seconds=_int("DB_POOL_TIMEOUT_SECONDS", 5, minimum=1, maximum=120),
-            db_statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000, minimum=0),
+            db_pool_size=_int("DB_POOL_SIZE", minimum=1, maximum=200),
+            db_pool_timeout_seconds=_int("DB_POOL_TIMEOUT_SECONDS", minimum=1, maximum=120),
+            db_statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", minimum=0),
             valkey_url=_env("VALKEY_URL"),
             valkey_cluster=_bool("VALKEY_CLUSTER"),
             valkey_prefix=prefix,
-            valkey_timeout_seconds=_float("VALKEY_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60.0),
+            valkey_timeout_seconds=_float("VALKEY_TIMEOUT_SECONDS", minimum=0.05, maximum=60.0),
             valkey_ca_cert=_env("VALKEY_CA_CERT"),
             valkey_ca_file=_env("VALKEY_CA_FILE"),
             auth_jwt_secret=_env("AUTH_JWT_SECRET"),
             auth_jwt_previous_secrets=_list("AUTH_JWT_PREVIOUS_SECRETS"),
-            auth_jwt_issuer=_env("AUTH_JWT_ISSUER", "bestie") or "bestie",
-            access_token_ttl_seconds=_int("ACCESS_TOKEN_TTL_SECONDS", 3600, minimum=30, maximum=86400),
-            refresh_token_ttl_days=_int("REFRESH_TOKEN_TTL_DAYS", 30, minimum=1, maximum=365),
-            refresh_reuse_grace_seconds=_int("REFRESH_REUSE_GRACE_SECONDS", 10, minimum=0, maximum=300),
-            otp_provider=(_env("OTP_PROVIDER", "log") or "log").lower(),
+            auth_jwt_issuer=_env("AUTH_JWT_ISSUER") or "",
+            access_token_ttl_seconds=_int("ACCESS_TOKEN_TTL_SECONDS", minimum=30, maximum=86400),
+            refresh_token_ttl_days=_int("REFRESH_TOKEN_TTL_DAYS", minimum=1, maximum=365),
+            refresh_reuse_grace_seconds=_int("REFRESH_REUSE_GRACE_SECONDS", minimum=0, maximum=300),
+            otp_provider=(_env("OTP_PROVIDER") or "").lower(),
             otp_hmac_secret=_env("OTP_HMAC_SECRET"),
-            fazpass_base_url=_env("FAZPASS_BASE_URL", "https://api.fazpass.com") or "",
+            fazpass_base_url=_env("FAZPASS_BASE_URL") or "",
             fazpass_merchant_key=_env("FAZPASS_MERCHANT_KEY"),
             fazpass_gateway_key=_env("FAZPASS_GATEWAY_KEY"),
-            fazpass_timeout_seconds=_float("FAZPASS_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0),
-            push_provider=(_env("PUSH_PROVIDER", "log") or "log").lower(),
+            fazpass_timeout_seconds=_float("FAZPASS_TIMEOUT_SECONDS", minimum=0.1, maximum=60.0),
+            push_provider=(_env("PUSH_PROVIDER") or "").lower(),
             fcm_project_id=_env("FCM_PROJECT_ID"),
             google_oauth_client_ids=_list("GOOGLE_OAUTH_CLIENT_IDS"),
-            google_certs_url=_env("GOOGLE_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs") or "",
+            google_certs_url=_env("GOOGLE_CERTS_URL") or "",
             apple_services_id=_env("APPLE_SERVICES_ID"),
             apple_bundle_ids=_list("APPLE_BUNDLE_IDS"),
-            apple_team_id=_env("APPLE_TEAM_ID"),
-            apple_key_id=_env("APPLE_KEY_ID"),
-            apple_jwks_url=_env("APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys") or "",
-            apple_issuer=_env("APPLE_ISSUER", "https://appleid.apple.com") or "",
-            admin_email=_env("ADMIN_EMAIL"),
-            admin_password=_env("ADMIN_PASSWORD"),
+            apple_jwks_url=_env("APPLE_JWKS_URL") or "",
+            apple_issuer=_env("APPLE_ISSUER") or "",
             cc_origin=_env("CC_ORIGIN"),
-            mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", 90, minimum=5),
-            pairing_blast_size=_int("PAIRING_BLAST_SIZE", 25, minimum=1, maximum=500),
-            pairing_timeout_seconds=_int("PAIRING_TIMEOUT_SECONDS", 120, minimum=5),
-            payment_timeout_seconds=_int("PAYMENT_TIMEOUT_SECONDS", 600, minimum=10),
-            mitra_auto_offline_sweep_seconds=_int("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", 30, minimum=1),
-            heartbeat_mirror_interval_seconds=_int("HEARTBEAT_MIRROR_INTERVAL_SECONDS", 60, minimum=1),
-            valkey_online_mirror_sweep_seconds=_int("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", 300, minimum=1),
-            session_expiry_sweep_seconds=_int("SESSION_EXPIRY_SWEEP_SECONDS", 30, minimum=1),
-            auto_offline_max_fraction=_float("AUTO_OFFLINE_MAX_FRACTION", 0.5),
-            auto_offline_breaker_min=_int("AUTO_OFFLINE_BREAKER_MIN", 20, minimum=0),
+            mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", minimum=5),
+            pairing_blast_size=_int("PAIRING_BLAST_SIZE", minimum=1, maximum=500),
+            pairing_timeout_seconds=_int("PAIRING_TIMEOUT_SECONDS", minimum=5),
+            payment_timeout_seconds=_int("PAYMENT_TIMEOUT_SECONDS", minimum=10),
+            mitra_auto_offline_sweep_seconds=_int("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", minimum=1),
+            heartbeat_mirror_interval_seconds=_int("HEARTBEAT_MIRROR_INTERVAL_SECONDS", minimum=1),
+            valkey_online_mirror_sweep_seconds=_int("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", minimum=1),
+            session_expiry_sweep_seconds=_int("SESSION_EXPIRY_SWEEP_SECONDS", minimum=1),
+            auto_offline_max_fraction=_float("AUTO_OFFLINE_MAX_FRACTION"),
+            auto_offline_breaker_min=_int("AUTO_OFFLINE_BREAKER_MIN", minimum=0),
             sweep_auth=sweep_auth,
             scheduler_audience=_env("SCHEDULER_AUDIENCE"),
             scheduler_service_account=_env("SCHEDULER_SERVICE_ACCOUNT"),
             enable_test_endpoints=enable_test,
-            trusted_proxy_hops=_int("TRUSTED_PROXY_HOPS", 1, minimum=0, maximum=10),
-            max_body_bytes=_int("MAX_BODY_BYTES", 64 * 1024, minimum=1024, maximum=10 * 1024 * 1024),
+            trusted_proxy_hops=_int("TRUSTED_PROXY_HOPS", minimum=0, maximum=10),
+            max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
         )
 
-    def redacted(self) -> dict[str, object]:
-        """Return the settings with every secret-looking value masked (safe to log)."""
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not f.repr or any(word.lower() in f.name for word in _SECRET_NAMES):
-                value = "***" if value else value
-            out[f.name] = value
-        return out
+
+# Field name -> default: the one place each default is written (the parser, the deploy's cadence
+# of a sweep and the README all take it from here).
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 
 
 def _check_scheme(name: str, schemes: tuple[str, ...]) -> None:
@@ -313,7 +307,7 @@ def required_for(auth: str, env: Mapping[str, str] | None = None) -> tuple[str, 
 def _check_required(required: Sequence[str]) -> None:
     for spec in required:
         names = spec.split("|")
-        if not any(_env(name) for name in names):
+        if not any(_current.get(name) for name in names):
             label = " or ".join(names)
             raise ConfigError(f"missing required environment variable {label}")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import ipaddress
 import json
 import logging
@@ -29,17 +28,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import flask
 from werkzeug.exceptions import HTTPException
 
 from shared import config, context, manifest, validate
 from shared import log as jsonlog
+from shared.auth import guard
 from shared.context import AppContext
 from shared.errors import (
     ApiError,
     BadRequest,
+    ConfigError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -48,17 +49,6 @@ from shared.errors import (
 )
 
 logger = logging.getLogger("bestie.http")
-
-# Auth kind in the manifest -> "module:function" that returns the principal or raises.
-# Imported on first use so a function never loads verifiers it does not need.
-AUTHENTICATORS: dict[str, str] = {
-    "customer": "shared.auth.guard:authenticate",
-    "mitra": "shared.auth.guard:authenticate",
-    "cc": "shared.auth.guard:authenticate",
-    "cc_admin": "shared.auth.guard:authenticate",
-    "any": "shared.auth.guard:authenticate",
-    "scheduler": "shared.sweeps.caller:authenticate",
-}
 
 
 @dataclass
@@ -233,11 +223,20 @@ def _preflight(ctx: AppContext, fn: manifest.Function, raw: flask.Request) -> fl
     return json_response(None, 204, headers)
 
 
-def _authenticate(req: ApiRequest) -> Any:
-    target = AUTHENTICATORS[req.function.auth]
-    module_name, func_name = target.split(":")
-    authenticate = getattr(importlib.import_module(module_name), func_name)
-    return authenticate(req.ctx, req, req.function.auth)
+# Checks the caller of a route and returns it, or raises 401/403.
+Authenticate = Callable[[AppContext, Any, str], Any]
+
+# Manifest auth kind -> its check, for the kinds every group serves (bearer JWTs). A route of
+# another kind names its check where it is declared: the sweeps pass shared.sweeps.caller's
+# `authenticate` to `endpoint`, so only the sweeps load (and deploy the settings of) the
+# Scheduler check.
+AUTHENTICATE: dict[str, Authenticate] = {
+    "customer": guard.authenticate,
+    "mitra": guard.authenticate,
+    "cc": guard.authenticate,
+    "cc_admin": guard.authenticate,
+    "any": guard.authenticate,
+}
 
 
 Handler = Callable[[ApiRequest], "dict[str, Any] | Reply"]
@@ -288,9 +287,29 @@ def install_error_handlers(app: flask.Flask) -> None:
     app.register_error_handler(500, _json_crash)
 
 
-def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
-    """Wrap a handler named after its manifest entry point into a Flask view."""
+View = Callable[[flask.Request], flask.Response]
+
+
+@overload
+def endpoint(handler: Handler) -> View: ...
+@overload
+def endpoint(*, authenticate: Authenticate) -> Callable[[Handler], View]: ...
+def endpoint(handler: Handler | None = None, *, authenticate: Authenticate | None = None) -> Any:
+    """Wrap a handler named after its manifest entry point into a Flask view.
+
+    `@endpoint` for public routes and bearer-JWT routes (AUTHENTICATE); a route of another
+    auth kind passes its check: `@endpoint(authenticate=caller.authenticate)`.
+    """
+    if handler is None:
+        return functools.partial(_wrap, authenticate=authenticate)
+    return _wrap(handler, authenticate=authenticate)
+
+
+def _wrap(handler: Handler, *, authenticate: Authenticate | None) -> View:
     fn = manifest.load().by_entry_point(handler.__name__)
+    check = None if fn.auth == "none" else authenticate or AUTHENTICATE.get(fn.auth)
+    if fn.auth != "none" and check is None:
+        raise ConfigError(f"{fn.name}: auth {fn.auth!r} has no check; pass endpoint(authenticate=...)")
     context.init(required=config.required_for(fn.auth))  # a missing secret fails the import
     if flask.has_app_context():
         # functions-framework loads the entry point module inside the app it is building
@@ -311,7 +330,7 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
         )
         cors = _cors_headers(ctx, fn, raw)
         try:
-            resp = _dispatch(handler, fn, ctx, raw, request_id)
+            resp = _dispatch(handler, fn, check, ctx, raw, request_id)
         except ApiError as exc:
             resp = error_response(exc)
         except HTTPException as exc:
@@ -350,7 +369,12 @@ def endpoint(handler: Handler) -> Callable[[flask.Request], flask.Response]:
 
 
 def _dispatch(
-    handler: Handler, fn: manifest.Function, ctx: AppContext, raw: flask.Request, request_id: str
+    handler: Handler,
+    fn: manifest.Function,
+    check: Authenticate | None,
+    ctx: AppContext,
+    raw: flask.Request,
+    request_id: str,
 ) -> flask.Response:
     if fn.test_only and not ctx.settings.enable_test_endpoints:
         raise NotFound("no such route")
@@ -364,8 +388,8 @@ def _dispatch(
     for name, value in params.items():
         _checked(value, name)
     req = ApiRequest(raw=raw, ctx=ctx, function=fn, params=params, request_id=request_id)
-    if fn.auth != "none":
-        req.principal = _authenticate(req)
+    if check is not None:
+        req.principal = check(ctx, req, fn.auth)
     result = handler(req)
     if isinstance(result, Reply):
         resp = json_response(result.body, result.status, result.headers)

@@ -16,7 +16,7 @@ TAG = "{avail}"
 class Keys:
     """Key names under one prefix."""
 
-    prefix: str = "bestie:"
+    prefix: str  # VALKEY_PREFIX (its default lives in shared.config)
 
     def _k(self, suffix: str) -> str:
         return f"{self.prefix}{TAG}:{suffix}"
@@ -101,7 +101,3 @@ class Keys:
     def chat_wake(self) -> str:
         """The pub/sub channel that wakes long-polling chat readers (outside the mirror's slot)."""
         return f"{self.prefix}chat:wake"
-
-    def lock(self, name: str) -> str:
-        """A named lock outside the mirror (sweeps, seeding of other caches)."""
-        return f"{self.prefix}lock:{{{name}}}"

@@ -51,7 +51,6 @@ class Function:
     revocation_check: str = "guard"
     access_log: str = "all"  # "errors": the access line only for 4xx/5xx (the heartbeat's hot path)
     schedule_env: str | None = None
-    schedule_default_seconds: int | None = None
 
     @property
     def pool_size(self) -> int:

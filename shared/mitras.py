@@ -14,7 +14,7 @@ from typing import Any
 from shared import paging, validate
 from shared.context import AppContext
 from shared.db import Tx
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 MITRA_COLUMNS = (
     "id, phone_e164, display_name, is_active, is_online, max_concurrent_sessions,"
@@ -69,9 +69,6 @@ def deactivated_since(tx: Tx, since: datetime) -> list[str]:
     return [str(r["id"]) for r in rows]
 
 
-STATUS_EVENTS = ("online", "offline", "auto_offline", "deactivated", "activated", "edited")
-
-
 def get(tx: Tx, mitra_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
     """One mitra row (locked for the transaction when `for_update`)."""
     lock = " FOR UPDATE" if for_update else ""
@@ -83,6 +80,16 @@ def require(tx: Tx, mitra_id: str, *, for_update: bool = False) -> dict[str, Any
     row = get(tx, mitra_id, for_update=for_update)
     if row is None:
         raise NotFound("no such mitra", code="MITRA_NOT_FOUND")
+    return row
+
+
+def require_active_by_phone(tx: Tx, phone_e164: str) -> dict[str, Any]:
+    """The mitra with that phone, or 404 MITRA_NOT_FOUND / 403 ACCOUNT_INACTIVE (OTP sign-in)."""
+    row = tx.one(f"SELECT {MITRA_COLUMNS} FROM mitras WHERE phone_e164 = :p", p=phone_e164)  # noqa: S608
+    if row is None:
+        raise NotFound("no mitra account has this phone number", code="MITRA_NOT_FOUND")
+    if not row["is_active"]:
+        raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
     return row
 
 

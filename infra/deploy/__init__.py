@@ -46,6 +46,7 @@ from google.cloud import scheduler_v1
 from infra import bundle, scheduler
 from infra.deploy import budget, needs, urlmap
 from shared import manifest
+from shared.config import default as setting_default
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = Path(__file__).with_name("defaults.toml")
@@ -266,13 +267,13 @@ def _source(build_dir: Path, group: str) -> str:
 def _refusals(targets: Sequence[manifest.Function], config: Config, environ: Mapping[str, str]) -> list[str]:
     problems = [f"this shell has {item}" for item in unsafe_settings(environ)]
     problems += [f"the deploy config sets {item}" for item in unsafe_settings(config.env)]
-    if (config.env.get("OTP_PROVIDER") or "log").strip().lower() == "log":
+    if (config.env.get("OTP_PROVIDER") or setting_default("OTP_PROVIDER")).strip().lower() == "log":
         # The log provider writes OTP codes to the logs and sends no SMS: development only.
         problems.append("the deploy config leaves OTP_PROVIDER at 'log' (codes in logs, no SMS)")
     for fn in targets:
         if fn.is_sweep and fn.auth != "scheduler":
             problems.append(f"{fn.name} is a sweep but its auth is {fn.auth!r}, not 'scheduler'")
-    hops = (config.env.get("TRUSTED_PROXY_HOPS") or "1").strip()
+    hops = str(config.env.get("TRUSTED_PROXY_HOPS") or setting_default("TRUSTED_PROXY_HOPS")).strip()
     if hops.isdigit() and int(hops) > 1 and config.ingress_settings != "internal-and-gclb":
         # With ingress "all" a caller can skip the load balancer and send its own
         # X-Forwarded-For, whose second entry from the right it then chose itself.

@@ -1,8 +1,7 @@
 """What each function reads from its environment, derived from its code: no hand-kept lists.
 
 A variable is read by a function when a module its group's `main.py` reaches (the same
-walk `infra/bundle.py` makes, authenticators included only for the function's own auth
-kind) reads the Settings field of that name (`settings.auth_jwt_previous_secrets` reads
+walk `infra/bundle.py` makes) reads the Settings field of that name (`settings.auth_jwt_previous_secrets` reads
 AUTH_JWT_PREVIOUS_SECRETS) or names it in `os.environ` / `os.getenv`. So a function that
 checks JWTs mounts AUTH_JWT_PREVIOUS_SECRETS because the guard reads it, and a variable
 nothing reads is mounted nowhere.
@@ -54,7 +53,7 @@ def _names_in(path: Path) -> set[str]:
 @functools.cache
 def _reads(group: str, auth: str) -> frozenset[str]:
     main_py = bundle.FUNCTIONS_DIR / group / "main.py"
-    modules, _ = bundle.reachable(main_py, {auth})
+    modules, _ = bundle.reachable(main_py)
     files = [main_py]
     for name in modules:
         file = bundle._module_file(name, bundle.SHARED_DIR)
@@ -84,12 +83,10 @@ def secret_names(fn: manifest.Function, env: Mapping[str, str], configured: Iter
             wanted.discard("DB_PASSWORD")
     else:
         wanted.discard("DB_PASSWORD")
-    if (env.get("OTP_PROVIDER") or "log").strip().lower() != "fazpass":
+    if (env.get("OTP_PROVIDER") or config.default("OTP_PROVIDER")).strip().lower() != "fazpass":
         wanted -= {"FAZPASS_MERCHANT_KEY", "FAZPASS_GATEWAY_KEY"}
     if "VALKEY_CA_CERT" not in set(configured):
         wanted.discard("VALKEY_CA_CERT")
-    # ADMIN_PASSWORD is read by `python -m infra bootstrap-admin`, never by a function.
-    wanted.discard("ADMIN_PASSWORD")
     return sorted(wanted)
 
 

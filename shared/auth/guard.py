@@ -1,9 +1,8 @@
 """The `authenticate` guard every authenticated entry point runs (via shared.http).
 
 Checks the bearer token (signature, algorithm, exp/iat/iss), the user type the route
-accepts, then revocation: Valkey's `{avail}:revoked:<sid>` while the mirror is `seeded` and
-trusted by this instance (shared.auth.revocation), else (Valkey error, a Valkey that lost
-its data or may have missed a write) `auth_sessions` in Postgres.
+accepts, then revocation (shared.auth.revocation.is_revoked: Valkey while the mirror is
+seeded and trusted by this instance, else `auth_sessions` in Postgres).
 Admin-only routes (`cc_admin`) also re-check the role in Postgres.
 """
 
@@ -15,7 +14,6 @@ from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.errors import Forbidden, Unauthorized
-from shared.valkey import VALKEY_ERRORS
 
 # Manifest auth kind -> user types it admits.
 ADMITS: dict[str, tuple[str, ...]] = {
@@ -36,35 +34,12 @@ def bearer_token(req: Any) -> str:
     return token.strip()
 
 
-def is_revoked(ctx: AppContext, sid: str) -> bool:
-    """Valkey first (one round trip); Postgres when Valkey fails, is not seeded or not trusted.
-
-    A "not revoked" answer from Valkey counts only while this instance trusts the mirror
-    (shared.auth.revocation): after a cold start, a new Valkey connection or a failed
-    access write, the mirror is repaired from Postgres first.
-    """
-    try:
-        trusted_at = revocation.trust(ctx)
-        pipe = ctx.valkey.pipeline(transaction=False)
-        pipe.exists(ctx.keys.seeded)
-        pipe.exists(ctx.keys.revoked(sid))
-        seeded, revoked = pipe.execute()
-        if revoked:
-            return True
-        # Re-checked after the call: a reconnect inside it may have met a restarted server.
-        if seeded and revocation.still_trusted(ctx, trusted_at):
-            return False
-    except VALKEY_ERRORS:
-        revocation.mark_suspect(ctx)
-    return tokens.session_revoked_in_postgres(ctx, sid)
-
-
 def verify(ctx: AppContext, token: str, kind: str, *, check_revocation: bool = True) -> Principal:
     """Verify a token for a route of `kind`; raise 401/403."""
     principal = tokens.decode_access(ctx.settings, token, ctx.now())
     if principal.user_type not in ADMITS[kind]:
         raise Forbidden(f"this route is not for {principal.user_type} accounts", code="WRONG_USER_TYPE")
-    if check_revocation and is_revoked(ctx, principal.session_id):
+    if check_revocation and revocation.is_revoked(ctx, principal.session_id):
         raise Unauthorized("session revoked", code="SESSION_REVOKED")
     if kind == "cc_admin" and (principal.role != "admin" or not _still_admin(ctx, principal.user_id)):
         raise Forbidden("admin role required", code="ADMIN_REQUIRED")

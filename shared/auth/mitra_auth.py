@@ -12,7 +12,6 @@ from typing import Any
 from shared import mitras
 from shared.auth import otp, refresh
 from shared.context import AppContext
-from shared.errors import NotFound
 
 
 def _profile(row: dict[str, Any]) -> dict[str, Any]:
@@ -23,12 +22,7 @@ def sign_in(ctx: AppContext, request_id: str, code: str, user_agent: str | None)
     """Verify a mitra OTP and open a session for the (active) mitra of that phone."""
     with ctx.db.transaction() as tx:
         verified = otp.check_code(ctx, tx, "mitra", request_id, code)
-        otp.mitra_for_phone(tx, verified.phone)
-        row = tx.one(
-            f"SELECT {mitras.MITRA_COLUMNS} FROM mitras WHERE phone_e164 = :p",  # noqa: S608 (constant columns)
-            p=verified.phone,
-        )
-        assert row is not None
+        row = mitras.require_active_by_phone(tx, verified.phone)
         issued = refresh.start_session(ctx, tx, "mitra", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(_profile(row))
@@ -36,10 +30,5 @@ def sign_in(ctx: AppContext, request_id: str, code: str, user_agent: str | None)
 
 def me(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
     """The mitra's profile (GET /api/mitra/auth/me)."""
-    row = ctx.db.one(
-        f"SELECT {mitras.MITRA_COLUMNS} FROM mitras WHERE id = CAST(:id AS uuid)",  # noqa: S608 (constant columns)
-        id=mitra_id,
-    )
-    if row is None:
-        raise NotFound("mitra not found", code="MITRA_NOT_FOUND")
-    return _profile(row)
+    with ctx.db.transaction() as tx:
+        return _profile(mitras.require(tx, mitra_id))

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from shared import app_config, ratelimit, sms
+from shared import app_config, mitras, ratelimit, sms
 from shared.context import AppContext
-from shared.db import Row, Tx
-from shared.errors import ApiError, ConfigError, Forbidden, NotFound, RateLimited
+from shared.db import Tx
+from shared.errors import ApiError, ConfigError, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
 
-FLOWS = ("customer", "mitra")
 CODE_DIGITS = 6
 HOUR = 3600
 
@@ -52,16 +51,6 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def mitra_for_phone(tx: Tx, phone: str) -> Row:
-    """The mitra with that phone; 404 MITRA_NOT_FOUND or 403 ACCOUNT_INACTIVE."""
-    row = tx.one("SELECT id, is_active FROM mitras WHERE phone_e164 = :p", p=phone)
-    if row is None:
-        raise NotFound("no mitra account has this phone number", code="MITRA_NOT_FOUND")
-    if not row["is_active"]:
-        raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
-    return row
-
-
 def request_code(ctx: AppContext, flow: str, phone: str, client_ip: str) -> dict[str, Any]:
     """Create and send a code for `phone` (E.164); return request_id, expires_in, resend_after_seconds."""
     cfg = app_config.get_all(ctx)
@@ -71,7 +60,7 @@ def request_code(ctx: AppContext, flow: str, phone: str, client_ip: str) -> dict
     ratelimit.hit(ctx, ratelimit.Limit("otp_ip", int(cfg["otp_max_requests_per_ip_per_hour"]), HOUR), client_ip)
     if flow == "mitra":
         with ctx.db.transaction() as tx:
-            mitra_for_phone(tx, phone)  # no SMS for unknown or deactivated mitras
+            mitras.require_active_by_phone(tx, phone)  # no SMS for unknown or deactivated mitras
     now = ctx.now()
     with ctx.db.transaction() as tx:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('otp:' || :p))", p=phone)
@@ -125,7 +114,7 @@ def check_code(ctx: AppContext, tx: Tx, flow: str, request_id: str, code: str) -
     Call it first in the transaction: a wrong code commits the attempt count (and nothing
     else) before raising, so no later failure can roll the count back.
     """
-    max_attempts = int(app_config.get(ctx, "otp_max_verify_attempts", tx))
+    max_attempts = int(app_config.get_in(tx, "otp_max_verify_attempts"))
     row = tx.one(
         "SELECT id, phone_e164, flow, code_hash, expires_at, attempts, consumed_at"
         " FROM otp_requests WHERE id = CAST(:id AS uuid) FOR UPDATE",

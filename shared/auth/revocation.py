@@ -18,6 +18,11 @@ with the mirror still trusted, so:
    from Postgres (older access tokens have expired anyway), then trusts the mirror until the
    next such event. In between the guard and the heartbeat answer from Postgres.
 
+This module is the one that writes and reads `revoked:<sid>` (the mark of a take-away, its
+replay by `repair` and by the mirror's seed through `queue_replay`, the guard's check
+`is_revoked`); the heartbeat script only reads it, as a KEY its caller passes, so the
+heartbeat stays one round trip.
+
 `take_access_away` is the one entry point for logout, refresh-token reuse, password changes,
 mitra deactivation and customer blocks; `revoke_sessions` wraps it in its own transaction.
 Design notes and the remaining trade-offs: docs/availability.md ("Outages and access").
@@ -29,7 +34,8 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from shared.auth import tokens
 from shared.context import AppContext
@@ -106,6 +112,29 @@ def revoke_sessions(
     return len(revoked)
 
 
+def is_revoked(ctx: AppContext, sid: str) -> bool:
+    """Valkey first (one round trip); Postgres when Valkey fails, is not seeded or not trusted.
+
+    A "not revoked" answer from Valkey counts only while this instance trusts the mirror:
+    after a cold start, a new Valkey connection or a failed access write, the mirror is
+    repaired from Postgres first.
+    """
+    try:
+        trusted_at = trust(ctx)
+        pipe = ctx.valkey.pipeline(transaction=False)
+        pipe.exists(ctx.keys.seeded)
+        pipe.exists(ctx.keys.revoked(sid))
+        seeded, revoked = pipe.execute()
+        if revoked:
+            return True
+        # Re-checked after the call: a reconnect inside it may have met a restarted server.
+        if seeded and still_trusted(ctx, trusted_at):
+            return False
+    except VALKEY_ERRORS:
+        mark_suspect(ctx)
+    return tokens.session_revoked_in_postgres(ctx, sid)
+
+
 def write_revocations(ctx: AppContext, session_ids: list[str]) -> bool:
     """SET `{avail}:revoked:<sid>` for one access-token lifetime; False on a Valkey error."""
     try:
@@ -120,6 +149,15 @@ def write_revocations(ctx: AppContext, session_ids: list[str]) -> bool:
             extra={"error": type(exc).__name__, "sessions": len(session_ids)},
         )
         return False
+
+
+def queue_replay(ctx: AppContext, pipe: Any, revoked: Iterable[tuple[str, datetime]], now: datetime) -> None:
+    """Queue on `pipe` the mark of each (sid, revoked_at) for the rest of its access-token lifetime."""
+    until_ms = int(now.timestamp() * 1000) - ctx.settings.access_token_ttl_seconds * 1000
+    for sid, revoked_at in revoked:
+        remaining = int(revoked_at.timestamp() * 1000) - until_ms
+        if remaining > 0:
+            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
 
 
 def mark_suspect(ctx: AppContext) -> None:
@@ -202,11 +240,7 @@ def _repair(ctx: AppContext) -> Mark | None:
             present = ctx.valkey.smismember(ctx.keys.deactivated, [m.id for m in mitras])
             mitras = [m for m, there in zip(mitras, present, strict=True) if not there]
         pipe = ctx.valkey.pipeline(transaction=False)
-        now_ms = truth.to_ms(now)
-        for sid, revoked_at in revoked:
-            remaining = truth.to_ms(revoked_at) + ttl * 1000 - now_ms
-            if remaining > 0:
-                pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+        queue_replay(ctx, pipe, revoked, now)
         pipe.execute()
         if not all(mirror.sync(ctx, row) for row in mitras):
             return None

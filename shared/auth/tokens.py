@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -168,7 +167,3 @@ def session_revoked_in_postgres(ctx: AppContext, sid: str) -> bool:
     """The durable check: revoked, expired or unknown sessions are not usable."""
     row = ctx.db.one("SELECT revoked_at, expires_at FROM auth_sessions WHERE id = CAST(:sid AS uuid)", sid=sid)
     return row is None or row["revoked_at"] is not None or row["expires_at"] <= ctx.now()
-
-
-def constant_time_equals(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)

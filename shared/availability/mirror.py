@@ -29,8 +29,9 @@ from typing import Any
 from redis.commands.core import Script
 
 from shared import valkey as valkey_adapter
+from shared.auth import revocation
 from shared.availability import truth
-from shared.availability.truth import MitraTruth, to_ms
+from shared.availability.truth import MitraTruth
 from shared.context import AppContext
 from shared.valkey import VALKEY_ERRORS
 
@@ -469,11 +470,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
-    now_ms = to_ms(now)
-    for sid, revoked_at in revoked:
-        remaining = to_ms(revoked_at) + ttl * 1000 - now_ms
-        if remaining > 0:
-            pipe.set(k.revoked(sid), "1", px=remaining)
+    revocation.queue_replay(ctx, pipe, revoked, now)
     pipe.execute()
 
     merged_from = ctx.now_ms() - PING_SKEW_MS

@@ -16,8 +16,6 @@ from typing import Any
 
 from shared.db import Tx
 
-OPEN_STATUSES = ("active", "pending_payment")
-
 # Used capacity of mitra m, derived from chat_sessions (never bookkept).
 _USED = "(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status IN ('active', 'pending_payment'))"
 _DEFAULT_MAX = "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1)"

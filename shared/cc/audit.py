@@ -18,8 +18,6 @@ from shared.db import Tx
 
 log = logging.getLogger(__name__)
 
-TARGET_TYPES = ("mitra", "customer", "cc_user", "app_config", "chat_session")
-
 
 def record(
     tx: Tx,

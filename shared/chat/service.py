@@ -85,8 +85,8 @@ def send(
     with ctx.db.transaction() as tx:
         _party(principal, store.session_parties(tx, session_id))
         existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
-        limit = int(app_config.get(ctx, "chat_max_messages_per_minute", tx))
-        sender_name = _sender_name(ctx, tx, principal)  # read before the lock: it keeps the lock short
+        limit = int(app_config.get_in(tx, "chat_max_messages_per_minute"))
+        sender_name = _sender_name(tx, principal)  # read before the lock: it keeps the lock short
     if existing is not None:
         return store.to_json(existing), False  # a retried send; not counted again
     ratelimit.hit(ctx, ratelimit.Limit("chat-send", limit, 60), f"{sender_type}:{sender_id}")
@@ -121,11 +121,11 @@ def send(
     return store.to_json(row), True
 
 
-def _sender_name(ctx: AppContext, tx: Tx, principal: Principal) -> str:
+def _sender_name(tx: Tx, principal: Principal) -> str:
     """The sender as the recipient may see it: to a mitra a customer is an alias unless names are allowed."""
     name = store.display_name(tx, principal.user_type, principal.user_id)
     if principal.user_type == "customer":
-        return anonymity.customer_for_mitra(principal.user_id, name, anonymity.mitra_sees_name(ctx, tx))["display_name"]
+        return anonymity.customer_for_mitra(principal.user_id, name, anonymity.mitra_sees_name_in(tx))["display_name"]
     return name or ""
 
 

@@ -116,7 +116,7 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
     customer_id = principal.user_id
     with ctx.db.transaction() as tx:
         existing = store.open_session_of(tx, customer_id)
-        default = int(app_config.get(ctx, "session_default_minutes", tx))
+        default = int(app_config.get_in(tx, "session_default_minutes"))
     if existing is not None and expiry.settle(ctx, [existing]):
         with ctx.db.transaction() as tx:  # the open session was overdue: it is closed now
             existing = store.open_session_of(tx, customer_id)

@@ -14,7 +14,6 @@ from typing import Any
 
 from shared.db import Row, Tx
 
-OPEN_STATUSES = ("searching", "pending_payment", "active")
 CAPACITY_STATUSES = ("pending_payment", "active")
 
 # The state machine of SPEC §8: action -> (the statuses it leaves, the status it reaches).
@@ -108,12 +107,6 @@ def offer_response(tx: Tx, session_id: str, mitra_id: str) -> tuple[bool, str | 
         m=mitra_id,
     )
     return (row is not None, row["response"] if row else None)
-
-
-def offered_mitras(tx: Tx, session_id: str) -> list[str]:
-    """Every mitra ever offered this session."""
-    rows = tx.rows("SELECT mitra_id FROM pairing_offers WHERE session_id = CAST(:s AS uuid)", s=session_id)
-    return [str(r["mitra_id"]) for r in rows]
 
 
 def pending_offer_count(tx: Tx, session_id: str) -> int:

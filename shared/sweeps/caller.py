@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Any
 
+from shared.auth import guard
 from shared.context import AppContext
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 
@@ -82,8 +83,4 @@ def authenticate(ctx: AppContext, req: Any, kind: str) -> dict[str, Any]:
     if ctx.settings.sweep_auth == "none":
         log.warning("SWEEP_AUTH=none: sweep caller NOT verified (development only)")
         return {"email": "unverified-local-caller"}
-    header = req.header("Authorization") or ""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing OIDC bearer token", code="UNAUTHORIZED")
-    return check_scheduler_claims(ctx, token.strip())
+    return check_scheduler_claims(ctx, guard.bearer_token(req))

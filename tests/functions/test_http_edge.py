@@ -286,3 +286,14 @@ def test_flask_aborts_outside_the_wrapper_are_json(status, code):
     resp = app.test_client().get("/abort")
     assert resp.status_code == status and resp.mimetype == "application/json"
     assert resp.json["error"]["code"] == code
+
+
+def test_a_scheduler_route_without_its_caller_check_fails_at_import():
+    from shared.errors import ConfigError
+    from shared.http import endpoint
+
+    def sweep_auto_offline(req):  # the sweep's entry point name, wrapped without caller.authenticate
+        return {}
+
+    with pytest.raises(ConfigError, match="sweep-auto-offline"):
+        endpoint(sweep_auto_offline)

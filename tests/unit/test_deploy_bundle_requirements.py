@@ -39,16 +39,27 @@ def _write(path, text):
     return path
 
 
-def test_lazy_imports_and_importlib_strings_in_reachable_modules_count(tmp_path):
+def test_lazy_imports_in_reachable_modules_count(tmp_path):
     shared = tmp_path / "shared"
     _write(shared / "__init__.py", "")
-    _write(shared / "push" / "__init__.py", 'PROVIDERS = {"fcm": "shared.push.fcm:FcmPush"}\n')
+    _write(shared / "push" / "__init__.py", "def fcm():\n    from shared.push import fcm\n")
     _write(shared / "push" / "fcm.py", "def send():\n    import firebase_admin.messaging\n")
     _write(shared / "unused.py", "import google.cloud.scheduler_v1\n")
-    main_py = _write(tmp_path / "main.py", "from shared.push import PROVIDERS\nimport json\n")
+    main_py = _write(tmp_path / "main.py", "from shared.push import fcm\nimport json\n")
     modules, external = bundle.reachable(main_py, shared_dir=shared)
     assert modules == ["shared", "shared.push", "shared.push.fcm"]
     assert external == {"firebase_admin.messaging"}
+
+
+def test_a_string_naming_a_module_is_not_an_import(tmp_path):
+    shared = tmp_path / "shared"
+    _write(shared / "__init__.py", "")
+    _write(shared / "push.py", 'PROVIDER = "shared.fcm:FcmPush"\n')
+    _write(shared / "fcm.py", "import firebase_admin\n")
+    main_py = _write(tmp_path / "main.py", "from shared import push\n")
+    modules, external = bundle.reachable(main_py, shared_dir=shared)
+    assert modules == ["shared", "shared.push"]
+    assert external == set()
 
 
 def test_relative_imports_inside_shared_are_followed(tmp_path):
@@ -68,16 +79,6 @@ def test_importing_a_shared_module_that_does_not_exist_fails_the_build(tmp_path)
     main_py = _write(tmp_path / "main.py", "from shared.missing.deep import x\n")
     with pytest.raises(bundle.BundleError, match=r"shared\.missing"):
         bundle.reachable(main_py, shared_dir=shared)
-
-
-def test_authenticators_are_followed_only_for_the_auth_kinds_a_group_uses(tmp_path):
-    shared = tmp_path / "shared"
-    _write(shared / "__init__.py", "")
-    _write(shared / "auth" / "__init__.py", "")
-    _write(shared / "auth" / "guard.py", "import jwt\n")
-    main_py = _write(tmp_path / "main.py", "")
-    assert bundle.reachable(main_py, {"none"}, shared_dir=shared)[1] == set()
-    assert bundle.reachable(main_py, {"mitra"}, shared_dir=shared)[1] == {"jwt"}
 
 
 def test_every_group_bundle_needs_the_functions_framework():

@@ -43,7 +43,6 @@ SAMPLE = manifest.parse(
                 "route": "/sweeps/auto-offline",
                 "auth": "scheduler",
                 "schedule_env": "MITRA_AUTO_OFFLINE_SWEEP_SECONDS",
-                "schedule_default_seconds": 30,
             },
             {
                 "name": "test-seed-mitra",
@@ -208,8 +207,7 @@ def test_a_sweep_open_to_the_public_is_refused(config):
                     "method": "POST",
                     "route": "/sweeps/x",
                     "auth": "none",
-                    "schedule_env": "X_SECONDS",
-                    "schedule_default_seconds": 60,
+                    "schedule_env": "SESSION_EXPIRY_SWEEP_SECONDS",
                 }
             ]
         }

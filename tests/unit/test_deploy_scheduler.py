@@ -33,7 +33,6 @@ SAMPLE = manifest.parse(
                     "route": "/sweeps/" + name.removeprefix("sweep-"),
                     "auth": "scheduler",
                     "schedule_env": env,
-                    "schedule_default_seconds": seconds,
                     "timeout": 120,
                 }
                 for name, (env, seconds, _) in SWEEPS.items()

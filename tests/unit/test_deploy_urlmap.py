@@ -29,8 +29,7 @@ SAMPLE = manifest.parse(
                 "POST",
                 "/sweeps/reseed",
                 auth="scheduler",
-                schedule_env="X",
-                schedule_default_seconds=300,
+                schedule_env="VALKEY_ONLINE_MIRROR_SWEEP_SECONDS",
             ),
             _fn("test-seed-mitra", "POST", "/internal/_test/seed-mitra", auth="none", test_only=True),
         ]
