@@ -102,7 +102,7 @@ class Settings:
     """Every setting of the system, parsed. Build with `load()` or `Settings.from_env()`."""
 
     # Postgres
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     cloud_sql_instance: str | None = None
     db_user: str | None = None
     db_name: str | None = None

@@ -96,3 +96,16 @@ def test_a_url_with_the_wrong_scheme_fails_at_cold_start_without_echoing_it(name
     with pytest.raises(ConfigError, match=name) as err:
         Settings.from_env({**BASE, name: value})
     assert value not in str(err.value)
+
+
+def test_the_repr_of_settings_shows_no_secret_and_no_database_password():
+    settings = Settings(
+        database_url="postgresql://app:pg-pass-123@db/bestie",
+        valkey_url="rediss://:vk-pass-456@valkey:6379",
+        auth_jwt_secret="jwt-secret-789",
+        db_password="db-pass-000",
+    )
+    text = repr(settings)
+    assert "postgresql://" not in text
+    for secret in ("pg-pass-123", "vk-pass-456", "jwt-secret-789", "db-pass-000"):
+        assert secret not in text
