@@ -64,7 +64,7 @@ def _status_json(row: MitraTruth, default_max: int) -> dict[str, Any]:
     return {
         "online": row.online,
         "used": row.used,
-        "max": row.max_override if row.max_override is not None else default_max,
+        "max": truth.effective_max(row.max_override, default_max),
         "last_heartbeat_at": row.last_heartbeat_at.isoformat() if row.last_heartbeat_at else None,
     }
 
@@ -388,6 +388,6 @@ def _live_from_postgres(ctx: AppContext, ids: list[str]) -> dict[str, dict[str, 
         out[row.id] = {
             **status,
             "deactivated": not row.active,
-            "available": row.online and row.active and fresh and row.used < status["max"],
+            "available": fresh and truth.is_available(row.online, row.active, row.used, row.max_override, default),
         }
     return out

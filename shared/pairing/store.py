@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.availability.truth import effective_max_sql
 from shared.db import Row, Tx
 
 OPEN_STATUSES = ("searching", "pending_payment", "active")
@@ -125,6 +126,14 @@ def pending_offer_count(tx: Tx, session_id: str) -> int:
     )
 
 
+# The mitra's maximum is the availability rule's own SQL (shared.availability.truth).
+_CAPACITY_SQL = (
+    "SELECT (SELECT count(*) FROM chat_sessions WHERE mitra_id = CAST(:m AS uuid)"  # noqa: S608 (constant SQL)
+    "        AND status IN ('pending_payment', 'active')) AS used,"
+    f" {effective_max_sql('CAST(:override AS int)')} AS max"
+)
+
+
 def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
     """Lock the mitra row, then count its open sessions: {is_active, used, max}, or None.
 
@@ -138,14 +147,7 @@ def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
     )
     if locked is None:
         return None
-    counts = tx.one(
-        "SELECT (SELECT count(*) FROM chat_sessions WHERE mitra_id = CAST(:m AS uuid)"
-        "        AND status IN ('pending_payment', 'active')) AS used,"
-        " COALESCE(CAST(:override AS int),"
-        "   (SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1) AS max",
-        m=mitra_id,
-        override=locked["max_concurrent_sessions"],
-    )
+    counts = tx.one(_CAPACITY_SQL, m=mitra_id, override=locked["max_concurrent_sessions"])
     assert counts is not None
     return {"is_active": locked["is_active"], "used": int(counts["used"]), "max": int(counts["max"])}
 
