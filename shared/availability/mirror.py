@@ -333,6 +333,17 @@ def heartbeats_since(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -
             return Pings(",".join(ids), ",".join(ms), count, highest)
 
 
+def heartbeat_watermark(ctx: AppContext) -> int:
+    """The highest ping (ms) the heartbeat-mirror sweep copied to Postgres, 0 if unknown; raises on Valkey errors."""
+    raw = ctx.valkey.get(ctx.keys.heartbeat_watermark)
+    return int(raw) if raw else 0
+
+
+def set_heartbeat_watermark(ctx: AppContext, ms: int) -> None:
+    """Record that pings up to `ms` are in Postgres; raises on Valkey errors."""
+    ctx.valkey.set(ctx.keys.heartbeat_watermark, ms)
+
+
 def online_count(ctx: AppContext) -> int:
     """SCARD of the online set (the auto-offline breaker's denominator); raises on Valkey errors."""
     return int(ctx.valkey.scard(ctx.keys.online))
