@@ -256,14 +256,18 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
 
 
 def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, Any]:
-    """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only)."""
+    """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only).
+
+    One transaction on one connection: the session check runs in it too.
+    """
+    now = ctx.now()
     with ctx.db.transaction() as tx:
         row = mitras.get(tx, principal.user_id)
         if row is None or not row["is_active"]:
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
-        if tokens.session_revoked_in_postgres(ctx, principal.session_id):
+        if tokens.session_revoked_in(tx, principal.session_id, now):
             raise Unauthorized("session revoked", code="SESSION_REVOKED")
-        state = truth.record_heartbeat(tx, principal.user_id, ctx.now())
+        state = truth.record_heartbeat(tx, principal.user_id, now)
         default = truth.default_max(tx)
         tx.commit()
     assert state is not None
