@@ -40,9 +40,14 @@ def effective_max_sql(override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
     return f"COALESCE({override}, {default_max})"
 
 
+def under_capacity_sql(used: str, override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
+    """SQL for the capacity half of the rule: used below the effective maximum (the accept's check)."""
+    return f"{used} < {effective_max_sql(override, default_max)}"
+
+
 def available_sql(online: str, active: str, used: str, override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
     """SQL for the available rule (heartbeat freshness aside): online, active and under capacity."""
-    return f"({online} AND {active} AND {used} < {effective_max_sql(override, default_max)})"
+    return f"({online} AND {active} AND {under_capacity_sql(used, override, default_max)})"
 
 
 # A mitra's last ping: the later of the one written with its row (going online, auto-offline,

@@ -322,7 +322,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         capacity = store.lock_mitra_capacity(tx, me)
         if capacity is None or not capacity["is_active"]:
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
-        if capacity["used"] >= capacity["max"]:
+        if not capacity["has_room"]:
             raise Conflict(
                 "you are at your concurrent session limit",
                 code="AT_CAPACITY",

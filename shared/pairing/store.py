@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.availability.truth import effective_max_sql
+from shared.availability.truth import effective_max_sql, under_capacity_sql
 from shared.db import Row, Tx
 
 OPEN_STATUSES = ("searching", "pending_payment", "active")
@@ -126,16 +126,17 @@ def pending_offer_count(tx: Tx, session_id: str) -> int:
     )
 
 
-# The mitra's maximum is the availability rule's own SQL (shared.availability.truth).
+# The maximum and the decision are the availability rule's own SQL (shared.availability.truth).
+_OVERRIDE = "CAST(:override AS int)"
 _CAPACITY_SQL = (
-    "SELECT (SELECT count(*) FROM chat_sessions WHERE mitra_id = CAST(:m AS uuid)"  # noqa: S608 (constant SQL)
-    "        AND status IN ('pending_payment', 'active')) AS used,"
-    f" {effective_max_sql('CAST(:override AS int)')} AS max"
+    f"SELECT used, {effective_max_sql(_OVERRIDE)} AS max, {under_capacity_sql('used', _OVERRIDE)} AS has_room"  # noqa: S608
+    " FROM (SELECT count(*) AS used FROM chat_sessions"
+    "       WHERE mitra_id = CAST(:m AS uuid) AND status IN ('pending_payment', 'active')) c"
 )
 
 
 def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
-    """Lock the mitra row, then count its open sessions: {is_active, used, max}, or None.
+    """Lock the mitra row, then count its open sessions: {is_active, used, max, has_room}, or None.
 
     The row lock (FOR NO KEY UPDATE: it serializes this mitra's accepts but not the
     foreign-key checks of new offers) is taken before counting, so two concurrent accepts of
@@ -149,7 +150,12 @@ def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
         return None
     counts = tx.one(_CAPACITY_SQL, m=mitra_id, override=locked["max_concurrent_sessions"])
     assert counts is not None
-    return {"is_active": locked["is_active"], "used": int(counts["used"]), "max": int(counts["max"])}
+    return {
+        "is_active": locked["is_active"],
+        "used": int(counts["used"]),
+        "max": int(counts["max"]),
+        "has_room": bool(counts["has_room"]),
+    }
 
 
 # ---- writes --------------------------------------------------------------------------------

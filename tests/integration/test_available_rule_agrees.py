@@ -123,7 +123,7 @@ def test_python_sql_and_lua_decide_availability_and_capacity_alike(
     assert counted == dashboard == sum(python)
     assert [cap["max"] for cap in capacity if cap] == python_max
     # The accept's check (active, used < max) is the rule without the online condition.
-    assert [bool(cap and cap["is_active"] and cap["used"] < cap["max"]) for cap in capacity] == [
+    assert [bool(cap and cap["is_active"] and cap["has_room"]) for cap in capacity] == [
         truth.is_available(True, c.active, c.used, c.override, effective_default) for c in mitras
     ]
 
