@@ -32,11 +32,14 @@ def _driver(url: str, prefix: str, ids: list[str], seconds: float, out: Any) -> 
     from shared.keys import Keys
 
     client = redis.Redis.from_url(url, decode_responses=True)
-    script = client.register_script(
-        (mirror._HERE / "heartbeat.lua").read_text()  # the production script, unchanged
+    script = client.register_script(  # the production script as the mirror loads it, rule prepended
+        (mirror._HERE / "_available_rule.lua").read_text() + "\n" + (mirror._HERE / "heartbeat.lua").read_text()
     )
     k = Keys(prefix)
-    keys_of = [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.config, k.seeded]
+    keys_of = [
+        *[k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config],
+        *[k.seed_lock, k.seed_dirty, k.seeded],
+    ]
     sent, i = 0, 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:

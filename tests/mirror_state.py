@@ -26,7 +26,11 @@ def actual(ctx: AppContext) -> dict[str, Any]:
 
 
 def expected(ctx: AppContext) -> dict[str, Any]:
-    """The mirror Postgres implies (heartbeat scores aside: pings reach Postgres only via the sweep)."""
+    """The mirror Postgres implies (heartbeat scores aside: pings reach Postgres only via the sweep).
+
+    The available rule is spelled out here on purpose, as an oracle independent of the
+    production copies (which test_available_rule_agrees checks against each other).
+    """
     with ctx.db.transaction() as tx:
         rows = truth.mirrored_mitras(tx)
         default = truth.default_max(tx)

@@ -24,7 +24,7 @@ import jwt
 from shared.auth.principal import USER_TYPES, Principal
 from shared.config import Settings
 from shared.context import AppContext
-from shared.db import Tx
+from shared.db import Row, Tx
 from shared.errors import ConfigError, Unauthorized
 
 ALGORITHM = "HS256"
@@ -163,7 +163,18 @@ def revoke_sessions_in_tx(
     return [str(r["id"]) for r in rows]
 
 
+_SESSION_STATE = "SELECT revoked_at, expires_at FROM auth_sessions WHERE id = CAST(:sid AS uuid)"
+
+
+def _unusable(row: Row | None, now: datetime) -> bool:
+    return row is None or row["revoked_at"] is not None or row["expires_at"] <= now
+
+
 def session_revoked_in_postgres(ctx: AppContext, sid: str) -> bool:
     """The durable check: revoked, expired or unknown sessions are not usable."""
-    row = ctx.db.one("SELECT revoked_at, expires_at FROM auth_sessions WHERE id = CAST(:sid AS uuid)", sid=sid)
-    return row is None or row["revoked_at"] is not None or row["expires_at"] <= ctx.now()
+    return _unusable(ctx.db.one(_SESSION_STATE, sid=sid), ctx.now())
+
+
+def session_revoked_in(tx: Tx, sid: str, now: datetime) -> bool:
+    """The same durable check inside the caller's transaction (no second connection)."""
+    return _unusable(tx.one(_SESSION_STATE, sid=sid), now)

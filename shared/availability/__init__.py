@@ -24,6 +24,7 @@ Reads (mirror first, Postgres fallback with the same answer)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
     stale_heartbeats(ctx, cutoff_ms, limit) -> [(id, ms)]     ZRANGEBYSCORE heartbeat -inf cutoff
     heartbeats_since(ctx, since_ms) -> Pings                  chunked ZRANGEBYSCORE heartbeat (since +inf, as CSV
+    heartbeat_watermark / set_heartbeat_watermark(ctx, ms)    the heartbeat-mirror sweep's progress
     online_count(ctx) -> int                                  SCARD online (breaker)
     remove_offlined(ctx, ids) -> int                          one script: online, heartbeat, available
     is_seeded(ctx) -> bool
@@ -54,10 +55,12 @@ from shared.availability.api import (
 from shared.availability.mirror import (
     SeedReport,
     cutoff_ms,
+    heartbeat_watermark,
     heartbeats_since,
     is_seeded,
     online_count,
     remove_offlined,
+    set_heartbeat_watermark,
     stale_heartbeats,
 )
 
@@ -74,6 +77,7 @@ __all__ = [
     "ensure_seeded",
     "find_available_mitras",
     "heartbeat",
+    "heartbeat_watermark",
     "heartbeats_since",
     "is_mitra_reachable",
     "is_seeded",
@@ -85,6 +89,7 @@ __all__ = [
     "remove_offlined",
     "seed_from_postgres",
     "set_app_config",
+    "set_heartbeat_watermark",
     "set_offline",
     "set_online",
     "stale_heartbeats",

@@ -9,8 +9,9 @@ rebuild the mirror while the others keep using Postgres.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import app_config, mitras
 from shared.auth import revocation, tokens
@@ -25,6 +26,7 @@ from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_FIND_LIMIT = 500
 _SEED_ERRORS: tuple[type[BaseException], ...] = (*VALKEY_ERRORS, DatabaseUnavailable)
 
@@ -36,6 +38,29 @@ def _cutoff(ctx: AppContext) -> datetime:
 def _fallback(what: str, exc: BaseException | None) -> None:
     if exc is not None:
         log.warning("mirror unavailable; answering from Postgres", extra={"read": what, "error": type(exc).__name__})
+
+
+def _mirror_or_postgres(
+    ctx: AppContext, what: str, from_mirror: Callable[[], T | None], from_postgres: Callable[[Tx], T]
+) -> tuple[T, str]:
+    """The read fallback policy, once: (answer, source).
+
+    The mirror's answer when it has one (None means not seeded). Otherwise Postgres answers,
+    in a read transaction of its own; a mirror that was merely not seeded (rather than
+    failing) is asked to seed first, so the next read finds it.
+    """
+    error: BaseException | None = None
+    try:
+        found = from_mirror()
+        if found is not None:
+            return found, "mirror"
+    except VALKEY_ERRORS as exc:
+        error = exc
+    _fallback(what, error)
+    if error is None:
+        ensure_seeded(ctx)
+    with ctx.db.transaction() as tx:
+        return from_postgres(tx), "postgres"
 
 
 # ---- seeding --------------------------------------------------------------------------------
@@ -64,7 +89,7 @@ def _status_json(row: MitraTruth, default_max: int) -> dict[str, Any]:
     return {
         "online": row.online,
         "used": row.used,
-        "max": row.max_override if row.max_override is not None else default_max,
+        "max": truth.effective_max(row.max_override, default_max),
         "last_heartbeat_at": row.last_heartbeat_at.isoformat() if row.last_heartbeat_at else None,
     }
 
@@ -231,14 +256,18 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
 
 
 def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, Any]:
-    """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only)."""
+    """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only).
+
+    One transaction on one connection: the session check runs in it too.
+    """
+    now = ctx.now()
     with ctx.db.transaction() as tx:
         row = mitras.get(tx, principal.user_id)
         if row is None or not row["is_active"]:
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
-        if tokens.session_revoked_in_postgres(ctx, principal.session_id):
+        if tokens.session_revoked_in(tx, principal.session_id, now):
             raise Unauthorized("session revoked", code="SESSION_REVOKED")
-        state = truth.record_heartbeat(tx, principal.user_id, ctx.now())
+        state = truth.record_heartbeat(tx, principal.user_id, now)
         default = truth.default_max(tx)
         tx.commit()
     assert state is not None
@@ -250,71 +279,56 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, A
 
 def is_mitra_reachable(ctx: AppContext, mitra_id: str) -> bool:
     """Online, not deactivated and with a fresh heartbeat."""
-    error: BaseException | None = None
-    try:
-        found = mirror.is_reachable(ctx, mitra_id)
-        if found is not None:
-            return found
-    except VALKEY_ERRORS as exc:
-        error = exc
-    _fallback("is_mitra_reachable", error)
-    if error is None:
-        ensure_seeded(ctx)
-    with ctx.db.transaction() as tx:
-        return truth.is_reachable(tx, mitra_id, _cutoff(ctx))
+    reachable, _ = _mirror_or_postgres(
+        ctx,
+        "is_mitra_reachable",
+        lambda: mirror.is_reachable(ctx, mitra_id),
+        lambda tx: truth.is_reachable(tx, mitra_id, _cutoff(ctx)),
+    )
+    return reachable
 
 
 def find_available_mitras(ctx: AppContext, limit: int, exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Up to `limit` fresh available mitras not in `exclude`, fairly rotated across calls."""
     limit = max(0, min(limit, MAX_FIND_LIMIT))
     excluded = [str(x) for x in exclude]
-    error: BaseException | None = None
-    try:
-        found = mirror.find_available(ctx, limit, excluded)
-        if found is not None:
-            return found
-    except VALKEY_ERRORS as exc:
-        error = exc
-    _fallback("find_available_mitras", error)
-    if error is None:
-        ensure_seeded(ctx)
-    with ctx.db.transaction() as tx:
-        return truth.find_available(tx, _cutoff(ctx), limit, excluded)
+    found, _ = _mirror_or_postgres(
+        ctx,
+        "find_available_mitras",
+        lambda: mirror.find_available(ctx, limit, excluded),
+        lambda tx: truth.find_available(tx, _cutoff(ctx), limit, excluded),
+    )
+    return found
 
 
 def count_available(ctx: AppContext) -> dict[str, Any]:
     """The beacon: {available, as_of, source} from the shared 10 s snapshot, or Postgres."""
-    error: BaseException | None = None
-    try:
+
+    def from_mirror() -> tuple[int, str] | None:
         found = mirror.count_available(ctx)
-        if found is not None:
-            n, as_of_ms = found
-            as_of = datetime.fromtimestamp(as_of_ms / 1000, UTC).isoformat()
-            return {"available": n, "as_of": as_of, "source": "mirror"}
-    except VALKEY_ERRORS as exc:
-        error = exc
-    _fallback("count_available", error)
-    if error is None:
-        ensure_seeded(ctx)
-    with ctx.db.transaction() as tx:
-        n = truth.count_available(tx, _cutoff(ctx))
-    return {"available": n, "as_of": ctx.now().isoformat(), "source": "postgres"}
+        if found is None:
+            return None
+        n, as_of_ms = found
+        return n, datetime.fromtimestamp(as_of_ms / 1000, UTC).isoformat()
+
+    (n, as_of), source = _mirror_or_postgres(
+        ctx,
+        "count_available",
+        from_mirror,
+        lambda tx: (truth.count_available(tx, _cutoff(ctx)), ctx.now().isoformat()),
+    )
+    return {"available": n, "as_of": as_of, "source": source}
 
 
 def dashboard_counts(ctx: AppContext) -> dict[str, Any]:
     """{online, available, deactivated, source}: SCARD/ZCOUNT on the mirror, or one Postgres scan."""
-    error: BaseException | None = None
-    try:
-        found = mirror.dashboard_counts(ctx)
-        if found is not None:
-            return {**found, "source": "mirror"}
-    except VALKEY_ERRORS as exc:
-        error = exc
-    _fallback("dashboard_counts", error)
-    if error is None:
-        ensure_seeded(ctx)
-    with ctx.db.transaction() as tx:
-        return {**truth.dashboard_counts(tx, _cutoff(ctx)), "source": "postgres"}
+    counts, source = _mirror_or_postgres(
+        ctx,
+        "dashboard_counts",
+        lambda: mirror.dashboard_counts(ctx),
+        lambda tx: truth.dashboard_counts(tx, _cutoff(ctx)),
+    )
+    return {**counts, "source": source}
 
 
 def dashboard(ctx: AppContext) -> dict[str, Any]:
@@ -327,18 +341,17 @@ def dashboard(ctx: AppContext) -> dict[str, Any]:
 
 def mitra_status(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
     """A mitra's own status (online, used, max, last_heartbeat_at)."""
-    error: BaseException | None = None
-    try:
+
+    def from_mirror() -> dict[str, Any] | None:
         found = mirror.status(ctx, mitra_id)
-        if found is not None:
-            return {k: found[k] for k in ("online", "used", "max", "last_heartbeat_at")}
-    except VALKEY_ERRORS as exc:
-        error = exc
-    _fallback("mitra_status", error)
-    with ctx.db.transaction() as tx:
+        return None if found is None else {k: found[k] for k in ("online", "used", "max", "last_heartbeat_at")}
+
+    def from_postgres(tx: Tx) -> dict[str, Any]:
         row = mitras.require(tx, mitra_id)
-        state, default = _truth_in_tx(tx, str(row["id"]))
-    return _status_json(state, default)
+        return _status_json(*_truth_in_tx(tx, str(row["id"])))
+
+    status, _ = _mirror_or_postgres(ctx, "mitra_status", from_mirror, from_postgres)
+    return status
 
 
 def list_mitras(
@@ -360,34 +373,26 @@ def mitra_with_live(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
 
 def _with_live(ctx: AppContext, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     ids = [str(r["id"]) for r in rows]
-    live: dict[str, dict[str, Any]] | None = None
-    error: BaseException | None = None
-    try:
-        live = mirror.live_statuses(ctx, ids)
-    except VALKEY_ERRORS as exc:
-        error = exc
-    source = "mirror"
-    if live is None:
-        _fallback("list_mitras", error)
-        source = "postgres"
-        live = _live_from_postgres(ctx, ids)
+    live, source = _mirror_or_postgres(
+        ctx,
+        "list_mitras",
+        lambda: mirror.live_statuses(ctx, ids),
+        lambda tx: _live_from_postgres(tx, ids, _cutoff(ctx)),
+    )
     return [{**mitras.to_json(r), "live": live.get(str(r["id"]))} for r in rows], source
 
 
-def _live_from_postgres(ctx: AppContext, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _live_from_postgres(tx: Tx, ids: list[str], cutoff: datetime) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
-    cutoff = _cutoff(ctx)
-    with ctx.db.transaction() as tx:
-        rows = truth.mitras_by_id(tx, ids)
-        default = truth.default_max(tx)
+    rows = truth.mitras_by_id(tx, ids)
+    default = truth.default_max(tx)
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        status = _status_json(row, default)
         fresh = row.last_heartbeat_at is not None and row.last_heartbeat_at > cutoff
         out[row.id] = {
-            **status,
+            **_status_json(row, default),
             "deactivated": not row.active,
-            "available": row.online and row.active and fresh and row.used < status["max"],
+            "available": fresh and truth.is_available(row.online, row.active, row.used, row.max_override, default),
         }
     return out

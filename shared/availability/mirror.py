@@ -52,8 +52,8 @@ SCRIPT_NAMES = (
     "release_lock",
     "pings_since",
 )
-# Scripts that re-derive `available` entries get the one copy of the rule prepended.
-_USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max")
+# Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
+_USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
 SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
 SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
@@ -184,18 +184,7 @@ def heartbeat(ctx: AppContext, mitra_id: str, session_id: str) -> tuple[str, Liv
     """
     k = ctx.keys
     reply = scripts(ctx)["heartbeat"](
-        keys=[
-            k.online,
-            k.deactivated,
-            k.used,
-            k.max,
-            k.heartbeat,
-            k.available,
-            k.config,
-            k.seeded,
-            k.revoked(session_id),
-        ],
-        args=[mitra_id, ctx.now_ms()],
+        keys=[*_mutation_keys(ctx), k.seeded, k.revoked(session_id)], args=[mitra_id, ctx.now_ms()]
     )
     outcome = str(reply[0])
     if outcome not in ("online", "offline"):
@@ -279,7 +268,10 @@ def live_statuses(ctx: AppContext, mitra_ids: list[str]) -> dict[str, dict[str, 
         status = LiveStatus(
             online=bool(online[i]),
             used=int(used[i] or 0),
-            max=int(maxes[i] if maxes[i] is not None else (default or 1)),
+            max=truth.effective_max(
+                None if maxes[i] is None else int(maxes[i]),
+                truth.UNSET_DEFAULT_MAX if default is None else int(default),
+            ),
             last_heartbeat_ms=int(hbs[i]) if hbs[i] is not None else None,
         )
         out[mid] = {
@@ -340,6 +332,17 @@ def heartbeats_since(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -
             start = last_ms
         if n < chunk:
             return Pings(",".join(ids), ",".join(ms), count, highest)
+
+
+def heartbeat_watermark(ctx: AppContext) -> int:
+    """The highest ping (ms) the heartbeat-mirror sweep copied to Postgres, 0 if unknown; raises on Valkey errors."""
+    raw = ctx.valkey.get(ctx.keys.heartbeat_watermark)
+    return int(raw) if raw else 0
+
+
+def set_heartbeat_watermark(ctx: AppContext, ms: int) -> None:
+    """Record that pings up to `ms` are in Postgres; raises on Valkey errors."""
+    ctx.valkey.set(ctx.keys.heartbeat_watermark, ms)
 
 
 def online_count(ctx: AppContext) -> int:

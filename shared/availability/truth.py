@@ -6,6 +6,11 @@ Read-model SQL over `mitras`, `mitra_pings`, `chat_sessions`, `pairing_offers`, 
 Valkey read: fresh = last ping (the later of mitras.last_heartbeat_at and mitra_pings.at)
 > now - MITRA_HEARTBEAT_STALE_SECONDS,
 available = online and active and used < max (override, else the app_config default).
+
+The available/capacity rule is written here once for Python (`effective_max`, `is_available`)
+and once for SQL (`effective_max_sql`, `available_sql`, used by these queries and by the
+accept's capacity check in shared.pairing.store); its one Lua copy is `_available_rule.lua`.
+tests/integration/test_available_rule_agrees.py checks the three agree.
 """
 
 from __future__ import annotations
@@ -16,14 +21,40 @@ from typing import Any
 
 from shared.db import Tx
 
+# The default maximum when app_config has no mitra_max_concurrent_sessions row (Lua: '1').
+UNSET_DEFAULT_MAX = 1
 # Used capacity of mitra m, derived from chat_sessions (never bookkept).
 _USED = "(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status IN ('active', 'pending_payment'))"
-_DEFAULT_MAX = "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1)"
+DEFAULT_MAX_SQL = (
+    "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'),"  # noqa: S608 (constant SQL)
+    f" {UNSET_DEFAULT_MAX})"
+)
+
+
+# The rule in SQL. Arguments are SQL expressions written in this package or its callers
+# (column names, casts of bind parameters), never input.
+def effective_max_sql(override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
+    """SQL for a mitra's maximum: its own override, else the app_config default."""
+    return f"COALESCE({override}, {default_max})"
+
+
+def under_capacity_sql(used: str, override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
+    """SQL for the capacity half of the rule: used below the effective maximum (the accept's check)."""
+    return f"{used} < {effective_max_sql(override, default_max)}"
+
+
+def available_sql(online: str, active: str, used: str, override: str, default_max: str = DEFAULT_MAX_SQL) -> str:
+    """SQL for the available rule (heartbeat freshness aside): online, active and under capacity."""
+    return f"({online} AND {active} AND {under_capacity_sql(used, override, default_max)})"
+
+
 # A mitra's last ping: the later of the one written with its row (going online, auto-offline,
 # the Postgres heartbeat fallback) and the one the heartbeat-mirror sweep keeps in mitra_pings.
 _LAST_PING = "GREATEST(m.last_heartbeat_at, (SELECT p.at FROM mitra_pings p WHERE p.mitra_id = m.id))"
 _REACHABLE = f"m.is_online AND m.is_active AND {_LAST_PING} > :cutoff"
-_AVAILABLE = f"{_REACHABLE} AND {_USED} < COALESCE(m.max_concurrent_sessions, {_DEFAULT_MAX})"
+_AVAILABLE = f"{_LAST_PING} > :cutoff AND " + available_sql(
+    "m.is_online", "m.is_active", _USED, "m.max_concurrent_sessions"
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +73,15 @@ class MitraTruth:
         return to_ms(self.last_heartbeat_at) if self.last_heartbeat_at else 0
 
 
+def effective_max(max_override: int | None, default_max: int) -> int:
+    """A mitra's maximum concurrent sessions: its own override (0 included), else the default."""
+    return max_override if max_override is not None else default_max
+
+
 def is_available(online: bool, active: bool, used: int, max_override: int | None, default_max: int) -> bool:
     """The available rule (heartbeat freshness aside, a read-time filter): online, not
     deactivated, and under capacity, the mitra's own maximum or else the default."""
-    return online and active and used < (max_override if max_override is not None else default_max)
+    return online and active and used < effective_max(max_override, default_max)
 
 
 def to_ms(at: datetime) -> int:
@@ -112,7 +148,7 @@ _SEED_CHUNKS_SQL = (
     "       COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
     f"      FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
     "       WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL),"
-    f" d AS (SELECT {_DEFAULT_MAX} AS dmax),"
+    f" d AS (SELECT {DEFAULT_MAX_SQL} AS dmax),"
     " e AS (SELECT 'mitras' AS kind, NULL::text AS id, NULL::text AS val FROM t"
     "       UNION ALL SELECT 'online', id, NULL FROM t WHERE online"
     "       UNION ALL SELECT 'deactivated', id, NULL FROM t WHERE NOT active"
@@ -120,7 +156,7 @@ _SEED_CHUNKS_SQL = (
     "       UNION ALL SELECT 'max', id, mx::text FROM t WHERE mx IS NOT NULL"
     "       UNION ALL SELECT 'heartbeat', id, ms::text FROM t WHERE online"
     "       UNION ALL SELECT 'available', id, ms::text FROM t, d"
-    "                 WHERE online AND active AND used < COALESCE(mx, d.dmax))"
+    f"                WHERE {available_sql('online', 'active', 'used', 'mx', 'd.dmax')})"
     " SELECT kind, COALESCE(string_agg(id, ','), '') AS ids, COALESCE(string_agg(val, ','), '') AS vals,"
     "        count(*) AS n"
     " FROM (SELECT kind, id, val, (row_number() OVER (PARTITION BY kind) - 1) / :chunk AS c FROM e) x"
@@ -138,7 +174,7 @@ def seed_chunks(tx: Tx, chunk: int) -> list[SeedChunk]:
 
 def default_max(tx: Tx) -> int:
     """app_config mitra_max_concurrent_sessions (1 when the row is missing)."""
-    return int(tx.scalar(f"SELECT {_DEFAULT_MAX}"))
+    return int(tx.scalar(f"SELECT {DEFAULT_MAX_SQL}"))
 
 
 def recent_revocations(tx: Tx, since: datetime) -> list[tuple[str, datetime]]:

@@ -322,7 +322,7 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         capacity = store.lock_mitra_capacity(tx, me)
         if capacity is None or not capacity["is_active"]:
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
-        if capacity["used"] >= capacity["max"]:
+        if not capacity["has_room"]:
             raise Conflict(
                 "you are at your concurrent session limit",
                 code="AT_CAPACITY",
@@ -353,10 +353,15 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
 
 
 def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
-    """Record a decline; when every offer is declined, re-blast to new mitras (or expire)."""
+    """Record a decline; when every offer is declined, re-blast to new mitras (or expire).
+
+    No row lock is held while mitras are picked (a Valkey call, or a Postgres fallback and
+    perhaps a reseed): the decline commits first, the pick runs with no transaction open,
+    and the re-blast (or expiry) is a second transaction that re-checks, under the session's
+    row lock, that the session still waits with every offer answered.
+    """
     now = ctx.now()
     expiry.settle_one(ctx, session_id, now)
-    picked: list[str] = []
     with ctx.db.transaction() as tx:
         # The session row lock serializes declines of one session, so the last one sees it is last.
         row, response = _offer_of(tx, principal, session_id, lock=True)
@@ -364,17 +369,31 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
             raise _taken_or_invalid(row, "decline", principal.user_id)
         if response not in (None, "declined"):
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
+        exclude: list[str] | None = None
         if response is None:  # a repeated decline changes nothing
             store.decline_offer(tx, session_id, principal.user_id, now)
             store.record_event(tx, session_id, "declined", _actor(principal), now)
             if store.pending_offer_count(tx, session_id) == 0:
-                picked = availability.find_available_mitras(
-                    ctx, ctx.settings.pairing_blast_size, store.reblast_exclusions(tx, session_id)
-                )
-                row = _reblast_or_expire(tx, row, picked, now)
+                exclude = store.reblast_exclusions(tx, session_id)
         tx.commit()
+    picked: list[str] = []
+    expired = False
+    if exclude is not None:  # this was the last open offer: nobody else re-blasts this session
+        picked = availability.find_available_mitras(ctx, ctx.settings.pairing_blast_size, exclude)
+        with ctx.db.transaction() as tx:
+            current = store.get(tx, session_id, lock=True)
+            if (
+                current is not None
+                and current["status"] == "searching"
+                and not store.pending_offer_count(tx, session_id)
+            ):
+                row = _reblast_or_expire(tx, current, picked, now)
+                expired = row["status"] == "expired"
+            else:  # cancelled or expired meanwhile: nothing to re-blast
+                row, picked = current or row, []
+            tx.commit()
     chat.wake_readers(ctx, session_id)
-    if row["status"] == "expired":
+    if expired:
         effects.push(ctx, "customer", [row["customer_id"]], "session_expired", row, end_reason="no_mitra_available")
     elif picked:
         _push_offers(ctx, row, picked)

@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.availability.truth import effective_max_sql, under_capacity_sql
 from shared.db import Row, Tx
 
 CAPACITY_STATUSES = ("pending_payment", "active")
@@ -118,8 +119,17 @@ def pending_offer_count(tx: Tx, session_id: str) -> int:
     )
 
 
+# The maximum and the decision are the availability rule's own SQL (shared.availability.truth).
+_OVERRIDE = "CAST(:override AS int)"
+_CAPACITY_SQL = (
+    f"SELECT used, {effective_max_sql(_OVERRIDE)} AS max, {under_capacity_sql('used', _OVERRIDE)} AS has_room"  # noqa: S608
+    " FROM (SELECT count(*) AS used FROM chat_sessions"
+    "       WHERE mitra_id = CAST(:m AS uuid) AND status IN ('pending_payment', 'active')) c"
+)
+
+
 def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
-    """Lock the mitra row, then count its open sessions: {is_active, used, max}, or None.
+    """Lock the mitra row, then count its open sessions: {is_active, used, max, has_room}, or None.
 
     The row lock (FOR NO KEY UPDATE: it serializes this mitra's accepts but not the
     foreign-key checks of new offers) is taken before counting, so two concurrent accepts of
@@ -131,16 +141,14 @@ def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
     )
     if locked is None:
         return None
-    counts = tx.one(
-        "SELECT (SELECT count(*) FROM chat_sessions WHERE mitra_id = CAST(:m AS uuid)"
-        "        AND status IN ('pending_payment', 'active')) AS used,"
-        " COALESCE(CAST(:override AS int),"
-        "   (SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'), 1) AS max",
-        m=mitra_id,
-        override=locked["max_concurrent_sessions"],
-    )
+    counts = tx.one(_CAPACITY_SQL, m=mitra_id, override=locked["max_concurrent_sessions"])
     assert counts is not None
-    return {"is_active": locked["is_active"], "used": int(counts["used"]), "max": int(counts["max"])}
+    return {
+        "is_active": locked["is_active"],
+        "used": int(counts["used"]),
+        "max": int(counts["max"]),
+        "has_room": bool(counts["has_room"]),
+    }
 
 
 # ---- writes --------------------------------------------------------------------------------

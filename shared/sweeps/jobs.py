@@ -115,9 +115,7 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
 def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
     """Copy pings newer than the watermark to Postgres in one statement; idempotent."""
     try:
-        raw = ctx.valkey.get(ctx.keys.heartbeat_watermark)
-        watermark = int(raw) if raw else 0
-        pings = availability.heartbeats_since(ctx, watermark)
+        pings = availability.heartbeats_since(ctx, availability.heartbeat_watermark(ctx))
     except VALKEY_ERRORS as exc:
         log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
         return {"mirrored": 0, "aborted": 1}
@@ -128,7 +126,7 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
         tx.commit()
     with contextlib.suppress(*VALKEY_ERRORS):
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
-        ctx.valkey.set(ctx.keys.heartbeat_watermark, pings.highest_ms)
+        availability.set_heartbeat_watermark(ctx, pings.highest_ms)
     return {"mirrored": changed, "read": pings.count}
 
 
