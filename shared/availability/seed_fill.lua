@@ -26,7 +26,7 @@ for i = 1, #ids, BATCH do
     live = redis.call('HMGET', KEYS[3], unpack(chunk))
   else
     live = redis.call('ZMSCORE', KEYS[3], unpack(chunk))
-    pings = redis.call('ZMSCORE', KEYS[4], unpack(chunk))
+    pings = KEYS[4] == KEYS[3] and live or redis.call('ZMSCORE', KEYS[4], unpack(chunk))
   end
   local args, ring = {}, {}
   for j = i, last do
