@@ -183,14 +183,14 @@ def offline_stale(tx: Tx, stale: list[tuple[str, int]], actor: str, now: datetim
 _MOVE_PINGS = """
 UPDATE mitra_pings AS p SET at = u.at
 FROM (
-    SELECT id, to_timestamp(ms / 1000.0) AS at
+    SELECT id, to_timestamp(ms::float8 / 1000) AS at
     FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
 ) AS u
 WHERE p.mitra_id = u.id AND p.at < u.at
 """
 _ADD_PINGS = """
 INSERT INTO mitra_pings AS p (mitra_id, at)
-SELECT u.id, to_timestamp(max(u.ms) / 1000.0)
+SELECT u.id, to_timestamp(max(u.ms)::float8 / 1000)
 FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
 JOIN mitras m ON m.id = u.id
 WHERE NOT EXISTS (SELECT 1 FROM mitra_pings q WHERE q.mitra_id = u.id)

@@ -66,31 +66,31 @@ def test_a_token_signed_with_a_previous_secret_verifies():
 
 
 @pytest.mark.parametrize(
-    ("name", "token"),
+    ("name", "make"),  # built when the test runs: a long suite outlives `exp`
     [
-        ("alg none", _forge(_claims(), alg="none").rsplit(".", 1)[0] + "."),
-        ("alg HS512", _forge(_claims(), alg="HS512")),
-        ("unknown kid", _forge(_claims(), kid="0" * 16)),
-        ("kid not a string", _forge(_claims(), kid=7)),
-        ("crit header", _forge(_claims(), crit=["exp"])),
-        ("wrong key, right kid", _forge(_claims(), secret="x" * 45, kid=tokens.key_id(SECRET))),
-        ("missing sid", _forge(_claims(sid=None))),
-        ("missing exp", _forge(_claims(exp=None))),
-        ("exp not an integer", _forge(_claims(exp="9999999999"))),
-        ("exp a boolean", _forge(_claims(exp=True))),
-        ("wrong issuer", _forge(_claims(iss="someone-else"))),
-        ("audience present", _forge(_claims(aud="elsewhere"))),
-        ("not yet valid", _forge(_claims(nbf=int(time.time()) + 3600))),
-        ("sub not a uuid", _forge(_claims(sub="admin"))),
-        ("unknown user type", _forge(_claims(user_type="root"))),
-        ("two parts", "a.b"),
-        ("not base64", "@@@.@@@.@@@"),
-        ("payload not an object", _forge([1, 2])),  # type: ignore[arg-type]
-        ("non-ascii", "é.é.é"),
+        ("alg none", lambda: _forge(_claims(), alg="none").rsplit(".", 1)[0] + "."),
+        ("alg HS512", lambda: _forge(_claims(), alg="HS512")),
+        ("unknown kid", lambda: _forge(_claims(), kid="0" * 16)),
+        ("kid not a string", lambda: _forge(_claims(), kid=7)),
+        ("crit header", lambda: _forge(_claims(), crit=["exp"])),
+        ("wrong key, right kid", lambda: _forge(_claims(), secret="x" * 45, kid=tokens.key_id(SECRET))),
+        ("missing sid", lambda: _forge(_claims(sid=None))),
+        ("missing exp", lambda: _forge(_claims(exp=None))),
+        ("exp not an integer", lambda: _forge(_claims(exp="9999999999"))),
+        ("exp a boolean", lambda: _forge(_claims(exp=True))),
+        ("wrong issuer", lambda: _forge(_claims(iss="someone-else"))),
+        ("audience present", lambda: _forge(_claims(aud="elsewhere"))),
+        ("not yet valid", lambda: _forge(_claims(nbf=int(time.time()) + 3600))),
+        ("sub not a uuid", lambda: _forge(_claims(sub="admin"))),
+        ("unknown user type", lambda: _forge(_claims(user_type="root"))),
+        ("two parts", lambda: "a.b"),
+        ("not base64", lambda: "@@@.@@@.@@@"),
+        ("payload not an object", lambda: _forge([1, 2])),  # type: ignore[arg-type]
+        ("non-ascii", lambda: "é.é.é"),
     ],
 )
-def test_forged_or_malformed_tokens_are_invalid(name, token):
-    assert _code(token) == "TOKEN_INVALID", name
+def test_forged_or_malformed_tokens_are_invalid(name, make):
+    assert _code(make()) == "TOKEN_INVALID", name
 
 
 def test_a_tampered_payload_breaks_the_signature():
