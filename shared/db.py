@@ -12,23 +12,57 @@ SQL uses pg8000's `:name` parameters; nothing is ever formatted into a statement
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import pg8000.native
-from pg8000.core import CoreConnection
-from pg8000.exceptions import DatabaseError, InterfaceError
 
 from shared.config import Settings
 from shared.errors import ConfigError, ServiceUnavailable
 
+if TYPE_CHECKING:
+    from pg8000.core import CoreConnection
+
 log = logging.getLogger(__name__)
+
+
+# pg8000 (and the Cloud SQL connector) are imported on first use, not at import: the heartbeat
+# bundle never opens a Postgres connection while Valkey is up, and importing the driver cost a
+# tenth of its cold start. Every `except` below that names a driver error runs only after a
+# connection was attempted, so the driver is loaded by then (an except clause is evaluated
+# only when an exception reaches it).
+@functools.cache
+def _pg8000() -> Any:
+    import pg8000.native
+
+    return pg8000.native
+
+
+@functools.cache
+def _errors() -> Any:
+    from pg8000 import exceptions
+
+    return exceptions
+
+
+@functools.lru_cache(maxsize=2048)
+def _statement(sql: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """pg8000's `:name` → `$n` rewrite of a statement, once per distinct SQL text: it is a
+    character-by-character Python loop (≈0.1 ms per statement, more than the round trip on a
+    busy request); the SQL texts are constants, so the cache stays small."""
+    statement, make_vals = _pg8000().to_statement(sql)
+    return statement, make_vals
+
+
+@functools.cache
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    return (_errors().InterfaceError, OSError, socket.timeout)
+
 
 Row = dict[str, Any]
 
@@ -103,18 +137,18 @@ class Tx:
 
     def _run(self, op: Callable[..., Any], *args: Any) -> Any:
         if not self.in_step:
-            raise InterfaceError("connection is out of step after an earlier failure")
+            raise _errors().InterfaceError("connection is out of step after an earlier failure")
         self.in_step = False
         try:
             result = op(*args)
-        except DatabaseError:
+        except _errors().DatabaseError:
             self.in_step = True  # reported by Postgres after ReadyForQuery: nothing left unread
             raise
         self.in_step = True
         return result
 
     def _execute(self, sql: str, params: dict[str, Any]) -> Any:
-        statement, make_vals = pg8000.native.to_statement(sql)
+        statement, make_vals = _statement(sql)
         return self._run(self._conn.execute_unnamed, statement, make_vals(params))
 
     def rows(self, sql: str, **params: Any) -> list[Row]:
@@ -168,8 +202,6 @@ def _transaction_status(conn: CoreConnection) -> bytes | None:
 _IDLE = b"I"
 _IN_TRANSACTION = b"T"
 
-_CONNECTION_ERRORS = (InterfaceError, OSError, socket.timeout)
-
 
 class Database:
     """A bounded, thread-safe pool of pg8000 connections, opened lazily."""
@@ -218,7 +250,7 @@ class Database:
     def _new_connection(self) -> CoreConnection:
         try:
             conn = self._connect()
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
             raise DatabaseUnavailable() from exc
         try:
@@ -228,7 +260,7 @@ class Database:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.close()
-            if isinstance(exc, _CONNECTION_ERRORS):
+            if isinstance(exc, _connection_errors()):
                 log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
                 raise DatabaseUnavailable() from exc
             raise
@@ -266,7 +298,7 @@ class Database:
                 if not isinstance(exc, Exception):
                     raise
                 last = exc
-                if isinstance(exc, _CONNECTION_ERRORS):
+                if isinstance(exc, _connection_errors()):
                     # The server restarted or dropped us: every idle connection is suspect too.
                     self.close_idle()
                 else:
@@ -295,7 +327,7 @@ class Database:
                 healthy = tx.rollback()
                 raise
             healthy = tx.in_step if tx.committed else tx.rollback()
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise DatabaseUnavailable() from exc
         finally:
             self._checkin(conn, healthy)
@@ -336,7 +368,7 @@ def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
     params = parse_database_url(settings.database_url)
 
     def connect() -> CoreConnection:
-        return pg8000.native.Connection(
+        conn: CoreConnection = _pg8000().Connection(
             params.user,
             password=params.password,
             database=params.database,
@@ -347,23 +379,24 @@ def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
             timeout=10,
             application_name=params.application_name,
         )
+        return conn
 
     return connect
 
 
 def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
-    """Connect through the Cloud SQL Python Connector (imported only when used)."""
-    from google.cloud.sql.connector import Connector, IPTypes
-
+    """Connect through the Cloud SQL Python Connector (imported on the first connection)."""
     instance = settings.cloud_sql_instance
     if not instance or not settings.db_user or not settings.db_name:
         raise ConfigError("CLOUD_SQL_INSTANCE needs DB_USER and DB_NAME")
     lock = threading.Lock()
-    connectors: list[Connector] = []
+    connectors: list[Any] = []
 
     def connect() -> CoreConnection:
         # Built on first use, not at import: it looks up credentials, and a failure here must
         # be a 503 for this request rather than a crashed cold start.
+        from google.cloud.sql.connector import Connector, IPTypes
+
         try:
             with lock:
                 if not connectors:
@@ -377,7 +410,7 @@ def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
                 enable_iam_auth=settings.db_iam_auth,
                 ip_type=IPTypes.PRIVATE,
             )
-        except (InterfaceError, OSError):
+        except (_errors().InterfaceError, OSError):
             raise
         except Exception as exc:  # credentials, IAM, the Cloud SQL Admin API: all "cannot connect"
             raise CloudSqlConnectError(f"{type(exc).__name__}: {exc}") from exc
@@ -392,7 +425,7 @@ class CloudSqlConnectError(OSError):
 
 def is_unique_violation(exc: BaseException, constraint: str | None = None) -> bool:
     """True when `exc` is a Postgres unique violation (optionally on `constraint`)."""
-    if not isinstance(exc, DatabaseError) or not exc.args or not isinstance(exc.args[0], dict):
+    if not isinstance(exc, _errors().DatabaseError) or not exc.args or not isinstance(exc.args[0], dict):
         return False
     info = exc.args[0]
     return bool(info.get("C") == "23505" and (constraint is None or info.get("n") == constraint))

@@ -139,16 +139,87 @@ def log_status(
     )
 
 
-def log_status_many(tx: Tx, mitra_ids: list[str], event: str, actor: str, at: datetime) -> None:
-    """One status log row per mitra in one statement (batched sweeps)."""
-    tx.execute(
-        "INSERT INTO mitra_status_logs (mitra_id, event, actor, at)"
-        " SELECT id, :event, :actor, :at FROM unnest(CAST(:ids AS uuid[])) AS id",
-        ids=mitra_ids,
-        event=event,
+# One statement: offline the stale mitras that are still online, keep the mirror's last ping
+# (never older than what Postgres has), and write one status log row per mitra offlined. The
+# ids and pings arrive as two comma-separated strings (one compact parameter each).
+_OFFLINE_STALE = """
+WITH stale AS (
+    SELECT id, to_timestamp(ms / 1000.0) AS ping
+    FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS s(id, ms)
+), offlined AS (
+    UPDATE mitras AS m
+    SET is_online = false, updated_at = :now,
+        last_heartbeat_at = GREATEST(m.last_heartbeat_at, stale.ping)
+    FROM stale
+    WHERE m.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND m.id = stale.id AND m.is_online
+    RETURNING m.id, m.last_heartbeat_at
+)
+INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
+SELECT id, 'auto_offline', :actor, :now, jsonb_build_object('last_heartbeat_at', last_heartbeat_at)
+FROM offlined
+RETURNING mitra_id
+"""
+
+
+def offline_stale(tx: Tx, stale: list[tuple[str, int]], actor: str, now: datetime) -> list[str]:
+    """Set offline those of the `(id, last ping ms)` mitras still online, logging `auto_offline` for
+    each; return the ids offlined. The pings raise `last_heartbeat_at`, never lower it.
+
+    A handful of stale mitras among many: the planner would hash every mitra (a sequential scan
+    costing more than the whole update) where one primary-key probe per id is what it takes,
+    so this transaction plans without sequential scans.
+    """
+    if not stale:
+        return []
+    tx.script("SET LOCAL enable_seqscan = off")
+    rows = tx.rows(
+        _OFFLINE_STALE,
+        ids=",".join(mid for mid, _ in stale),
+        ms=",".join(str(ms) for _, ms in stale),
+        now=now,
         actor=actor,
-        at=at,
     )
+    return [str(r["mitra_id"]) for r in rows]
+
+
+# The heartbeat-mirror sweep's write: move each mitra's ping in the narrow `mitra_pings` table
+# forward (a HOT update: the key never changes and pages keep free space). A plain UPDATE costs
+# less per row than INSERT … ON CONFLICT (a speculative insertion and an extra index probe each);
+# mitras without a row yet (their first ping ever mirrored) get one from a second statement, run
+# only when the UPDATE moved fewer rows than it was given.
+_MOVE_PINGS = """
+UPDATE mitra_pings AS p SET at = u.at
+FROM (
+    SELECT id, to_timestamp(ms::float8 / 1000) AS at
+    FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
+) AS u
+WHERE p.mitra_id = u.id AND p.at < u.at
+"""
+_ADD_PINGS = """
+INSERT INTO mitra_pings AS p (mitra_id, at)
+SELECT u.id, to_timestamp(max(u.ms)::float8 / 1000)
+FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
+JOIN mitras m ON m.id = u.id
+WHERE NOT EXISTS (SELECT 1 FROM mitra_pings q WHERE q.mitra_id = u.id)
+GROUP BY u.id
+ON CONFLICT (mitra_id) DO UPDATE SET at = EXCLUDED.at WHERE p.at < EXCLUDED.at
+"""
+
+
+def record_pings(tx: Tx, ids_csv: str, ms_csv: str, count: int) -> int:
+    """Write `count` pings (ids and epoch ms as comma-separated strings), never moving one back;
+    pings of unknown mitras are dropped. Returns the rows written.
+
+    A mitra read twice (its ping moved while the sweep paged) moves forward to one of its two
+    pings, never back; its next ping is mirrored by the next pass.
+    """
+    if not count:
+        return 0
+    tx.script("SET LOCAL work_mem = '64MB'")  # the 100k-row join stays in memory
+    moved = tx.execute(_MOVE_PINGS, ids=ids_csv, ms=ms_csv)
+    if moved == count:
+        return moved
+    return moved + tx.execute(_ADD_PINGS, ids=ids_csv, ms=ms_csv)
 
 
 MITRA_STATUSES = ("online", "offline", "deactivated")

@@ -1,7 +1,11 @@
 """Access tokens (JWT HS256) and auth sessions.
 
 The algorithm is pinned to HS256 on verification, so `alg: none` and RS256/HS256 confusion
-are rejected by construction. The `kid` header is a fingerprint of the signing secret:
+are rejected by construction. Verification is a few lines of the standard library (split,
+base64url, HMAC-SHA256 compared in constant time, JSON, the claim checks): every request pays
+for it, and PyJWT, which signs the tokens, pulls in `cryptography` at import (a quarter of the
+heartbeat bundle's cold start) for algorithms HS256 never uses. PyJWT is imported only where a
+token is issued. The `kid` header is a fingerprint of the signing secret:
 after rotating AUTH_JWT_SECRET, tokens signed with a secret listed in
 AUTH_JWT_PREVIOUS_SECRETS keep verifying until they expire.
 
@@ -12,14 +16,18 @@ token stops working at once (SPEC §6); shared.auth.revocation does both, durabl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
+import hmac
+import json
+import re
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-
-import jwt
 
 from shared.auth.principal import USER_TYPES, Principal
 from shared.config import Settings
@@ -56,50 +64,118 @@ def encode_access(settings: Settings, principal: Principal, now: datetime) -> st
     }
     if principal.role:
         claims["role"] = principal.role
+    import jwt  # only where tokens are issued: see the module docstring
+
     return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
 
 
-def _decode(settings: Settings, token: str, secret: str) -> dict[str, Any]:
-    found: dict[str, Any] = jwt.decode_complete(
-        token,
-        secret,
-        algorithms=[ALGORITHM],
-        issuer=settings.auth_jwt_issuer,
-        options={"require": ["exp", "iat", "iss", "sub", "sid", "user_type"], "verify_iat": False},
-        leeway=0,
-    )
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "sub", "sid", "user_type")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class _Invalid(Exception):
+    """The token is refused (TOKEN_INVALID)."""
+
+
+class _Malformed(_Invalid):
+    """Not three base64url parts with a JSON object header."""
+
+
+class _UnknownKey(_Invalid):
+    """Not HS256, or its kid names no secret we sign or signed with."""
+
+
+class _Expired(_Invalid):
+    """Signed by a known key and well formed, but expired (TOKEN_EXPIRED)."""
+
+
+def _b64(part: str) -> bytes:
+    """Strict unpadded base64url."""
+    if len(part) % 4 == 1 or not _B64URL.fullmatch(part):
+        raise _Invalid
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise _Invalid from None
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        raise _Invalid from None
+    if not isinstance(found, dict):
+        raise _Invalid
     return found
+
+
+def _int_claim(claims: Mapping[str, Any], name: str) -> int:
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid
+    return value
+
+
+def _verify(settings: Settings, token: str, secrets: Mapping[str, str]) -> dict[str, Any]:
+    """The claims of an HS256 token signed by one of `secrets` (by kid); raises _Invalid/_Expired.
+
+    Checked in PyJWT's order: shape, header (alg pinned, no `crit`), signature, then the claims
+    (required ones present, exp and nbf against the wall clock, iss, no audience).
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _Malformed
+    head, body, signature = parts
+    try:
+        header = _json_object(_b64(head))
+    except _Invalid:
+        raise _Malformed from None
+    kid = header.get("kid")
+    secret = secrets.get(kid) if isinstance(kid, str) else None
+    if header.get("alg") != ALGORITHM or secret is None:
+        raise _UnknownKey
+    if "crit" in header:
+        raise _Invalid
+    expected = hmac.new(secret.encode(), f"{head}.{body}".encode("ascii"), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, _b64(signature)):
+        raise _Invalid
+    claims = _json_object(_b64(body))
+    if any(name not in claims for name in REQUIRED_CLAIMS) or "aud" in claims:
+        raise _Invalid
+    wall = int(time.time())
+    _int_claim(claims, "iat")
+    if "nbf" in claims and _int_claim(claims, "nbf") > wall:
+        raise _Invalid
+    if _int_claim(claims, "exp") <= wall:
+        raise _Expired
+    if claims["iss"] != settings.auth_jwt_issuer:
+        raise _Invalid
+    return claims
+
+
+def _known_secrets(settings: Settings) -> dict[str, str]:
+    return {key_id(s): s for s in (_signing_secret(settings), *settings.auth_jwt_previous_secrets)}
 
 
 def decode_access(settings: Settings, token: str, now: datetime) -> Principal:
     """Verify signature, algorithm, exp/iat/iss and claim shapes; return the principal."""
-    current = _signing_secret(settings)
+    if not isinstance(token, str) or not token.isascii():
+        raise Unauthorized("malformed access token", code="TOKEN_INVALID")
     try:
-        # The common case parses the token once: valid, signed with the current secret, its kid.
-        found = _decode(settings, token, current)
-        if found["header"].get("kid") == key_id(current):
-            return _principal(found["payload"], now)
-    except jwt.PyJWTError:
-        pass  # every other case takes the full path below, with its precise error
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+        claims = _verify(settings, token, _known_secrets(settings))
+    except _Malformed:
         raise Unauthorized("malformed access token", code="TOKEN_INVALID") from None
-    secrets = {key_id(s): s for s in (_signing_secret(settings), *settings.auth_jwt_previous_secrets)}
-    secret = secrets.get(str(header.get("kid")))
-    if secret is None or header.get("alg") != ALGORITHM:
-        raise Unauthorized("access token is not signed by a known key", code="TOKEN_INVALID")
-    try:
-        claims = _decode(settings, token, secret)["payload"]
-    except jwt.ExpiredSignatureError:
+    except _UnknownKey:
+        raise Unauthorized("access token is not signed by a known key", code="TOKEN_INVALID") from None
+    except _Expired:
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED") from None
-    except jwt.PyJWTError:
+    except _Invalid:
         raise Unauthorized("invalid access token", code="TOKEN_INVALID") from None
     return _principal(claims, now)
 
 
 def _principal(claims: dict[str, Any], now: datetime) -> Principal:
-    # pyjwt checks exp against the wall clock; check again against the injected clock.
+    # _verify checks exp against the wall clock; check again against the injected clock.
     if int(claims["exp"]) <= int(now.timestamp()):
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED")
     if int(claims["iat"]) > int(now.timestamp()) + 60:

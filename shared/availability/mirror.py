@@ -47,8 +47,6 @@ SCRIPT_NAMES = (
     "set_default_max",
     "swap_seed",
     "seed_fill",
-    "seed_merge_pings",
-    "seed_drift",
     "release_lock",
     "pings_since",
 )
@@ -58,7 +56,7 @@ SNAPSHOT_TTL_MS = 10_000
 SEED_LOCK_TTL_MS = 120_000
 SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
 # Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
-# older than the merge's start too, so a skewed clock does not lose one.
+# older than the fill's start too, so a skewed clock does not lose one.
 PING_SKEW_MS = 1000
 
 
@@ -444,7 +442,7 @@ _FILL_KIND = {
 
 
 def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
-    """Build the temp keys in short steps, merge live pings, measure drift, swap in O(1)."""
+    """Build the temp keys in short steps (merging live pings and measuring drift on the way), swap in O(1)."""
     now = ctx.now()
     ttl = ctx.settings.access_token_ttl_seconds
     with ctx.db.transaction() as tx:
@@ -464,22 +462,20 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
         )
     )
     _drop_temp_keys(ctx, token)
-    fill = scripts(ctx)["seed_fill"]
-    counts: dict[str, int] = {}
-    for chunk in chunks:  # one short script per chunk (a cluster pipeline cannot carry scripts)
-        counts[chunk.kind] = counts.get(chunk.kind, 0) + chunk.count
-        if chunk.kind in _FILL_KIND:
-            fill(keys=[temp[chunk.kind], temp["ring"]], args=[_FILL_KIND[chunk.kind], chunk.ids_csv, chunk.values_csv])
+    merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
+    counts, compared = _fill(ctx, chunks, temp, live)
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
     revocation.queue_replay(ctx, pipe, revoked, now)
-    pipe.execute()
-
-    merged_from = ctx.now_ms() - PING_SKEW_MS
-    _merge_live_pings(ctx, temp, live)
-    had = bool(ctx.valkey.exists(k.seeded))
-    drift = _drift(ctx, temp, live) if had else {}
+    pipe.exists(k.seeded)
+    size_of = {"set": pipe.scard, "hash": pipe.hlen, "zset": pipe.zcard}
+    for name, kind in _DRIFT_KINDS:
+        size_of[kind](live[name])
+    replies = pipe.execute()
+    live_sizes = dict(zip((name for name, _ in _DRIFT_KINDS), replies[-len(_DRIFT_KINDS) :], strict=True))
+    had = bool(replies[-len(_DRIFT_KINDS) - 1])
+    drift = _drift(compared, live_sizes) if had else {}
 
     keys = [*temp.values(), *live.values(), *_retired_keys(ctx, token), k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
     reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), merged_from])
@@ -501,40 +497,42 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     return report
 
 
-def _merge_live_pings(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> None:
-    """Raise temp heartbeat/available scores to newer live pings, one SSCAN slice per call."""
-    merge = scripts(ctx)["seed_merge_pings"]
-    keys = [temp["online"], temp["heartbeat"], temp["available"], live["heartbeat"]]
-    cursor = "0"
-    while True:
-        cursor = str(merge(keys=keys, args=[cursor, SEED_CHUNK]))
-        if cursor == "0":
-            return
+# Drift is reported for these structures (heartbeat scores change with every ping: not drift).
+_DRIFT_KINDS = (("online", "set"), ("deactivated", "set"), ("used", "hash"), ("max", "hash"), ("available", "zset"))
 
 
-def _drift(ctx: AppContext, temp: dict[str, str], live: dict[str, str]) -> dict[str, int]:
-    """What the swap is about to heal, per structure (measured just before the swap)."""
-    compare = scripts(ctx)["seed_drift"]
+def _fill(
+    ctx: AppContext, chunks: list[truth.SeedChunk], temp: dict[str, str], live: dict[str, str]
+) -> tuple[dict[str, int], dict[str, tuple[int, int, int]]]:
+    """Write every chunk into its temp key, merging live pings and comparing with the live twin.
+
+    Returns the members per kind and, per structure, (members, present live, present live
+    with an equal value).
+    """
+    fill = scripts(ctx)["seed_fill"]
+    counts: dict[str, int] = {}
+    compared: dict[str, tuple[int, int, int]] = {}
+    for chunk in chunks:  # one short script per chunk (a cluster pipeline cannot carry scripts)
+        counts[chunk.kind] = counts.get(chunk.kind, 0) + chunk.count
+        if chunk.kind not in _FILL_KIND:
+            continue
+        n, both, equal = fill(
+            keys=[temp[chunk.kind], temp["ring"], live[chunk.kind], live["heartbeat"]],
+            args=[_FILL_KIND[chunk.kind], chunk.ids_csv, chunk.values_csv],
+        )
+        seen = compared.get(chunk.kind, (0, 0, 0))
+        compared[chunk.kind] = (seen[0] + int(n), seen[1] + int(both), seen[2] + int(equal))
+    return counts, compared
+
+
+def _drift(compared: dict[str, tuple[int, int, int]], live_sizes: dict[str, int]) -> dict[str, int]:
+    """What the swap heals per structure: set and zset symmetric differences, hash fields that
+    differ (a field present on both sides with another value counts once)."""
     out: dict[str, int] = {}
-    for name, kind in (
-        ("online", "set"),
-        ("deactivated", "set"),
-        ("used", "hash"),
-        ("max", "hash"),
-        ("available", "zset"),
-    ):
-        seen = both = equal = 0
-        cursor = "0"
-        while True:
-            nxt, n, b, e = compare(keys=[temp[name], live[name]], args=[kind, cursor, SEED_CHUNK])
-            seen, both, equal, cursor = seen + int(n), both + int(b), equal + int(e), str(nxt)
-            if cursor == "0":
-                break
-        live_size = {"set": ctx.valkey.scard, "hash": ctx.valkey.hlen, "zset": ctx.valkey.zcard}[kind](live[name])
-        if kind == "hash":  # a field present on both sides with another value counts once
-            out[name] = (int(live_size) - equal) + (seen - both)
-        else:
-            out[name] = seen + int(live_size) - 2 * both
+    for name, kind in _DRIFT_KINDS:
+        seen, both, equal = compared.get(name, (0, 0, 0))
+        live_size = int(live_sizes[name])
+        out[name] = (live_size - equal) + (seen - both) if kind == "hash" else seen + live_size - 2 * both
     return out
 
 

@@ -1,6 +1,6 @@
 -- Swap a fully built mirror in, atomically, then write `seeded` last. O(1) in the size of the
 -- mirror: the temp keys were built, merged with the live pings and compared (drift) by short
--- scripts before this one; here the pings that arrived since the merge began are applied and
+-- scripts before this one; here the pings that arrived since the fill began are applied and
 -- every key is renamed. The replaced live keys are renamed aside (their memory is freed by
 -- the caller's UNLINK, in the background), because RENAME onto an existing key would free
 -- the old value inside this script.

@@ -5,9 +5,10 @@
   is touched: a Valkey hiccup must never mass-offline from a Postgres scan. A breaker offlines
   nobody when too many online mitras look stale at once (the fault is upstream).
 - heartbeat-mirror: pings newer than the watermark, read in short chunks, go to the narrow
-  `mitra_pings` table in one `INSERT … SELECT unnest(…) ON CONFLICT DO UPDATE` statement that
-  never moves a timestamp backwards (a mitra's last ping is the later of mitra_pings.at and
-  mitras.last_heartbeat_at).
+  `mitra_pings` table (shared.mitras.record_pings) without ever moving a timestamp backwards
+  (a mitra's last ping is the later of mitra_pings.at and mitras.last_heartbeat_at).
+
+The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
 - session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared import availability
+from shared import availability, mitras
 from shared.config import Settings
 from shared.context import AppContext
 from shared.sweeps import runner
@@ -31,38 +32,6 @@ log = logging.getLogger(__name__)
 
 ACTOR = "sweep:auto-offline"
 MAX_STALE_PER_PASS = 10_000
-
-# One statement: offline the stale mitras that are still online, keep the mirror's last ping
-# (never older than what Postgres has), and write one status log row per mitra offlined.
-_OFFLINE_STALE = """
-WITH stale AS (
-    SELECT id, to_timestamp(ms / 1000.0) AS ping
-    FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS s(id, ms)
-), offlined AS (
-    UPDATE mitras AS m
-    SET is_online = false, updated_at = :now,
-        last_heartbeat_at = GREATEST(m.last_heartbeat_at, stale.ping)
-    FROM stale
-    -- The id list again, as an index condition: without it the planner hashes every mitra.
-    WHERE m.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND m.id = stale.id AND m.is_online
-    RETURNING m.id, m.last_heartbeat_at
-)
-INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
-SELECT id, 'auto_offline', :actor, :now, jsonb_build_object('last_heartbeat_at', last_heartbeat_at)
-FROM offlined
-RETURNING mitra_id
-"""
-
-# One upsert into the narrow pings table (HOT updates: its key never changes). The pings
-# arrive as two comma-separated strings, one compact parameter each, split by Postgres:
-# encoding 100k-element arrays in the client cost more than the write.
-_MIRROR_HEARTBEATS = """
-INSERT INTO mitra_pings AS p (mitra_id, at)
-SELECT u.id, to_timestamp(u.ms / 1000.0)
-FROM unnest(CAST(string_to_array(:ids, ',') AS uuid[]), CAST(string_to_array(:ms, ',') AS bigint[])) AS u(id, ms)
-JOIN mitras m ON m.id = u.id
-ON CONFLICT (mitra_id) DO UPDATE SET at = EXCLUDED.at WHERE p.at < EXCLUDED.at
-"""
 
 
 def breaker_trips(stale: int, online: int, max_fraction: float, minimum: int) -> bool:
@@ -95,12 +64,9 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
             extra={"stale": len(stale), "online": online},
         )
         return {"offlined": 0, "stale": len(stale), "breaker_open": True}
-    now = ctx.now()
-    ids, pings = ",".join(mid for mid, _ in stale), ",".join(str(ms) for _, ms in stale)
     with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
-        rows = tx.rows(_OFFLINE_STALE, ids=ids, ms=pings, now=now, actor=ACTOR)
+        offlined = mitras.offline_stale(tx, stale, ACTOR, ctx.now())
         tx.commit()
-    offlined = [str(r["mitra_id"]) for r in rows]
     # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
     # had offline: the mirror was wrong about them). An error here is healed by the reseed.
     try:
@@ -122,7 +88,7 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
     if not pings.count:
         return {"mirrored": 0}
     with runner.pass_transaction(ctx) as tx:
-        changed = tx.execute(_MIRROR_HEARTBEATS, ids=pings.ids_csv, ms=pings.ms_csv)
+        changed = mitras.record_pings(tx, pings.ids_csv, pings.ms_csv, pings.count)
         tx.commit()
     with contextlib.suppress(*VALKEY_ERRORS):
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.

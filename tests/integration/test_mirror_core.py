@@ -170,13 +170,14 @@ def test_a_ping_that_lands_while_a_reseed_builds_its_keys_survives_the_swap(
     m = new_mitra(ctx)
     availability.set_online(ctx, m, "test")
     clock.advance(40)
-    measure_drift = mirror._drift
+    fill = mirror._fill
 
-    def ping_then_measure(*args: Any) -> dict[str, int]:  # after the merge, before the swap
+    def fill_then_ping(*args: Any) -> Any:  # after its chunk was filled (and merged), before the swap
+        filled = fill(*args)
         availability.heartbeat(ctx, Principal("mitra", m, "00000000-0000-0000-0000-000000000000"))
-        return measure_drift(*args)
+        return filled
 
-    monkeypatch.setattr(mirror, "_drift", ping_then_measure)
+    monkeypatch.setattr(mirror, "_fill", fill_then_ping)
     assert availability.seed_from_postgres(ctx).ran
     assert ctx.valkey.zscore(ctx.keys.heartbeat, m) == ctx.now_ms()
     assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()
