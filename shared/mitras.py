@@ -206,6 +206,16 @@ ON CONFLICT (mitra_id) DO UPDATE SET at = EXCLUDED.at WHERE p.at < EXCLUDED.at
 """
 
 
+def record_heartbeat(tx: Tx, mitra_id: str, at: datetime) -> None:
+    """Write a ping to last_heartbeat_at of an online, active mitra (never moving it back)."""
+    tx.execute(
+        "UPDATE mitras SET last_heartbeat_at = GREATEST(last_heartbeat_at, :at)"
+        " WHERE id = CAST(:id AS uuid) AND is_online AND is_active",
+        id=mitra_id,
+        at=at,
+    )
+
+
 def record_pings(tx: Tx, ids_csv: str, ms_csv: str, count: int) -> int:
     """Write `count` pings (ids and epoch ms as comma-separated strings), never moving one back;
     pings of unknown mitras are dropped. Returns the rows written.

@@ -267,7 +267,8 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, A
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
         if tokens.session_revoked_in(tx, principal.session_id, now):
             raise Unauthorized("session revoked", code="SESSION_REVOKED")
-        state = truth.record_heartbeat(tx, principal.user_id, now)
+        mitras.record_heartbeat(tx, principal.user_id, now)
+        state = truth.status_of(tx, principal.user_id)
         default = truth.default_max(tx)
         tx.commit()
     assert state is not None

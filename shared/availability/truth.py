@@ -234,17 +234,6 @@ def status_of(tx: Tx, mitra_id: str) -> MitraTruth | None:
     return found[0] if found else None
 
 
-def record_heartbeat(tx: Tx, mitra_id: str, at: datetime) -> MitraTruth | None:
-    """Write a ping to last_heartbeat_at of an online, active mitra (never moving it back)."""
-    tx.execute(
-        "UPDATE mitras SET last_heartbeat_at = GREATEST(last_heartbeat_at, :at)"
-        " WHERE id = CAST(:id AS uuid) AND is_online AND is_active",
-        id=mitra_id,
-        at=at,
-    )
-    return status_of(tx, mitra_id)
-
-
 def cutoff_for(now: datetime, stale_seconds: int) -> datetime:
     return now - timedelta(seconds=stale_seconds)
 
