@@ -324,7 +324,7 @@ class CustomerUser(ApiUser):
                 )
             if page.get("session_status") != "active":
                 return
-            self.gevent_sleep(random.uniform(0.5, 1.5))
+            self.gevent_sleep(random.uniform(1.0, 2.0))
 
 
 class StaffUser(ApiUser):

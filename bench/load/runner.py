@@ -59,13 +59,13 @@ SWEEP_EVERY = {
 }
 
 PACE = {
-    "heartbeat_seconds": 15.0,  # the apps ping every 30 s; twice that rate here
-    "offer_poll_seconds": 8.0,  # stands in for the pairing_offer push
+    "heartbeat_seconds": 30.0,  # the apps' ping
+    "offer_poll_seconds": 15.0,  # stands in for the pairing_offer push
     "offline_chance": 0.01,  # per idle tick (1 s) of an online mitra
     "decline_chance": 0.1,
     "mitra_end_chance": 0.1,  # per tick once it replied twice
     "search_patience_seconds": 12.0,
-    "customer_think_seconds": (1.0, 4.0),
+    "customer_think_seconds": (3.0, 10.0),
     "messages_per_session": 4,
     "wait_seconds": 2,
 }
@@ -122,6 +122,8 @@ def server(env: dict[str, str], log: Path) -> Iterator[str]:
         "120",
         "--graceful-timeout",
         "10",
+        "--keep-alive",  # longer than any idle gap of a user, as the front end keeps its connections
+        "120",
         "bench.load.serve:app",
     ]
     with log.open("wb") as out:
@@ -421,6 +423,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         sweeps = Sweeps(urls)
         sweeps.start()
         users = args.mitras + args.customers + args.staff
+        load_before = os.getloadavg()[0]
         print(f"locust: {users} users on {', '.join(urls)} for {args.seconds} s", flush=True)
         code = run_locust(plan_path, users, args.seconds, work)
         sweeps.stop()
@@ -459,7 +462,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             "messages": int(messages or 0),
             "locust_exit": code,
         }
+        outcome["load_average"] = [load_before, os.getloadavg()[0]]
         print(f"sessions by status: {outcome['sessions']}; chat messages: {outcome['messages']}")
+        print(f"load average (1 min) at start / end: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
         if args.summary:
             args.summary.write_text(json.dumps(outcome, indent=2))
         ok = code == 0 and not errors and not sweeps.failures and not logged and not broken
