@@ -6,8 +6,8 @@
    this run's AUTH_JWT_SECRET (no sign-in route, so no sign-in rate limit is involved), and
    build the availability mirror (the reseed).
 3. Start two server processes, each serving every function through the local gateway built
-   from the deploy plan (tests/server_process.py's shape): two instances sharing only
-   Postgres and Valkey.
+   from the deploy plan (bench/load/serve.py, under gunicorn with gthread workers as
+   functions-framework serves a function): two instances sharing only Postgres and Valkey.
 4. Fire the plan's Cloud Scheduler jobs (the four sweeps) at shortened intervals, alternating
    between the two servers, for the whole run, as the local scheduler stand-in fires them.
 5. Run locust headless in a subprocess (bench/load/locustfile.py; gevent patches stay in that
@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -360,12 +361,16 @@ def table(routes: list[dict[str, Any]], sweeps: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+# The JSON log lines of the app, and gunicorn's own (a worker timeout, an error handling a request).
+_ERROR_MARKS = ('"severity": "ERROR"', '"severity": "CRITICAL"', "Traceback", "[ERROR]", "[CRITICAL]")
+
+
 def server_errors(logs: list[Path]) -> list[str]:
     """Lines of the servers' logs that report a 5xx or an unhandled exception."""
     found = []
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if '"severity": "ERROR"' in line or '"severity": "CRITICAL"' in line or "Traceback" in line:
+            if any(mark in line for mark in _ERROR_MARKS):
                 found.append(f"{log.name}: {line[:2000]}")
     return found
 
@@ -383,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, CSV) and print its path")
     args = parser.parse_args(argv)
 
+    # SIGTERM (a test's timeout, a supervisor) unwinds like Ctrl-C: servers, locust and the
+    # embedded databases are stopped by the `with` blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bestie-load-"))
     try:
         return _run(args, work)
