@@ -28,16 +28,18 @@ import os
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, task
 from locust.exception import StopUser
 
-PLAN: dict[str, Any] = json.loads(open(os.environ["LOAD_PLAN"]).read())  # noqa: SIM115 (read once at import)
+PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_text())
 HOSTS: list[str] = PLAN["hosts"]
 PACE: dict[str, float] = PLAN["pace"]
 
-# (route name, status) -> error codes that are part of the business, not failures.
+# The kind of a request -> the 409 codes that are part of the business there, not failures.
 BUSINESS_409 = {"INVALID_TRANSITION", "SESSION_EXPIRED"}
 EXPECTED: dict[str, set[str]] = {
     "accept": {"ALREADY_TAKEN", "OFFER_CLOSED", "AT_CAPACITY", "OFFER_DECLINED", *BUSINESS_409},
@@ -220,8 +222,6 @@ class CustomerUser(ApiUser):
         self.gevent_sleep(random.uniform(0, 3))
 
     def gevent_sleep(self, seconds: float) -> None:
-        import gevent
-
         gevent.sleep(seconds)
 
     @task
