@@ -22,6 +22,7 @@ error is a failure, named after the route template so the stats group per route.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
 PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_text())
@@ -53,6 +54,12 @@ EXPECTED: dict[str, set[str]] = {
 }
 
 _next_host = itertools.count()
+BUSINESS: collections.Counter[str] = collections.Counter()  # "route code" -> expected 409s answered
+
+
+@events.quitting.add_listener
+def _write_business_answers(**_: Any) -> None:
+    Path(PLAN["business_out"]).write_text(json.dumps(dict(BUSINESS)))
 
 
 class ApiUser(FastHttpUser):
@@ -93,6 +100,7 @@ class ApiUser(FastHttpUser):
                 return status, data
             code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
             if status == 409 and code in EXPECTED.get(kind, set()):
+                BUSINESS[f"{name} {code}"] += 1
                 resp.success()
                 return status, data
             resp.failure(f"{status} {code or (resp.error and type(resp.error).__name__) or 'no body'}")

@@ -423,7 +423,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
         logs = [work / "server-a.log", work / "server-b.log"]
         urls = [stack.enter_context(server(env, log)) for log in logs]
-        plan.update(hosts=urls, staff=args.staff, pace=PACE)
+        business_path = work / "business.json"
+        plan.update(hosts=urls, staff=args.staff, pace=PACE, business_out=str(business_path))
         plan_path = work / "plan.json"
         plan_path.write_text(json.dumps(plan))
         plan_path.chmod(0o600)
@@ -440,6 +441,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         routes, failures = read_stats(work)
         errors = sum(r["failures"] for r in routes)
         print(table(routes, sweeps.times), flush=True)
+        business = json.loads(business_path.read_text()) if business_path.exists() else {}
+        for answer, n in sorted(business.items()):
+            print(f"expected 409 (business, counted as success): {n} x {answer}")
         for f in failures:
             print(f"FAILED {f['count']} x {f['route']}: {f['error']}")
         for f in sweeps.failures:
@@ -462,6 +466,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             "routes": routes,
             "failures": failures,
             "errors": errors,
+            "business_409": business,
             "sweep_failures": sweeps.failures,
             "sweeps": {k: len(v) for k, v in sweeps.times.items()},
             "server_errors": logged,
