@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install dev test test-compat lint fmt migrate bench bundle mutants clean
+.PHONY: install dev test test-compat lint fmt migrate bench load bundle mutants clean
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ bundle: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Locust against two server processes on their own Postgres + Valkey, 60 s, then the invariants;
+# fails on any error or violation. LOAD_ARGS="--seconds 20 --mitras 100 --customers 20" for less.
+load: install
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 # On demand, not in CI: break each invariant of tests/mutants.toml in a scratch copy, run its tests.
 # MUTANTS="name ..." runs only those.
