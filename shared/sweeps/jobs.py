@@ -97,8 +97,16 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
 
 
 def reseed_pass(ctx: AppContext) -> PassResult:
-    """Rebuild the mirror from Postgres; report the drift healed (logged when non-zero)."""
-    report = availability.seed_from_postgres(ctx)
+    """Rebuild the mirror from Postgres; report the drift healed (logged when non-zero).
+
+    A Valkey error aborts the pass (the next run, or the first reader that finds `seeded`
+    missing, seeds again): a fault of the store is reported, never a failed request.
+    """
+    try:
+        report = availability.seed_from_postgres(ctx)
+    except VALKEY_ERRORS as exc:
+        log.error("availability reseed aborted: Valkey error", extra={"error": type(exc).__name__})
+        return {"reseeded": 0, "aborted": 1, "abort_reason": "valkey_error"}
     if report.drift_total:
         log.warning("availability mirror drift healed", extra={"drift": report.drift, "resynced": report.resynced})
     return {

@@ -88,6 +88,16 @@ def test_valkey_stopped_during_auto_offline_changes_no_postgres_row(isolated_ctx
         assert [ctx.db.rows(sql) for sql in tables] == before
 
 
+def test_valkey_stopped_during_a_reseed_aborts_the_pass_instead_of_failing_it(isolated_ctx, clock, own_valkey):
+    with installed(AppContext(replace(isolated_ctx.settings, valkey_url=own_valkey.url), clock=clock)) as ctx:
+        go_online(ctx, 2)
+        own_valkey.stop()
+
+        result = jobs.reseed_pass(ctx)
+
+        assert result["aborted"] == 1 and result["abort_reason"] == "valkey_error" and result["reseeded"] == 0
+
+
 def test_an_unseeded_mirror_aborts_auto_offline_and_gets_reseeded(seeded, clock):
     go_online(seeded, 2)
     clock.advance(STALE + 10)
