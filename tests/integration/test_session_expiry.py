@@ -142,3 +142,17 @@ def test_three_overlapping_runs_end_like_one_with_no_duplicate_events_or_pushes(
     customer_pushes = Counter(data["session_id"] for tokens, data in log_push.sent if tokens[0].startswith("tok-"))
     assert customer_pushes == Counter({sid: 1 for sid in final})
     assert pairing.expire_due_sessions(ctx) == ZERO
+
+
+def test_the_payment_update_itself_refuses_a_session_past_its_deadline(isolated_ctx: AppContext, clock: FakeClock):
+    # A payment that races the deadline: the settle before it found the session not yet due, and
+    # the clock passed the deadline before its UPDATE ran. The conditional UPDATE must decide.
+    ctx = isolated_ctx
+    s = _sessions(ctx, searching=0, unpaid=1, active=0)
+    sid = s["unpaid"][0]
+    clock.advance(ctx.settings.payment_timeout_seconds)
+    with ctx.db.transaction() as tx:
+        assert pairing.store.confirm_payment(tx, sid, ctx.now()) is None
+        tx.commit()
+    row = ctx.db.one("SELECT status, paid_at FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=sid)
+    assert (row["status"], row["paid_at"]) == ("pending_payment", None)
