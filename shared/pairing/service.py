@@ -282,11 +282,16 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
 
 
 def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = False) -> tuple[Row, str | None]:
-    """The session and this mitra's offer response; 404 unknown session, 403 NOT_OFFERED."""
+    """The session and this mitra's offer response; 404 unknown session, 403 NOT_OFFERED.
+
+    The offer is read before the session: under READ COMMITTED each statement has its own
+    snapshot, and in this order an offer already closed as `lost` (another mitra won) is never
+    paired with a session that still looks `searching`, so a loser always hears ALREADY_TAKEN.
+    """
+    offered, response = store.offer_response(tx, session_id, principal.user_id)
     row = store.get(tx, session_id, lock=lock)
     if row is None:
         raise _not_found()
-    offered, response = store.offer_response(tx, session_id, principal.user_id)
     if not offered:
         raise Forbidden("this session was not offered to you", code="NOT_OFFERED")
     return row, response
