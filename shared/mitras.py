@@ -7,7 +7,6 @@ The SQL of `mitras` and `mitra_status_logs` lives here; orchestration of status 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -240,7 +239,6 @@ _STATUS_WHERE = {
     "offline": "is_active AND NOT is_online",
     "deactivated": "NOT is_active",
 }
-_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
 
 
 def list_page(
@@ -251,7 +249,6 @@ def list_page(
     `status` is the Postgres truth: online = active and is_online, offline = active and not
     online, deactivated = not active. Returns (rows, next cursor or None).
     """
-    after = paging.decode("mitras", cursor, _PAGE_KEY)
     rows = ctx.db.rows(
         f"SELECT {MITRA_COLUMNS} FROM mitras"  # noqa: S608 (constant columns and status condition)
         f" WHERE ({_STATUS_WHERE[status]})"
@@ -259,11 +256,9 @@ def list_page(
         " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR phone_e164 LIKE :q"
         "      OR phone_e164 LIKE CAST(:phone AS text))"
         " ORDER BY created_at DESC, id DESC LIMIT :n",
-        after_at=after[0] if after else None,
-        after_id=after[1] if after else None,
-        q=paging.like_pattern(search) if search else None,
-        phone=paging.phone_pattern(search) if search else None,
         n=limit + 1,
+        **paging.after("mitras", cursor),
+        **paging.search_params(search),
     )
     cut = paging.page("mitras", rows, limit, lambda r: (r["created_at"], r["id"]))
     return cut.rows, cut.next_cursor

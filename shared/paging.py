@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,17 @@ def timestamp(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive timestamp")
     return value
+
+
+def after(kind: str, cursor: str | None) -> dict[str, Any]:
+    """`after_at` / `after_id` bind parameters of a (time, id) newest-first list's cursor (None: first page)."""
+    key = decode(kind, cursor, (timestamp, lambda v: str(uuid.UUID(v))))
+    return {"after_at": key[0] if key else None, "after_id": key[1] if key else None}
+
+
+def search_params(search: str | None) -> dict[str, str | None]:
+    """`q` (ILIKE over names/emails) and `phone` (LIKE over E.164 phones) bind parameters of a search."""
+    return {"q": like_pattern(search) if search else None, "phone": phone_pattern(search) if search else None}
 
 
 def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:

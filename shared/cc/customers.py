@@ -14,7 +14,6 @@ row), so no session is created after the block that the block did not revoke.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from shared import paging, pairing
@@ -29,7 +28,6 @@ from shared.pairing import store
 COLUMNS = f"{auth_customers.COLUMNS}, blocked_by"
 BLOCK_REASON = "customer_blocked"
 REASON_MAX = 500
-_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
 
 
 def to_json(row: Row) -> dict[str, Any]:
@@ -48,18 +46,15 @@ def _not_found() -> NotFound:
 
 def list_customers(ctx: AppContext, limit: int, cursor: str | None, search: str | None) -> dict[str, Any]:
     """Customers newest first; `search` matches phone (0812… finds +62812…), name or email."""
-    after = paging.decode("customers", cursor, _PAGE_KEY)
     rows = ctx.db.rows(
         f"SELECT {COLUMNS} FROM customers"  # noqa: S608 (constant columns)
         " WHERE (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
         " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR email ILIKE :q OR phone_e164 LIKE :q"
         "      OR phone_e164 LIKE CAST(:phone AS text))"
         " ORDER BY created_at DESC, id DESC LIMIT :n",
-        after_at=after[0] if after else None,
-        after_id=after[1] if after else None,
-        q=paging.like_pattern(search) if search else None,
-        phone=paging.phone_pattern(search) if search else None,
         n=limit + 1,
+        **paging.after("customers", cursor),
+        **paging.search_params(search),
     )
     cut = paging.page("customers", rows, limit, lambda r: (r["created_at"], r["id"]))
     return {"customers": [to_json(r) for r in cut.rows], "next_cursor": cut.next_cursor}

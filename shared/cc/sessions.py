@@ -6,7 +6,6 @@ expired/ended by the same conditional update the sweep runs, before it is shown.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from shared import paging, pairing
@@ -16,7 +15,6 @@ from shared.errors import NotFound
 from shared.pairing import store
 
 STATUSES = ("searching", "pending_payment", "active", "ended", "expired", "cancelled")
-_PAGE_KEY = (paging.timestamp, lambda v: str(uuid.UUID(v)))
 _LIST_SQL = (
     f"SELECT {store.SESSION_COLUMNS},"  # noqa: S608 (constant columns)
     " (SELECT count(*) FROM pairing_offers po WHERE po.session_id = chat_sessions.id) AS offered_count"
@@ -39,14 +37,12 @@ def list_sessions(
     customer_id: str | None = None,
 ) -> dict[str, Any]:
     """Sessions newest first (by requested_at), filtered by status, mitra and/or customer."""
-    after = paging.decode("chat-sessions", cursor, _PAGE_KEY)
     params = {
         "status": status,
         "mitra": mitra_id,
         "customer": customer_id,
-        "after_at": after[0] if after else None,
-        "after_id": after[1] if after else None,
         "n": limit + 1,
+        **paging.after("chat-sessions", cursor),
     }
     rows = ctx.db.rows(_LIST_SQL, **params)
     if pairing.settle(ctx, rows):

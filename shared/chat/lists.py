@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shared import anonymity, paging, validate
+from shared import anonymity, paging
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
@@ -67,15 +67,13 @@ def _page(
 ) -> tuple[list[Row], str | None]:
     joins, where, sort = sql
     kind = f"sessions-{name}"
-    after = paging.decode(kind, cursor, (paging.timestamp, lambda v: validate.uuid_value(v, "cursor")))
-    after_at, after_id = after or (None, None)
     statement = (
         f"SELECT {_S_COLUMNS}, {sort} AS sort_at, {_EXTRA}{_FROM}{joins}{where}"
         + _PAGE.format(sort=sort)
         + _ORDER.format(sort=sort)
     )
     cutoff = ctx.now() - timedelta(seconds=ctx.settings.pairing_timeout_seconds)
-    params: dict[str, Any] = {"me": me, "after_at": after_at, "after_id": after_id, "n": limit + 1}
+    params: dict[str, Any] = {"me": me, "n": limit + 1, **paging.after(kind, cursor)}
     if ":cutoff" in where:
         params["cutoff"] = cutoff
     rows = ctx.db.rows(statement, **params)
