@@ -140,7 +140,8 @@ def log_status(
 
 # One statement: offline the stale mitras that are still online, keep the mirror's last ping
 # (never older than what Postgres has), and write one status log row per mitra offlined. The
-# ids and pings arrive as two comma-separated strings (one compact parameter each).
+# ids and pings arrive as two comma-separated strings (one compact parameter each); only the
+# count comes back.
 _OFFLINE_STALE = """
 WITH stale AS (
     SELECT id, to_timestamp(ms / 1000.0) AS ping
@@ -152,33 +153,29 @@ WITH stale AS (
     FROM stale
     WHERE m.id = ANY(CAST(string_to_array(:ids, ',') AS uuid[])) AND m.id = stale.id AND m.is_online
     RETURNING m.id, m.last_heartbeat_at
+), logged AS (
+    INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
+    SELECT id, 'auto_offline', :actor, :now, jsonb_build_object('last_heartbeat_at', last_heartbeat_at)
+    FROM offlined
+    RETURNING 1
 )
-INSERT INTO mitra_status_logs (mitra_id, event, actor, at, detail)
-SELECT id, 'auto_offline', :actor, :now, jsonb_build_object('last_heartbeat_at', last_heartbeat_at)
-FROM offlined
-RETURNING mitra_id
+SELECT count(*) FROM logged
 """
 
 
-def offline_stale(tx: Tx, stale: list[tuple[str, int]], actor: str, now: datetime) -> list[str]:
-    """Set offline those of the `(id, last ping ms)` mitras still online, logging `auto_offline` for
-    each; return the ids offlined. The pings raise `last_heartbeat_at`, never lower it.
+def offline_stale(tx: Tx, ids_csv: str, ms_csv: str, actor: str, now: datetime) -> int:
+    """Set offline those of the mitras still online (ids and their last pings in epoch ms, as
+    comma-separated strings), logging `auto_offline` for each; return how many were offlined.
+    The pings raise `last_heartbeat_at`, never lower it.
 
     A handful of stale mitras among many: the planner would hash every mitra (a sequential scan
     costing more than the whole update) where one primary-key probe per id is what it takes,
     so this transaction plans without sequential scans.
     """
-    if not stale:
-        return []
+    if not ids_csv:
+        return 0
     tx.script("SET LOCAL enable_seqscan = off")
-    rows = tx.rows(
-        _OFFLINE_STALE,
-        ids=",".join(mid for mid, _ in stale),
-        ms=",".join(str(ms) for _, ms in stale),
-        now=now,
-        actor=actor,
-    )
-    return [str(r["mitra_id"]) for r in rows]
+    return int(tx.scalar(_OFFLINE_STALE, ids=ids_csv, ms=ms_csv, now=now, actor=actor))
 
 
 # The heartbeat-mirror sweep's write: move each mitra's ping in the narrow `mitra_pings` table

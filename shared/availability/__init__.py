@@ -22,11 +22,10 @@ Reads (mirror first, Postgres fallback with the same answer)
     mitra_status(ctx, mitra_id), list_mitras(ctx, limit, cursor, search=, status=),
     mitra_with_live(ctx, mitra_id)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
-    stale_heartbeats(ctx, cutoff_ms, limit) -> [(id, ms)]     ZRANGEBYSCORE heartbeat -inf cutoff
+    stale_scan(ctx, cutoff_ms, limit) -> StaleScan | None     one script: seeded?, SCARD online, stale pings as CSV
     heartbeats_since(ctx, since_ms) -> Pings                  chunked ZRANGEBYSCORE heartbeat (since +inf, as CSV
     heartbeat_watermark / set_heartbeat_watermark(ctx, ms)    the heartbeat-mirror sweep's progress
-    online_count(ctx) -> int                                  SCARD online (breaker)
-    remove_offlined(ctx, ids) -> int                          one script: online, heartbeat, available
+    remove_offlined(ctx, ids_csv) -> int                      one script: online, heartbeat, available
     is_seeded(ctx) -> bool
 """
 
@@ -54,18 +53,19 @@ from shared.availability.api import (
 )
 from shared.availability.mirror import (
     SeedReport,
+    StaleScan,
     cutoff_ms,
     heartbeat_watermark,
     heartbeats_since,
     is_seeded,
-    online_count,
     remove_offlined,
     set_heartbeat_watermark,
-    stale_heartbeats,
+    stale_scan,
 )
 
 __all__ = [
     "SeedReport",
+    "StaleScan",
     "activate",
     "count_available",
     "create_mitra",
@@ -84,7 +84,6 @@ __all__ = [
     "list_mitras",
     "mitra_status",
     "mitra_with_live",
-    "online_count",
     "recompute_capacity",
     "remove_offlined",
     "seed_from_postgres",
@@ -92,6 +91,6 @@ __all__ = [
     "set_heartbeat_watermark",
     "set_offline",
     "set_online",
-    "stale_heartbeats",
+    "stale_scan",
     "sync_mitras",
 ]

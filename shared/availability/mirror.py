@@ -49,6 +49,7 @@ SCRIPT_NAMES = (
     "seed_fill",
     "release_lock",
     "pings_since",
+    "stale_scan",
 )
 # Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
@@ -152,14 +153,14 @@ def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -
         return False
 
 
-def remove_offlined(ctx: AppContext, mitra_ids: Iterable[str]) -> int:
-    """Take mitras Postgres has just set offline out of the mirror, atomically; raise on Valkey errors."""
-    ids = list(mitra_ids)
-    if not ids:
+def remove_offlined(ctx: AppContext, ids_csv: str) -> int:
+    """Take mitras Postgres has just set offline (ids as one comma-separated string) out of the
+    mirror, atomically; raise on Valkey errors."""
+    if not ids_csv:
         return 0
     k = ctx.keys
     keys = [k.online, k.heartbeat, k.available, k.ring, k.seed_lock, k.seed_dirty]
-    return int(scripts(ctx)["remove_offlined"](keys=keys, args=ids))
+    return int(scripts(ctx)["remove_offlined"](keys=keys, args=[ids_csv]))
 
 
 def set_default_max(ctx: AppContext, value: int) -> bool:
@@ -289,10 +290,31 @@ def status(ctx: AppContext, mitra_id: str) -> dict[str, Any] | None:
 # ---- sweeps support --------------------------------------------------------------------------
 
 
-def stale_heartbeats(ctx: AppContext, cutoff: int, limit: int = 10_000) -> list[tuple[str, int]]:
-    """Online mitras whose last ping is at or before `cutoff` ms (ZRANGEBYSCORE); raises on Valkey errors."""
-    rows: list[Any] = ctx.valkey.zrangebyscore(ctx.keys.heartbeat, "-inf", cutoff, start=0, num=limit, withscores=True)
-    return [(str(mid), int(score)) for mid, score in rows]
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class StaleScan:
+    """The auto-offline sweep's read: the online count and the stale pings, ids and epoch ms as
+    comma-separated strings (the client never parses a member)."""
+
+    online: int
+    ids_csv: str
+    ms_csv: str
+    count: int
+
+
+def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000) -> StaleScan | None:
+    """Online mitras whose last ping is at or before `cutoff` ms, and how many are online, in one
+    script; None when no complete seed is in place. Raises on Valkey errors."""
+    k = ctx.keys
+    seeded, online, ids_csv, ms_csv, count = scripts(ctx)["stale_scan"](
+        keys=[k.seeded, k.online, k.heartbeat], args=[cutoff, limit]
+    )
+    if not int(seeded):
+        return None
+    return StaleScan(int(online), _text(ids_csv), _text(ms_csv), int(count))
 
 
 @dataclass(frozen=True)
@@ -321,8 +343,8 @@ def heartbeats_since(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -
         ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, chunk])
         n = int(n)
         if n:
-            ids.append(ids_csv.decode() if isinstance(ids_csv, bytes) else str(ids_csv))
-            ms.append(ms_csv.decode() if isinstance(ms_csv, bytes) else str(ms_csv))
+            ids.append(_text(ids_csv))
+            ms.append(_text(ms_csv))
             count += n
             last_ms = int(float(last))
             highest = max(highest, last_ms)
@@ -341,11 +363,6 @@ def heartbeat_watermark(ctx: AppContext) -> int:
 def set_heartbeat_watermark(ctx: AppContext, ms: int) -> None:
     """Record that pings up to `ms` are in Postgres; raises on Valkey errors."""
     ctx.valkey.set(ctx.keys.heartbeat_watermark, ms)
-
-
-def online_count(ctx: AppContext) -> int:
-    """SCARD of the online set (the auto-offline breaker's denominator); raises on Valkey errors."""
-    return int(ctx.valkey.scard(ctx.keys.online))
 
 
 def is_seeded(ctx: AppContext) -> bool:

@@ -47,35 +47,34 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
     """Offline mitras whose mirrored heartbeat is stale; abort on any Valkey trouble."""
     settings = ctx.settings
     try:
-        if not availability.is_seeded(ctx):
+        scan = availability.stale_scan(ctx, availability.cutoff_ms(ctx), MAX_STALE_PER_PASS)
+        if scan is None:
             availability.ensure_seeded(ctx)  # the next pass can trust it again
             log.warning("auto-offline skipped: availability mirror not seeded")
             return {"offlined": 0, "aborted": 1, "abort_reason": "mirror_not_seeded"}
-        stale = availability.stale_heartbeats(ctx, availability.cutoff_ms(ctx), MAX_STALE_PER_PASS)
-        online = availability.online_count(ctx)
     except VALKEY_ERRORS as exc:
         log.error("auto-offline aborted: Valkey error, Postgres untouched", extra={"error": type(exc).__name__})
         return {"offlined": 0, "aborted": 1, "abort_reason": "valkey_error"}
-    if not stale:
+    if not scan.count:
         return {"offlined": 0, "stale": 0}
-    if breaker_trips(len(stale), online, settings.auto_offline_max_fraction, settings.auto_offline_breaker_min):
+    if breaker_trips(scan.count, scan.online, settings.auto_offline_max_fraction, settings.auto_offline_breaker_min):
         log.error(
             "auto-offline breaker open: too many stale heartbeats at once, offlining nobody",
-            extra={"stale": len(stale), "online": online},
+            extra={"stale": scan.count, "online": scan.online},
         )
-        return {"offlined": 0, "stale": len(stale), "breaker_open": True}
+        return {"offlined": 0, "stale": scan.count, "breaker_open": True}
     with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
-        offlined = mitras.offline_stale(tx, stale, ACTOR, ctx.now())
+        offlined = mitras.offline_stale(tx, scan.ids_csv, scan.ms_csv, ACTOR, ctx.now())
         tx.commit()
     # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
     # had offline: the mirror was wrong about them). An error here is healed by the reseed.
     try:
-        availability.remove_offlined(ctx, [mid for mid, _ in stale])
+        availability.remove_offlined(ctx, scan.ids_csv)
     except VALKEY_ERRORS as exc:
         log.warning("auto-offline: mirror removal failed; reseed heals it", extra={"error": type(exc).__name__})
     if offlined:
-        log.info("auto-offline pass", extra={"offlined": len(offlined), "stale": len(stale)})
-    return {"offlined": len(offlined), "stale": len(stale)}
+        log.info("auto-offline pass", extra={"offlined": offlined, "stale": scan.count})
+    return {"offlined": offlined, "stale": scan.count}
 
 
 def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:

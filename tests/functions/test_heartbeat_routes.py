@@ -60,7 +60,7 @@ def test_auto_offlined_mitra_is_told_to_go_online_again(isolated_ctx: AppContext
     mitra = new_mitra(ctx)
     h = bearer(mitra_token(ctx, mitra)[0])
     apps.client("mitra_status_online").post("/api/mitra/status/online", headers=h)
-    availability.remove_offlined(ctx, [mitra])
+    availability.remove_offlined(ctx, mitra)
     beat = apps.client("mitra_status_heartbeat").post("/api/mitra/status/heartbeat", headers=h)
     assert beat.status_code == 200 and beat.json["online"] is False
 

@@ -101,7 +101,8 @@ def test_stale_heartbeats_are_not_available(isolated_ctx: AppContext, clock: Fak
     clock.advance(ctx.settings.mitra_heartbeat_stale_seconds)
     assert availability.find_available_mitras(ctx, 25) == []
     assert availability.is_mitra_reachable(ctx, m) is False
-    assert [mid for mid, _ in availability.stale_heartbeats(ctx, availability.cutoff_ms(ctx))] == [m]
+    scan = availability.stale_scan(ctx, availability.cutoff_ms(ctx))
+    assert scan is not None and (scan.ids_csv, scan.count, scan.online) == (m, 1, 1)
 
 
 @on_both_topologies
@@ -122,10 +123,10 @@ def test_heartbeat_refreshes_the_available_score(mirror_ctx: AppContext, clock: 
 def test_remove_offlined_takes_mitras_out_of_every_index(mirror_ctx: AppContext) -> None:
     ctx = mirror_ctx
     availability.ensure_seeded(ctx)
-    a, b = new_mitra(ctx), new_mitra(ctx)
-    availability.set_online(ctx, a, "test")
-    availability.set_online(ctx, b, "test")
-    assert availability.remove_offlined(ctx, [a]) == 1
+    a, b, c = new_mitra(ctx), new_mitra(ctx), new_mitra(ctx)
+    for m in (a, b, c):
+        availability.set_online(ctx, m, "test")
+    assert availability.remove_offlined(ctx, f"{a},{c}") == 2
     state = mirror_state.actual(ctx)
     assert state["online"] == {b} and state["available"] == {b} and state["ring"] == {b}
     assert state["heartbeat_members"] == {b}

@@ -79,7 +79,7 @@ def _apply(ctx: AppContext, clock: FakeClock, ids: list[str], sessions: dict[str
             with ctx.db.transaction() as tx:
                 tx.execute("UPDATE mitras SET is_online = false WHERE id = CAST(:m AS uuid)", m=m)
                 tx.commit()
-            availability.remove_offlined(ctx, [m])
+            availability.remove_offlined(ctx, m)
         elif op == "advance":
             clock.advance(step[1])
         elif op == "flushall":
