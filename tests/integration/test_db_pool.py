@@ -1,6 +1,7 @@
 """The pg8000 pool against a real Postgres: concurrency, rollback, recovery."""
 
 import contextlib
+import socket
 import threading
 import uuid
 from dataclasses import replace
@@ -228,3 +229,13 @@ def test_failure_while_opening_a_connection_closes_it_and_frees_the_slot():
     assert opened and opened[0]._sock is None  # closed, not leaked
     assert db.in_use == 0 and db.open_connections == 0
     db.close()
+
+
+def test_pooled_connections_send_without_nagle_delay(db):
+    """A large parameter must not wait for the server's delayed ACK (about 40 ms per statement)."""
+    with db.transaction() as tx:
+        sock = tx._conn._usock
+        assert sock.family in (socket.AF_INET, socket.AF_INET6)  # the embedded server listens on TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        ids = ",".join(str(uuid.uuid4()) for _ in range(5000))  # 185 KB: many segments
+        assert tx.scalar("SELECT cardinality(string_to_array(:ids, ','))", ids=ids) == 5000
