@@ -448,16 +448,6 @@ def _drop_temp_keys(ctx: AppContext, token: str) -> None:
     ctx.valkey.unlink(*_temp_keys(ctx, token), *_retired_keys(ctx, token))
 
 
-_FILL_KIND = {
-    "online": "set",
-    "deactivated": "set",
-    "used": "hash",
-    "max": "hash",
-    "heartbeat": "zset",
-    "available": "available",
-}
-
-
 def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     """Build the temp keys in short steps (merging live pings and measuring drift on the way), swap in O(1)."""
     now = ctx.now()
@@ -465,7 +455,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     with ctx.db.transaction() as tx:
         # One consistent snapshot of mitras, sessions, config and revocations.
         tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        chunks = truth.seed_chunks(tx, SEED_CHUNK)
+        slices = truth.seed_slices(tx, SEED_CHUNK)
         default = truth.default_max(tx)
         revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
 
@@ -480,7 +470,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     )
     _drop_temp_keys(ctx, token)
     merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
-    counts, compared = _fill(ctx, chunks, temp, live)
+    compared = _fill(ctx, slices, temp, live)
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
@@ -503,8 +493,8 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     dirty = [str(x) for x in reply[2:]]
     report = SeedReport(
         ran=True,
-        mitras=counts.get("mitras", 0),
-        online=counts.get("online", 0),
+        mitras=sum(s.mitras for s in slices),
+        online=compared.get("online", (0, 0, 0))[0],
         revocations=len(revoked),
         first_seed=int(reply[1]) != 1,
         drift=drift,
@@ -518,28 +508,39 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
 _DRIFT_KINDS = (("online", "set"), ("deactivated", "set"), ("used", "hash"), ("max", "hash"), ("available", "zset"))
 
 
-def _fill(
-    ctx: AppContext, chunks: list[truth.SeedChunk], temp: dict[str, str], live: dict[str, str]
-) -> tuple[dict[str, int], dict[str, tuple[int, int, int]]]:
-    """Write every chunk into its temp key, merging live pings and comparing with the live twin.
+_FILLED = ("online", "deactivated", "used", "max", "heartbeat", "available", "ring")
+_COMPARED = ("online", "deactivated", "used", "max", "available")  # seed_fill.lua's reply, in order
 
-    Returns the members per kind and, per structure, (members, present live, present live
-    with an equal value).
+
+def _fill(
+    ctx: AppContext, slices: list[truth.SeedSlice], temp: dict[str, str], live: dict[str, str]
+) -> dict[str, tuple[int, int, int]]:
+    """Write every slice into the temp keys, merging live pings and comparing with the live twins.
+
+    Returns per compared structure (members, present live, present live with an equal value).
     """
     fill = scripts(ctx)["seed_fill"]
-    counts: dict[str, int] = {}
+    keys = [temp[name] for name in _FILLED] + [live[name] for name in _FILLED[:-1]]
     compared: dict[str, tuple[int, int, int]] = {}
-    for chunk in chunks:  # one short script per chunk (a cluster pipeline cannot carry scripts)
-        counts[chunk.kind] = counts.get(chunk.kind, 0) + chunk.count
-        if chunk.kind not in _FILL_KIND:
-            continue
-        n, both, equal = fill(
-            keys=[temp[chunk.kind], temp["ring"], live[chunk.kind], live["heartbeat"]],
-            args=[_FILL_KIND[chunk.kind], chunk.ids_csv, chunk.values_csv],
+    for s in slices:  # one short script per slice (a cluster pipeline cannot carry scripts)
+        reply = fill(
+            keys=keys,
+            args=[
+                s.online_ids,
+                s.online_ms,
+                s.available_flags,
+                s.deactivated_ids,
+                s.used_ids,
+                s.used_vals,
+                s.max_ids,
+                s.max_vals,
+            ],
         )
-        seen = compared.get(chunk.kind, (0, 0, 0))
-        compared[chunk.kind] = (seen[0] + int(n), seen[1] + int(both), seen[2] + int(equal))
-    return counts, compared
+        for i, name in enumerate(_COMPARED):
+            seen = compared.get(name, (0, 0, 0))
+            members = int(getattr(s, name))  # the slice's count of that structure
+            compared[name] = (seen[0] + members, seen[1] + int(reply[2 * i]), seen[2] + int(reply[2 * i + 1]))
+    return compared
 
 
 def _drift(compared: dict[str, tuple[int, int, int]], live_sizes: dict[str, int]) -> dict[str, int]:

@@ -1,63 +1,93 @@
--- Fill one temp key of a seed from one compact chunk (members and values as comma-separated
--- strings, split here so the client encodes two arguments instead of thousands). A chunk is
--- small (SEED_CHUNK members), so each call blocks Valkey for a few milliseconds at most.
--- While it holds the chunk it also does the two things that used to be passes of their own:
---   * merge: a heartbeat / available score is raised to the live ping when that is newer
+-- Fill the temp keys of a seed from one slice of the snapshot: up to SEED_CHUNK consecutive
+-- mirrored mitras, each structure's members and values as comma-separated strings, split here
+-- so the client encodes a few arguments instead of thousands. A slice is small, so each call
+-- blocks Valkey for a few milliseconds. The online mitras' ids are read once and fill the
+-- online set, the heartbeat, the available index and its ring (a flag per online mitra says
+-- whether it is available). While it holds the slice the call also
+--   * merges: a heartbeat / available score is raised to the live ping when that is newer
 --     (pings reach Postgres only through the heartbeat-mirror sweep and must not move back);
---     pings that land after their chunk was filled are applied by swap_seed;
---   * drift: how many of the chunk's members the live twin has (and, for hashes, with the
---     same value), from which the caller computes what the swap is about to heal.
--- KEYS: the temp key, the temp ring (written only for 'available': same members, score 0),
---       the live twin of the temp key, the live heartbeat zset
--- ARGV: kind (set | hash | zset | available), ids csv, values csv ('' for sets)
--- Returns {members written, present in the live twin, present there with an equal value}.
-local kind, ids, vals = ARGV[1], {}, {}
-for id in string.gmatch(ARGV[2], '[^,]+') do ids[#ids + 1] = id end
-for v in string.gmatch(ARGV[3], '[^,]+') do vals[#vals + 1] = v end
+--     pings that land after their slice was filled are applied by swap_seed;
+--   * measures drift: how many of the slice's members each live structure has (and, for
+--     hashes, with an equal value), from which the caller computes what the swap heals.
+-- KEYS: temp online, deactivated, used, max, heartbeat, available, ring;
+--       live online, deactivated, used, max, heartbeat, available
+-- ARGV: online ids, their pings (ms), their available flags ('1' or '0' each, no separator),
+--       deactivated ids, used ids, used counts, max ids, max values
+-- Returns {present live, present live with an equal value} for online, deactivated, used, max
+-- and available, in that order (ten integers).
+local T_ON, T_DE, T_USED, T_MAX, T_HB, T_AV, T_RING = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local L_ON, L_DE, L_USED, L_MAX, L_HB, L_AV = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local BATCH = 500  -- well under Lua's unpack limit
-local both, equal = 0, 0
-for i = 1, #ids, BATCH do
-  local last = math.min(i + BATCH - 1, #ids)
-  local chunk = {unpack(ids, i, last)}
-  local live, pings
-  if kind == 'set' then
-    live = redis.call('SMISMEMBER', KEYS[3], unpack(chunk))
-  elseif kind == 'hash' then
-    live = redis.call('HMGET', KEYS[3], unpack(chunk))
-  else
-    live = redis.call('ZMSCORE', KEYS[3], unpack(chunk))
-    pings = KEYS[4] == KEYS[3] and live or redis.call('ZMSCORE', KEYS[4], unpack(chunk))
+
+local function split(csv)
+  local out = {}
+  for x in string.gmatch(csv, '[^,]+') do out[#out + 1] = x end
+  return out
+end
+
+local function fill_set(temp, live, ids)
+  local both = 0
+  for i = 1, #ids, BATCH do
+    local chunk = {unpack(ids, i, math.min(i + BATCH - 1, #ids))}
+    for _, present in ipairs(redis.call('SMISMEMBER', live, unpack(chunk))) do
+      if present == 1 then both = both + 1 end
+    end
+    redis.call('SADD', temp, unpack(chunk))
   end
-  local args, ring = {}, {}
-  for j = i, last do
-    local k = j - i + 1
-    if kind == 'set' then
-      if live[k] == 1 then both = both + 1 end
-      args[#args + 1] = ids[j]
-    elseif kind == 'hash' then
-      if live[k] then
+  return both
+end
+
+local function fill_hash(temp, live, ids, vals)
+  local both, equal = 0, 0
+  for i = 1, #ids, BATCH do
+    local last = math.min(i + BATCH - 1, #ids)
+    local got = redis.call('HMGET', live, unpack(ids, i, last))
+    local args = {}
+    for j = i, last do
+      local v = got[j - i + 1]
+      if v then
         both = both + 1
-        if live[k] == vals[j] then equal = equal + 1 end
+        if v == vals[j] then equal = equal + 1 end
       end
       args[#args + 1] = ids[j]
       args[#args + 1] = vals[j]
-    else
-      if live[k] then both = both + 1 end
-      local score = vals[j]
-      if pings[k] and tonumber(pings[k]) > tonumber(score) then score = pings[k] end
-      args[#args + 1] = score
-      args[#args + 1] = ids[j]
+    end
+    redis.call('HSET', temp, unpack(args))
+  end
+  return both, equal
+end
+
+-- The online mitras: online set, heartbeat (merged with the live ping), available and ring.
+local online, pings, flags = split(ARGV[1]), split(ARGV[2]), ARGV[3]
+local on_both, av_both = fill_set(T_ON, L_ON, online), 0
+for i = 1, #online, BATCH do
+  local last = math.min(i + BATCH - 1, #online)
+  local chunk = {unpack(online, i, last)}
+  local live_ping = redis.call('ZMSCORE', L_HB, unpack(chunk))
+  local live_av = redis.call('ZMSCORE', L_AV, unpack(chunk))
+  local hb, av, ring = {}, {}, {}
+  for j = i, last do
+    local k = j - i + 1
+    local score = pings[j]
+    if live_ping[k] and tonumber(live_ping[k]) > tonumber(score) then score = live_ping[k] end
+    hb[#hb + 1] = score
+    hb[#hb + 1] = online[j]
+    if string.byte(flags, j) == 49 then  -- '1': available
+      if live_av[k] then av_both = av_both + 1 end
+      av[#av + 1] = score
+      av[#av + 1] = online[j]
       ring[#ring + 1] = 0
-      ring[#ring + 1] = ids[j]
+      ring[#ring + 1] = online[j]
     end
   end
-  if kind == 'set' then
-    redis.call('SADD', KEYS[1], unpack(args))
-  elseif kind == 'hash' then
-    redis.call('HSET', KEYS[1], unpack(args))
-  else
-    redis.call('ZADD', KEYS[1], unpack(args))
-    if kind == 'available' then redis.call('ZADD', KEYS[2], unpack(ring)) end
+  redis.call('ZADD', T_HB, unpack(hb))
+  if #av > 0 then
+    redis.call('ZADD', T_AV, unpack(av))
+    redis.call('ZADD', T_RING, unpack(ring))
   end
 end
-return {#ids, both, equal}
+
+local de_both = fill_set(T_DE, L_DE, split(ARGV[4]))
+local used_both, used_equal = fill_hash(T_USED, L_USED, split(ARGV[5]), split(ARGV[6]))
+local max_both, max_equal = fill_hash(T_MAX, L_MAX, split(ARGV[7]), split(ARGV[8]))
+return {on_both, 0, de_both, 0, used_both, used_equal, max_both, max_equal, av_both, 0}

@@ -129,47 +129,66 @@ def mirrored_mitras(tx: Tx) -> list[MitraTruth]:
 
 
 @dataclass(frozen=True)
-class SeedChunk:
-    """Part of one mirror structure for the seed: members and values as comma-separated strings."""
+class SeedSlice:
+    """Up to `size` consecutive mitras of the seed's snapshot, per mirror structure: members and
+    values as comma-separated strings. The heartbeat, available and ring members are among the
+    online ones: their pings are aligned with `online_ids`, and `available_flags` holds one
+    '1' or '0' per online mitra."""
 
-    kind: str  # online | deactivated | used | max | heartbeat | available
-    ids_csv: str
-    values_csv: str
-    count: int
+    mitras: int
+    online: int
+    online_ids: str
+    online_ms: str
+    available: int
+    available_flags: str
+    deactivated: int
+    deactivated_ids: str
+    used: int
+    used_ids: str
+    used_vals: str
+    max: int
+    max_ids: str
+    max_vals: str
 
 
-# The seed's whole snapshot, aggregated by Postgres into chunks of comma-separated strings, so
-# the client neither parses 100k rows nor encodes 100k arguments. Scores are epoch ms (floor).
-_SEED_CHUNKS_SQL = (
+# The seed's whole snapshot in one pass over the mirrored mitras, aggregated by Postgres into
+# comma-separated strings, so the client neither parses 100k rows nor encodes 100k arguments.
+# Each result row is `:size` consecutive mitras (grouping by that needs neither a sort nor a
+# window per structure). Within a row every aggregate reads the rows in the same order, so the
+# online ids, their pings and their flags line up. Scores are epoch ms (floor).
+_SEED_SLICES_SQL = (
     "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
     "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id),"
-    " t AS (SELECT m.id::text AS id, m.is_online AS online, m.is_active AS active, COALESCE(u.n, 0) AS used,"
-    "       m.max_concurrent_sessions AS mx,"
-    "       COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
-    f"      FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
-    "       WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL),"
-    f" d AS (SELECT {DEFAULT_MAX_SQL} AS dmax),"
-    " e AS (SELECT 'mitras' AS kind, NULL::text AS id, NULL::text AS val FROM t"
-    "       UNION ALL SELECT 'online', id, NULL FROM t WHERE online"
-    "       UNION ALL SELECT 'deactivated', id, NULL FROM t WHERE NOT active"
-    "       UNION ALL SELECT 'used', id, used::text FROM t WHERE used > 0"
-    "       UNION ALL SELECT 'max', id, mx::text FROM t WHERE mx IS NOT NULL"
-    "       UNION ALL SELECT 'heartbeat', id, ms::text FROM t WHERE online"
-    "       UNION ALL SELECT 'available', id, ms::text FROM t, d"
-    f"                WHERE {available_sql('online', 'active', 'used', 'mx', 'd.dmax')})"
-    " SELECT kind, COALESCE(string_agg(id, ','), '') AS ids, COALESCE(string_agg(val, ','), '') AS vals,"
-    "        count(*) AS n"
-    " FROM (SELECT kind, id, val, (row_number() OVER (PARTITION BY kind) - 1) / :chunk AS c FROM e) x"
-    " GROUP BY kind, c"
+    f" d AS (SELECT {DEFAULT_MAX_SQL} AS dmax)"
+    " SELECT count(*) AS mitras,"
+    "  count(*) FILTER (WHERE online) AS online,"
+    "  COALESCE(string_agg(id, ',') FILTER (WHERE online), '') AS online_ids,"
+    "  COALESCE(string_agg(ms::text, ',') FILTER (WHERE online), '') AS online_ms,"
+    "  count(*) FILTER (WHERE online AND avail) AS available,"
+    "  COALESCE(string_agg(CASE WHEN avail THEN '1' ELSE '0' END, '') FILTER (WHERE online), '') AS available_flags,"
+    "  count(*) FILTER (WHERE NOT active) AS deactivated,"
+    "  COALESCE(string_agg(id, ',') FILTER (WHERE NOT active), '') AS deactivated_ids,"
+    "  count(*) FILTER (WHERE used > 0) AS used,"
+    "  COALESCE(string_agg(id, ',') FILTER (WHERE used > 0), '') AS used_ids,"
+    "  COALESCE(string_agg(used::text, ',') FILTER (WHERE used > 0), '') AS used_vals,"
+    "  count(*) FILTER (WHERE mx IS NOT NULL) AS max,"
+    "  COALESCE(string_agg(id, ',') FILTER (WHERE mx IS NOT NULL), '') AS max_ids,"
+    "  COALESCE(string_agg(mx::text, ',') FILTER (WHERE mx IS NOT NULL), '') AS max_vals"
+    f" FROM (SELECT s.*, {available_sql('s.online', 's.active', 's.used', 's.mx', 'd.dmax')} AS avail"
+    "       FROM (SELECT (row_number() OVER () - 1) / :size AS c, m.id::text AS id, m.is_online AS online,"
+    "             m.is_active AS active, COALESCE(u.n, 0) AS used, m.max_concurrent_sessions AS mx,"
+    "             COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
+    f"            FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
+    "             WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL"
+    "                OR u.n IS NOT NULL) s, d) t"
+    " GROUP BY c"
 )
 
 
-def seed_chunks(tx: Tx, chunk: int) -> list[SeedChunk]:
-    """What mirrored_mitras holds, as chunks of at most `chunk` members per mirror structure."""
-    return [
-        SeedChunk(str(r["kind"]), str(r["ids"]), str(r["vals"]), int(r["n"]))
-        for r in tx.rows(_SEED_CHUNKS_SQL, chunk=chunk)
-    ]
+def seed_slices(tx: Tx, size: int) -> list[SeedSlice]:
+    """What mirrored_mitras holds, in slices of at most `size` mitras."""
+    tx.script("SET LOCAL work_mem = '64MB'")  # the snapshot's 10^5 rows stay in memory
+    return [SeedSlice(**r) for r in tx.rows(_SEED_SLICES_SQL, size=size)]
 
 
 def default_max(tx: Tx) -> int:

@@ -108,7 +108,12 @@ def test_python_sql_and_lua_decide_availability_and_capacity_alike(
     with ctx.db.transaction() as tx:  # rolled back: the rows live for this example only
         ids = _write_postgres(tx, mitras, default)
         cutoff = truth.cutoff_for(ctx.now(), 60)
-        seeded = {i for c in truth.seed_chunks(tx, 1000) if c.kind == "available" for i in c.ids_csv.split(",") if i}
+        seeded = {
+            mitra_id
+            for s in truth.seed_slices(tx, 1000)
+            for mitra_id, flag in zip(s.online_ids.split(","), s.available_flags, strict=False)
+            if flag == "1"
+        }
         found = set(truth.find_available(tx, cutoff, 100, []))
         counted = truth.count_available(tx, cutoff)
         dashboard = truth.dashboard_counts(tx, cutoff)["available"]

@@ -183,3 +183,31 @@ def test_a_ping_that_lands_while_a_reseed_builds_its_keys_survives_the_swap(
     assert ctx.valkey.zscore(ctx.keys.heartbeat, m) == ctx.now_ms()
     assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def test_reseed_counts_the_drift_of_every_structure_and_keeps_newer_live_pings(
+    isolated_ctx: AppContext, clock: FakeClock
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    a, b, c, d = (new_mitra(ctx) for _ in range(4))
+    capped, gone = new_mitra(ctx, max_sessions=2), new_mitra(ctx)
+    for m in (a, b, c, d, capped):
+        availability.set_online(ctx, m, "test")
+    availability.deactivate(ctx, gone, "test")
+    k = ctx.keys
+    ctx.valkey.srem(k.online, a)  # one lost write per structure
+    ctx.valkey.sadd(k.deactivated, "00000000-0000-4000-8000-000000000000")
+    ctx.valkey.hset(k.used, b, 1)
+    ctx.valkey.hset(k.max, c, 5)
+    ctx.valkey.zrem(k.available, d)
+    newer = ctx.now_ms() + 5_000  # a ping the heartbeat-mirror sweep has not copied yet
+    ctx.valkey.zadd(k.heartbeat, {b: newer})
+    clock.advance(1)
+
+    report = availability.seed_from_postgres(ctx)
+
+    assert report.ran and report.online == 5 and report.mitras == 6
+    assert report.drift == {"online": 1, "deactivated": 1, "used": 1, "max": 1, "available": 1}
+    assert ctx.valkey.zscore(k.heartbeat, b) == newer and ctx.valkey.zscore(k.available, b) == newer
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
