@@ -127,18 +127,19 @@ def login(
     return issued, to_json(user)
 
 
-def role_of(tx: Tx, user_id: str) -> str:
-    """The user's current role; 401 when the account is gone or deactivated (refresh)."""
-    row = tx.one("SELECT role, is_active FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)
+def _account_of(tx: Tx, user_id: str) -> Row:
+    """The user as it is now (its role); 401 when the account is gone or deactivated (refresh)."""
+    row = tx.one(f"SELECT {COLUMNS} FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
     if row is None or not row["is_active"]:
         raise Unauthorized("this account can no longer sign in", code="ACCOUNT_INACTIVE")
-    return str(row["role"])
+    return row
 
 
 def refresh_session(ctx: AppContext, refresh_token: str) -> tuple[refresh.Issued, dict[str, Any]]:
-    """Rotate a control-center refresh token (role re-read from Postgres)."""
-    issued = refresh.rotate(ctx, refresh_token, ("cc",), role_of=role_of)
-    return issued, get(ctx, issued.principal.user_id)
+    """Rotate a control-center refresh token (the account and its role re-read from Postgres)."""
+    issued = refresh.rotate(ctx, refresh_token, ("cc",), account_of=_account_of)
+    assert issued.account is not None
+    return issued, to_json(issued.account)
 
 
 def is_active_admin(ctx: AppContext, user_id: str) -> bool:

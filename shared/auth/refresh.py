@@ -43,6 +43,7 @@ class Issued:
     session_id: str
     session_expires_at: datetime
     principal: Principal
+    account: Row | None = None  # what `account_of` read, when the caller asked for it
 
     def body(self, user: dict[str, Any], *, include_refresh: bool = True) -> dict[str, Any]:
         """The token response of SPEC §5 (the refresh token is left out on cookie routes)."""
@@ -88,7 +89,9 @@ def start_session(
     return _issued(ctx, Principal(user_type, user_id, sid, role), refresh_token, expires)
 
 
-def _issued(ctx: AppContext, principal: Principal, refresh_token: str, session_expires_at: datetime) -> Issued:
+def _issued(
+    ctx: AppContext, principal: Principal, refresh_token: str, session_expires_at: datetime, account: Row | None = None
+) -> Issued:
     return Issued(
         access_token=tokens.encode_access(ctx.settings, principal, ctx.now()),
         refresh_token=refresh_token,
@@ -96,6 +99,7 @@ def _issued(ctx: AppContext, principal: Principal, refresh_token: str, session_e
         session_id=principal.session_id,
         session_expires_at=session_expires_at,
         principal=principal,
+        account=account,
     )
 
 
@@ -125,22 +129,56 @@ _ROTATE = (
 )
 
 
+# The common case, an unused token of a live session, in one statement: touch the session (its
+# row lock serializes refreshes of one session, as _LOCK_OWNER does), mark the presented
+# token used and insert its child. The token's UPDATE is conditional on `used_at IS NULL`,
+# which Postgres re-checks on the latest row version after waiting for a concurrent refresh
+# of the same token: the second one then updates nothing, inserts nothing, returns no row and
+# is rolled back, and the full path decides it (grace or reuse). The child is inserted only
+# when its parent was updated, and only then is a row returned.
+_ROTATE_UNUSED = (
+    "WITH s AS (UPDATE auth_sessions SET last_used_at = :now"
+    "           WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = :h)"
+    "             AND revoked_at IS NULL AND expires_at > :now AND user_type = ANY(CAST(:kinds AS text[]))"
+    "           RETURNING id, user_type, user_id, expires_at),"
+    " c AS (SELECT gen_random_uuid() AS id),"
+    " parent AS (UPDATE refresh_tokens rt SET used_at = :now, replaced_by = c.id FROM s, c"
+    "            WHERE rt.token_hash = :h AND rt.session_id = s.id AND rt.used_at IS NULL RETURNING rt.session_id),"
+    " child AS (INSERT INTO refresh_tokens (id, session_id, token_hash, issued_at)"
+    "           SELECT c.id, parent.session_id, :child_h, :now FROM parent, c RETURNING session_id)"
+    " SELECT s.id AS session_id, s.user_type, s.user_id, s.expires_at FROM s JOIN child ON child.session_id = s.id"
+)
+
+
 class _Reused(Exception):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
 
 
 def rotate(
-    ctx: AppContext, refresh_token: str, user_types: tuple[str, ...], role_of: Callable[[Tx, str], str] | None = None
+    ctx: AppContext,
+    refresh_token: str,
+    user_types: tuple[str, ...],
+    account_of: Callable[[Tx, str], Row] | None = None,
 ) -> Issued:
     """Exchange a refresh token for a new pair; 401 when invalid, expired, revoked or reused.
 
-    `role_of(tx, user_id)` returns the current role (control-center users) or raises when the
-    account may no longer sign in; roles are read from Postgres on every refresh.
+    `account_of(tx, user_id)` reads the account (control-center users: its current role, in
+    `Issued.account`) or raises when it may no longer sign in; read from Postgres on every
+    refresh, inside the rotation's transaction.
     """
     if not refresh_token or len(refresh_token) > 128:
         raise Unauthorized("invalid refresh token", code="REFRESH_TOKEN_INVALID")
     now = ctx.now()
+    child = _child_of(_signing_secrets(ctx)[0], refresh_token)
+    with ctx.db.transaction() as tx:  # the common case: three round trips (plus the account)
+        row = tx.one(
+            _ROTATE_UNUSED, h=token_hash(refresh_token), child_h=token_hash(child), now=now, kinds=list(user_types)
+        )
+        if row is not None:
+            issued = _issued_for(ctx, tx, row, child, account_of)
+            tx.commit()
+            return issued
     try:
         with ctx.db.transaction() as tx:
             # Lock the session first, then read its tokens in a new statement: under READ
@@ -149,35 +187,44 @@ def rotate(
             row = tx.one(_LOOKUP, h=token_hash(refresh_token)) if owner is not None else None
             if row is None or row["user_type"] not in user_types:
                 raise Unauthorized("invalid refresh token", code="REFRESH_TOKEN_INVALID")
-            sid, user_id = str(row["session_id"]), str(row["user_id"])
+            sid = str(row["session_id"])
             if row["revoked_at"] is not None:
                 raise Unauthorized("session revoked", code="SESSION_REVOKED")
             if row["expires_at"] <= now:
                 raise Unauthorized("session expired, sign in again", code="REFRESH_TOKEN_EXPIRED")
-            role = role_of(tx, user_id) if role_of else None
-            principal = Principal(row["user_type"], user_id, sid, role)
-            if row["used_at"] is None:
-                child = _rotate_unused(ctx, tx, row, refresh_token, now)
+            if row["used_at"] is None:  # unused, yet not rotated above: a change it waited for
+                _rotate_unused(ctx, tx, row, child, now)
+                issued = _issued_for(ctx, tx, row, child, account_of)
                 tx.commit()
-                return _issued(ctx, principal, child, row["expires_at"])
+                return issued
             current = _grace_child(ctx, row, refresh_token, now)
             if current is None:
                 revocation.take_access_away(ctx, tx, reason="refresh_token_reused", session_ids=[sid])
                 tx.commit()
                 raise _Reused(sid)
             tx.execute("UPDATE auth_sessions SET last_used_at = :now WHERE id = CAST(:sid AS uuid)", now=now, sid=sid)
+            issued = _issued_for(ctx, tx, row, current, account_of)
             tx.commit()
-            return _issued(ctx, principal, current, row["expires_at"])
+            return issued
     except _Reused:
         raise Unauthorized(
             "refresh token already used; the session is revoked, sign in again", code="REFRESH_TOKEN_REUSED"
         ) from None
 
 
-def _rotate_unused(ctx: AppContext, tx: Tx, row: Row, parent: str, now: datetime) -> str:
-    child = _child_of(_signing_secrets(ctx)[0], parent)
+def _issued_for(
+    ctx: AppContext, tx: Tx, row: Row, refresh_token: str, account_of: Callable[[Tx, str], Row] | None
+) -> Issued:
+    """The pair for the session in `row` (session_id, user_type, user_id, expires_at)."""
+    user_id = str(row["user_id"])
+    account = account_of(tx, user_id) if account_of else None
+    role = str(account["role"]) if account else None
+    principal = Principal(row["user_type"], user_id, str(row["session_id"]), role)
+    return _issued(ctx, principal, refresh_token, row["expires_at"], account)
+
+
+def _rotate_unused(ctx: AppContext, tx: Tx, row: Row, child: str, now: datetime) -> None:
     tx.execute(_ROTATE, sid=row["session_id"], h=token_hash(child), now=now, id=row["id"])
-    return child
 
 
 def _grace_child(ctx: AppContext, row: Row, parent: str, now: datetime) -> str | None:
