@@ -1,7 +1,7 @@
 """Per-group deploy bundles: `build/<group>/` is a self-contained Cloud Functions source folder.
 
-A bundle holds the group's `main.py`, a copy of `shared/` (vendored), the manifest copied to
-`shared/functions.toml` (where `shared.manifest` looks first) and a `requirements.txt` with
+A bundle holds the group's `main.py`, a copy of `shared/` (vendored), the manifest written as
+`shared/functions.json` (where `shared.manifest` looks first) and a `requirements.txt` with
 only the pinned distributions that group can import. Nothing outside the folder is needed:
 `tests/integration/test_bundle_vendoring.py` imports each bundle in a fresh interpreter that
 sees only the folder and site-packages.
@@ -53,7 +53,7 @@ DEFAULT_OUT = REPO / "build"
 # Always required: the Cloud Functions Python runtime serves the bundle through it.
 ALWAYS = ("functions-framework",)
 
-_IGNORED_COPY = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "functions.toml")
+_IGNORED_COPY = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "functions.toml", "functions.json")
 
 
 class BundleError(RuntimeError):
@@ -271,7 +271,7 @@ def build(group: str, out_root: Path = DEFAULT_OUT) -> Bundle:
     dest.mkdir(parents=True)
     shutil.copy2(FUNCTIONS_DIR / group / "main.py", dest / "main.py")
     shutil.copytree(SHARED_DIR, dest / "shared", ignore=_IGNORED_COPY)
-    shutil.copy2(manifest.path(), dest / "shared" / "functions.toml")
+    manifest.write_bundle_copy(dest / "shared" / "functions.json")
     (dest / "requirements.txt").write_text(requirements_text(group, requirements))
     return Bundle(group=group, path=dest, requirements=tuple(requirements), modules=tuple(modules))
 

@@ -31,6 +31,8 @@ else:
 import shared, shared.manifest
 report["shared_file"] = shared.__file__
 report["manifest_file"] = str(shared.manifest.path())
+report["manifest"] = [repr(fn) for fn in shared.manifest.load().functions]
+report["tomllib"] = "tomllib" in __import__("sys").modules
 report["heavy"] = sorted(m for m in __import__("sys").modules if m.startswith(heavy_prefixes))
 allowed = [probe["bundle"], *probe["sites"], sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]]
 roots = [os.path.realpath(a) for a in allowed]
@@ -102,7 +104,9 @@ def test_bundle_imports_its_vendored_shared_and_nothing_from_the_repo(probes, gr
     root = Path(result["path"])
     assert result["leaks"] == []
     assert Path(result["shared_file"]).is_relative_to(root)
-    assert Path(result["manifest_file"]) == root / "shared" / "functions.toml"
+    assert Path(result["manifest_file"]) == root / "shared" / "functions.json"
+    assert result["manifest"] == [repr(fn) for fn in manifest.load().functions]  # the same manifest
+    assert result["tomllib"] is False  # a cold start parses JSON, never TOML
     assert result["outside"] == []
 
 

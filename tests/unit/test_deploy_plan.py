@@ -271,7 +271,7 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
         ["add-invoker-policy-binding", "sweep-auto-offline"],
     ]
     for group in ("admin", "pairing", "sweeps"):
-        assert (tmp_path / group / "main.py").is_file() and (tmp_path / group / "shared" / "functions.toml").is_file()
+        assert (tmp_path / group / "main.py").is_file() and (tmp_path / group / "shared" / "functions.json").is_file()
     assert set(fake.jobs) == {job.name for job in plan.jobs}
 
 
