@@ -2,7 +2,7 @@
 run, next to its goal; then `docs/bench.png` (cost per path against online mitras, log scale)
 and the README's benchmark table, regenerated from this run.
 
-Bounded: the paths run 3 times per size, the throughput rounds are 3 s; the whole report
+Bounded: the paths run 3 times per size, the throughput takes 5 paired rounds of 3 s; the whole report
 takes a few minutes on a 2-core machine.
 
     .venv/bin/python -m bench.report [--sizes 1000,10000,100000] [--no-write]
@@ -69,7 +69,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
         (built,) = coldstart.bundle.build_all(Path(tmp), ["heartbeat"])
         cold = coldstart.measure(built.path, 7)
     per_size = paths.measure(sizes, repeat=3)
-    throughput = heartbeat_throughput.measure(seconds=3.0, rounds=3, clients=3, sizes=tuple(sizes))
+    throughput = heartbeat_throughput.measure(seconds=3.0, rounds=5, clients=3, sizes=tuple(sizes))
     for n in sizes:
         per_size[n]["throughput_pct"] = throughput[n]["ratio"] * 100
         per_size[n]["bare_rps"] = throughput[n]["bare_rps"]
