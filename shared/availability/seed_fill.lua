@@ -18,6 +18,7 @@
 local T_ON, T_DE, T_USED, T_MAX, T_HB, T_AV, T_RING = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local L_ON, L_DE, L_USED, L_MAX, L_HB, L_AV = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local BATCH = 500  -- well under Lua's unpack limit
+local call, unpack, tonumber, byte = redis.call, unpack, tonumber, string.byte
 
 local function split(csv)
   local out = {}
@@ -28,11 +29,11 @@ end
 local function fill_set(temp, live, ids)
   local both = 0
   for i = 1, #ids, BATCH do
-    local chunk = {unpack(ids, i, math.min(i + BATCH - 1, #ids))}
-    for _, present in ipairs(redis.call('SMISMEMBER', live, unpack(chunk))) do
+    local last = math.min(i + BATCH - 1, #ids)
+    for _, present in ipairs(call('SMISMEMBER', live, unpack(ids, i, last))) do
       if present == 1 then both = both + 1 end
     end
-    redis.call('SADD', temp, unpack(chunk))
+    call('SADD', temp, unpack(ids, i, last))
   end
   return both
 end
@@ -41,7 +42,7 @@ local function fill_hash(temp, live, ids, vals)
   local both, equal = 0, 0
   for i = 1, #ids, BATCH do
     local last = math.min(i + BATCH - 1, #ids)
-    local got = redis.call('HMGET', live, unpack(ids, i, last))
+    local got = call('HMGET', live, unpack(ids, i, last))
     local args = {}
     for j = i, last do
       local v = got[j - i + 1]
@@ -52,7 +53,7 @@ local function fill_hash(temp, live, ids, vals)
       args[#args + 1] = ids[j]
       args[#args + 1] = vals[j]
     end
-    redis.call('HSET', temp, unpack(args))
+    call('HSET', temp, unpack(args))
   end
   return both, equal
 end
@@ -62,28 +63,23 @@ local online, pings, flags = split(ARGV[1]), split(ARGV[2]), ARGV[3]
 local on_both, av_both = fill_set(T_ON, L_ON, online), 0
 for i = 1, #online, BATCH do
   local last = math.min(i + BATCH - 1, #online)
-  local chunk = {unpack(online, i, last)}
-  local live_ping = redis.call('ZMSCORE', L_HB, unpack(chunk))
-  local live_av = redis.call('ZMSCORE', L_AV, unpack(chunk))
-  local hb, av, ring = {}, {}, {}
+  local live_ping = call('ZMSCORE', L_HB, unpack(online, i, last))
+  local live_av = call('ZMSCORE', L_AV, unpack(online, i, last))
+  local hb, av, ring, n, m = {}, {}, {}, 0, 0
   for j = i, last do
-    local k = j - i + 1
-    local score = pings[j]
-    if live_ping[k] and tonumber(live_ping[k]) > tonumber(score) then score = live_ping[k] end
-    hb[#hb + 1] = score
-    hb[#hb + 1] = online[j]
-    if string.byte(flags, j) == 49 then  -- '1': available
+    local k, id, score = j - i + 1, online[j], pings[j]
+    local ping = live_ping[k]
+    if ping and tonumber(ping) > tonumber(score) then score = ping end
+    hb[n + 1], hb[n + 2], n = score, id, n + 2
+    if byte(flags, j) == 49 then  -- '1': available
       if live_av[k] then av_both = av_both + 1 end
-      av[#av + 1] = score
-      av[#av + 1] = online[j]
-      ring[#ring + 1] = 0
-      ring[#ring + 1] = online[j]
+      av[m + 1], av[m + 2], ring[m + 1], ring[m + 2], m = score, id, 0, id, m + 2
     end
   end
-  redis.call('ZADD', T_HB, unpack(hb))
-  if #av > 0 then
-    redis.call('ZADD', T_AV, unpack(av))
-    redis.call('ZADD', T_RING, unpack(ring))
+  call('ZADD', T_HB, unpack(hb))
+  if m > 0 then
+    call('ZADD', T_AV, unpack(av))
+    call('ZADD', T_RING, unpack(ring))
   end
 end
 
