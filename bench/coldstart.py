@@ -2,10 +2,10 @@
 
 Builds every bundle into a temp dir and byte-compiles it (as the platform's build does), then
 for each one starts several fresh interpreters that see only the bundle and site-packages (as
-the Cloud Functions runtime does) and times `import main`, which parses config and loads every module the group imports at cold start
-(the Postgres pool and the Valkey client are lazy, so no server is needed). Prints the
-median, min and max, how many modules were loaded and whether the heavy optional packages
-(firebase_admin, google.cloud.scheduler) were among them.
+the Cloud Functions runtime does) and times `import main`, which parses config and loads every
+module the group imports at cold start (the Postgres pool and the Valkey client are lazy, so
+no server is needed). Prints the median, min and max, how many modules were loaded and whether
+the heavy optional packages (firebase_admin, google.cloud.scheduler) were among them.
 
     .venv/bin/python -m bench.coldstart [--runs 7] [--importtime] [GROUP ...]
 

@@ -216,12 +216,15 @@ def record_pings(tx: Tx, ids_csv: str, ms_csv: str, count: int) -> int:
     """Write `count` pings (ids and epoch ms as comma-separated strings), never moving one back;
     pings of unknown mitras are dropped. Returns the rows written.
 
-    A mitra read twice (its ping moved while the sweep paged) moves forward to one of its two
-    pings, never back; its next ping is mirrored by the next pass.
+    Called once per chunk of the heartbeat-mirror pass: each id is one primary-key probe (a hash
+    of the whole table per chunk would cost more than the chunk's updates). The commit need not
+    wait for the WAL flush: a pass lost in a crash is written again by the pings that follow,
+    and the mirror keeps them meanwhile. A mitra read twice (its ping moved while the sweep
+    paged) moves forward to the later of its two pings, never back.
     """
     if not count:
         return 0
-    tx.script("SET LOCAL work_mem = '64MB'")  # the 100k-row join stays in memory
+    tx.script("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL synchronous_commit = off")
     moved = tx.execute(_MOVE_PINGS, ids=ids_csv, ms=ms_csv)
     if moved == count:
         return moved

@@ -23,7 +23,7 @@ Reads (mirror first, Postgres fallback with the same answer)
     mitra_with_live(ctx, mitra_id)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
     stale_scan(ctx, cutoff_ms, limit) -> StaleScan | None     one script: seeded?, SCARD online, stale pings as CSV
-    heartbeats_since(ctx, since_ms) -> Pings                  chunked ZRANGEBYSCORE heartbeat (since +inf, as CSV
+    ping_chunks(ctx, since_ms) -> Iterator[Pings]             ZRANGEBYSCORE heartbeat (since, +inf], per chunk, as CSV
     heartbeat_watermark / set_heartbeat_watermark(ctx, ms)    the heartbeat-mirror sweep's progress
     remove_offlined(ctx, ids_csv) -> int                      one script: online, heartbeat, available
     is_seeded(ctx) -> bool
@@ -56,8 +56,8 @@ from shared.availability.mirror import (
     StaleScan,
     cutoff_ms,
     heartbeat_watermark,
-    heartbeats_since,
     is_seeded,
+    ping_chunks,
     remove_offlined,
     set_heartbeat_watermark,
     stale_scan,
@@ -78,12 +78,12 @@ __all__ = [
     "find_available_mitras",
     "heartbeat",
     "heartbeat_watermark",
-    "heartbeats_since",
     "is_mitra_reachable",
     "is_seeded",
     "list_mitras",
     "mitra_status",
     "mitra_with_live",
+    "ping_chunks",
     "recompute_capacity",
     "remove_offlined",
     "seed_from_postgres",

@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -319,7 +319,8 @@ def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000) -> StaleScan |
 
 @dataclass(frozen=True)
 class Pings:
-    """Pings read for the heartbeat-mirror sweep: ids and epoch ms as comma-separated strings."""
+    """One chunk of pings for the heartbeat-mirror sweep: ids and epoch ms as comma-separated
+    strings, and the highest ping among them."""
 
     ids_csv: str
     ms_csv: str
@@ -330,28 +331,22 @@ class Pings:
 PINGS_CHUNK = 10_000
 
 
-def heartbeats_since(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -> Pings:
-    """Pings newer than `since_ms`, read in chunks (each one short script); raises on Valkey errors.
-
-    The client never parses a member: 100k pings cost two string joins, and Postgres splits them.
-    """
+def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -> Iterator[Pings]:
+    """Pings newer than `since_ms`, oldest first, one short script per chunk of at most `chunk`;
+    raises on Valkey errors while iterating. The client never parses a member: Postgres splits
+    the strings."""
     script = scripts(ctx)["pings_since"]
-    ids: list[str] = []
-    ms: list[str] = []
-    count, start, skip, highest = 0, since_ms + 1, 0, since_ms
+    start, skip = since_ms + 1, 0
     while True:
         ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, chunk])
         n = int(n)
         if n:
-            ids.append(_text(ids_csv))
-            ms.append(_text(ms_csv))
-            count += n
             last_ms = int(float(last))
-            highest = max(highest, last_ms)
+            yield Pings(_text(ids_csv), _text(ms_csv), n, last_ms)
             skip = skip + int(same) if last_ms == start else int(same)
             start = last_ms
         if n < chunk:
-            return Pings(",".join(ids), ",".join(ms), count, highest)
+            return
 
 
 def heartbeat_watermark(ctx: AppContext) -> int:

@@ -5,8 +5,10 @@
   is touched: a Valkey hiccup must never mass-offline from a Postgres scan. A breaker offlines
   nobody when too many online mitras look stale at once (the fault is upstream).
 - heartbeat-mirror: pings newer than the watermark, read in short chunks, go to the narrow
-  `mitra_pings` table (shared.mitras.record_pings) without ever moving a timestamp backwards
-  (a mitra's last ping is the later of mitra_pings.at and mitras.last_heartbeat_at).
+  `mitra_pings` table (shared.mitras.record_pings), one statement per chunk in one transaction,
+  without ever moving a timestamp backwards (a mitra's last ping is the later of
+  mitra_pings.at and mitras.last_heartbeat_at). A worker thread reads the next chunk from
+  Valkey while Postgres writes the current one.
 
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from shared import availability, mitras
 from shared.config import Settings
@@ -29,6 +32,7 @@ from shared.sweeps.runner import PassResult, Sweep
 from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTOR = "sweep:auto-offline"
 MAX_STALE_PER_PASS = 10_000
@@ -78,21 +82,50 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
 
 
 def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
-    """Copy pings newer than the watermark to Postgres in one statement; idempotent."""
+    """Copy pings newer than the watermark to Postgres, chunk by chunk in one transaction; idempotent.
+
+    A Valkey error while reading rolls back what this pass wrote (the watermark has not moved,
+    so the next pass reads it all again).
+    """
+    read = changed = 0
     try:
-        pings = availability.heartbeats_since(ctx, availability.heartbeat_watermark(ctx))
+        since = highest = availability.heartbeat_watermark(ctx)
+        with runner.pass_transaction(ctx) as tx:
+            for pings in _prefetched(availability.ping_chunks(ctx, since)):
+                changed += mitras.record_pings(tx, pings.ids_csv, pings.ms_csv, pings.count)
+                read += pings.count
+                highest = max(highest, pings.highest_ms)
+            tx.commit()
     except VALKEY_ERRORS as exc:
         log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
         return {"mirrored": 0, "aborted": 1}
-    if not pings.count:
+    if not read:
         return {"mirrored": 0}
-    with runner.pass_transaction(ctx) as tx:
-        changed = mitras.record_pings(tx, pings.ids_csv, pings.ms_csv, pings.count)
-        tx.commit()
     with contextlib.suppress(*VALKEY_ERRORS):
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
-        availability.set_heartbeat_watermark(ctx, pings.highest_ms)
-    return {"mirrored": changed, "read": pings.count}
+        availability.set_heartbeat_watermark(ctx, highest)
+    return {"mirrored": changed, "read": read}
+
+
+def _prefetched(items: Iterator[T]) -> Iterator[T]:
+    """Yield what `items` yields, fetching the next item in a worker thread while the caller
+    works on the current one (both wait on sockets, so they overlap). An exception of `items`
+    is raised here, at the item it would have produced."""
+
+    def fetch() -> tuple[bool, T | None]:
+        try:
+            return True, next(items)
+        except StopIteration:
+            return False, None
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        upcoming = worker.submit(fetch)
+        while True:
+            more, item = upcoming.result()
+            if not more:
+                return
+            upcoming = worker.submit(fetch)
+            yield cast(T, item)
 
 
 def reseed_pass(ctx: AppContext) -> PassResult:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+import redis
 
 from shared import availability
 from shared.auth.principal import Principal
-from shared.availability import truth
+from shared.availability import mirror, truth
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
 from tests.helpers import FakeClock, installed, on_both_topologies
@@ -196,6 +198,37 @@ def test_heartbeat_mirror_writes_n_heartbeats_in_one_statement_and_a_rerun_is_a_
 
     assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0}
     assert seeded.db.scalar("SELECT n FROM stmt_count") == 1  # the re-run wrote nothing at all
+
+
+def _chunks_of_two(ctx: AppContext, fail_after: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass reads pings two at a time; with `fail_after`, Valkey fails after that many chunks."""
+    real = mirror.ping_chunks
+
+    def chunks(ctx_: AppContext, since: int) -> Iterator[mirror.Pings]:
+        for i, pings in enumerate(real(ctx_, since, chunk=2)):
+            if fail_after is not None and i == fail_after:
+                raise redis.ConnectionError("injected: Valkey lost between chunks")
+            yield pings
+
+    monkeypatch.setattr(availability, "ping_chunks", chunks)
+
+
+def test_heartbeat_mirror_writes_chunk_by_chunk_and_a_valkey_loss_midway_writes_nothing(seeded, clock, monkeypatch):
+    ids = go_online(seeded, 5)
+    clock.advance(20)
+    for mid in ids:
+        ping(seeded, mid)
+    watermark = availability.heartbeat_watermark(seeded)
+
+    _chunks_of_two(seeded, fail_after=1, monkeypatch=monkeypatch)
+    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0, "aborted": 1}
+    assert seeded.db.scalar("SELECT count(*) FROM mitra_pings") == 0  # the first chunk was rolled back
+    assert availability.heartbeat_watermark(seeded) == watermark
+
+    _chunks_of_two(seeded, fail_after=None, monkeypatch=monkeypatch)
+    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 5, "read": 5}  # three chunks, one transaction
+    assert seeded.db.scalar("SELECT count(*) FROM mitra_pings WHERE at = :t", t=clock()) == 5
+    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0}
 
 
 def test_heartbeat_mirror_never_moves_a_timestamp_backwards(seeded, clock):
