@@ -193,7 +193,7 @@ def rotate(
             if row["expires_at"] <= now:
                 raise Unauthorized("session expired, sign in again", code="REFRESH_TOKEN_EXPIRED")
             if row["used_at"] is None:  # unused, yet not rotated above: a change it waited for
-                _rotate_unused(ctx, tx, row, child, now)
+                _rotate_unused(tx, row, child, now)
                 issued = _issued_for(ctx, tx, row, child, account_of)
                 tx.commit()
                 return issued
@@ -223,7 +223,7 @@ def _issued_for(
     return _issued(ctx, principal, refresh_token, row["expires_at"], account)
 
 
-def _rotate_unused(ctx: AppContext, tx: Tx, row: Row, child: str, now: datetime) -> None:
+def _rotate_unused(tx: Tx, row: Row, child: str, now: datetime) -> None:
     tx.execute(_ROTATE, sid=row["session_id"], h=token_hash(child), now=now, id=row["id"])
 
 
