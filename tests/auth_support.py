@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from shared.context import AppContext
 from tests.apps import client, fresh_app
+from tests.conftest import make_context
+from tests.helpers import installed
 from tests.loopback import RsaKey, StubServer
 from tests.tokens import bearer
 
 # Re-exported: the auth tests import them from here (each is defined once, in the module named).
 __all__ = ["RsaKey", "StubServer", "bearer", "client", "fresh_app"]
+
+
+GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
+APPLE_SERVICE = "id.bestie.web"
+GOOGLE_CERTS = "/oauth2/v1/certs"
+APPLE_KEYS = "/auth/keys"
+
+
+@contextmanager
+def identity_providers(
+    google: RsaKey, apple: RsaKey, clock: Callable[..., Any] | None = None, **settings: Any
+) -> Iterator[tuple[AppContext, StubServer]]:
+    """Google's certs and Apple's keys served on loopback, and an installed context that trusts
+    them (any other setting overridden); yields the context and the stub server."""
+    server = StubServer().start()
+    server.routes[GOOGLE_CERTS] = (200, google.certs(), 0.0)
+    server.routes[APPLE_KEYS] = (200, apple.jwks(), 0.0)
+    try:
+        app_ctx = make_context(
+            clock,
+            google_oauth_client_ids=(GOOGLE_CLIENT,),
+            google_certs_url=server.url + GOOGLE_CERTS,
+            apple_services_id=APPLE_SERVICE,
+            apple_jwks_url=server.url + APPLE_KEYS,
+            **settings,
+        )
+        with installed(app_ctx):
+            yield app_ctx, server
+    finally:
+        server.stop()
 
 
 def phone() -> str:

@@ -11,9 +11,19 @@ import pytest
 
 from shared import app_config
 from shared.auth import cc_users, passwords
-from tests.auth_support import RsaKey, StubServer, bearer, client, phone, request_otp, seed_mitra
-from tests.conftest import isolated_database, make_context
-from tests.helpers import installed
+from tests.auth_support import (
+    GOOGLE_CERTS,
+    GOOGLE_CLIENT,
+    RsaKey,
+    StubServer,
+    bearer,
+    client,
+    identity_providers,
+    phone,
+    request_otp,
+    seed_mitra,
+)
+from tests.conftest import isolated_database
 
 ORIGIN = "https://cc.example.test"
 PASSWORD = "Secret123"
@@ -61,32 +71,16 @@ def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
 
 # ---- finding 7: sign-in routes must not be a free amplifier -----------------------------------
 
-GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
-APPLE_SERVICE = "id.bestie.web"
-CERTS = "/oauth2/v1/certs"
-
 
 @pytest.fixture
 def google(template_db, test_env, clock):
     key = RsaKey()
-    server = StubServer().start()
-    server.routes[CERTS] = (200, key.certs(), 0.0)
-    server.routes["/auth/keys"] = (200, RsaKey().jwks(), 0.0)
-    try:
-        # A database of its own: these tests lower app_config limits, which must not leak.
-        with isolated_database(template_db, test_env) as url:
-            app_ctx = make_context(
-                clock,
-                database_url=url,
-                google_oauth_client_ids=(GOOGLE_CLIENT,),
-                google_certs_url=server.url + CERTS,
-                apple_services_id=APPLE_SERVICE,
-                apple_jwks_url=server.url + "/auth/keys",
-            )
-            with installed(app_ctx):
-                yield app_ctx, server, key
-    finally:
-        server.stop()
+    # A database of its own: these tests lower app_config limits, which must not leak.
+    with (
+        isolated_database(template_db, test_env) as url,
+        identity_providers(key, RsaKey(), clock, database_url=url) as (app_ctx, server),
+    ):
+        yield app_ctx, server, key
 
 
 def _google_token(key: RsaKey) -> str:
@@ -101,7 +95,7 @@ def _google(token: str, ip: str = "192.0.2.10"):
 
 
 def _cert_fetches(server: StubServer) -> int:
-    return sum(1 for r in server.requests if r["path"] == CERTS)
+    return sum(1 for r in server.requests if r["path"] == GOOGLE_CERTS)
 
 
 @pytest.mark.parametrize("garbage", ["x", "not.a.jwt", "a.b.c", "eyJhbGciOiJSUzI1NiJ9..", "." * 5000])
@@ -114,7 +108,7 @@ def test_a_token_that_is_not_jwt_shaped_is_refused_without_fetching_google_certs
 
 def test_google_certs_are_fetched_once_while_their_cache_control_allows(google, clock):
     _, server, key = google
-    server.headers[CERTS] = {"Cache-Control": "public, max-age=600, must-revalidate", "Age": "100"}
+    server.headers[GOOGLE_CERTS] = {"Cache-Control": "public, max-age=600, must-revalidate", "Age": "100"}
     assert _google(_google_token(key), "192.0.2.11").status_code == 200
     assert _google(_google_token(key), "192.0.2.12").status_code == 200
     assert _google(_google_token(RsaKey()), "192.0.2.13").status_code == 401  # unknown key: no refetch storm

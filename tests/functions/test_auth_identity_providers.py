@@ -7,12 +7,17 @@ import uuid
 import pytest
 
 from shared.auth.identity import nonce_hash
-from tests.auth_support import RsaKey, StubServer, anonymous, bearer, client
-from tests.conftest import make_context
-from tests.helpers import installed
-
-GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
-APPLE_SERVICE = "id.bestie.web"
+from tests.auth_support import (
+    APPLE_KEYS,
+    APPLE_SERVICE,
+    GOOGLE_CERTS,
+    GOOGLE_CLIENT,
+    RsaKey,
+    anonymous,
+    bearer,
+    client,
+    identity_providers,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +27,8 @@ def keys():
 
 @pytest.fixture
 def providers(keys):
-    google, apple = keys
-    server = StubServer().start()
-    server.routes["/oauth2/v1/certs"] = (200, google.certs(), 0.0)
-    server.routes["/auth/keys"] = (200, apple.jwks(), 0.0)
-    app_ctx = make_context(
-        google_oauth_client_ids=(GOOGLE_CLIENT,),
-        google_certs_url=server.url + "/oauth2/v1/certs",
-        apple_services_id=APPLE_SERVICE,
-        apple_jwks_url=server.url + "/auth/keys",
-    )
-    try:
-        with installed(app_ctx):
-            yield app_ctx, server
-    finally:
-        server.stop()
+    with identity_providers(*keys) as provided:
+        yield provided
 
 
 def _google_token(key: RsaKey, sub: str, **overrides) -> str:
@@ -88,7 +80,7 @@ def test_google_token_signed_by_another_key_is_401(providers, keys):
 
 def test_google_certs_unreachable_is_502(providers, keys):
     _, server = providers
-    server.routes["/oauth2/v1/certs"] = (500, {}, 0.0)
+    server.routes[GOOGLE_CERTS] = (500, {}, 0.0)
     resp = _google(_google_token(keys[0], uuid.uuid4().hex))
     assert resp.status_code == 502 and resp.json["error"]["code"] == "IDENTITY_PROVIDER_ERROR"
 
@@ -136,7 +128,7 @@ def test_bad_apple_tokens_are_401(providers, keys, overrides):
 
 def test_apple_jwks_unreachable_is_502(providers, keys):
     _, server = providers
-    server.routes["/auth/keys"] = (503, {}, 0.0)
+    server.routes[APPLE_KEYS] = (503, {}, 0.0)
     resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex)})
     assert resp.status_code == 502 and resp.json["error"]["code"] == "IDENTITY_PROVIDER_ERROR"
 

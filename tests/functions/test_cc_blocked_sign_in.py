@@ -8,13 +8,8 @@ import pytest
 
 from shared.context import AppContext
 from tests import apps
-from tests.auth_support import RsaKey, StubServer, client
-from tests.conftest import make_context
-from tests.helpers import installed
+from tests.auth_support import APPLE_SERVICE, GOOGLE_CLIENT, RsaKey, client, identity_providers
 from tests.tokens import bearer, cc_token
-
-GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
-APPLE_SERVICE = "id.bestie.web"
 
 
 @pytest.fixture(scope="module")
@@ -24,21 +19,8 @@ def keys() -> tuple[RsaKey, RsaKey]:
 
 @pytest.fixture
 def providers(keys: tuple[RsaKey, RsaKey]):
-    google, apple = keys
-    server = StubServer().start()
-    server.routes["/oauth2/v1/certs"] = (200, google.certs(), 0.0)
-    server.routes["/auth/keys"] = (200, apple.jwks(), 0.0)
-    app_ctx = make_context(
-        google_oauth_client_ids=(GOOGLE_CLIENT,),
-        google_certs_url=server.url + "/oauth2/v1/certs",
-        apple_services_id=APPLE_SERVICE,
-        apple_jwks_url=server.url + "/auth/keys",
-    )
-    try:
-        with installed(app_ctx):
-            yield app_ctx
-    finally:
-        server.stop()
+    with identity_providers(*keys) as (app_ctx, _server):
+        yield app_ctx
 
 
 def _google(key: RsaKey, sub: str):
