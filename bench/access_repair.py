@@ -12,32 +12,12 @@ embedded servers of its own.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
-import statistics
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from infra import embedded, migrate
+from bench.common import median_ms, own_servers
 from shared.auth import revocation
-from shared.config import Settings
 from shared.context import AppContext
 
 DEACTIVATED = 100
-
-
-def _median_ms(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
-    times = []
-    for _ in range(repeat):
-        if before:
-            before()
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _populate(ctx: AppContext, revoked: int) -> str:
@@ -69,28 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="bench-access-"))
-    pg = embedded.EmbeddedPostgres(root / "postgres").start()
-    vk = embedded.EmbeddedValkey(root / "valkey").start()
-    try:
-        settings = dataclasses.replace(
-            Settings.from_env(), database_url=pg.url, valkey_url=vk.url, valkey_prefix="bench:"
-        )
-        ctx = AppContext(settings)
-        migrate.migrate(ctx.db)
+    with own_servers("bench-access-") as ctx:
         print("{:>8} {:>12} {:>16}".format("revoked", "repair ms", "guard check ms"))
         for n in (int(s) for s in args.sizes.split(",")):
             live = _populate(ctx, n)
             ctx.valkey.set(ctx.keys.seeded, "bench")
-            repair_ms = _median_ms(lambda: revocation.repair(ctx), args.repeat)
+            repair_ms = median_ms(lambda: revocation.repair(ctx), args.repeat)
             assert revocation.mirror_trusted(ctx)
-            check_ms = _median_ms(lambda sid=live: revocation.is_revoked(ctx, sid), args.repeat * 20)
+            check_ms = median_ms(lambda sid=live: revocation.is_revoked(ctx, sid), args.repeat * 20)
             print(f"{n:>8} {repair_ms:>12.2f} {check_ms:>16.3f}")
-        ctx.close()
-    finally:
-        vk.stop()
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

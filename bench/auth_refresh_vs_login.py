@@ -9,24 +9,14 @@ short transaction. Run: `.venv/bin/python -m bench.auth_refresh_vs_login`.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
+
+from bench.common import median_ms
 
 LOGINS = int(os.environ.get("BENCH_LOGINS", "15"))
 REFRESHES = int(os.environ.get("BENCH_REFRESHES", "200"))
-
-
-def _median_ms(run: Callable[[], Any], n: int) -> float:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
 
 
 def measure(logins: int = LOGINS, refreshes: int = REFRESHES) -> dict[str, float]:
@@ -68,8 +58,8 @@ def measure(logins: int = LOGINS, refreshes: int = REFRESHES) -> dict[str, float
 
         for _ in range(5):  # warm pools and code paths
             refresh()
-        login_ms = _median_ms(login, logins) if logins else float("nan")
-        refresh_ms = _median_ms(refresh, refreshes)
+        login_ms = median_ms(login, logins) if logins else float("nan")
+        refresh_ms = median_ms(refresh, refreshes)
         ctx.close()
     return {"login_ms": login_ms, "refresh_ms": refresh_ms}
 

@@ -12,24 +12,15 @@ Run: `.venv/bin/python -m bench.control_center`.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bench.common import median_ms
+
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "20000"))
 READS = int(os.environ.get("BENCH_READS", "50"))
-
-
-def _median_ms(run: Callable[[], Any], n: int) -> float:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> int:
@@ -87,11 +78,11 @@ def main() -> int:
         for _ in range(CUSTOMERS // 2 // 50):
             deep = {"limit": "50", "cursor": customers(deep)["next_cursor"]}
         results = {
-            "first page (50)": _median_ms(lambda: customers({"limit": "50"}), READS),
-            f"page at row {CUSTOMERS // 2}": _median_ms(lambda: customers(deep), READS),
-            "search phone 0813000123": _median_ms(lambda: customers({"search": "0813000123"}), READS),
-            "search name 'customer 1999'": _median_ms(lambda: customers({"search": "customer 1999"}), READS),
-            "search (no match)": _median_ms(lambda: customers({"search": "zzzz"}), READS),
+            "first page (50)": median_ms(lambda: customers({"limit": "50"}), READS),
+            f"page at row {CUSTOMERS // 2}": median_ms(lambda: customers(deep), READS),
+            "search phone 0813000123": median_ms(lambda: customers({"search": "0813000123"}), READS),
+            "search name 'customer 1999'": median_ms(lambda: customers({"search": "customer 1999"}), READS),
+            "search (no match)": median_ms(lambda: customers({"search": "zzzz"}), READS),
         }
 
         # Chat-session reads: live (not due) vs overdue (the read itself expires it).
@@ -125,8 +116,8 @@ def main() -> int:
 
             return run
 
-        results["GET session, not due"] = _median_ms(read(live, "pending_payment"), len(live))
-        results["GET session, overdue (settles)"] = _median_ms(read(due, "expired"), len(due))
+        results["GET session, not due"] = median_ms(read(live, "pending_payment"), len(live))
+        results["GET session, overdue (settles)"] = median_ms(read(due, "expired"), len(due))
         ctx.close()
     print(f"{CUSTOMERS} customers, medians of {READS} requests")
     for name, ms in results.items():

@@ -14,33 +14,13 @@ the ratios to the mirror. Always runs on embedded servers of its own (it truncat
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
-import statistics
-import tempfile
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-from infra import embedded, migrate
+from bench.common import median_ms, own_servers
 from shared.availability import mirror, truth
-from shared.config import Settings
 from shared.context import AppContext
 
 BUSY_EVERY = 10  # one mitra in ten holds an active session (so capacity filtering matters)
-
-
-def _median_ms(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
-    times = []
-    for _ in range(repeat):
-        if before:
-            before()
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def _populate(ctx: AppContext, n: int) -> None:
@@ -123,12 +103,12 @@ def _run(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     drop_snapshot()
     assert mirror.count_available(ctx)[0] == expected == pg_count() == len(_original_scan(ctx, prefix))  # type: ignore[index]
     return {
-        "find_mirror": _median_ms(lambda: mirror.find_available(ctx, 25, []), repeat),
-        "find_postgres": _median_ms(pg_find, repeat),
-        "find_original": _median_ms(lambda: _original_scan(ctx, prefix)[:25], repeat),
-        "count_mirror": _median_ms(lambda: mirror.count_available(ctx), repeat, before=drop_snapshot),
-        "count_postgres": _median_ms(pg_count, repeat),
-        "count_original": _median_ms(lambda: len(_original_scan(ctx, prefix)), repeat),
+        "find_mirror": median_ms(lambda: mirror.find_available(ctx, 25, []), repeat),
+        "find_postgres": median_ms(pg_find, repeat),
+        "find_original": median_ms(lambda: _original_scan(ctx, prefix)[:25], repeat),
+        "count_mirror": median_ms(lambda: mirror.count_available(ctx), repeat, before=drop_snapshot),
+        "count_postgres": median_ms(pg_count, repeat),
+        "count_original": median_ms(lambda: len(_original_scan(ctx, prefix)), repeat),
     }
 
 
@@ -137,19 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="bench-mirror-"))
-    pg = embedded.EmbeddedPostgres(root / "postgres").start()
-    vk = embedded.EmbeddedValkey(root / "valkey").start()
-    try:
-        settings = dataclasses.replace(
-            Settings.from_env(),
-            database_url=pg.url,
-            valkey_url=vk.url,
-            valkey_prefix="bench:",
-            valkey_timeout_seconds=30.0,
-        )
-        ctx = AppContext(settings)
-        migrate.migrate(ctx.db)
+    with own_servers("bench-mirror-") as ctx:
         header = ("mitras", "read", "mirror ms", "postgres ms", "original ms", "pg/mirror", "orig/mirror")
         print("{:>8} {:<6} {:>10} {:>12} {:>12} {:>10} {:>12}".format(*header))
         for n in (int(s) for s in args.sizes.split(",")):
@@ -157,11 +125,6 @@ def main(argv: list[str] | None = None) -> None:
             for read in ("find", "count"):
                 m, p, o = r[f"{read}_mirror"], r[f"{read}_postgres"], r[f"{read}_original"]
                 print(f"{n:>8} {read:<6} {m:>10.3f} {p:>12.3f} {o:>12.3f} {p / m:>9.1f}x {o / m:>11.1f}x")
-        ctx.close()
-    finally:
-        vk.stop()
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,15 @@ truncates tables).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from bench.common import own_servers
 from bench.mirror import _populate
-from infra import embedded, migrate
 from shared.availability import mirror
-from shared.config import Settings
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
 
@@ -175,27 +170,10 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
 @contextmanager
 def servers() -> Iterator[AppContext]:
     """A context on embedded Postgres and Valkey of its own (the slow log off until _slowlog)."""
-    root = Path(tempfile.mkdtemp(prefix="bench-paths-"))
-    pg = embedded.EmbeddedPostgres(root / "postgres").start()
-    vk = embedded.EmbeddedValkey(root / "valkey").start()
-    try:
-        settings = dataclasses.replace(
-            Settings.from_env(),
-            database_url=pg.url,
-            valkey_url=vk.url,
-            valkey_prefix="bench:",
-            valkey_timeout_seconds=30.0,
-        )
-        ctx = AppContext(settings)
-        migrate.migrate(ctx.db)
+    with own_servers("bench-paths-") as ctx:
         ctx.valkey.config_set("slowlog-log-slower-than", -1)  # on only inside _slowlog
         ctx.valkey.config_set("slowlog-max-len", 200_000)
         yield ctx
-        ctx.close()
-    finally:
-        vk.stop()
-        pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def measure(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
