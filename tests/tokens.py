@@ -14,8 +14,8 @@ def mitra_token(ctx: AppContext, mitra_id: str) -> tuple[str, str]:
     return _token(ctx, "mitra", mitra_id)
 
 
-def cc_token(ctx: AppContext, role: str = "admin") -> str:
-    """An access token of a new, real control-center user with `role` (admin routes re-check the row)."""
+def cc_user(ctx: AppContext, role: str = "admin") -> tuple[str, str]:
+    """(user id, access token) of a new, real control-center user with `role` (admin routes re-check the row)."""
     with ctx.db.transaction() as tx:
         user_id = str(
             tx.scalar(
@@ -25,7 +25,12 @@ def cc_token(ctx: AppContext, role: str = "admin") -> str:
             )
         )
         tx.commit()
-    return _token(ctx, "cc", user_id, role)[0]
+    return user_id, _token(ctx, "cc", user_id, role)[0]
+
+
+def cc_token(ctx: AppContext, role: str = "admin") -> str:
+    """An access token of a new, real control-center user with `role`."""
+    return cc_user(ctx, role)[1]
 
 
 def _token(ctx: AppContext, user_type: str, user_id: str, role: str | None = None) -> tuple[str, str]:

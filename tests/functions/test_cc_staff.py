@@ -14,23 +14,15 @@ from shared.context import AppContext
 from shared.errors import Conflict
 from tests import apps
 from tests.helpers import FakeClock
-from tests.tokens import _token, bearer
+from tests.tokens import _token, bearer, cc_user
 
 ORIGIN = {"Origin": "https://cc.example.test"}
 
 
 def _staff(ctx: AppContext, role: str) -> tuple[str, dict[str, str]]:
     """(user id, Authorization header) of a new staff account."""
-    with ctx.db.transaction() as tx:
-        user_id = str(
-            tx.scalar(
-                "INSERT INTO control_center_users (email, password_hash, role) VALUES (:e, 'unused', :r) RETURNING id",
-                e=f"staff-{uuid.uuid4().hex[:10]}@bestie.test",
-                r=role,
-            )
-        )
-        tx.commit()
-    return user_id, bearer(_token(ctx, "cc", user_id, role)[0])
+    user_id, token = cc_user(ctx, role)
+    return user_id, bearer(token)
 
 
 def _patch(user_id: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
