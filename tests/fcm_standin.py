@@ -6,9 +6,14 @@ Tokens starting with `dead-` are UNREGISTERED (404), `bad-` INVALID_ARGUMENT (40
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from shared.context import AppContext
+from shared.push import FcmPush
 from tests.loopback import StubServer
 
 
@@ -52,3 +57,12 @@ def anonymous_credential() -> Any:
             return google.auth.credentials.AnonymousCredentials()
 
     return Anonymous()
+
+
+@contextmanager
+def fcm_installed(ctx: AppContext) -> Iterator[FcmStandIn]:
+    """An FCM stand-in, and `ctx` sending its pushes there through the real firebase-admin code."""
+    with FcmStandIn() as standin:
+        settings = dataclasses.replace(ctx.settings, push_provider="fcm", fcm_project_id="bestie-test")
+        ctx.singleton("push", lambda: FcmPush(settings, endpoint=standin.url, credential=anonymous_credential()))
+        yield standin

@@ -6,7 +6,6 @@ name, phone or email: not in the push, not in the messages, not in its session l
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -14,9 +13,8 @@ import pytest
 
 from shared import anonymity
 from shared.context import AppContext
-from shared.push import FcmPush
 from tests.chat_support import active_session, receive, send, sessions
-from tests.fcm_standin import FcmStandIn, anonymous_credential
+from tests.fcm_standin import FcmStandIn, fcm_installed
 from tests.pairing_support import api, customer, online_mitras
 
 NAME = "Siti Rahmawati"
@@ -24,11 +22,7 @@ NAME = "Siti Rahmawati"
 
 @pytest.fixture
 def fcm(isolated_ctx: AppContext) -> Iterator[FcmStandIn]:
-    with FcmStandIn() as standin:
-        settings = dataclasses.replace(isolated_ctx.settings, push_provider="fcm", fcm_project_id="bestie-test")
-        isolated_ctx.singleton(
-            "push", lambda: FcmPush(settings, endpoint=standin.url, credential=anonymous_credential())
-        )
+    with fcm_installed(isolated_ctx) as standin:
         yield standin
 
 

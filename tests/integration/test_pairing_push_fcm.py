@@ -4,24 +4,18 @@ reports UNREGISTERED are deleted from Postgres, end to end."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
 from shared.context import AppContext
-from shared.push import FcmPush
-from tests.fcm_standin import FcmStandIn, anonymous_credential
+from tests.fcm_standin import FcmStandIn, fcm_installed
 from tests.pairing_support import api, customer, online_mitras
 
 
 @pytest.fixture
 def fcm(isolated_ctx: AppContext) -> Iterator[FcmStandIn]:
-    with FcmStandIn() as standin:
-        settings = dataclasses.replace(isolated_ctx.settings, push_provider="fcm", fcm_project_id="bestie-test")
-        isolated_ctx.singleton(
-            "push", lambda: FcmPush(settings, endpoint=standin.url, credential=anonymous_credential())
-        )
+    with fcm_installed(isolated_ctx) as standin:
         yield standin
 
 
