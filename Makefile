@@ -22,6 +22,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m infra.lint_migrations
 
 fmt: install
 	$(BIN)/ruff format .

@@ -355,6 +355,23 @@ class Database:
         finally:
             self._checkin(conn, healthy)
 
+    @contextlib.contextmanager
+    def dedicated(self) -> Iterator[Tx]:
+        """Yield a Tx on a connection of its own, outside the pool and in autocommit, closed after.
+
+        For work that must not happen inside one transaction (session-level advisory locks,
+        `CREATE INDEX CONCURRENTLY`) or that changes session settings no pooled request may
+        inherit. Each statement commits by itself; nothing is rolled back on exit.
+        """
+        conn = self._new_connection()
+        try:
+            yield Tx(conn)
+        except _connection_errors() as exc:
+            raise DatabaseUnavailable() from exc
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def rows(self, sql: str, **params: Any) -> list[Row]:
         """Run one read-only statement in its own transaction."""
         with self.transaction() as tx:

@@ -89,3 +89,62 @@ def test_a_changed_applied_migration_is_refused(empty_db):
     tampered = [migrate.Migration(m.version, m.sql + "\n-- edited") for m in migrate.discover()]
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         migrate.migrate(empty_db, tampered)
+
+
+@pytest.fixture
+def holder(empty_db):
+    """Another connection whose open transaction read app_config (ACCESS SHARE held until ROLLBACK)."""
+    migrate.migrate(empty_db)
+    with empty_db.dedicated() as conn:
+        conn.script("BEGIN")
+        conn.rows("SELECT key FROM app_config LIMIT 1")
+        yield conn
+
+
+def test_a_migration_that_cannot_get_its_lock_gives_up_and_is_retried_not_left_waiting(empty_db, holder):
+    blocked = migrate.Migration("9001_blocked", "ALTER TABLE app_config ADD COLUMN note text;")
+    pauses = []
+    limits = migrate.Limits(lock_timeout_ms=100, attempts=3, pause_seconds=0.01)
+    try:
+        with pytest.raises(Exception) as refused:
+            migrate.migrate(empty_db, [*migrate.discover(), blocked], limits, sleep=pauses.append)
+    finally:
+        holder.script("ROLLBACK")
+    assert migrate.sqlstate(refused.value) == migrate.LOCK_NOT_AVAILABLE
+    assert len(pauses) == 2  # three attempts, a pause between each
+    assert empty_db.scalar("SELECT count(*) FROM schema_migrations WHERE version = '9001_blocked'") == 0
+    assert migrate.migrate(empty_db, [*migrate.discover(), blocked], limits) == ["9001_blocked"]
+
+
+def test_a_lock_released_during_the_pause_lets_the_retry_apply_the_migration(empty_db, holder):
+    blocked = migrate.Migration("9001_blocked", "ALTER TABLE app_config ADD COLUMN note text;")
+    limits = migrate.Limits(lock_timeout_ms=100, attempts=3, pause_seconds=0.01)
+    applied = migrate.migrate(
+        empty_db, [*migrate.discover(), blocked], limits, sleep=lambda _: holder.script("ROLLBACK")
+    )
+    assert applied == ["9001_blocked"]
+
+
+def test_each_migration_commits_on_its_own_so_a_failing_file_keeps_the_ones_before_it(empty_db):
+    migrate.migrate(empty_db)
+    first = migrate.Migration("9001_first", "CREATE TABLE first_table (id int PRIMARY KEY);")
+    broken = migrate.Migration("9002_broken", "CREATE TABLE second_table (id int PRIMARY KEY;")
+    with pytest.raises(Exception, match="syntax"):
+        migrate.migrate(empty_db, [*migrate.discover(), first, broken])
+    versions = {r["version"] for r in empty_db.rows("SELECT version FROM schema_migrations")}
+    assert "9001_first" in versions and "9002_broken" not in versions
+    assert empty_db.scalar("SELECT to_regclass('first_table') IS NOT NULL") is True
+
+
+def test_a_no_transaction_migration_builds_an_index_concurrently(empty_db):
+    migrate.migrate(empty_db)
+    build = "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON app_config (value);"
+    first_line = migrate.NO_TRANSACTION
+    concurrent = migrate.Migration("9001_concurrent", f"{first_line}\n{build.format(name='app_config_value_idx')}")
+    in_a_transaction = migrate.Migration("9002_in_tx", build.format(name="app_config_v2_idx"))
+    assert not concurrent.transactional and in_a_transaction.transactional
+    assert migrate.migrate(empty_db, [*migrate.discover(), concurrent]) == ["9001_concurrent"]
+    valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'app_config_value_idx'::regclass"
+    assert empty_db.scalar(valid) is True
+    with pytest.raises(Exception, match="transaction block"):  # why the opt-out exists
+        migrate.migrate(empty_db, [*migrate.discover(), concurrent, in_a_transaction])
