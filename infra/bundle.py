@@ -1,7 +1,8 @@
 """Per-group deploy bundles: `build/<group>/` is a self-contained Cloud Functions source folder.
 
 A bundle holds the group's `main.py`, a copy of `shared/` (vendored), the manifest written as
-`shared/functions.json` (where `shared.manifest` looks first) and a `requirements.txt` with
+`shared/functions.json` (where `shared.manifest` looks first), the release version as
+`shared/release.json` (shared.release) and a `requirements.txt` with
 only the pinned distributions that group can import. Nothing outside the folder is needed:
 `tests/integration/test_bundle_vendoring.py` imports each bundle in a fresh interpreter that
 sees only the folder and site-packages.
@@ -32,9 +33,12 @@ import argparse
 import ast
 import functools
 import importlib.metadata
+import json
 import shutil
 import site
+import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +57,9 @@ DEFAULT_OUT = REPO / "build"
 # Always required: the Cloud Functions Python runtime serves the bundle through it.
 ALWAYS = ("functions-framework",)
 
-_IGNORED_COPY = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "functions.toml", "functions.json")
+_IGNORED_COPY = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".mypy_cache", "functions.toml", "functions.json", "release.json"
+)
 
 
 class BundleError(RuntimeError):
@@ -272,8 +278,21 @@ def build(group: str, out_root: Path = DEFAULT_OUT) -> Bundle:
     shutil.copy2(FUNCTIONS_DIR / group / "main.py", dest / "main.py")
     shutil.copytree(SHARED_DIR, dest / "shared", ignore=_IGNORED_COPY)
     manifest.write_bundle_copy(dest / "shared" / "functions.json")
+    (dest / "shared" / "release.json").write_text(json.dumps({"version": release_version()}))
     (dest / "requirements.txt").write_text(requirements_text(group, requirements))
     return Bundle(group=group, path=dest, requirements=tuple(requirements), modules=tuple(modules))
+
+
+def release_version(repo: Path = REPO) -> str:
+    """`<project version>+g<commit>` (`.dirty` when the tree has changes), stamped into each bundle."""
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["version"]
+    git = ["git", "-C", str(repo)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return f"{project}+unknown"
+    return f"{project}+g{commit.stdout.strip()}" + (".dirty" if dirty.strip() else "")
 
 
 def build_all(out_root: Path = DEFAULT_OUT, only: Sequence[str] = ()) -> list[Bundle]:

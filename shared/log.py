@@ -2,7 +2,8 @@
 
 Each line is one JSON object with `severity`, `message`, `logging.googleapis.com/trace`
 (from X-Cloud-Trace-Context, or the W3C traceparent) and `request_id`, plus any
-`extra={...}` fields; the access line carries `httpRequest`. Field names that look like
+`extra={...}` fields; the access line carries `httpRequest`, and every line `serviceContext`
+(the function and the release version, shared.release). Field names that look like
 secrets are masked, so a careless `extra` cannot leak a token or password.
 See https://cloud.google.com/logging/docs/structured-logging (special JSON fields) and
 https://cloud.google.com/run/docs/logging#correlate-logs (the trace header Cloud Run adds).
@@ -16,12 +17,15 @@ lines and printing warnings as bare text.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from shared import release
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
@@ -30,7 +34,7 @@ _SECRET_WORDS = ("password", "secret", "token", "authorization", "cookie", "code
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Fields Cloud Logging lifts out of the JSON payload; never masked (httpRequest holds no secret).
-_SPECIAL = frozenset({"httpRequest", "logging.googleapis.com/trace"})
+_SPECIAL = frozenset({"httpRequest", "logging.googleapis.com/trace", "serviceContext"})
 
 
 def trace_id(cloud_trace_context: str | None, traceparent: str | None = None) -> str | None:
@@ -89,6 +93,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
+            "serviceContext": _service_context(),
         }
         if record.exc_info:
             entry["message"] += "\n" + self.formatException(record.exc_info)
@@ -101,6 +106,12 @@ class JsonFormatter(logging.Formatter):
             if key not in _STD_ATTRS and not key.startswith("_"):
                 entry[key] = value if key in _SPECIAL else mask(key, value)
         return json.dumps(entry, default=str)
+
+
+@functools.cache
+def _service_context() -> dict[str, str]:
+    """Which function and release wrote the line (K_SERVICE is set by Cloud Run)."""
+    return {"service": os.environ.get("K_SERVICE", "local"), "version": release.version()}
 
 
 def configure(level: str | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ report["shared_file"] = shared.__file__
 report["manifest_file"] = str(shared.manifest.path())
 report["manifest"] = [repr(fn) for fn in shared.manifest.load().functions]
 report["tomllib"] = "tomllib" in __import__("sys").modules
+import logging, shared.log
+report["log_line"] = json.loads(shared.log.JsonFormatter().format(logging.makeLogRecord({{"msg": "probe"}})))
 report["heavy"] = sorted(m for m in __import__("sys").modules if m.startswith(heavy_prefixes))
 allowed = [probe["bundle"], *probe["sites"], sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]]
 roots = [os.path.realpath(a) for a in allowed]
@@ -151,3 +154,12 @@ def test_bundle_requirements_are_pinned_lines_of_requirements_txt(probes):
         wanted = [line for line in lines if line and not line.startswith("#")]
         assert any(w.startswith("functions-framework==") for w in wanted)
         assert set(wanted) <= pinned
+
+
+def test_every_bundle_and_its_log_lines_carry_the_release_it_was_built_from(probes):
+    expected = bundle.release_version()
+    assert expected.startswith(tomllib.loads((bundle.REPO / "pyproject.toml").read_text())["project"]["version"] + "+g")
+    for group, result in probes.items():
+        stamped = json.loads((Path(result["path"]) / "shared" / "release.json").read_text())
+        assert stamped == {"version": expected}, group
+        assert result["log_line"]["serviceContext"]["version"] == expected, group
