@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shared import oplog
 from shared.config import Settings
 from shared.errors import ConfigError, ServiceUnavailable
 
@@ -254,6 +255,11 @@ class Database:
 
     def _checkout(self) -> CoreConnection:
         if not self._slots.acquire(timeout=self._settings.db_pool_timeout_seconds):
+            oplog.emit(
+                "db.pool_exhausted",
+                pool_size=self._settings.db_pool_size,
+                wait_seconds=float(self._settings.db_pool_timeout_seconds),
+            )
             raise DatabaseUnavailable("database pool exhausted")
         try:
             try:

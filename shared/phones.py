@@ -26,3 +26,11 @@ def normalize(raw: str, field: str = "phone") -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValidationFailed(field, "is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region(e164: str) -> str:
+    """The ISO region code of a normalized number ("ID"), or "ZZ" when it names none."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or "ZZ"
+    except phonenumbers.NumberParseException:
+        return "ZZ"

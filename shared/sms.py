@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import requests
 
+from shared import oplog, phones
 from shared.context import AppContext
 from shared.errors import BadGateway, ConfigError
 from shared.valkey import VALKEY_ERRORS
@@ -47,6 +48,7 @@ class LogSms:
             self._ctx.valkey.set(self._ctx.keys.last_otp(phone_e164), code, ex=ttl_seconds)
         except VALKEY_ERRORS as exc:
             log.warning("could not record the last OTP", extra={"error": type(exc).__name__})
+        oplog.emit("sms.sent", provider="log", country=phones.region(phone_e164))
         return "log"
 
 
@@ -76,12 +78,13 @@ class FazpassSms:
                 timeout=self._timeout,
             )
         except requests.RequestException as exc:
-            log.warning("fazpass request failed", extra={"error": type(exc).__name__})
+            oplog.emit("sms.failed", provider="fazpass", reason=type(exc).__name__)
             raise ProviderError() from exc
         payload = _json_or_none(resp)
         if not 200 <= resp.status_code < 300 or (isinstance(payload, dict) and payload.get("status") is False):
-            log.warning("fazpass refused the message", extra={"status": resp.status_code})
+            oplog.emit("sms.failed", provider="fazpass", reason=f"refused_{resp.status_code}")
             raise ProviderError()
+        oplog.emit("sms.sent", provider="fazpass", country=phones.region(phone_e164))
         data = payload.get("data") if isinstance(payload, dict) else None
         ref = data.get("id") if isinstance(data, dict) else None
         return str(ref) if ref is not None else None

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from shared import availability, mitras
+from shared import availability, mitras, oplog
 from shared.config import Settings
 from shared.context import AppContext
 from shared.sweeps import runner
@@ -54,18 +54,15 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
         scan = availability.stale_scan(ctx, availability.cutoff_ms(ctx), MAX_STALE_PER_PASS)
         if scan is None:
             availability.ensure_seeded(ctx)  # the next pass can trust it again
-            log.warning("auto-offline skipped: availability mirror not seeded")
+            oplog.emit("sweep.aborted", sweep="auto-offline", reason="mirror_not_seeded")
             return {"offlined": 0, "aborted": 1, "abort_reason": "mirror_not_seeded"}
-    except VALKEY_ERRORS as exc:
-        log.error("auto-offline aborted: Valkey error, Postgres untouched", extra={"error": type(exc).__name__})
+    except VALKEY_ERRORS:
+        oplog.emit("sweep.aborted", sweep="auto-offline", reason="valkey_error")
         return {"offlined": 0, "aborted": 1, "abort_reason": "valkey_error"}
     if not scan.count:
         return {"offlined": 0, "stale": 0}
     if breaker_trips(scan.count, scan.online, settings.auto_offline_max_fraction, settings.auto_offline_breaker_min):
-        log.error(
-            "auto-offline breaker open: too many stale heartbeats at once, offlining nobody",
-            extra={"stale": scan.count, "online": scan.online},
-        )
+        oplog.emit("sweep.breaker_tripped", stale=scan.count, online=scan.online)
         return {"offlined": 0, "stale": scan.count, "breaker_open": True}
     with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
         offlined = mitras.offline_stale(tx, scan.ids_csv, scan.ms_csv, ACTOR, ctx.now())
@@ -96,9 +93,9 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
                 read += pings.count
                 highest = max(highest, pings.highest_ms)
             tx.commit()
-    except VALKEY_ERRORS as exc:
-        log.warning("heartbeat-mirror skipped: Valkey error", extra={"error": type(exc).__name__})
-        return {"mirrored": 0, "aborted": 1}
+    except VALKEY_ERRORS:
+        oplog.emit("sweep.aborted", sweep="heartbeat-mirror", reason="valkey_error")
+        return {"mirrored": 0, "aborted": 1, "abort_reason": "valkey_error"}
     if not read:
         return {"mirrored": 0}
     with contextlib.suppress(*VALKEY_ERRORS):
@@ -136,11 +133,11 @@ def reseed_pass(ctx: AppContext) -> PassResult:
     """
     try:
         report = availability.seed_from_postgres(ctx)
-    except VALKEY_ERRORS as exc:
-        log.error("availability reseed aborted: Valkey error", extra={"error": type(exc).__name__})
+    except VALKEY_ERRORS:
+        oplog.emit("sweep.aborted", sweep="availability-reseed", reason="valkey_error")
         return {"reseeded": 0, "aborted": 1, "abort_reason": "valkey_error"}
     if report.drift_total:
-        log.warning("availability mirror drift healed", extra={"drift": report.drift, "resynced": report.resynced})
+        oplog.emit("mirror.drift_healed", drift=report.drift_total, mitras=report.mitras)
     return {
         "reseeded": int(report.ran),
         "drift": report.drift_total,

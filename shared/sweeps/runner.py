@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shared import oplog
 from shared.context import AppContext
 from shared.db import Tx
 
@@ -162,12 +163,14 @@ def invoke(
                 continue
             passes += 1
             _merge(totals, result)
-    except Exception:
+    except Exception as exc:
+        oplog.emit("sweep.failed", sweep=sweep.name, error=type(exc).__name__)
         if schedule_time:
             _finish(ctx, sweep.name, schedule_time, None)
         raise
     summary = {"ran": passes > 0, "passes": passes, "skipped_locked": skipped, **totals}
     if schedule_time:
         _finish(ctx, sweep.name, schedule_time, summary)
-    log.info("sweep finished", extra={"sweep": sweep.name, **summary})
+    log.info("sweep summary", extra={"sweep": sweep.name, **summary})
+    oplog.emit("sweep.finished", sweep=sweep.name, passes=passes, seconds=round(monotonic() - started, 3))
     return summary

@@ -221,7 +221,7 @@ def test_heartbeat_mirror_writes_chunk_by_chunk_and_a_valkey_loss_midway_writes_
     watermark = availability.heartbeat_watermark(seeded)
 
     _chunks_of_two(seeded, fail_after=1, monkeypatch=monkeypatch)
-    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0, "aborted": 1}
+    assert jobs.heartbeat_mirror_pass(seeded) == {"mirrored": 0, "aborted": 1, "abort_reason": "valkey_error"}
     assert seeded.db.scalar("SELECT count(*) FROM mitra_pings") == 0  # the first chunk was rolled back
     assert availability.heartbeat_watermark(seeded) == watermark
 
