@@ -2,7 +2,7 @@
 
 Safe to run twice (applied versions are skipped) and from several processes at once: the run
 holds a session-level Postgres advisory lock on a connection of its own, so a second runner
-waits and then finds nothing to do.
+waits (polling, see `migrate`) and then finds nothing to do.
 
 Built to run against a live database (docs/migrations.md):
 - each file commits on its own, together with its `schema_migrations` row, so a lock taken by
@@ -39,6 +39,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_KEY = 0x62657374  # "best": one fixed advisory-lock key for the migration runner
 NO_TRANSACTION = "-- migrate: no-transaction"
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+LOCK_POLL_SECONDS = 0.2
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,11 @@ def migrate(
     limits = limits or Limits()
     applied_now: list[str] = []
     with db.dedicated() as session:
-        # Waiting for another runner is not a statement that should time out.
-        session.script("SET statement_timeout = 0")
-        session.execute("SELECT pg_advisory_lock(:k)", k=LOCK_KEY)  # released when the connection closes
+        # Polled, not waited for inside one statement: a runner blocked in pg_advisory_lock holds a
+        # snapshot, and the other runner's CREATE INDEX CONCURRENTLY waits for every snapshot, so
+        # the two would wait on each other through the client. Released when the connection closes.
+        while not session.scalar("SELECT pg_try_advisory_lock(:k)", k=LOCK_KEY):
+            sleep(LOCK_POLL_SECONDS)
         session.script(_CREATE_TABLE)
         done = {r["version"]: r["checksum"] for r in session.rows("SELECT version, checksum FROM schema_migrations")}
         for migration in migrations:

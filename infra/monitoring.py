@@ -195,6 +195,7 @@ def sweep_cadences(settings: Settings | None = None) -> dict[str, int]:
         "heartbeat-mirror": s.heartbeat_mirror_interval_seconds,
         "availability-reseed": s.valkey_online_mirror_sweep_seconds,
         "session-expiry": s.session_expiry_sweep_seconds,
+        "retention": s.retention_sweep_seconds,
     }
     return {name: max(SCHEDULER_PERIOD_SECONDS, seconds) for name, seconds in cadence.items()}
 

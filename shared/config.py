@@ -156,6 +156,7 @@ class Settings:
     heartbeat_mirror_interval_seconds: int = 60
     valkey_online_mirror_sweep_seconds: int = 300
     session_expiry_sweep_seconds: int = 30
+    retention_sweep_seconds: int = 3600
     auto_offline_max_fraction: float = 0.5
     auto_offline_breaker_min: int = 20
     sweep_auth: str = "oidc"
@@ -237,6 +238,7 @@ class Settings:
             heartbeat_mirror_interval_seconds=_int("HEARTBEAT_MIRROR_INTERVAL_SECONDS", minimum=1),
             valkey_online_mirror_sweep_seconds=_int("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", minimum=1),
             session_expiry_sweep_seconds=_int("SESSION_EXPIRY_SWEEP_SECONDS", minimum=1),
+            retention_sweep_seconds=_int("RETENTION_SWEEP_SECONDS", minimum=60),
             auto_offline_max_fraction=_float("AUTO_OFFLINE_MAX_FRACTION"),
             auto_offline_breaker_min=_int("AUTO_OFFLINE_BREAKER_MIN", minimum=0),
             sweep_auth=sweep_auth,

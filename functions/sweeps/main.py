@@ -1,4 +1,4 @@
-"""Sweep functions invoked by Cloud Scheduler: auto-offline, heartbeat mirror, reseed, session expiry.
+"""Sweep functions invoked by Cloud Scheduler: auto-offline, heartbeat mirror, reseed, session expiry, retention.
 
 Each entry point is one Scheduler job running one named sweep (shared.sweeps.jobs) through
 shared.sweeps.runner, with the function's timeout, less a margin, as its budget. The caller
@@ -48,3 +48,9 @@ def sweep_availability_reseed(req: ApiRequest) -> dict:
 @endpoint(authenticate=caller.authenticate)
 def sweep_session_expiry(req: ApiRequest) -> dict:
     return _run(req, "session-expiry")
+
+
+@functions_framework.http
+@endpoint(authenticate=caller.authenticate)
+def sweep_retention(req: ApiRequest) -> dict:
+    return _run(req, "retention")

@@ -13,6 +13,7 @@
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
 - session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
+- retention: rows past their table's retention deleted in small batches (shared.retention).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from shared import availability, mitras, oplog
+from shared import availability, mitras, oplog, retention
 from shared.config import Settings
 from shared.context import AppContext
 from shared.sweeps import runner
@@ -155,11 +156,18 @@ def session_expiry_pass(ctx: AppContext) -> PassResult:
     return counts
 
 
+def retention_pass(ctx: AppContext) -> PassResult:
+    """Delete rows past their table's retention, in small batches (shared.retention)."""
+    deleted = retention.delete_expired(ctx)
+    return {"deleted": sum(deleted.values()), "deleted_by_table": deleted}
+
+
 SWEEPS: dict[str, tuple[Callable[[Settings], int], Callable[[AppContext], PassResult]]] = {
     "auto-offline": (lambda s: s.mitra_auto_offline_sweep_seconds, auto_offline_pass),
     "heartbeat-mirror": (lambda s: s.heartbeat_mirror_interval_seconds, heartbeat_mirror_pass),
     "availability-reseed": (lambda s: s.valkey_online_mirror_sweep_seconds, reseed_pass),
     "session-expiry": (lambda s: s.session_expiry_sweep_seconds, session_expiry_pass),
+    "retention": (lambda s: s.retention_sweep_seconds, retention_pass),
 }
 
 
