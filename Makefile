@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install dev test test-compat lint fmt migrate bench load bundle mutants clean
+.PHONY: install dev test test-compat lint fmt migrate bench cost load bundle mutants clean
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ bundle: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The monthly cost at 1k/10k/100k online from measured per-request cost (docs/cost.md, docs/cost.png).
+cost: install
+	LOG_LEVEL=WARNING $(BIN)/python -m bench.cost
 
 # Locust against two server processes on their own Postgres + Valkey, 60 s, then the invariants;
 # fails on any error or violation. LOAD_ARGS="--seconds 20 --mitras 100 --customers 20" for less.

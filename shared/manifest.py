@@ -27,6 +27,7 @@ AUTH_KINDS = ("none", "customer", "mitra", "cc", "cc_admin", "any", "scheduler")
 # the handler's own script ("handler": the heartbeat checks it in its one round trip).
 REVOCATION_CHECKS = ("guard", "handler")
 ACCESS_LOGS = ("all", "errors")
+BILLING_MODES = ("request", "instance")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Function:
     db_pool_size: int | None = None
     revocation_check: str = "guard"
     access_log: str = "all"  # "errors": the access line only for 4xx/5xx (the heartbeat's hot path)
+    # Cloud Run billing: "instance" where steady traffic makes it cheaper (docs/cost.md, make cost).
+    billing: str = "request"
     schedule_env: str | None = None
 
     @property
@@ -154,6 +157,8 @@ def parse(data: dict[str, Any]) -> Manifest:
             raise ValueError(f"{fn.name}: access_log must be one of {ACCESS_LOGS}")
         if fn.revocation_check not in REVOCATION_CHECKS:
             raise ValueError(f"{fn.name}: revocation_check must be one of {REVOCATION_CHECKS}")
+        if fn.billing not in BILLING_MODES:
+            raise ValueError(f"{fn.name}: billing must be one of {BILLING_MODES}")
         if fn.db_pool_size is not None and not 1 <= fn.db_pool_size <= 200:
             raise ValueError(f"{fn.name}: db_pool_size must be between 1 and 200")
         if fn.name in seen_names or (fn.method, fn.route) in seen_routes:

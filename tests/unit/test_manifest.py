@@ -40,3 +40,17 @@ def test_invalid_auth_kind_is_rejected():
     }
     with pytest.raises(ValueError, match="auth"):
         manifest.parse(raw)
+
+
+def test_the_billing_mode_of_each_function_is_the_one_the_cost_model_chose():
+    import re
+    from pathlib import Path
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "cost.md").read_text().split("## Billing mode", 1)[1]
+    chosen = dict(re.findall(r"^\| ([a-z0-9-]+) \| (instance|request) \|", table, re.M))
+    assert chosen, "docs/cost.md has no billing table: run make cost"
+    billed = {fn.name: fn.billing for fn in manifest.load().functions}
+    assert {name: billed[name] for name in chosen} == chosen
+    assert {name for name, mode in billed.items() if mode == "instance"} == {
+        n for n, m in chosen.items() if m == "instance"
+    }
