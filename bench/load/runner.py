@@ -36,8 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,9 +73,13 @@ PACE = {
 THREADS = 64  # per server process: requests in flight (long polls included)
 
 
-def environment(database_url: str, valkey_url: str) -> dict[str, str]:
-    """The servers' and this driver's settings: one run's secrets, test routes, no sweep auth."""
-    return {
+def environment(database_url: str, valkey_url: str, chaos: bool = False) -> dict[str, str]:
+    """The servers' and this driver's settings: one run's secrets, test routes, no sweep auth.
+
+    A chaos run keeps the deployed timeouts (Valkey 1 s, a pool wait of 5 s): the faults must
+    time out as they would in production, not hide behind the load test's patience.
+    """
+    env = {
         "DATABASE_URL": database_url,
         "VALKEY_URL": valkey_url,
         "VALKEY_PREFIX": "load:",
@@ -98,65 +101,84 @@ def environment(database_url: str, valkey_url: str) -> dict[str, str]:
         "MITRA_AUTO_OFFLINE_SWEEP_SECONDS": "60",
         "SESSION_EXPIRY_SWEEP_SECONDS": "60",
     }
+    if chaos:
+        del env["VALKEY_TIMEOUT_SECONDS"], env["DB_POOL_TIMEOUT_SECONDS"]
+    return env
 
 
 # ---- servers ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """One server process (bench.load.serve under gunicorn); yields its URL; its output goes to `log`."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(THREADS),
-        "--timeout",
-        "120",
-        "--graceful-timeout",
-        "10",
-        "--keep-alive",  # longer than any idle gap of a user, as the front end keeps its connections
-        "120",
-        "bench.load.serve:app",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if requests.get(f"{url}/healthz", timeout=30).status_code == 200:
-                        break
-                except (requests.ConnectionError, requests.Timeout):
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server process exited; see {log}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server process did not start; see {log}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
+class Server:
+    """One server process (bench.load.serve under gunicorn) on a port it keeps across restarts."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log, self.port = env, log, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "--timeout",
+            "120",
+            "--graceful-timeout",
+            "10",
+            "--keep-alive",  # longer than any idle gap of a user, as the front end keeps its connections
+            "120",
+            "bench.load.serve:app",
+        ]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 120
+        while True:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                if requests.get(f"{self.url}/healthz", timeout=30).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server process exited; see {self.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server process did not start; see {self.log}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed instance dies: no graceful shutdown."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -385,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--staff", type=int, default=4)
     parser.add_argument("--summary", type=Path, help="write the results as JSON here")
+    parser.add_argument("--chaos", action="store_true", help="faults during the run (bench/load/chaos.py)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, CSV) and print its path")
     args = parser.parse_args(argv)
 
@@ -407,7 +430,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         stack.callback(pg.stop)
         vk = EmbeddedValkey(work / "valkey").start()
         stack.callback(vk.stop)
-        env = environment(pg.url, vk.url)
+        env = environment(pg.url, vk.url, args.chaos)
         os.environ.update(env)
 
         from infra import migrate
@@ -422,7 +445,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         )
 
         logs = [work / "server-a.log", work / "server-b.log"]
-        urls = [stack.enter_context(server(env, log)) for log in logs]
+        servers = [stack.enter_context(Server(env, log)) for log in logs]
+        urls = [srv.url for srv in servers]
         business_path = work / "business.json"
         plan.update(hosts=urls, staff=args.staff, pace=PACE, business_out=str(business_path))
         plan_path = work / "plan.json"
@@ -433,10 +457,18 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         sweeps.start()
         users = args.mitras + args.customers + args.staff
         load_before = os.getloadavg()[0]
+        if args.chaos:
+            logs.append(work / "server-c.log")
+            idle = stack.enter_context(Server(env, logs[-1]))  # an instance that serves only the probes
+            faults, probes = _chaos(ctx, pg, vk, servers, idle, args.seconds)
         print(f"locust: {users} users on {', '.join(urls)} for {args.seconds} s", flush=True)
         code = run_locust(plan_path, users, args.seconds, work)
         sweeps.stop()
         time.sleep(3)  # quiesce: requests the stopped users left in flight finish on the servers
+        if args.chaos:
+            faults.join(timeout=120)
+            probes.stop()
+            return _judge_chaos(ctx, args, faults, probes, logs, sweeps, code, work)
 
         routes, failures = read_stats(work)
         errors = sum(r["failures"] for r in routes)
@@ -487,6 +519,110 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         )
         return 0 if ok else 1
     return 1
+
+
+def _chaos(ctx: Any, pg: Any, vk: Any, servers: list[Server], idle: Server, seconds: int) -> tuple[Any, Any]:
+    """Start the fault schedule and the probes (bench/load/chaos.py) for a run of `seconds`."""
+    from bench.chat_wake import _active_session
+    from bench.load import chaos
+    from shared import availability
+
+    session, customer, mitra = _active_session(ctx)
+    mitra_id = str(ctx.db.scalar("SELECT mitra_id FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session))
+    availability.set_online(ctx, mitra_id, "chaos")
+    plan = {
+        "chaos_session": session,
+        "chaos_customer": customer["Authorization"].removeprefix("Bearer "),
+        "chaos_mitra": mitra["Authorization"].removeprefix("Bearer "),
+        "chaos_mitra_id": mitra_id,
+    }
+
+    def valkey_killed_empty() -> None:
+        vk.proc.kill()
+        vk.proc.wait()
+        vk.proc = None
+        vk.start()  # not persistent: it comes back empty
+
+    def postgres_restarted() -> None:
+        pg.stop()
+        pg.start()
+
+    def server_killed() -> None:
+        servers[1].kill()
+        servers[1].start()
+
+    faults = chaos.Faults(
+        seconds,
+        {
+            "valkey_killed_empty": valkey_killed_empty,
+            "valkey_paused": lambda: chaos.pause(vk.proc.pid),
+            "postgres_restarted": postgres_restarted,
+            "server_killed": server_killed,
+        },
+    )
+    probes = chaos.Probes(servers[0].url, servers[1].url, idle.url, plan, faults)
+    probes.valkey_losses = 1  # the kill-and-restart-empty fault
+    faults.start()
+    probes.start()
+    return faults, probes
+
+
+def _judge_chaos(
+    ctx: Any,
+    args: argparse.Namespace,
+    faults: Any,
+    probes: Any,
+    logs: list[Path],
+    sweeps: Sweeps,
+    code: int,
+    work: Path,
+) -> int:
+    """Check every invariant after a chaos run; print the checks, their counts and the recoveries."""
+    from bench.load import chaos
+    from shared import availability
+    from shared.sweeps import jobs
+    from tests.invariants import violations
+
+    availability.seed_from_postgres(ctx)  # as the reseed sweep would after the Valkey loss
+    jobs.heartbeat_mirror_pass(ctx)
+    problems = list(faults.errors) + list(probes.checks.violations)
+    problems += chaos.chat_exactly_once(ctx, probes)
+    problems += chaos.heartbeats_persisted(ctx, probes, mirror_interval=SWEEP_EVERY["sweep-heartbeat-mirror"])
+    broken = violations(ctx)
+    probes.checks.ran["invariants"] = 1
+    problems += broken
+    outside = [line for at, line in chaos.server_5xx(logs) if not faults.inside(at)]
+    problems += [f"5xx outside the fault windows: {line}" for line in outside]
+    for kind, n in sorted(probes.checks.ran.items()):
+        print(f"check {kind}: ran {n} times")
+        if n == 0:
+            problems.append(f"the {kind} check never ran: it proves nothing")
+    chaos.recovery(faults, probes)
+    for window in faults.windows:
+        print(f"fault {window.name}: {window.ended - window.started:.1f} s, recovered after {window.recovered} s")
+    routes, _ = read_stats(work)
+    requests_total = sum(r["requests"] for r in routes)
+    failed = sum(r["failures"] for r in routes)
+    print(table(routes, sweeps.times), flush=True)
+    print(f"locust: {requests_total} requests, {failed} failed (inside fault windows by design); locust exit {code}")
+    for problem in problems[:50]:
+        print(f"VIOLATION {problem[:600]}")
+    outcome = {
+        "seconds": args.seconds,
+        "requests": requests_total,
+        "failed_requests": failed,
+        "checks": probes.checks.ran,
+        "faults": [
+            {"name": w.name, "seconds": round(w.ended - w.started, 2), "recovered": w.recovered} for w in faults.windows
+        ],
+        "violations": problems,
+        "sweeps": {k: len(v) for k, v in sweeps.times.items()},
+    }
+    if args.summary:
+        args.summary.write_text(json.dumps(outcome, indent=2))
+    ok = not problems and code == 0
+    print(f"{'PASS' if ok else 'FAIL'} (chaos): {sum(probes.checks.ran.values())} checks, {len(problems)} violations")
+    return 0 if ok else 1
 
 
 def _context() -> Any:
