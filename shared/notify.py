@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ class Outbox:
         self._max_workers = ctx.settings.push_workers
         self._workers = 0
         self._lock = threading.Lock()
-        atexit.register(self._at_exit)
+        atexit.register(_drain_at_exit, weakref.ref(self))
 
     def put(self, job: _Job) -> bool:
         """Queue `job` without waiting; False (and logged) when the queue is full."""
@@ -90,10 +91,19 @@ class Outbox:
                 self._queue.all_tasks_done.wait(remaining)
         return True
 
-    def _at_exit(self) -> None:
-        if not self.drain(SHUTDOWN_DRAIN_SECONDS):
-            left = self._queue.qsize()
-            log.warning("push dropped", extra={"event": "push.dropped", "reason": "shutdown", "count": left})
+    def drop_left(self) -> int:
+        """Give the queue SHUTDOWN_DRAIN_SECONDS, then log what is left as dropped; return that count."""
+        if self.drain(SHUTDOWN_DRAIN_SECONDS):
+            return 0
+        left = self._queue.qsize()
+        log.warning("push dropped", extra={"event": "push.dropped", "reason": "shutdown", "count": left})
+        return left
+
+
+def _drain_at_exit(ref: weakref.ref[Outbox]) -> None:
+    box = ref()  # a weak reference: a test's dropped context is not kept alive until exit
+    if box is not None:
+        box.drop_left()
 
 
 def outbox(ctx: AppContext) -> Outbox:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -134,3 +135,23 @@ def test_accept_answers_while_fcm_has_not_answered_yet(isolated_ctx: AppContext,
     assert notify.drain(ctx)
     assert waiting >= 1
     assert {m["token"] for m in fcm.accepted()} >= {"ios-c", "android-c"}
+
+
+def test_a_full_queue_drops_the_new_push_and_never_waits(isolated_ctx: AppContext, fcm: FcmStandIn) -> None:
+    ctx = isolated_ctx
+    ctx.settings = replace(ctx.settings, push_queue_size=1, push_workers=1)
+    [(mitra_id, _)] = online_mitras(ctx, 1)
+    _register(ctx, "mitra", mitra_id, "live-1")
+    fcm.hold = threading.Event()
+    data = {"type": "offer_closed", "session_id": "s", "status": "accepted"}
+
+    assert notify.send(ctx, "mitra", [mitra_id], data)  # taken by the one worker, held by FCM
+    deadline = time.monotonic() + 5
+    while fcm.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert notify.send(ctx, "mitra", [mitra_id], data)  # waits in the queue
+    assert not notify.send(ctx, "mitra", [mitra_id], data)  # the queue is full: dropped at once
+
+    fcm.hold.set()
+    assert notify.drain(ctx)
+    assert [a["status"] for a in fcm.answers] == [200, 200]
