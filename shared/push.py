@@ -282,11 +282,36 @@ def _about_the_token(exc: BaseException) -> bool:
     return not fields or all(f == "message.token" for f in fields)
 
 
+RETRY_AFTER_CAP = 5.0  # seconds a 429/503 Retry-After may hold a push worker, per retry
+
+
+def _fcm_retry() -> Any:
+    """urllib3 retries for FCM: 500 and 503 twice, honouring Retry-After up to RETRY_AFTER_CAP
+    (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode: UNAVAILABLE, INTERNAL)."""
+    from urllib3.util.retry import Retry
+
+    class CappedRetry(Retry):
+        def get_retry_after(self, response: Any) -> float | None:
+            after = super().get_retry_after(response)
+            return None if after is None else min(after, RETRY_AFTER_CAP)
+
+    return CappedRetry(
+        connect=1,
+        read=1,
+        status=2,
+        status_forcelist=[500, 503],
+        allowed_methods=None,
+        raise_on_status=False,
+        backoff_factor=0.5,
+    )
+
+
 class FcmPush:
     """Firebase Cloud Messaging through firebase-admin."""
 
     def __init__(self, settings: Settings, *, endpoint: str | None = None, credential: Any = None) -> None:
         import firebase_admin
+        import requests.adapters
         from firebase_admin import credentials, messaging
 
         self._messaging = messaging
@@ -299,11 +324,16 @@ class FcmPush:
         # refuses a second app under a name still registered.
         name = f"bestie-push-{uuid.uuid4().hex}"
         self._app = firebase_admin.initialize_app(credential or credentials.ApplicationDefault(), options, name=name)
+        service = messaging._get_messaging_service(self._app)
         if endpoint:
             # firebase-admin has no public endpoint option; tests point the real client at a
             # loopback stand-in of the FCM v1 send endpoint.
-            service = messaging._get_messaging_service(self._app)
             service._fcm_url = endpoint.rstrip("/") + f"/v1/projects/{self._app.project_id}/messages:send"
+        # firebase-admin retries 500/503 four times and sleeps whatever Retry-After says; a
+        # worker thread must not sleep minutes, so two retries, each wait at most RETRY_AFTER_CAP.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=10, pool_maxsize=100, max_retries=_fcm_retry())
+        for prefix in ("https://fcm.googleapis.com", *([endpoint] if endpoint else [])):
+            service._client.session.mount(prefix, adapter)
 
     @property
     def timeout_seconds(self) -> float:

@@ -185,6 +185,30 @@ def test_a_lost_batch_keeps_what_the_other_batches_learned(fcm, monkeypatch):
     assert (result.sent, result.failed, result.errors["RuntimeError"]) == (1, 2, 2)
 
 
+def test_a_503_is_retried_twice_and_a_long_retry_after_is_capped(fcm, monkeypatch):
+    import urllib3.util.retry
+
+    standin, fcm_push = fcm
+    standin.fail_all, standin.retry_after = 503, "600"
+    slept: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
+    result = fcm_push.send(["ok-1"], message("offer_closed", {}, NOW), NOW)
+    assert dict(result.errors) == {"UNAVAILABLE": 1} and result.dead == []
+    assert len(standin.requests) == 3  # the send and two retries
+    assert slept and max(slept) <= push_module.RETRY_AFTER_CAP
+
+
+def test_a_429_answer_carries_retry_after():
+    with FcmStandIn() as standin:
+        body = b'{"message": {"token": "quota-1"}}'
+        status, payload, headers = standin.answer("/v1/projects/p/messages:send", {}, body)
+    assert (status, payload["error"]["details"][0]["errorCode"], headers) == (
+        429,
+        "QUOTA_EXCEEDED",
+        {"Retry-After": "1"},
+    )
+
+
 def test_the_fcm_http_timeout_is_seconds_not_firebase_admins_120(fcm):
     _, fcm_push = fcm
     assert fcm_push.timeout_seconds == Settings.from_env().push_timeout_seconds
