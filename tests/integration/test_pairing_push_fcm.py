@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from shared import notify
+from shared import notify, push
 from shared.context import AppContext
 from tests.fcm_standin import FcmStandIn, fcm_installed
+from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, online_mitras
 
 
@@ -155,3 +156,39 @@ def test_a_full_queue_drops_the_new_push_and_never_waits(isolated_ctx: AppContex
     fcm.hold.set()
     assert notify.drain(ctx)
     assert [a["status"] for a in fcm.answers] == [200, 200]
+
+
+def test_a_push_whose_expiry_passed_in_the_queue_is_not_sent(
+    isolated_ctx: AppContext, fcm: FcmStandIn, clock: FakeClock
+) -> None:
+    ctx = isolated_ctx
+    [(mitra_id, _)] = online_mitras(ctx, 1)
+    _register(ctx, "mitra", mitra_id, "live-1")
+    deadline = ctx.now() + timedelta(seconds=120)
+    offer = push.message("pairing_offer", {"session_id": "s", "offer_expires_at": deadline.isoformat()}, ctx.now())
+    clock.advance(121)
+
+    result = notify.deliver(ctx, "mitra", [mitra_id], offer)
+
+    assert (result.sent, result.failed, fcm.requests) == (0, 0, [])
+
+
+def test_at_shutdown_the_queue_drains_for_a_while_then_drops_what_is_left(
+    isolated_ctx: AppContext, fcm: FcmStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = isolated_ctx
+    ctx.settings = replace(ctx.settings, push_workers=1)
+    monkeypatch.setattr(notify, "SHUTDOWN_DRAIN_SECONDS", 0.2)
+    [(mitra_id, _)] = online_mitras(ctx, 1)
+    _register(ctx, "mitra", mitra_id, "live-1")
+    fcm.hold = threading.Event()
+    data = {"type": "offer_closed", "session_id": "s", "status": "accepted"}
+    for _ in range(3):
+        assert notify.send(ctx, "mitra", [mitra_id], data)
+    deadline = time.monotonic() + 5
+    while fcm.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert notify.outbox(ctx).drop_left() == 2  # one held by FCM, two never started
+    fcm.hold.set()
+    assert notify.drain(ctx)
