@@ -99,6 +99,10 @@ class Outbox:
         log.warning("push dropped", extra={"event": "push.dropped", "reason": "shutdown", "count": left})
         return left
 
+    def close(self) -> None:
+        """Drain briefly, drop the rest (the context is closing)."""
+        self.drop_left()
+
 
 def _drain_at_exit(ref: weakref.ref[Outbox]) -> None:
     box = ref()  # a weak reference: a test's dropped context is not kept alive until exit
@@ -107,8 +111,14 @@ def _drain_at_exit(ref: weakref.ref[Outbox]) -> None:
 
 
 def outbox(ctx: AppContext) -> Outbox:
-    """The context's outbox, built once."""
-    built: Outbox = ctx.singleton("push-outbox", lambda: Outbox(ctx))
+    """The context's outbox, built once; closing the context drains it like process exit does."""
+
+    def build() -> Outbox:
+        box = Outbox(ctx)
+        ctx.on_close(box.close)
+        return box
+
+    built: Outbox = ctx.singleton("push-outbox", build)
     return built
 
 
