@@ -138,7 +138,7 @@ class Settings:
     push_provider: str = "log"
     fcm_project_id: str | None = None
     push_timeout_seconds: float = 5.0  # per FCM HTTP attempt (firebase-admin's default is 120)
-    push_queue_size: int = 1000  # pushes waiting for a worker; beyond it a push is dropped
+    push_queue_size: int = 10_000  # pushes waiting for a worker (~0.5 KB each); beyond it a push is dropped
     push_workers: int = 4  # threads sending pushes, off the request path
     push_message_preview: bool = False  # chat text and sender name in the push (else the app fetches)
     # Identity providers
