@@ -137,6 +137,10 @@ class Settings:
     # Push
     push_provider: str = "log"
     fcm_project_id: str | None = None
+    push_timeout_seconds: float = 5.0  # per FCM HTTP attempt (firebase-admin's default is 120)
+    push_queue_size: int = 10_000  # pushes waiting for a worker (~0.5 KB each); beyond it a push is dropped
+    push_workers: int = 4  # threads sending pushes, off the request path
+    push_message_preview: bool = False  # chat text and sender name in the push (else the app fetches)
     # Identity providers
     google_oauth_client_ids: tuple[str, ...] = ()
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
@@ -223,6 +227,10 @@ class Settings:
             fazpass_timeout_seconds=_float("FAZPASS_TIMEOUT_SECONDS", minimum=0.1, maximum=60.0),
             push_provider=(_env("PUSH_PROVIDER") or "").lower(),
             fcm_project_id=_env("FCM_PROJECT_ID"),
+            push_timeout_seconds=_float("PUSH_TIMEOUT_SECONDS", minimum=0.5, maximum=30.0),
+            push_queue_size=_int("PUSH_QUEUE_SIZE", minimum=1, maximum=100_000),
+            push_workers=_int("PUSH_WORKERS", minimum=1, maximum=64),
+            push_message_preview=_bool("PUSH_MESSAGE_PREVIEW"),
             google_oauth_client_ids=_list("GOOGLE_OAUTH_CLIENT_IDS"),
             google_certs_url=_env("GOOGLE_CERTS_URL") or "",
             apple_services_id=_env("APPLE_SERVICES_ID"),

@@ -59,7 +59,7 @@ def tokens_for(ctx: AppContext, user_type: str, user_ids: Iterable[str]) -> dict
 
 
 def delete_tokens(ctx: AppContext, fcm_tokens: Iterable[str]) -> int:
-    """Forget tokens FCM reported as unregistered; return how many rows went."""
+    """Forget tokens FCM reported dead (unregistered, another sender's, malformed); return how many rows went."""
     tokens = list(fcm_tokens)
     if not tokens:
         return 0

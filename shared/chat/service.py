@@ -29,7 +29,6 @@ MAX_WAIT_SECONDS = 25
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
 FINAL_STATUSES = ("ended", "expired", "cancelled")
-PUSH_PREVIEW_CHARS = 120  # FCM data payloads are capped at 4 KB; the app fetches the full body
 _ALLOWED_CONTROLS = {"\n", "\t"}
 
 
@@ -115,9 +114,9 @@ def send(
         "message_id": str(row["id"]),
         "sender_type": sender_type,
         "sender_name": sender_name,
-        "preview": row["body"][:PUSH_PREVIEW_CHARS],
+        "preview": row["body"],  # cut, or left out, by the push policy (shared/push.py)
     }
-    notify.send(ctx, peer, [str(session[f"{peer}_id"])], push, collapse_key=f"chat:{session_id}")
+    notify.send(ctx, peer, [str(session[f"{peer}_id"])], push)
     return store.to_json(row), True
 
 

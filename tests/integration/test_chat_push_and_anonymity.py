@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from shared import anonymity
+from shared import anonymity, notify
 from shared.context import AppContext
 from tests.chat_support import active_session, receive, send, sessions
 from tests.fcm_standin import FcmStandIn, fcm_installed
@@ -55,12 +56,15 @@ def test_a_message_push_reaches_the_mitra_with_the_alias_not_the_name(
     isolated_ctx: AppContext, fcm: FcmStandIn
 ) -> None:
     ctx = isolated_ctx
+    ctx.settings = replace(ctx.settings, push_message_preview=True)
     pair = active_session(ctx, customer_name=NAME)
     _register(ctx, "mitra", pair.mitra_id, "mitra-phone")
     _register(ctx, "customer", pair.customer_id, "customer-phone")
+    assert notify.drain(ctx)
     fcm.requests.clear()
 
     sent = send("client", pair.customer, pair.session_id, "are you there?").json
+    assert notify.drain(ctx)
 
     [message] = [r["message"] for r in fcm.messages]
     assert message["token"] == "mitra-phone"
@@ -69,9 +73,10 @@ def test_a_message_push_reaches_the_mitra_with_the_alias_not_the_name(
     assert data["message_id"] == str(sent["id"]) and data["sender_type"] == "customer"
     assert data["sender_name"] == anonymity.alias(pair.customer_id)
     assert data["sender_name"].startswith("Customer ") and data["preview"] == "are you there?"
-    assert message["android"]["collapse_key"] == f"chat:{pair.session_id}"
+    assert message["android"]["collapse_key"] == "chat"  # one key for all chats: Android keeps four
     assert message["apns"]["headers"]["apns-collapse-id"] == f"chat:{pair.session_id}"
-    assert "notification" not in message
+    assert message["android"]["notification"]["visibility"] == "PRIVATE"
+    assert message["apns"]["payload"]["aps"]["alert"]["loc-args"] == [data["sender_name"], "are you there?"]
     # Nothing a mitra received names the customer.
     mitra_payloads = json.dumps(
         [
@@ -87,6 +92,7 @@ def test_a_message_push_reaches_the_mitra_with_the_alias_not_the_name(
     # The mitra's reply reaches the customer's device (with the mitra's display name).
     fcm.requests.clear()
     send("mitra", pair.mitra, pair.session_id, "yes!")
+    assert notify.drain(ctx)
     [reply] = [r["message"] for r in fcm.messages]
     assert reply["token"] == "customer-phone" and reply["data"]["sender_type"] == "mitra"
 
@@ -95,11 +101,14 @@ def test_with_names_allowed_a_mitra_sees_the_display_name_but_never_phone_or_ema
     isolated_ctx: AppContext, fcm: FcmStandIn
 ) -> None:
     ctx = isolated_ctx
+    ctx.settings = replace(ctx.settings, push_message_preview=True)
     _set_anonymity(ctx, 1)
     pair = active_session(ctx, customer_name=NAME)
     _register(ctx, "mitra", pair.mitra_id, "mitra-phone")
+    assert notify.drain(ctx)
     fcm.requests.clear()
     send("client", pair.customer, pair.session_id, "hi")
+    assert notify.drain(ctx)
     assert fcm.messages[0]["message"]["data"]["sender_name"] == NAME
     listed = sessions("mitra", pair.mitra, view="current").json["sessions"]
     assert listed[0]["customer"] == {"id": pair.customer_id, "display_name": NAME}
@@ -126,10 +135,35 @@ def test_an_offer_shows_the_mitra_the_alias_in_its_list_and_nothing_of_the_custo
     [offer] = sessions("mitra", mitra_auth, view="offers").json["sessions"]
     assert offer["customer"] == {"id": customer_id, "display_name": anonymity.alias(customer_id)}
     accepted = api("accept", mitra_auth, sid).json
+    assert notify.drain(ctx)
     received = json.dumps([offer, accepted, [r["message"] for r in fcm.messages]])
     assert "pairing_offer" in received
     for detail in _customer_details(ctx, customer_id):
         assert detail not in received
+
+
+def test_by_default_a_chat_push_carries_no_text_and_the_app_fetches_the_message(
+    isolated_ctx: AppContext, fcm: FcmStandIn
+) -> None:
+    ctx = isolated_ctx
+    pair = active_session(ctx, customer_name=NAME)
+    _register(ctx, "mitra", pair.mitra_id, "ios-mitra-phone")
+    assert notify.drain(ctx)
+    fcm.requests.clear()
+
+    sent = send("client", pair.customer, pair.session_id, "my address is Jl. Melati 5").json
+    assert notify.drain(ctx)
+
+    [message] = fcm.accepted()
+    assert message["data"] == {
+        "type": "chat_message",
+        "session_id": pair.session_id,
+        "status": "active",
+        "message_id": str(sent["id"]),
+        "sender_type": "customer",
+    }
+    assert "Melati" not in json.dumps(message) and NAME not in json.dumps(message)
+    assert message["apns"]["payload"]["aps"]["alert"]["loc-key"] == "push_chat_message_body"
 
 
 def test_the_alias_is_stable_and_differs_between_customers() -> None:

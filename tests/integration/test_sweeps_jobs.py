@@ -287,7 +287,7 @@ def test_three_concurrent_reseeds_end_in_the_same_state_as_one(seeded, clock):
 def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
     from collections import Counter
 
-    from shared import pairing, push
+    from shared import notify, pairing, push
     from tests.pairing_support import online_mitras
 
     online_mitras(seeded, 2)
@@ -303,6 +303,7 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
             )
             tx.commit()
         sessions.append(pairing.request_session(seeded, Principal("customer", cid, "sid"), 30)["id"])
+    assert notify.drain(seeded)  # pushes are queued off the request path
     sent = push.provider(seeded).sent
     sent.clear()
     clock.advance(seeded.settings.pairing_timeout_seconds + 1)
@@ -317,6 +318,7 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
         for r in seeded.db.rows("SELECT session_id FROM chat_session_events WHERE actor = 'system:session-expiry'")
     )
     assert expiry_events == Counter(dict.fromkeys(sessions, 1))  # one event per session, no duplicates
+    assert notify.drain(seeded)
     pushed = Counter(token for tokens, _ in sent for token in tokens)
     assert sorted(pushed.values()) == [1, 1, 1, 1]  # one push per customer
 
