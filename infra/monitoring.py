@@ -110,6 +110,12 @@ METRICS: tuple[LogMetric, ...] = (
         {"function": "jsonPayload.function"},
     ),
     LogMetric(
+        "bestie/push_failed",
+        "Push sends that failed (one line per push kind and FCM error code), and pushes dropped.",
+        _event("push.failed", "push.dropped"),
+        {"error": "jsonPayload.error"},
+    ),
+    LogMetric(
         "bestie/sms_sent", "OTP SMS handed to the provider.", _event("sms.sent"), {"country": "jsonPayload.country"}
     ),
     LogMetric(
@@ -185,6 +191,7 @@ def _latency(service: str, threshold_ms: float) -> Alert:
 LATENCY_GOALS_MS = {"mitra-status-heartbeat": 200.0, "pairing-availability": 200.0, "chat-client-send": 500.0}
 DRIFT_THRESHOLD = 100  # mitras out of step in one reseed: more than a crash's worth of lost writes
 OTP_PER_HOUR_BASELINE = 2_000
+PUSH_FAILURES_PER_5_MIN = 100  # a few dead tokens are normal; a code failing every push is not
 
 
 def sweep_cadences(settings: Settings | None = None) -> dict[str, int]:
@@ -241,6 +248,13 @@ def alerts(settings: Settings | None = None) -> list[Alert]:
             window_seconds=3600,
         ),
         Alert("otp-foreign", "OTP SMS to a country outside Indonesia", _user("bestie/sms_foreign")),
+        Alert(
+            "push-failures",
+            f"more than {PUSH_FAILURES_PER_5_MIN} push failures in 5 minutes",
+            _user("bestie/push_failed"),
+            threshold=PUSH_FAILURES_PER_5_MIN,
+            group_by=("metric.label.error",),
+        ),
     ]
     for sweep, period in sweep_cadences(settings).items():
         found.append(

@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared import devices, push
+from shared import devices, oplog, push
 from shared.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Outbox:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            log.warning("push dropped", extra={"event": "push.dropped", "reason": "queue_full", "count": 1})
+            oplog.emit("push.dropped", reason="queue_full", count=1)
             return False
         with self._lock:
             if self._workers < self._max_workers:
@@ -96,7 +96,7 @@ class Outbox:
         if self.drain(SHUTDOWN_DRAIN_SECONDS):
             return 0
         left = self._queue.qsize()
-        log.warning("push dropped", extra={"event": "push.dropped", "reason": "shutdown", "count": left})
+        oplog.emit("push.dropped", reason="shutdown", count=left)
         return left
 
     def close(self) -> None:
@@ -152,21 +152,22 @@ def deliver(ctx: AppContext, user_type: str, user_ids: Iterable[str], msg: push.
         if not tokens:
             return push.PushResult()
         if msg.expires_at <= now:
-            log.info("push expired", extra={"event": "push.expired", "push_type": msg.kind, "count": len(tokens)})
+            oplog.emit("push.expired", push_type=msg.kind, count=len(tokens))
             return push.PushResult()
         result = push.provider(ctx).send(tokens, msg, now)
         _log_result(msg.kind, result)
         if result.dead:
             deleted = devices.delete_tokens(ctx, result.dead)
-            log.info("push tokens deleted", extra={"event": "push.tokens_deleted", "count": deleted})
+            oplog.emit("push.tokens_deleted", count=deleted)
         return result
     except Exception:  # best-effort: the state change committed, and the apps poll
-        log.exception("push failed", extra={"event": "push.error", "push_type": msg.kind})
+        log.exception("push could not be delivered", extra={"push_type": msg.kind})
+        oplog.emit("push.failed", push_type=msg.kind, error="exception", count=1)
         return push.PushResult(failed=1)
 
 
 def _log_result(kind: str, result: push.PushResult) -> None:
     if result.sent:
-        log.info("push sent", extra={"event": "push.sent", "push_type": kind, "count": result.sent})
+        oplog.emit("push.sent", push_type=kind, count=result.sent)
     for error, count in sorted(result.errors.items()):
-        log.warning("push failed", extra={"event": "push.failed", "push_type": kind, "error": error, "count": count})
+        oplog.emit("push.failed", push_type=kind, error=error, count=count)

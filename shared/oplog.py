@@ -59,6 +59,31 @@ CATALOG: dict[str, Event] = {
         {"pool_size": int, "wait_seconds": float},
         "A request waited the whole pool timeout for a Postgres connection and got 503.",
     ),
+    "push.sent": Event(
+        logging.INFO,
+        {"push_type": str, "count": int},
+        "FCM accepted pushes of one kind for this many devices.",
+    ),
+    "push.failed": Event(
+        logging.WARNING,
+        {"push_type": str, "error": str, "count": int},
+        "FCM refused or could not take pushes (error: the FCM code, or `exception`).",
+    ),
+    "push.dropped": Event(
+        logging.WARNING,
+        {"reason": str, "count": int},
+        "Pushes never sent: the queue was full, or the instance shut down with pushes queued.",
+    ),
+    "push.expired": Event(
+        logging.INFO,
+        {"push_type": str, "count": int},
+        "Pushes whose expiry (an offer's deadline) passed while they were queued.",
+    ),
+    "push.tokens_deleted": Event(
+        logging.INFO,
+        {"count": int},
+        "Device tokens FCM reported dead (unregistered, another project's, malformed), deleted.",
+    ),
     "sms.sent": Event(
         logging.INFO,
         {"provider": str, "country": str},

@@ -225,3 +225,23 @@ def test_the_files_the_deploy_reads_are_written_and_rerunning_changes_nothing(tm
     steps = monitoring.ensure_steps("proj", tmp_path)
     assert len(steps) == len(first)
     assert all(step.find[-1] == "--project=proj" and "list" in step.find for step in steps)
+
+
+def test_push_failures_fire_on_an_fcm_error_and_name_its_code(ctx: AppContext):
+    from shared import notify, push
+    from tests.fcm_standin import fcm_installed
+
+    with fcm_installed(ctx), captured() as entries:
+        msg = push.message("session_extended", {"type": "session_extended", "session_id": str(uuid.uuid4())}, ctx.now())
+        customer_id = str(uuid.uuid4())
+        with ctx.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO devices (user_type, user_id, fcm_token, platform)"
+                " VALUES ('customer', CAST(:u AS uuid), :t, 'android')",
+                u=customer_id,
+                t=f"unavailable-{uuid.uuid4().hex}",
+            )
+            tx.commit()
+        notify.deliver(ctx, "customer", [customer_id], msg)
+    [entry] = fired("push-failures", entries)
+    assert extracted("bestie/push_failed", "error", entry) == "UNAVAILABLE"
