@@ -53,8 +53,9 @@ cost: install
 
 # Locust against two server processes on their own Postgres + Valkey, 60 s, then the invariants;
 # fails on any error or violation. LOAD_ARGS="--seconds 20 --mitras 100 --customers 20" for less.
+# CHAOS=1 makes faults during the run and checks the invariants through them (bench/load/chaos.py).
 load: install
-	$(BIN)/python -m bench.load $(LOAD_ARGS)
+	$(BIN)/python -m bench.load $(if $(CHAOS),--chaos) $(LOAD_ARGS)
 
 # On demand, not in CI: break each invariant of tests/mutants.toml in a scratch copy, run its tests.
 # MUTANTS="name ..." runs only those.

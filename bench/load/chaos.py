@@ -7,10 +7,11 @@ During the run, at fixed fractions of it, the fault schedule (FAULTS):
 4. kills one of the two serving processes (SIGKILL) and starts it again.
 
 Probes run all along, one request pattern each, beside locust's users:
-- **revocation**: a customer signs in and logs out through server A; as soon as the logout
-  answered 204 (its revocation committed), the token is asked on server C, a third process that
-  serves no traffic but the probes (an idle instance), then again on every later tick. It must
-  never answer 200 (a 503 inside a fault is the documented unavailability).
+- **revocation**: a customer signs in and logs out through server A, all along, faults included;
+  once the logout answered 204 (its revocation committed), the token is asked on server C, a
+  third process that serves nothing but these probes and makes no call while a fault is being
+  made, so its first call after each fault comes from an instance that was idle through it. It
+  must never answer 200 (a 503 is the documented unavailability).
 - **chat**: one writer sends a numbered message through A each tick; one reader long-polls
   through B with its cursor. Ids must grow strictly for the reader; after the run every message
   answered 201 is in Postgres exactly once.
@@ -80,6 +81,10 @@ class Faults(threading.Thread):
                 self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
             window.ended = time.time()
 
+    def active(self) -> bool:
+        """Whether a fault is being made right now."""
+        return any(not w.ended for w in self.windows)
+
     def inside(self, at: float) -> bool:
         """Whether `at` falls in a fault window or its recovery allowance."""
         return any(w.started <= at <= (w.ended or time.time()) + RECOVERY_ALLOWANCE_SECONDS for w in self.windows)
@@ -135,6 +140,8 @@ class Probes(threading.Thread):
             token = signed.json()["access_token"]
             if self._call("POST", f"{self.a}/api/shared/auth/logout", token).status_code == 204:
                 self.revoked.append(token)
+        if self.faults.active():
+            return  # the idle server makes no call during a fault, so its first call after it is the test
         # The newest revoked token at once, and a sample of older ones, on the idle server.
         for token in [*self.revoked[-1:], *self.revoked[-20:-1:5]]:
             answer = self._call("GET", f"{self.c}/api/client/auth/me", token).status_code
@@ -177,6 +184,8 @@ class Probes(threading.Thread):
         beat = self._call("POST", f"{self.a}/api/mitra/status/heartbeat", token)
         if beat.status_code == 200 and beat.json().get("last_heartbeat_at"):
             self.beats.append((time.time(), beat.json()["last_heartbeat_at"]))
+        if self.faults.active():
+            return
         status = self._call("GET", f"{self.c}/api/mitra/status", token)
         if status.status_code != 200 or not status.json().get("last_heartbeat_at"):
             return

@@ -124,7 +124,7 @@ class Server:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, attempts_left: int = 10) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -157,6 +157,10 @@ class Server:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if self.proc.poll() is not None:
+                if attempts_left and "Address already in use" in self.log.read_text(errors="replace")[-4000:]:
+                    # A killed server's port can linger a moment in the kernel: bind again shortly.
+                    time.sleep(1.0)
+                    return self.start(attempts_left - 1)
                 raise RuntimeError(f"server process exited; see {self.log}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server process did not start; see {self.log}")

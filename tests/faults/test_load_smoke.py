@@ -1,4 +1,4 @@
-"""The load test in the suite: 20 s of mixed traffic (bench.load) on two server processes.
+"""The load tests in the suite: 20 s of mixed traffic (bench.load) on two server processes, and 30 s with faults.
 
 100 mitras and 20 customers (the full 1,000 / 100 is `make load`) against one Postgres and
 one Valkey of the run's own, with the sweeps firing meanwhile. Run as a subprocess: locust's
@@ -17,12 +17,23 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.mark.timeout(900)
-def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invariant(tmp_path: Path) -> None:
+def run_load(tmp_path: Path, *extra: str, seconds: int = 20) -> tuple[dict, str, int]:
+    """Run bench.load as a subprocess; return its summary, the tail of its output, its exit code."""
     summary = tmp_path / "load.json"
-    args = ["--seconds", "20", "--mitras", "100", "--customers", "20", "--staff", "2", "--summary", str(summary)]
+    args = [
+        "--seconds",
+        str(seconds),
+        "--mitras",
+        "100",
+        "--customers",
+        "20",
+        "--staff",
+        "2",
+        "--summary",
+        str(summary),
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.load", *args],
+        [sys.executable, "-m", "bench.load", *args, *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -36,14 +47,19 @@ def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invari
         pytest.fail(f"the load run did not finish in 840 s\n{output[-6000:]}")
     report = output[-6000:]
     assert summary.exists(), report
-    out = json.loads(summary.read_text())
+    return json.loads(summary.read_text()), report, proc.returncode
+
+
+@pytest.mark.timeout(900)
+def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invariant(tmp_path: Path) -> None:
+    out, report, returncode = run_load(tmp_path)
 
     assert out["errors"] == 0, report
     assert out["failures"] == [], report
     assert out["server_errors"] == [], report
     assert out["sweep_failures"] == [], report
     assert out["violations"] == [], report
-    assert proc.returncode == 0, report
+    assert returncode == 0, report
 
     # The scenario really ran: mitras pinged and accepted, sessions were paid, chatted in and ended,
     # the control center read, and every sweep ran at least once against the traffic.
@@ -60,3 +76,27 @@ def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invari
     assert out["sessions"].get("ended", 0) > 0, report
     assert out["messages"] > 0, report
     assert all(n > 0 for n in out["sweeps"].values()), out["sweeps"]
+
+
+@pytest.mark.timeout(900)
+def test_thirty_seconds_of_load_through_four_faults_break_no_invariant_and_every_check_ran(tmp_path: Path) -> None:
+    """make load CHAOS=1, shortened: Valkey killed empty and paused, Postgres restarted, a server killed."""
+    out, report, returncode = run_load(tmp_path, "--chaos", seconds=30)
+
+    assert out["violations"] == [], report
+    assert returncode == 0, report
+    assert [f["name"] for f in out["faults"]] == [
+        "valkey_killed_empty",
+        "valkey_paused",
+        "postgres_restarted",
+        "server_killed",
+    ], report
+    checks = {
+        "revocation",
+        "chat_order",
+        "chat_exactly_once",
+        "heartbeat_monotonic",
+        "heartbeat_persisted",
+        "invariants",
+    }
+    assert checks <= {k for k, n in out["checks"].items() if n > 0}, out["checks"]
