@@ -9,8 +9,8 @@ the events of that session's local waiters, which then re-read Postgres. Publish
 shared.chat.wake's (after each committed send or transition).
 
 Rules (docs/chat.md, "Bounded waiting"):
-- a caller (user type and id) holds at most MAX_WAITS_PER_CALLER waits on one instance; a
-  wait beyond that is refused at once with 429 TOO_MANY_WAITS, never queued;
+- a caller (user type and id) holds at most CHAT_MAX_WAITS_PER_CALLER (default 4) waits on
+  one instance; a wait beyond that is refused at once with 429 TOO_MANY_WAITS, never queued;
 - when the listener is not subscribed (Valkey down, or still connecting on a cold start after
   FIRST_CONNECT_WAIT_SECONDS) a read answers at once from Postgres: plain polling. When the
   connection drops or comes back, every local waiter re-reads Postgres, since wake-ups sent
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -42,7 +43,6 @@ from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
 
-MAX_WAITS_PER_CALLER = 4  # an app waits on one session at a time; a few allow for retries and tabs
 RETRY_AFTER_SECONDS = 5
 FIRST_CONNECT_WAIT_SECONDS = 1.0  # a cold instance's first reader waits this long for the listener
 _POLL_SECONDS = 1.0
@@ -58,8 +58,14 @@ class Hub:
 
     def __init__(self, settings: Settings, channel: str) -> None:
         self._settings = settings
+        # An app waits on one session at a time; a few more allow for a retry racing its
+        # abandoned request, and a second device.
+        self._max_per_caller = settings.chat_max_waits_per_caller
         self._channel = channel
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._wakes: dict[str, int] = {}  # session id -> number of its last wake-up (while it has waiters)
+        self._wake_numbers = itertools.count(1)  # never reused, so a finished generation never returns
+        self._reads: dict[tuple[Any, ...], asyncio.Future[dict[str, Any]]] = {}
         self._callers: dict[str, int] = {}
         self._connected = False
         self._stopping = False
@@ -94,10 +100,10 @@ class Hub:
     def admit(self, caller: str) -> Iterator[None]:
         """Count a wait of `caller`; 429 TOO_MANY_WAITS when it already holds the maximum here."""
         held = self._callers.get(caller, 0)
-        if held >= MAX_WAITS_PER_CALLER:
+        if held >= self._max_per_caller:
             raise RateLimited(
                 RETRY_AFTER_SECONDS,
-                f"at most {MAX_WAITS_PER_CALLER} waiting reads per caller",
+                f"at most {self._max_per_caller} waiting reads per caller",
                 code="TOO_MANY_WAITS",
             )
         self._callers[caller] = held + 1
@@ -121,6 +127,25 @@ class Hub:
                 events.discard(event)
                 if not events:
                     del self._waiters[session_id]
+                    self._wakes.pop(session_id, None)
+
+    def wakes(self, session_id: str) -> int:
+        """The number of the last wake-up of `session_id`'s waiters (the generation of a re-read)."""
+        return self._wakes.get(session_id, 0)
+
+    async def shared_read(self, key: tuple[Any, ...], read: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """One read for every waiter asking the same `key` at the same time.
+
+        Woken waiters of one session re-read the same rows; the key holds the caller, the
+        query and the wake generation (`wakes`), so a waiter only joins a read started after
+        the wake-up it answers, never one that began before the commit it was woken for.
+        """
+        shared = self._reads.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(read())
+            self._reads[key] = shared
+            shared.add_done_callback(lambda _: self._reads.pop(key, None))
+        return await asyncio.shield(shared)
 
     def answer_all(self) -> None:
         """Wake every waiter to answer now, and let no new wait start (the instance is stopping)."""
@@ -136,12 +161,13 @@ class Hub:
                 loop.call_soon_threadsafe(task.cancel)
 
     def _wake(self, session_id: str | None) -> None:
-        if session_id is None:
-            events = [e for group in self._waiters.values() for e in group]
-        else:
-            events = list(self._waiters.get(session_id, ()))
-        for event in events:
-            event.set()
+        sessions = list(self._waiters) if session_id is None else [session_id]
+        for session in sessions:
+            events = self._waiters.get(session)
+            if events:
+                self._wakes[session] = next(self._wake_numbers)
+                for event in events:
+                    event.set()
 
     def _lost(self) -> None:
         assert self._first_attempt is not None
@@ -262,9 +288,13 @@ async def messages(
             if remaining <= 0:
                 break
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await event.wait()
             except TimeoutError:
                 break
             event.clear()
-            view = await blocking(service.read, ctx, principal, session_id, after, limit)
+            key = (session_id, principal.user_type, principal.user_id, after, limit, listener.wakes(session_id))
+            view = await listener.shared_read(
+                key, lambda: blocking(service.read, ctx, principal, session_id, after, limit)
+            )
     return view

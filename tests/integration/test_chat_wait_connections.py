@@ -11,11 +11,13 @@ import redis
 from infra.embedded import EmbeddedValkey
 from shared import availability
 from shared.chat import longpoll
+from shared.config import Settings
 from shared.context import AppContext
 from tests import apps
 from tests.chat_support import Pair, active_session, receive, send
 
 WAITERS = 40
+MAX_WAITS_PER_CALLER = Settings().chat_max_waits_per_caller
 
 
 def _connections(url: str) -> tuple[int, int]:
@@ -34,7 +36,7 @@ def test_forty_waiting_requests_share_one_pubsub_connection_and_all_wake(
     ctx = apps.with_valkey(isolated_ctx, own_valkey.url)
     availability.ensure_seeded(ctx)
     # A caller holds at most MAX_WAITS_PER_CALLER waits: the forty come from ten customers.
-    pairs = [active_session(ctx) for _ in range(WAITERS // longpoll.MAX_WAITS_PER_CALLER)]
+    pairs = [active_session(ctx) for _ in range(WAITERS // MAX_WAITS_PER_CALLER)]
     afters = {p.session_id: receive("client", p.customer, p.session_id).json["next_after"] for p in pairs}
     results: dict[str, list[list[int]]] = {p.session_id: [] for p in pairs}
     lock = threading.Lock()
@@ -44,9 +46,7 @@ def test_forty_waiting_requests_share_one_pubsub_connection_and_all_wake(
         with lock:
             results[pair.session_id].append([m["id"] for m in body["messages"]])
 
-    threads = [
-        threading.Thread(target=wait, args=(pair,)) for pair in pairs for _ in range(longpoll.MAX_WAITS_PER_CALLER)
-    ]
+    threads = [threading.Thread(target=wait, args=(pair,)) for pair in pairs for _ in range(MAX_WAITS_PER_CALLER)]
     for thread in threads:
         thread.start()
         time.sleep(0.02)  # the token checks of the requests do not all overlap
@@ -63,4 +63,4 @@ def test_forty_waiting_requests_share_one_pubsub_connection_and_all_wake(
     sent = {p.session_id: send("mitra", p.mitra, p.session_id, "to everyone waiting").json["id"] for p in pairs}
     for thread in threads:
         thread.join(timeout=15)
-    assert results == {s: [[sent[s]]] * longpoll.MAX_WAITS_PER_CALLER for s in sent}
+    assert results == {s: [[sent[s]]] * MAX_WAITS_PER_CALLER for s in sent}
