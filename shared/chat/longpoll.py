@@ -96,17 +96,20 @@ class Hub:
                 await asyncio.wait_for(self._first_attempt.wait(), FIRST_CONNECT_WAIT_SECONDS)
         return self.connected
 
+    def full(self, caller: str) -> bool:
+        """True when `caller` already holds the most waits allowed on this instance."""
+        return self._callers.get(caller, 0) >= self._max_per_caller
+
     @contextlib.contextmanager
     def admit(self, caller: str) -> Iterator[None]:
         """Count a wait of `caller`; 429 TOO_MANY_WAITS when it already holds the maximum here."""
-        held = self._callers.get(caller, 0)
-        if held >= self._max_per_caller:
+        if self.full(caller):
             raise RateLimited(
                 RETRY_AFTER_SECONDS,
                 f"at most {self._max_per_caller} waiting reads per caller",
                 code="TOO_MANY_WAITS",
             )
-        self._callers[caller] = held + 1
+        self._callers[caller] = self._callers.get(caller, 0) + 1
         try:
             yield
         finally:
@@ -269,19 +272,27 @@ async def messages(
     ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int, wait: int
 ) -> dict[str, Any]:
     """Messages after `after`; with `wait`, hold until one arrives, the status changes, or time is up."""
-    view = await blocking(service.read, ctx, principal, session_id, after, limit)
-    if view["messages"] or wait <= 0 or view["session_status"] in service.FINAL_STATUSES:
-        return view
+
+    async def read() -> dict[str, Any]:
+        return await blocking(service.read, ctx, principal, session_id, after, limit)
+
     listener = hub(ctx)
-    if not await listener.ready():
-        return view  # Valkey down (or the instance stopping): answered at once from Postgres
-    status = view["session_status"]
+    if wait <= 0 or not await listener.ready():
+        return await read()  # no wait, or Valkey down / the instance stopping: plain polling
+    caller = f"{principal.user_type}:{principal.user_id}"
+    if listener.full(caller):
+        view = await read()  # what there is now is never refused; only another wait is
+        if view["messages"] or view["session_status"] in service.FINAL_STATUSES:
+            return view
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    with listener.admit(f"{principal.user_type}:{principal.user_id}"), listener.listen(session_id) as event:
-        # Re-read once registered: a send that committed before we listened is seen here, and
+    with listener.admit(caller), listener.listen(session_id) as event:
+        # Read once registered: a send that committed before we listened is seen here, and
         # one that commits after it publishes to an event we already hold.
-        view = await blocking(service.read, ctx, principal, session_id, after, limit)
+        view = await read()
+        status = view["session_status"]
+        if status in service.FINAL_STATUSES:
+            return view
         # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
         while not view["messages"] and view["session_status"] == status and listener.connected:
             remaining = deadline - loop.time()
@@ -293,8 +304,5 @@ async def messages(
             except TimeoutError:
                 break
             event.clear()
-            key = (session_id, principal.user_type, principal.user_id, after, limit, listener.wakes(session_id))
-            view = await listener.shared_read(
-                key, lambda: blocking(service.read, ctx, principal, session_id, after, limit)
-            )
+            view = await listener.shared_read((caller, session_id, after, limit, listener.wakes(session_id)), read)
     return view
