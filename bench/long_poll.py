@@ -50,6 +50,7 @@ READS = 20
 WAIT_SECONDS = 25
 READ_GOAL_MS = 100.0
 READ_TIMEOUT_SECONDS = 5.0
+IDLE_CPU_PERCENT = 10.0  # the worker is done taking in new waits (their token checks and reads)
 PATH = "/api/client/chat-sessions/{}/messages"
 
 
@@ -175,9 +176,14 @@ async def _read_ms(http: aiohttp.ClientSession, url: str, headers: dict[str, str
     return statistics.median(times)
 
 
-async def _settle(tasks: list[asyncio.Task[int]], seconds: float = 1.5) -> int:
-    """Let new waits arrive; how many of all the waits already answered (a wait not held)."""
-    await asyncio.sleep(seconds)
+async def _settle(tasks: list[asyncio.Task[int]], worker: psutil.Process) -> int:
+    """Wait until the new waits are in (the worker idle again); how many already answered (not held)."""
+    await asyncio.sleep(1.0)
+    worker.cpu_percent()
+    for _ in range(60):
+        await asyncio.sleep(0.5)
+        if worker.cpu_percent() < IDLE_CPU_PERCENT:
+            break
     return sum(1 for t in tasks if t.done())
 
 
@@ -205,7 +211,7 @@ async def _held(
                 caller = callers[len(tasks) // per]
                 url = base + PATH.format(caller["session"])
                 tasks.append(asyncio.create_task(_get(http, url, caller["headers"], {"wait": WAIT_SECONDS})))
-            early = await _settle(tasks)
+            early = await _settle(tasks, worker)
             read = await _read_ms(http, read_url, reader["headers"])
             rows.append({"waits": step, "read_ms": read, "answered_early": early, "rss": _rss(worker)})
         rss_top = _rss(worker)
@@ -219,7 +225,7 @@ async def _held(
     }
 
 
-async def _wake(base: str, ctx: AppContext, pair: dict[str, Any], n: int) -> dict[str, Any]:
+async def _wake(base: str, worker: psutil.Process, ctx: AppContext, pair: dict[str, Any], n: int) -> dict[str, Any]:
     """n waits of one customer on one session; seconds from one send to the last answer."""
     from shared.chat import service
 
@@ -236,7 +242,7 @@ async def _wake(base: str, ctx: AppContext, pair: dict[str, Any], n: int) -> dic
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         await _get(http, url, pair["headers"], {"wait": 0})
         tasks = [asyncio.create_task(one()) for _ in range(n)]
-        early = await _settle(tasks, 3.0)
+        early = await _settle(tasks, worker)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         await loop.run_in_executor(
@@ -274,8 +280,8 @@ def measure(steps: tuple[int, ...] = STEPS, source: Path | None = None, threads:
         wake: dict[str, Any] | None = None
         if source is None:
             raised = {**env, "CHAT_MAX_WAITS_PER_CALLER": str(top)}
-            with _server(ctx, "chat_client_messages", function, raised) as (base, _worker):
-                wake = asyncio.run(_wake(base, ctx, single, top))
+            with _server(ctx, "chat_client_messages", function, raised) as (base, worker):
+                wake = asyncio.run(_wake(base, worker, ctx, single, top))
     return {
         "env": env,
         "steps": real["steps"],
