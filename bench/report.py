@@ -81,6 +81,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         (built,) = coldstart.bundle.build_all(Path(tmp), ["heartbeat"])
         cold = coldstart.measure(built.path, 7)
+    long_poll = _in_fresh_process("long_poll", "measure()")
     per_size = paths.measure(sizes, repeat=3)
     throughput = heartbeat_throughput.measure(seconds=3.0, rounds=5, clients=3, sizes=tuple(sizes))
     for n in sizes:
@@ -92,6 +93,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
         "per_size": per_size,
         "cold_ms": cold["median_ms"],
         "refresh_ms": refresh["refresh_ms"],
+        "long_poll": long_poll,
         "seconds": time.monotonic() - started,
         "load": f"{load_before} → {_load()}",
         "probe": f"{probe_before:.0f} → {cpu_probe_ms():.0f} ms",
@@ -125,6 +127,17 @@ def table(r: dict[str, Any]) -> str:
     lines.append(
         f"| refresh median (n=200) | {r['refresh_ms']:.2f} ms | {blank} | ≤ 3 ms | {_meets(r['refresh_ms'], 3, True)} |"
     )
+    lp = r["long_poll"]
+    lines.append(
+        f"| chat long polls one instance holds, another read < 100 ms | {lp['held']:,} | {blank} | ≥ 1,000 |"
+        f" {_meets(lp['held'], 1000, False)} |"
+    )
+    ratio = lp["memory_ratio"] or float("inf")
+    lines.append(
+        f"| memory per long poll / bare async function | {lp['kb_per_wait']:.0f} / {lp['bare_kb_per_wait']:.0f} KB"
+        f" = {ratio:.2f}× | {blank} | ≤ 1.5× | {_meets(ratio, 1.5, True)} |"
+    )
+    lines.append(f"| one publish wakes 1,000 long polls | {lp['wake']['wake_s']:.2f} s | {blank} | – | – |")
     rps = ", ".join(
         f"{n:,}: {r['per_size'][n]['heartbeat_rps']:.0f} vs {r['per_size'][n]['bare_rps']:.0f} req/s" for n in sizes
     )

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import flask
 import functions_framework
 
-from infra import deploy
+from infra import asgi_bridge, deploy
 from infra.deploy import urlmap
 from shared import manifest
 
@@ -40,9 +41,15 @@ def source_of(fn: manifest.Function) -> Path:
 
 
 def build_app(fn: manifest.Function) -> WsgiApp:
-    """One function's app, built the way the Cloud Functions runtime builds it."""
-    app: WsgiApp = functions_framework.create_app(target=fn.entry_point, source=str(source_of(fn)))
-    return app
+    """One function's app, built the way the Cloud Functions runtime builds it.
+
+    A coroutine function (`functions_framework.aio`) comes back as an ASGI app; it is served
+    here through infra.asgi_bridge, on one event loop as one uvicorn worker serves it.
+    """
+    app = functions_framework.create_app(target=fn.entry_point, source=str(source_of(fn)))
+    if isinstance(app, flask.Flask):
+        return app
+    return asgi_bridge.WsgiBridge(app)
 
 
 def served_functions(enable_test_endpoints: bool) -> list[manifest.Function]:

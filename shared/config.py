@@ -171,6 +171,8 @@ class Settings:
     trusted_proxy_hops: int = 1
     max_body_bytes: int = 64 * 1024
     google_cloud_project: str | None = None
+    # Chat
+    chat_max_waits_per_caller: int = 4  # concurrent long polls of one caller on one instance
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
@@ -256,6 +258,7 @@ class Settings:
             trusted_proxy_hops=_int("TRUSTED_PROXY_HOPS", minimum=0, maximum=10),
             max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
+            chat_max_waits_per_caller=_int("CHAT_MAX_WAITS_PER_CALLER", minimum=1, maximum=1000),
         )
 
 

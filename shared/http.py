@@ -305,12 +305,18 @@ def endpoint(handler: Handler | None = None, *, authenticate: Authenticate | Non
     return _wrap(handler, authenticate=authenticate)
 
 
-def _wrap(handler: Handler, *, authenticate: Authenticate | None) -> View:
-    fn = manifest.load().by_entry_point(handler.__name__)
+def declare(name: str, authenticate: Authenticate | None = None) -> tuple[manifest.Function, Authenticate | None]:
+    """The manifest entry of entry point `name` and its caller check; the process context is initialized."""
+    fn = manifest.load().by_entry_point(name)
     check = None if fn.auth == "none" else authenticate or AUTHENTICATE.get(fn.auth)
     if fn.auth != "none" and check is None:
         raise ConfigError(f"{fn.name}: auth {fn.auth!r} has no check; pass endpoint(authenticate=...)")
     context.init(required=config.required_for(fn.auth))  # a missing secret fails the import
+    return fn, check
+
+
+def _wrap(handler: Handler, *, authenticate: Authenticate | None) -> View:
+    fn, check = declare(handler.__name__, authenticate)
     if flask.has_app_context():
         # functions-framework loads the entry point module inside the app it is building
         # (create_app), before its own routing exists: a 404 for a path its `/<path:path>`
@@ -320,52 +326,69 @@ def _wrap(handler: Handler, *, authenticate: Authenticate | None) -> View:
     @functools.wraps(handler)
     def view(raw: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        ctx = context.current()
-        request_id = _request_id(raw)
-        jsonlog.bind_request(
-            request_id,
-            validate.clean_header(raw.headers.get("X-Cloud-Trace-Context"), 128),
-            ctx.settings.google_cloud_project,
-            validate.clean_header(raw.headers.get("traceparent"), 128),
-        )
-        cors = _cors_headers(ctx, fn, raw)
+        ctx, request_id = begin(raw)
         try:
             resp = _dispatch(handler, fn, check, ctx, raw, request_id)
-        except ApiError as exc:
-            resp = error_response(exc)
-        except HTTPException as exc:
-            resp = error_response(api_error_for(exc))
-        except Exception:
-            logger.exception("unhandled error in %s", fn.name)
-            resp = error_response(ApiError())
-        for key, value in cors.items():
-            resp.headers[key] = value
-        resp.headers["X-Request-Id"] = request_id
-        latency = time.perf_counter() - started
-        if fn.access_log == "errors" and resp.status_code < 400:
-            return resp  # a hot path logs its failures only; Cloud Run's request log still has every request
-        logger.info(
-            "%s %s -> %s",
-            raw.method,
-            raw.path,
-            resp.status_code,
-            extra={
-                "function": fn.name,
-                "status": resp.status_code,
-                "latency_ms": round(latency * 1000, 2),
-                "httpRequest": jsonlog.http_request(
-                    raw.method,
-                    raw.url,
-                    resp.status_code,
-                    latency,
-                    raw.headers.get("User-Agent"),
-                    client_ip(raw, ctx.settings.trusted_proxy_hops),
-                ),
-            },
-        )
-        return resp
+        except Exception as exc:
+            resp = failure_response(fn, exc)
+        return finish(fn, ctx, raw, resp, request_id, started)
 
     return view
+
+
+def begin(raw: flask.Request) -> tuple[AppContext, str]:
+    """The context and request id of a request, bound to its log lines."""
+    ctx = context.current()
+    request_id = _request_id(raw)
+    jsonlog.bind_request(
+        request_id,
+        validate.clean_header(raw.headers.get("X-Cloud-Trace-Context"), 128),
+        ctx.settings.google_cloud_project,
+        validate.clean_header(raw.headers.get("traceparent"), 128),
+    )
+    return ctx, request_id
+
+
+def failure_response(fn: manifest.Function, exc: Exception) -> flask.Response:
+    """The JSON error of whatever a handler raised (an unexpected error is a logged 500)."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        return error_response(api_error_for(exc))
+    logger.exception("unhandled error in %s", fn.name, exc_info=exc)
+    return error_response(ApiError())
+
+
+def finish(
+    fn: manifest.Function, ctx: AppContext, raw: flask.Request, resp: flask.Response, request_id: str, started: float
+) -> flask.Response:
+    """Add CORS and the request id to a response, and write its access line."""
+    for key, value in _cors_headers(ctx, fn, raw).items():
+        resp.headers[key] = value
+    resp.headers["X-Request-Id"] = request_id
+    latency = time.perf_counter() - started
+    if fn.access_log == "errors" and resp.status_code < 400:
+        return resp  # a hot path logs its failures only; Cloud Run's request log still has every request
+    logger.info(
+        "%s %s -> %s",
+        raw.method,
+        raw.path,
+        resp.status_code,
+        extra={
+            "function": fn.name,
+            "status": resp.status_code,
+            "latency_ms": round(latency * 1000, 2),
+            "httpRequest": jsonlog.http_request(
+                raw.method,
+                raw.url,
+                resp.status_code,
+                latency,
+                raw.headers.get("User-Agent"),
+                client_ip(raw, ctx.settings.trusted_proxy_hops),
+            ),
+        },
+    )
+    return resp
 
 
 def _dispatch(
@@ -376,6 +399,17 @@ def _dispatch(
     raw: flask.Request,
     request_id: str,
 ) -> flask.Response:
+    admitted = admit(fn, check, ctx, raw, request_id)
+    if isinstance(admitted, flask.Response):
+        return admitted
+    return to_response(handler(admitted))
+
+
+def admit(
+    fn: manifest.Function, check: Authenticate | None, ctx: AppContext, raw: flask.Request, request_id: str
+) -> ApiRequest | flask.Response:
+    """Route, method, path parameters and caller of a request: the ApiRequest a handler gets,
+    or the whole answer (a CORS preflight); raises the 4xx of a request that goes no further."""
     if fn.test_only and not ctx.settings.enable_test_endpoints:
         raise NotFound("no such route")
     if raw.method == "OPTIONS":
@@ -390,7 +424,11 @@ def _dispatch(
     req = ApiRequest(raw=raw, ctx=ctx, function=fn, params=params, request_id=request_id)
     if check is not None:
         req.principal = check(ctx, req, fn.auth)
-    result = handler(req)
+    return req
+
+
+def to_response(result: dict[str, Any] | Reply) -> flask.Response:
+    """The response of what a handler returned."""
     if isinstance(result, Reply):
         resp = json_response(result.body, result.status, result.headers)
         for cookie in result.cookies:

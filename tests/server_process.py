@@ -74,3 +74,62 @@ def server(ctx: AppContext, groups: tuple[str, ...] = ("chat",)) -> Iterator[str
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+_function_servers: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def function_process(url: str) -> subprocess.Popen[bytes]:
+    """The process of a running `function_server` (to signal it)."""
+    return _function_servers[url]
+
+
+@contextmanager
+def function_server(ctx: AppContext, entry_point: str) -> Iterator[str]:
+    """One function under functions-framework's production server, as Cloud Run starts it.
+
+    `functions-framework --target` picks gunicorn (threads: the plan's THREADS) for a plain
+    function and gunicorn with uvicorn's worker for a `functions_framework.aio` one; the
+    sizing (THREADS, DB_POOL_SIZE) is the deploy plan's for that function; the servers are ctx's.
+    """
+    from infra import deploy, gateway
+    from shared import manifest
+
+    fn = manifest.load().by_entry_point(entry_point)
+    config = deploy.load_config(gateway.LOCAL_PROJECT, gateway.LOCAL_REGION)
+    port = free_port()
+    sizing = {k: v for k, v in deploy.function_env(fn, config).items() if k in ("THREADS", "DB_POOL_SIZE")}
+    env = {
+        **os.environ,
+        **sizing,
+        "DATABASE_URL": ctx.settings.database_url or "",
+        "VALKEY_URL": ctx.settings.valkey_url or "",
+        "VALKEY_PREFIX": ctx.settings.valkey_prefix,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO),  # a deployed bundle carries shared/ beside main.py
+    }
+    argv = [str(Path(sys.executable).with_name("functions-framework")), f"--target={entry_point}"]
+    argv += [f"--source={gateway.source_of(fn)}", "--host=127.0.0.1", f"--port={port}"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    _function_servers[url] = proc
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{url}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, "function server exited"
+            assert time.monotonic() < deadline, "function server did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        del _function_servers[url]
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,18 +1,22 @@
 """Chat functions: messages of a session (send, long-poll receive, read marker) and the apps' lists.
 
 Thin entry points only: each parses, calls one service in shared/, and returns. The receive
-functions hold a request up to `wait` seconds without a Postgres or Valkey connection, so
+functions hold a request up to `wait` seconds without a thread, a Postgres or a Valkey
+connection: they are coroutines (`functions_framework.aio`, served by uvicorn's worker), so
 they are deployed with a high concurrency (infra/functions.toml, docs/chat.md).
 """
 
 import functions_framework
+from functions_framework import aio
 
 from shared import chat, config, context, paging, validate
+from shared.chat import longpoll
 from shared.chat.lists import CUSTOMER_VIEWS, DEFAULT_LIMIT, MAX_LIMIT, MITRA_VIEWS
 from shared.chat.service import DEFAULT_LIMIT as DEFAULT_MESSAGES
 from shared.chat.service import MAX_LIMIT as MAX_MESSAGES
 from shared.chat.service import MAX_WAIT_SECONDS, clean_body
 from shared.http import ApiRequest, Reply, endpoint
+from shared.http_async import async_endpoint
 
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
@@ -27,14 +31,14 @@ def _send(req: ApiRequest) -> Reply:
     return Reply(message, 201 if created else 200)
 
 
-def _receive(req: ApiRequest) -> dict:
+async def _receive(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     after = validate.query_integer(req.query("after"), "after", minimum=0, maximum=MAX_MESSAGE_ID, default=0)
     limit = validate.query_integer(
         req.query("limit"), "limit", minimum=1, maximum=MAX_MESSAGES, default=DEFAULT_MESSAGES
     )
     wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
-    return chat.messages(req.ctx, req.principal, session_id, after, limit, wait)
+    return await longpoll.messages(req.ctx, req.principal, session_id, after, limit, wait)
 
 
 def _read(req: ApiRequest) -> dict:
@@ -56,10 +60,10 @@ def chat_client_send(req: ApiRequest) -> Reply:
     return _send(req)
 
 
-@functions_framework.http
-@endpoint
-def chat_client_messages(req: ApiRequest) -> dict:
-    return _receive(req)
+@aio.http
+@async_endpoint
+async def chat_client_messages(req: ApiRequest) -> dict:
+    return await _receive(req)
 
 
 @functions_framework.http
@@ -85,10 +89,10 @@ def chat_mitra_send(req: ApiRequest) -> Reply:
     return _send(req)
 
 
-@functions_framework.http
-@endpoint
-def chat_mitra_messages(req: ApiRequest) -> dict:
-    return _receive(req)
+@aio.http
+@async_endpoint
+async def chat_mitra_messages(req: ApiRequest) -> dict:
+    return await _receive(req)
 
 
 @functions_framework.http

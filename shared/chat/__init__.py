@@ -1,6 +1,6 @@
 """Chat messages between a session's customer and mitra (SPEC §11) and the apps' lists (§12).
 
-Messages:  send, messages (long poll with `wait`), mark_read
+Messages:  send, mark_read; the long poll with `wait` is shared.chat.longpoll.messages (async)
 Lists:     mitra_sessions (offers | current | history), customer_sessions (open | history)
 Pairing:   events.system_message(tx, ...) inside a transition, events.wake_readers(ctx, ...) after it
 
@@ -8,6 +8,6 @@ Design (storage, the wait, ordering, fallback, anonymity): docs/chat.md.
 """
 
 from shared.chat.lists import customer_sessions, mitra_sessions
-from shared.chat.service import mark_read, messages, send
+from shared.chat.service import mark_read, send
 
-__all__ = ["customer_sessions", "mark_read", "messages", "mitra_sessions", "send"]
+__all__ = ["customer_sessions", "mark_read", "mitra_sessions", "send"]

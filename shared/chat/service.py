@@ -2,15 +2,13 @@
 
 Send: one transaction that locks the session row, re-checks the sender is a party and the
 session is active, and inserts; after the commit, a wake-up through Valkey and an FCM push to
-the other party. Receive: read Postgres; when nothing is new and the caller asked to `wait`,
-hold the request on a local event that the instance's pub/sub listener sets (shared.chat.wake),
-re-reading Postgres on each wake. With Valkey down, receive answers at once from Postgres.
+the other party. Receive: `read` is one read of Postgres; the long poll around it (`wait`, the wake-up through
+Valkey, the fallback to plain polling) is shared.chat.longpoll.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import unicodedata
 from typing import Any
 
@@ -131,7 +129,8 @@ def _sender_name(tx: Tx, principal: Principal) -> str:
 # ---- receive ---------------------------------------------------------------------------------
 
 
-def _read(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> dict[str, Any]:
+def read(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> dict[str, Any]:
+    """One read of the messages after `after` (blocking; the long poll around it is shared.chat.longpoll)."""
     with ctx.db.transaction() as tx:
         session = _party(principal, store.session_parties(tx, session_id))
         rows = store.after(tx, session_id, after, limit)
@@ -139,7 +138,7 @@ def _read(ctx: AppContext, principal: Principal, session_id: str, after: int, li
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
     if expiry.settle(ctx, [session]):
         # Past its deadline (SPEC §12): ended/expired now, with its system message; read again.
-        return _read(ctx, principal, session_id, after, limit)
+        return read(ctx, principal, session_id, after, limit)
     messages = [store.to_json(r) for r in rows]
     return {
         "messages": messages,
@@ -147,32 +146,6 @@ def _read(ctx: AppContext, principal: Principal, session_id: str, after: int, li
         "session_status": session["status"],
         "peer_last_read_id": peer_read,
     }
-
-
-def messages(
-    ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int, wait: int
-) -> dict[str, Any]:
-    """Messages after `after`; with `wait`, hold until one arrives, the status changes, or time is up."""
-    view = _read(ctx, principal, session_id, after, limit)
-    if view["messages"] or wait <= 0 or view["session_status"] in FINAL_STATUSES:
-        return view
-    listener = wake.hub(ctx)
-    if not listener.ready():
-        return view  # Valkey down: plain polling, answered at once from Postgres
-    status = view["session_status"]
-    deadline = time.monotonic() + wait
-    with listener.listen(session_id) as event:
-        # Re-read once registered: a send that committed before we listened is seen here, and
-        # one that commits after it publishes to an event we already hold.
-        view = _read(ctx, principal, session_id, after, limit)
-        # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
-        while not view["messages"] and view["session_status"] == status and listener.connected:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not event.wait(remaining):
-                break
-            event.clear()
-            view = _read(ctx, principal, session_id, after, limit)
-    return view
 
 
 def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int) -> dict[str, Any]:

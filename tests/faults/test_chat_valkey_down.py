@@ -8,9 +8,10 @@ import threading
 import time
 from typing import Any
 
+from infra import asgi_bridge
 from infra.embedded import EmbeddedValkey
 from shared import availability
-from shared.chat import wake
+from shared.chat import longpoll
 from shared.context import AppContext
 from tests import apps
 from tests.chat_support import active_session, receive, send
@@ -23,7 +24,7 @@ def test_send_and_receive_work_without_valkey_and_waits_resume_after_it(
     availability.ensure_seeded(ctx)
     pair = active_session(ctx)
     after = receive("client", pair.customer, pair.session_id).json["next_after"]
-    assert wake.hub(ctx).ready()
+    assert asgi_bridge.run(longpoll.hub(ctx).ready())
 
     answered: dict[str, Any] = {}
 
@@ -50,7 +51,7 @@ def test_send_and_receive_work_without_valkey_and_waits_resume_after_it(
 
     own_valkey.start()
     deadline = time.monotonic() + 15
-    while not wake.hub(ctx).connected:
+    while not longpoll.hub(ctx).connected:
         assert time.monotonic() < deadline, "the listener did not reconnect"
         time.sleep(0.1)
 

@@ -43,13 +43,19 @@ report["outside"] = sorted(
     name for name, mod in list(__import__("sys").modules.items())
     if getattr(mod, "__file__", None) and not os.path.realpath(mod.__file__).startswith(tuple(roots))
 )
-if probe["entry_point"]:
+if probe["entry_point"] and hasattr(app, "test_client"):  # a Flask app
     client = app.test_client()
     for name, (method, path) in probe["requests"].items():
         resp = client.open(path, method=method)
         report[name] = {{
             "status": resp.status_code, "json": resp.get_json(silent=True), "allow": resp.headers.get("Allow"),
         }}
+elif probe["entry_point"]:  # a coroutine function's Starlette app
+    from starlette.testclient import TestClient
+    client = TestClient(app)
+    for name, (method, path) in probe["requests"].items():
+        resp = client.request(method, path)
+        report[name] = {{"status": resp.status_code, "json": resp.json(), "allow": resp.headers.get("Allow")}}
 print(json.dumps(report))
 """
 

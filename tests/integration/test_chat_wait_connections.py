@@ -1,5 +1,5 @@
 """However many requests wait, an instance keeps one pub/sub connection to Valkey and no more
-(waiting requests hold no connection); one publish wakes all of them."""
+(waiting requests hold no connection); each publish wakes all the waiters of its session."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import redis
 
 from infra.embedded import EmbeddedValkey
 from shared import availability
-from shared.chat import wake
+from shared.chat import longpoll
+from shared.config import Settings
 from shared.context import AppContext
 from tests import apps
-from tests.chat_support import active_session, receive, send
+from tests.chat_support import Pair, active_session, receive, send
 
 WAITERS = 40
+MAX_WAITS_PER_CALLER = Settings().chat_max_waits_per_caller
 
 
 def _connections(url: str) -> tuple[int, int]:
@@ -33,22 +35,23 @@ def test_forty_waiting_requests_share_one_pubsub_connection_and_all_wake(
 ) -> None:
     ctx = apps.with_valkey(isolated_ctx, own_valkey.url)
     availability.ensure_seeded(ctx)
-    pair = active_session(ctx)
-    after = receive("client", pair.customer, pair.session_id).json["next_after"]
-    results: list[list[int]] = []
+    # A caller holds at most MAX_WAITS_PER_CALLER waits: the forty come from ten customers.
+    pairs = [active_session(ctx) for _ in range(WAITERS // MAX_WAITS_PER_CALLER)]
+    afters = {p.session_id: receive("client", p.customer, p.session_id).json["next_after"] for p in pairs}
+    results: dict[str, list[list[int]]] = {p.session_id: [] for p in pairs}
     lock = threading.Lock()
 
-    def wait() -> None:
-        body = receive("client", pair.customer, pair.session_id, after=after, wait=20).json
+    def wait(pair: Pair) -> None:
+        body = receive("client", pair.customer, pair.session_id, after=afters[pair.session_id], wait=20).json
         with lock:
-            results.append([m["id"] for m in body["messages"]])
+            results[pair.session_id].append([m["id"] for m in body["messages"]])
 
-    threads = [threading.Thread(target=wait) for _ in range(WAITERS)]
+    threads = [threading.Thread(target=wait, args=(pair,)) for pair in pairs for _ in range(MAX_WAITS_PER_CALLER)]
     for thread in threads:
         thread.start()
         time.sleep(0.02)  # the token checks of the requests do not all overlap
     deadline = time.monotonic() + 10
-    while wake.hub(ctx).waiting < WAITERS:
+    while longpoll.hub(ctx).waiting < WAITERS:
         assert time.monotonic() < deadline, "the readers did not all start waiting"
         time.sleep(0.05)
 
@@ -57,7 +60,7 @@ def test_forty_waiting_requests_share_one_pubsub_connection_and_all_wake(
     assert pubsub == 1
     assert total <= 6, f"{total} connections for {WAITERS} waiting requests"
 
-    sent = send("mitra", pair.mitra, pair.session_id, "to everyone waiting").json
+    sent = {p.session_id: send("mitra", p.mitra, p.session_id, "to everyone waiting").json["id"] for p in pairs}
     for thread in threads:
         thread.join(timeout=15)
-    assert results == [[sent["id"]]] * WAITERS
+    assert results == {s: [[sent[s]]] * MAX_WAITS_PER_CALLER for s in sent}

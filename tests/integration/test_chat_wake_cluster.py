@@ -3,22 +3,28 @@ a publish through one node reaches the listener subscribed through whichever nod
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 
-from shared.chat import wake
+from infra import asgi_bridge
+from shared.chat import longpoll, wake
 from shared.context import AppContext
 
 
-def test_a_publish_wakes_a_waiter_on_the_three_shard_cluster(cluster_ctx: AppContext) -> None:
-    hub = wake.hub(cluster_ctx)
-    assert hub.ready()
-    woken = threading.Event()
+async def _published_wakes_only_its_session(ctx: AppContext) -> tuple[bool, float, bool]:
+    hub = longpoll.hub(ctx)
+    assert await hub.ready()
     with hub.listen("session-a") as event, hub.listen("session-b") as other:
-        waiter = threading.Thread(target=lambda: woken.set() if event.wait(10) else None)
-        waiter.start()
         started = time.monotonic()
-        wake.publish(cluster_ctx, ["session-a"])
-        waiter.join(timeout=15)
-        assert woken.is_set() and time.monotonic() - started < 5
-        assert not other.is_set()  # only the waiters of the published session wake
+        await asyncio.get_running_loop().run_in_executor(None, wake.publish, ctx, ["session-a"])
+        try:
+            await asyncio.wait_for(event.wait(), 10)
+        except TimeoutError:
+            return False, time.monotonic() - started, other.is_set()
+        return True, time.monotonic() - started, other.is_set()
+
+
+def test_a_publish_wakes_a_waiter_on_the_three_shard_cluster(cluster_ctx: AppContext) -> None:
+    woken, seconds, other_woken = asgi_bridge.run(_published_wakes_only_its_session(cluster_ctx), timeout=15)
+    assert woken and seconds < 5
+    assert not other_woken  # only the waiters of the published session wake
