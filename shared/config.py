@@ -166,6 +166,9 @@ class Settings:
     trusted_proxy_hops: int = 1
     max_body_bytes: int = 64 * 1024
     google_cloud_project: str | None = None
+    # Passwords: the bcrypt work factor of new hashes (each step doubles a hash's cost). Tests
+    # set 4; a deployment keeps 12 (docs/auth.md, "Passwords").
+    bcrypt_cost: int = 12
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
@@ -246,6 +249,7 @@ class Settings:
             trusted_proxy_hops=_int("TRUSTED_PROXY_HOPS", minimum=0, maximum=10),
             max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
+            bcrypt_cost=_int("BCRYPT_COST", minimum=4, maximum=31),
         )
 
 

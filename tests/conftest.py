@@ -41,6 +41,7 @@ TEST_ENV = {
     "CC_ORIGIN": "https://cc.example.test",
     "TRUSTED_PROXY_HOPS": "1",
     "VALKEY_PREFIX": "test:",
+    "BCRYPT_COST": "4",  # the minimum; production keeps 12 (tests/unit/test_passwords.py)
 }
 
 
