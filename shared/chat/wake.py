@@ -81,9 +81,16 @@ class Hub:
             return sum(len(events) for events in self._waiters.values())
 
     def stop(self) -> None:
-        """Stop the listener thread (tests, shutdown)."""
+        """Stop the listener thread (tests, shutdown) without waiting out its poll.
+
+        A subscribed listener sits in a read of up to _POLL_SECONDS; a wake-up for no session
+        (which wakes no reader anywhere) ends that read at once, and the thread sees the flag.
+        """
         self._stop.set()
         if self._thread is not None:
+            if self._connected.is_set():
+                with contextlib.suppress(*VALKEY_ERRORS):  # down: the listener is in its backoff wait
+                    self._client.publish(self._channel, "")
             self._thread.join(timeout=_POLL_SECONDS * 3)
 
     def _wake(self, session_id: str | None) -> None:
