@@ -8,6 +8,11 @@ loopback TCP ports chosen at start, so several copies can run side by side.
 Postgres refuses to run as root, so when started by root the data directory is handed to an
 unprivileged system user (created on demand) and the server runs as that user.
 
+A server dies with the thread that started it (Linux's parent-death signal), so a run that is
+killed (SIGKILL, or SIGTERM, which Python does not turn into cleanup) leaves no server behind:
+Postgres gets SIGQUIT (immediate shutdown), Valkey SIGTERM. Start servers from a thread that
+outlives them (the main thread, normally): the signal follows the starting thread, not the process.
+
 CLI (used by the Makefile)::
 
     python -m infra.embedded up --data .data   # start (persistent), print env, wait for Ctrl-C
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -26,14 +32,68 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_SYSTEM_USER = "bestie-pg"
 PG_SUPERUSER = "postgres"
 DEFAULT_DB = "bestie"
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A Popen `preexec_fn` that makes the child get `sig` when the starting thread dies (Linux).
+
+    The child sets it after Popen's user switch, so it survives that (prctl(2): a credential
+    change clears it). None (no preexec_fn) off Linux, and off the main thread, whose end would
+    otherwise take a server down with it while the process still uses it.
+    """
+    if _LIBC is None or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = _LIBC
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return preexec
+
+
+OWNER_FILE = "owner.pid"
+
+
+def private_root(prefix: str) -> Path:
+    """A new directory `<system temp dir>/<prefix>XXXXXXXX` for one process's servers.
+
+    It records the owning process; directories of the same prefix whose owner is gone (a run
+    that was killed before it could clean up) are removed first. No other run ever changes its
+    mode, unlike pytest's temp root, which each pytest run makes 0700 again (an unprivileged
+    Postgres under it would lose its data directory mid-run).
+    """
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError, ValueError):
+            owner = int((stale / OWNER_FILE).read_text())
+            if not _alive(owner):
+                shutil.rmtree(stale, ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:
@@ -180,7 +240,14 @@ class EmbeddedPostgres:
         log = self.log_path.open("ab")
         if user:
             shutil.chown(self.log_path, user=user, group=user)
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, user=user, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=log,
+            user=user,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGQUIT),
+        )
         _wait_for_port(self.port, self.proc, "postgres", self.log_path)
         self._ensure_database()
         return self
@@ -292,7 +359,13 @@ class EmbeddedValkey:
                 "--cluster-node-timeout",
                 "2000",
             ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
         _wait_for_port(self.port, self.proc, "valkey-server", self.log_path)
         return self
 

@@ -173,6 +173,9 @@ class Settings:
     google_cloud_project: str | None = None
     # Chat
     chat_max_waits_per_caller: int = 4  # concurrent long polls of one caller on one instance
+    # Passwords: the bcrypt work factor of new hashes (each step doubles a hash's cost). Tests
+    # set 4; a deployment keeps 12 (docs/auth.md, "Passwords").
+    bcrypt_cost: int = 12
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
@@ -259,6 +262,7 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
             chat_max_waits_per_caller=_int("CHAT_MAX_WAITS_PER_CALLER", minimum=1, maximum=1000),
+            bcrypt_cost=_int("BCRYPT_COST", minimum=4, maximum=31),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,16 +20,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pg8000.native
 import pytest
 import redis
+from _pytest.nodeid import NodeId
 
 from infra import embedded, migrate
 from infra.embedded import EmbeddedValkey, free_port
 from shared.config import Settings
 from shared.context import AppContext
-from shared.db import Database, parse_database_url
+from shared.db import Database
 from tests import apps
+from tests.databases import IsolatedDatabases, connect, url_for
 from tests.helpers import FakeClock, installed
 
 TEST_ENV = {
@@ -41,12 +43,19 @@ TEST_ENV = {
     "CC_ORIGIN": "https://cc.example.test",
     "TRUSTED_PROXY_HOPS": "1",
     "VALKEY_PREFIX": "test:",
+    "BCRYPT_COST": "4",  # the minimum; production keeps 12 (tests/unit/test_passwords.py)
 }
 
 
 @pytest.fixture(scope="session")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def data_root() -> Iterator[Path]:
+    """The data of this process's servers: a directory of its own, outside pytest's temp root
+    (which every pytest run makes 0700 again), removed at the end (infra.embedded.private_root)."""
+    root = embedded.private_root("bestie-test-")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +85,58 @@ def valkey_server(data_root: Path) -> Iterator[str]:
 
 
 SERVER_FREE_TIERS = ("unit",)
+
+# ---- parallel runs: `make test` is `pytest -n auto --dist loadgroup` (pytest-xdist) ----------
+# Each worker is a pytest process of its own, with its own servers (the session fixtures above)
+# and its own isolated databases. Tests are spread one by one, except that each group below
+# runs on one worker, in order: tests that start processes of their own (two at once would
+# fight for the same cores) and tests sharing a costly session or module fixture (each worker
+# would otherwise build it again).
+XDIST_GROUPS = {
+    "tests/platform/": "platform",  # the deploy stand-in: bundles and a process per function
+    "tests/faults/test_load_smoke.py": "processes",  # bench.load: its own servers, two gunicorns, locust
+    "tests/faults/test_chat_two_processes.py": "processes",
+    "tests/integration/test_embedded_servers.py": "processes",  # starts servers and kills their parent
+    "tests/functions/test_fuzz_openapi.py": "fuzz",  # one principal set and gateway per module
+}
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    group = next((g for prefix, g in XDIST_GROUPS.items() if item.nodeid.startswith(prefix)), None)
+    on_cluster = item.get_closest_marker("cluster") or {"valkey_cluster", "cluster_ctx"} & set(item.fixturenames)
+    if group is None and on_cluster:
+        group = "valkey-cluster"  # one 3-shard cluster per run
+    return group
+
+
+def _group_names(item: pytest.Item) -> list[str]:
+    return sorted(
+        {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+    )
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the XDIST_GROUPS tests (as collected: before -m selects and xdist reads the marks)."""
+    group = None if item.get_closest_marker("xdist_group") else _xdist_group(item)
+    if group:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own hook
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every grouped test the `@group` node-id suffix that loadgroup schedules by.
+
+    pytest-xdist 3.8 writes that suffix to `item._nodeid`, which pytest 9.2 no longer reads (it
+    keeps a structured `item._id`), so groups were silently ignored:
+    https://github.com/pytest-dev/pytest-xdist/issues/1386. Nothing to do once xdist sets it.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on the workers of a --dist loadgroup run
+        return
+    for item in items:
+        names = _group_names(item)
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(autouse=True)
@@ -123,58 +184,54 @@ def ctx() -> Iterator[AppContext]:
 
 
 @pytest.fixture(scope="session")
-def template_db(test_env: dict[str, str]) -> str:
-    """A migrated database used as the template of every isolated database."""
-    name = "bestie_template"
-    with _admin_connection(test_env["DATABASE_URL"]) as admin:
-        admin.run(f"DROP DATABASE IF EXISTS {name}")
+def isolated_databases(test_env: dict[str, str]) -> Iterator[IsolatedDatabases]:
+    """This process's migrated template and its clones, reset between the tests that hold them."""
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    with connect(test_env["DATABASE_URL"], "postgres") as admin:
         admin.run(f"CREATE DATABASE {name}")
-    db = Database(replace(Settings.from_env(), database_url=_url_for(test_env["DATABASE_URL"], name)))
+    db = Database(replace(Settings.from_env(), database_url=url_for(test_env["DATABASE_URL"], name)))
     migrate.migrate(db)
     db.close()
-    return name
+    pool = IsolatedDatabases(test_env["DATABASE_URL"], name)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(isolated_databases: IsolatedDatabases) -> str:
+    """The name of the migrated database every isolated database is a clone of."""
+    return isolated_databases.template
 
 
 @contextlib.contextmanager
 def isolated_database(template_db: str, test_env: dict[str, str]) -> Iterator[str]:
-    """The DATABASE_URL of a brand-new database cloned from the migrated template, dropped after."""
-    name = f"iso_{uuid.uuid4().hex[:12]}"
-    with _admin_connection(test_env["DATABASE_URL"]) as admin:
-        admin.run(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    try:
-        yield _url_for(test_env["DATABASE_URL"], name)
-    finally:
-        with _admin_connection(test_env["DATABASE_URL"]) as admin:
-            admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    """The DATABASE_URL of a database as a brand-new clone of the template would be, for the block."""
+    with IsolatedDatabases.of(template_db).database() as url:
+        yield url
 
 
 @pytest.fixture
 def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -> Iterator[AppContext]:
-    """A context on a brand-new migrated database of its own, with the injectable `clock`.
+    """A context on a migrated database of its own, with the injectable `clock`.
 
     For tests that look at global state (every online mitra, whole-mirror equality, sweeps)
-    or change it (app_config): nothing another test wrote is visible, nothing leaks out.
+    or change it (app_config): nothing another test wrote is visible, nothing leaks out
+    (tests/databases.py: a reused clone is reset to the template's state first).
     Installed as the process-wide context.
     """
     with isolated_database(template_db, test_env) as url, installed(make_context(clock, database_url=url)) as app_ctx:
         yield app_ctx
 
 
-def _url_for(url: str, database: str) -> str:
-    base, _, query = url.partition("?")
-    return base.rsplit("/", 1)[0] + f"/{database}" + (f"?{query}" if query else "")
+_url_for = url_for  # the names test modules import
 
 
 @contextlib.contextmanager
 def _admin_connection(url: str) -> Iterator[Any]:
-    p = parse_database_url(url)
-    conn = pg8000.native.Connection(
-        p.user, host=p.host or "localhost", port=p.port, database="postgres", password=p.password, unix_sock=p.unix_sock
-    )
-    try:
+    with connect(url, "postgres") as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

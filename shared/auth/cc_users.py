@@ -1,6 +1,6 @@
 """Control-center (staff) accounts: login with lockout, refresh cookie, users and passwords.
 
-bcrypt cost 12. Every login costs one bcrypt check whatever happens (an unknown email or a
+bcrypt, BCRYPT_COST. Every login costs one bcrypt check whatever happens (an unknown email or a
 locked one is checked against a dummy hash) and every failure answers the same 401, so
 neither time nor answer reveals which emails exist or are locked. Failures are counted in
 shared storage (shared.ratelimit) per normalized email, known or not: per email+IP (locks
@@ -62,16 +62,16 @@ def ensure_admin(ctx: AppContext, email: str, password: str) -> bool:
             "INSERT INTO control_center_users (email, password_hash, role) VALUES (:e, :h, 'admin')"
             " ON CONFLICT ((lower(email))) DO NOTHING",
             e=email.strip(),
-            h=passwords.hash_password(password),
+            h=passwords.hash_password(password, ctx.settings.bcrypt_cost),
         )
         tx.commit()
     return created == 1
 
 
 @functools.cache
-def _dummy_hash() -> str:
-    """A hash of a random password: unknown emails are checked against it (same cost)."""
-    return passwords.hash_password(secrets.token_urlsafe(24))
+def _dummy_hash(cost: int) -> str:
+    """A hash of a random password: unknown emails are checked against it (same cost as real ones)."""
+    return passwords.hash_password(secrets.token_urlsafe(24), cost)
 
 
 def _invalid_credentials() -> Unauthorized:
@@ -109,7 +109,7 @@ def login(
     locked = pair_locked or ratelimit.exceeded(ctx, email_rule, key)
     row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = :e", e=key)  # noqa: S608
     usable = row is not None and not locked
-    hashed = row["password_hash"] if usable and row is not None else _dummy_hash()
+    hashed = row["password_hash"] if usable and row is not None else _dummy_hash(ctx.settings.bcrypt_cost)
     if not passwords.verify_password(password, hashed) or not usable or row is None:
         ratelimit.record(ctx, pair_rule, pair)
         if not pair_locked:  # an IP already locked out of this email cannot push the email-wide count
@@ -165,7 +165,7 @@ def list_users(ctx: AppContext) -> list[dict[str, Any]]:
 def create_user(ctx: AppContext, email: str, password: str, role: str) -> dict[str, Any]:
     """Create a staff account (admin only); 409 EMAIL_TAKEN for a used email in any case."""
     passwords.check_policy(password)
-    hashed = passwords.hash_password(password)
+    hashed = passwords.hash_password(password, ctx.settings.bcrypt_cost)
     try:
         with ctx.db.transaction() as tx:
             row = tx.one(
@@ -229,7 +229,7 @@ def lift_email_lock(ctx: AppContext, email: str) -> None:
 
 
 def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str | None, reason: str) -> int:
-    hashed = passwords.hash_password(new)
+    hashed = passwords.hash_password(new, ctx.settings.bcrypt_cost)
     with ctx.db.transaction() as tx:
         updated = tx.execute(
             "UPDATE control_center_users SET password_hash = :h, failed_login_count = 0, lockout_until = NULL,"

@@ -1,4 +1,4 @@
-"""Password hashing (bcrypt, cost 12) and the control-center password policy.
+"""Password hashing (bcrypt at the configured cost, 12 by default) and the control-center password policy.
 
 bcrypt reads at most 72 bytes; a longer password is rejected with a clear 400 rather than
 silently truncated (SPEC §6).
@@ -10,7 +10,6 @@ import bcrypt
 
 from shared.errors import ValidationFailed
 
-COST = 12
 MAX_BYTES = 72
 MIN_LENGTH = 8
 
@@ -30,11 +29,11 @@ def check_policy(password: str, field: str = "password") -> None:
         )
 
 
-def hash_password(password: str) -> str:
-    """bcrypt hash at cost 12 (the caller checked the policy)."""
+def hash_password(password: str, cost: int) -> str:
+    """bcrypt hash at work factor `cost` (Settings.bcrypt_cost; the caller checked the policy)."""
     if len(password.encode()) > MAX_BYTES:
         raise ValidationFailed("password", f"must be at most {MAX_BYTES} bytes")
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(COST)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost)).decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
