@@ -8,7 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import audit, customers, sessions, staff
+from shared.cc import audit, customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -162,27 +162,27 @@ def payment_confirmed(req: ApiRequest) -> dict:
 @endpoint
 def customers_list(req: ApiRequest) -> dict:
     search = paging.search_text(req.query("search"))
-    return customers.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
+    return customer_admin.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
 
 
 @functions_framework.http
 @endpoint
 def customers_get(req: ApiRequest) -> dict:
-    return customers.get_customer(req.ctx, req.uuid_param())
+    return customer_admin.get_customer(req.ctx, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def customers_block(req: ApiRequest) -> dict:
     customer_id = req.uuid_param()
-    reason = validate.string(req.json(), "reason", required=False, max_len=customers.REASON_MAX)
-    return customers.block(req.ctx, customer_id, _actor(req), reason)
+    reason = validate.string(req.json(), "reason", required=False, max_len=customer_admin.REASON_MAX)
+    return customer_admin.block(req.ctx, customer_id, _actor(req), reason)
 
 
 @functions_framework.http
 @endpoint
 def customers_unblock(req: ApiRequest) -> dict:
-    return customers.unblock(req.ctx, req.uuid_param(), _actor(req))
+    return customer_admin.unblock(req.ctx, req.uuid_param(), _actor(req))
 
 
 # ---- chat sessions -----------------------------------------------------------------------------

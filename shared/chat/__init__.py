@@ -2,7 +2,6 @@
 
 Messages:  send, messages (long poll with `wait`), mark_read
 Lists:     mitra_sessions (offers | current | history), customer_sessions (open | history)
-Pairing:   events.system_message(tx, ...) inside a transition, events.wake_readers(ctx, ...) after it
 
 Design (storage, the wait, ordering, fallback, anonymity): docs/chat.md.
 """

@@ -19,15 +19,14 @@ from shared import anonymity, paging
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
-from shared.pairing import expiry
-from shared.pairing import store as sessions
+from shared.sessions import settle, store
 
 MITRA_VIEWS = ("offers", "current", "history")
 CUSTOMER_VIEWS = ("open", "history")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
-_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in sessions.SESSION_COLUMNS.split(","))
+_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in store.SESSION_COLUMNS.split(","))
 _EXTRA = (
     " (SELECT count(*) FROM pairing_offers x WHERE x.session_id = s.id) AS offered_count,"
     " (SELECT COALESCE(max(m.id), 0) FROM chat_messages m WHERE m.session_id = s.id) AS last_message_id,"
@@ -77,7 +76,7 @@ def _page(
     if ":cutoff" in where:
         params["cutoff"] = cutoff
     rows = ctx.db.rows(statement, **params)
-    if expiry.settle(ctx, rows):  # exact deadlines (SPEC §12): list nobody past theirs as live
+    if settle.settle(ctx, rows):  # exact deadlines (SPEC §12): list nobody past theirs as live
         rows = ctx.db.rows(statement, **params)
     page = paging.page(kind, rows, limit, lambda row: (row["sort_at"], row["id"]))
     return page.rows, page.next_cursor
@@ -113,6 +112,6 @@ def customer_sessions(
 
 
 def _common(row: Row) -> dict[str, Any]:
-    item = sessions.to_json(row, int(row["offered_count"]))
+    item = store.to_json(row, int(row["offered_count"]))
     item["last_message_id"] = int(row["last_message_id"])
     return item

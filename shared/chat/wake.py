@@ -2,7 +2,7 @@
 
 Every instance keeps ONE pub/sub connection, owned by one daemon thread, subscribed to the
 channel `Keys.chat_wake`. A committed send or transition publishes its session id there
-(`publish`); every instance's listener receives it and sets the `threading.Event` of each
+(shared.sessions.effects.wake_readers); every instance's listener receives it and sets the `threading.Event` of each
 local request waiting on that session. A waiting request therefore holds no Valkey and no
 Postgres connection: however many requests wait, an instance uses one pub/sub connection
 plus its ordinary client pool (bounded by its request threads). Design: docs/chat.md.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from shared.context import AppContext
@@ -133,15 +133,3 @@ def hub(ctx: AppContext) -> Hub:
     ctx.valkey  # noqa: B018 (built before singleton() takes the context lock, which is not reentrant)
     built: Hub = ctx.singleton("chat.wake", lambda: Hub(ctx))
     return built
-
-
-def publish(ctx: AppContext, session_ids: Iterable[Any]) -> None:
-    """Wake every reader of these sessions on every instance; after commit, best-effort."""
-    ids = sorted({str(s) for s in session_ids if s})
-    if not ids:
-        return
-    try:
-        for session_id in ids:
-            ctx.valkey.publish(ctx.keys.chat_wake, session_id)
-    except VALKEY_ERRORS as exc:  # readers still see the row on their next poll
-        log.warning("chat wake publish failed", extra={"error": type(exc).__name__})

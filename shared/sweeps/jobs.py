@@ -12,7 +12,7 @@
 
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
-- session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
+- session-expiry: the pairing timeouts (shared.sessions.settle.expire_due_sessions).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def reseed_pass(ctx: AppContext) -> PassResult:
 
 def session_expiry_pass(ctx: AppContext) -> PassResult:
     """Expire searching / unpaid sessions and end overdue active ones."""
-    from shared.pairing import expire_due_sessions  # the pairing service owns the transitions
+    from shared.sessions.settle import expire_due_sessions
 
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))

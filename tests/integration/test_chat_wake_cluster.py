@@ -8,6 +8,7 @@ import time
 
 from shared.chat import wake
 from shared.context import AppContext
+from shared.sessions import effects
 
 
 def test_a_publish_wakes_a_waiter_on_the_three_shard_cluster(cluster_ctx: AppContext) -> None:
@@ -18,7 +19,7 @@ def test_a_publish_wakes_a_waiter_on_the_three_shard_cluster(cluster_ctx: AppCon
         waiter = threading.Thread(target=lambda: woken.set() if event.wait(10) else None)
         waiter.start()
         started = time.monotonic()
-        wake.publish(cluster_ctx, ["session-a"])
+        effects.wake_readers(cluster_ctx, "session-a")
         waiter.join(timeout=15)
         assert woken.is_set() and time.monotonic() - started < 5
         assert not other.is_set()  # only the waiters of the published session wake
