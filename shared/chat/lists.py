@@ -20,6 +20,7 @@ from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
 from shared.sessions import settle, store
+from shared.sessions.states import CAPACITY_STATUSES, FINAL_STATUSES, OPEN_STATUSES, status_in_sql
 
 MITRA_VIEWS = ("offers", "current", "history")
 CUSTOMER_VIEWS = ("open", "history")
@@ -41,9 +42,9 @@ _ORDER = " ORDER BY {sort} DESC, s.id DESC LIMIT :n"
 
 _MINE = " WHERE s.mitra_id = CAST(:me AS uuid)"
 _OWN = " WHERE s.customer_id = CAST(:me AS uuid)"
-_OPEN = " AND s.status IN ('searching', 'pending_payment', 'active')"
-_HELD = " AND s.status IN ('pending_payment', 'active')"
-_OVER = " AND s.status IN ('ended', 'expired', 'cancelled')"
+_OPEN = " AND " + status_in_sql("s.status", OPEN_STATUSES)
+_HELD = " AND " + status_in_sql("s.status", CAPACITY_STATUSES)
+_OVER = " AND " + status_in_sql("s.status", FINAL_STATUSES)
 
 # view -> (extra FROM, WHERE, sort column); :me is the caller, :cutoff the oldest live offer.
 _MITRA_SQL = {

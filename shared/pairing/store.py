@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.availability.truth import effective_max_sql, under_capacity_sql
+from shared.availability.truth import effective_max_sql, holds_capacity_sql, under_capacity_sql
 from shared.db import Row, Tx
 
 
@@ -53,7 +53,7 @@ _OVERRIDE = "CAST(:override AS int)"
 _CAPACITY_SQL = (
     f"SELECT used, {effective_max_sql(_OVERRIDE)} AS max, {under_capacity_sql('used', _OVERRIDE)} AS has_room"  # noqa: S608
     " FROM (SELECT count(*) AS used FROM chat_sessions"
-    "       WHERE mitra_id = CAST(:m AS uuid) AND status IN ('pending_payment', 'active')) c"
+    f"       WHERE mitra_id = CAST(:m AS uuid) AND {holds_capacity_sql('status')}) c"
 )
 
 

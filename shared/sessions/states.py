@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shared.availability.truth import CAPACITY_STATUSES as CAPACITY_STATUSES  # re-exported: part of the state machine
 from shared.db import Row
 
-OPEN_STATUSES = ("searching", "pending_payment", "active")
-CAPACITY_STATUSES = ("pending_payment", "active")  # a mitra holds the session: it uses capacity
+# CAPACITY_STATUSES (pending_payment, active: a mitra holds the session) is the capacity rule's.
+OPEN_STATUSES = ("searching", *CAPACITY_STATUSES)
 FINAL_STATUSES = ("ended", "expired", "cancelled")
 STATUSES = (*OPEN_STATUSES, *FINAL_STATUSES)
+
+
+def status_in_sql(status: str, statuses: tuple[str, ...]) -> str:
+    """SQL that the `status` column is one of these constant statuses."""
+    assert set(statuses) <= set(STATUSES), statuses
+    return f"{status} IN ({', '.join(repr(s) for s in statuses)})"
+
 
 # action -> (the statuses it leaves, the status it reaches).
 # accept reaches `active` instead when the session was already paid (a rerouted paid session).

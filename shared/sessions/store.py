@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.db import Row, Tx
 from shared.sessions import timeline
-from shared.sessions.states import EXPIRY_KINDS
+from shared.sessions.states import EXPIRY_KINDS, OPEN_STATUSES, status_in_sql
 
 SESSION_COLUMNS = (
     "id, customer_id, mitra_id, status, duration_minutes, requested_at, search_started_at, accepted_at,"
@@ -24,6 +24,7 @@ SESSION_COLUMNS = (
     " excluded_mitra_ids"
 )
 ONE_OPEN_PER_CUSTOMER = "chat_sessions_one_open_per_customer"
+_OPEN = status_in_sql("status", OPEN_STATUSES)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -68,7 +69,7 @@ def open_session_of(tx: Tx, customer_id: str) -> Row | None:
     """The customer's open session (searching, pending_payment or active), if any."""
     return tx.one(
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
-        " WHERE customer_id = CAST(:c AS uuid) AND status IN ('searching', 'pending_payment', 'active')",
+        f" WHERE customer_id = CAST(:c AS uuid) AND {_OPEN}",
         c=customer_id,
     )
 
@@ -286,7 +287,7 @@ def close_open_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, no
     closed: list[Row] = []
     for current in tx.rows(
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
-        " WHERE customer_id = CAST(:c AS uuid) AND status IN ('searching', 'pending_payment', 'active')"
+        f" WHERE customer_id = CAST(:c AS uuid) AND {_OPEN}"
         " FOR UPDATE",
         c=customer_id,
     ):
