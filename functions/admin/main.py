@@ -2,13 +2,13 @@
 
 Mitra, customer and chat-session management and the dashboard admit every control-center
 user (auth "cc": admins and operators run the day-to-day roster); changing app_config and
-staff accounts needs an admin ("cc_admin"). Every change writes an audit row (shared.cc.audit).
+staff accounts needs an admin ("cc_admin"). Every change writes an audit row (shared.audit).
 """
 
 import functions_framework
 
-from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import audit, customer_admin, sessions, staff
+from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
+from shared.cc import customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()

@@ -5,9 +5,9 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 
 import functions_framework
 
-from shared import config, context, phones, sms, validate
+from shared import audit, config, context, phones, sms, validate
 from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
-from shared.cc import audit, staff
+from shared.cc import staff
 from shared.errors import NotFound, Unauthorized
 from shared.http import ApiRequest, Reply, endpoint
 

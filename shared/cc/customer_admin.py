@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import paging
+from shared import audit, paging
 from shared.auth import customers as auth_customers
 from shared.auth import revocation
-from shared.cc import audit
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
