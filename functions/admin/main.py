@@ -7,7 +7,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 
 import functions_framework
 
-from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
+from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
 from shared.cc import customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -23,10 +23,6 @@ def _actor(req: ApiRequest) -> str:
 def _new_mitra(body: dict) -> tuple[str, str]:
     phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
     return phone, validate.string(body, "display_name", max_len=mitras.NAME_MAX) or ""
-
-
-def _record(req: ApiRequest, action: str, target_type: str, target_id: str, detail: dict | None = None) -> None:
-    audit.record_now(req.ctx, _actor(req), action, target_type, target_id, detail)
 
 
 def _uuid_query(req: ApiRequest, name: str) -> str | None:
@@ -69,7 +65,6 @@ def mitras_create(req: ApiRequest) -> Reply:
     body = req.json()
     phone, name = _new_mitra(body)
     mitra = availability.create_mitra(req.ctx, phone, name, mitras.parse_max_sessions(body), _actor(req))
-    _record(req, "mitra.create", "mitra", mitra["id"], {"phone": phone, "display_name": name})
     return Reply(mitra, 201)
 
 
@@ -96,25 +91,19 @@ def mitras_get(req: ApiRequest) -> dict:
 def mitras_patch(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
     changes = mitras.parse_edit(req.json())
-    mitra = availability.edit_mitra(req.ctx, mitra_id, changes, _actor(req))
-    _record(req, "mitra.edit", "mitra", mitra_id, changes)
-    return mitra
+    return availability.edit_mitra(req.ctx, mitra_id, changes, _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_deactivate(req: ApiRequest) -> dict:
-    mitra = availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
-    _record(req, "mitra.deactivate", "mitra", mitra["id"], {"revoked_sessions": mitra["revoked_sessions"]})
-    return mitra
+    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_activate(req: ApiRequest) -> dict:
-    mitra = availability.activate(req.ctx, req.uuid_param(), _actor(req))
-    _record(req, "mitra.activate", "mitra", mitra["id"])
-    return mitra
+    return availability.activate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
@@ -144,9 +133,7 @@ def app_config_put(req: ApiRequest) -> dict:
     body = req.json()
     if "value" not in body:
         validate.integer(body, "value")
-    saved = availability.set_app_config(req.ctx, key, body["value"], _actor(req))
-    _record(req, "app_config.put", "app_config", key, {"value": saved["value"]})
-    return saved
+    return availability.set_app_config(req.ctx, key, body["value"], _actor(req))
 
 
 @functions_framework.http
