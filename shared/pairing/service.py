@@ -22,7 +22,6 @@ State machine (anything else is 409 INVALID_TRANSITION with `current_status`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,10 +40,6 @@ log = logging.getLogger(__name__)
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 1440  # a booked session (extensions included) lasts at most a day
 MAX_EXTEND_MINUTES = 240
-
-# Race-test pause point: accept calls it with (session_id, mitra_id) once every check passed and
-# the mitra row is locked, just before the conditional UPDATE. None outside tests.
-before_accept_update: Callable[[str, str], None] | None = None
 
 
 def _actor(principal: Principal) -> str:
@@ -334,8 +329,6 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
                 used=capacity["used"],
                 max=capacity["max"],
             )
-        if before_accept_update is not None:
-            before_accept_update(session_id, me)
         won = store.accept(tx, session_id, me, now, deadline)
         if won is None:
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
