@@ -22,10 +22,10 @@ from shared.auth import revocation
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
-from shared.sessions import effects, settle, store
+from shared.sessions import effects, settle, states, store
 
 COLUMNS = f"{auth_customers.COLUMNS}, blocked_by"
-BLOCK_REASON = "customer_blocked"
+BLOCK_REASON = states.CUSTOMER_BLOCKED
 REASON_MAX = 500
 
 

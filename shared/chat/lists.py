@@ -7,7 +7,8 @@ Customer: open (its searching/pending_payment/active session), history (the ones
 
 Pages are newest first, by keyset: the opaque cursor encodes the (sort time, id) of the last
 row of the previous page, so a page never repeats or skips rows when new sessions arrive.
-Every customer a mitra sees here goes through `anonymity.customer_for_mitra`.
+Every customer a mitra sees here goes through `anonymity.customer_for_mitra`, and every end
+reason through `states.end_reason_for_mitra` (a staff block reads `closed_by_support`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
 from shared.sessions import settle, store
-from shared.sessions.states import CAPACITY_STATUSES, FINAL_STATUSES, OPEN_STATUSES, status_in_sql
+from shared.sessions.states import (
+    CAPACITY_STATUSES,
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    end_reason_for_mitra,
+    status_in_sql,
+)
 
 MITRA_VIEWS = ("offers", "current", "history")
 CUSTOMER_VIEWS = ("open", "history")
@@ -91,6 +98,7 @@ def mitra_sessions(ctx: AppContext, principal: Principal, view: str, cursor: str
     for row in rows:
         item = _common(row)
         item["customer"] = anonymity.customer_for_mitra(row["customer_id"], row["customer_name"], sees_name)
+        item["end_reason"] = end_reason_for_mitra(item["end_reason"])
         if view == "offers":
             deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
             item["offered_at"] = row["sort_at"].isoformat()

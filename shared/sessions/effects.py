@@ -15,6 +15,7 @@ from typing import Any
 from shared import availability, notify
 from shared.context import AppContext
 from shared.db import Row
+from shared.sessions.states import end_reason_for_mitra
 from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -59,5 +60,12 @@ def after_closed(ctx: AppContext, closed: list[Row]) -> None:
     wake_readers(ctx, *(row["id"] for row in closed))
     for row in closed:
         if row["mitra_id"]:
-            push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason=row["end_reason"])
+            push(
+                ctx,
+                "mitra",
+                [row["mitra_id"]],
+                "session_ended",
+                row,
+                end_reason=end_reason_for_mitra(row["end_reason"]),
+            )
         push(ctx, "mitra", row["lost"], "offer_closed", row)

@@ -45,6 +45,18 @@ def next_status(action: str, current: str | None, *, paid: bool = False) -> str 
     return "active" if action == "accept" and paid else reaches
 
 
+# A staff block of the customer ends its sessions with CUSTOMER_BLOCKED: the row, its event
+# and every staff view keep it, but the mitra is never told the customer was blocked. What
+# reaches the mitra (push, system message, its lists) says CLOSED_BY_SUPPORT instead.
+CUSTOMER_BLOCKED = "customer_blocked"
+CLOSED_BY_SUPPORT = "closed_by_support"
+
+
+def end_reason_for_mitra(reason: str | None) -> str | None:
+    """The end reason as the session's mitra may see it (a block is shown as CLOSED_BY_SUPPORT)."""
+    return CLOSED_BY_SUPPORT if reason == CUSTOMER_BLOCKED else reason
+
+
 # Deadlines, per expiry kind: the status it leaves, the deadline column, the status and end_reason it sets.
 EXPIRY_KINDS: dict[str, tuple[str, str, str, str]] = {
     "expired_searching": ("searching", "search_started_at", "expired", "pairing_timeout"),

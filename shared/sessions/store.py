@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.db import Row, Tx
 from shared.sessions import timeline
-from shared.sessions.states import EXPIRY_KINDS, OPEN_STATUSES, status_in_sql
+from shared.sessions.states import EXPIRY_KINDS, OPEN_STATUSES, end_reason_for_mitra, status_in_sql
 
 SESSION_COLUMNS = (
     "id, customer_id, mitra_id, status, duration_minutes, requested_at, search_started_at, accepted_at,"
@@ -281,7 +281,8 @@ def close_open_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, no
     """End every open session of the customer inside the caller's transaction; the closed rows.
 
     searching -> cancelled (its open offers lost), pending_payment/active -> ended, each with
-    `reason`, an event and its system message. Each returned row carries `lost` (mitras whose
+    `reason` and an event; the system message (which the mitra reads) carries the reason as
+    the mitra may see it (`states.end_reason_for_mitra`). Each returned row carries `lost` (mitras whose
     offer closed). Run `effects.after_closed` once the caller has committed.
     """
     closed: list[Row] = []
@@ -298,6 +299,6 @@ def close_open_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, no
             continue
         lost = close_offers(tx, session_id, now)
         timeline.record_event(tx, session_id, row["status"], actor, now, {"reason": reason})
-        timeline.system_message(tx, session_id, row["status"], now, end_reason=reason)
+        timeline.system_message(tx, session_id, row["status"], now, end_reason=end_reason_for_mitra(reason))
         closed.append({**row, "lost": lost})
     return closed
