@@ -70,13 +70,7 @@ def get_customer(ctx: AppContext, customer_id: str) -> dict[str, Any]:
         with ctx.db.transaction() as tx:
             open_row = store.open_session_of(tx, customer_id)
     with ctx.db.transaction() as tx:
-        counts = {
-            r["status"]: int(r["n"])
-            for r in tx.rows(
-                "SELECT status, count(*) AS n FROM chat_sessions WHERE customer_id = CAST(:c AS uuid) GROUP BY status",
-                c=customer_id,
-            )
-        }
+        counts = store.status_counts_of_customer(tx, customer_id)
         open_view = store.to_json(open_row, store.offered_count(tx, str(open_row["id"]))) if open_row else None
     return {
         **to_json(row),

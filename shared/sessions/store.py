@@ -79,6 +79,15 @@ def offered_count(tx: Tx, session_id: str) -> int:
     return int(tx.scalar("SELECT count(*) FROM pairing_offers WHERE session_id = CAST(:id AS uuid)", id=session_id))
 
 
+def status_counts_of_customer(tx: Tx, customer_id: str) -> dict[str, int]:
+    """How many sessions the customer has in each status (statuses with none are absent)."""
+    rows = tx.rows(
+        "SELECT status, count(*) AS n FROM chat_sessions WHERE customer_id = CAST(:c AS uuid) GROUP BY status",
+        c=customer_id,
+    )
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
 def lock_for_messages(tx: Tx, session_id: str) -> Row | None:
     """Lock the session row (serializes this session's inserts) and return its parties and status.
 
