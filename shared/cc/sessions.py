@@ -12,7 +12,7 @@ from shared import paging
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
-from shared.sessions import settle, states, store, timeline
+from shared.sessions import settle, states, store
 
 STATUSES = states.STATUSES
 _LIST_SQL = (
@@ -61,7 +61,7 @@ def get_session(ctx: AppContext, session_id: str) -> dict[str, Any]:
         row = store.get(tx, session_id)
         if row is None:
             raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
-        events = timeline.events_of(tx, session_id)
+        events = store.events_of(tx, session_id)
         offers = store.offers_of(tx, session_id)
     return {
         **store.to_json(row, len(offers)),

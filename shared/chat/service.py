@@ -20,7 +20,7 @@ from shared.chat import store, wake
 from shared.context import AppContext
 from shared.db import Row, Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.sessions import effects, settle, timeline
+from shared.sessions import effects, settle
 from shared.sessions import store as sessions
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def send(
                 code="SESSION_NOT_ACTIVE",
                 current_status=status,
             )
-        row = timeline.append_message(tx, session_id, sender_type, sender_id, client_message_id, body, now)
+        row = sessions.append_message(tx, session_id, sender_type, sender_id, client_message_id, body, now)
         tx.commit()
     effects.wake_readers(ctx, session_id)
     peer = _peer(principal)

@@ -1,6 +1,6 @@
 """Reads of `chat_messages`, and `chat_read_markers`: the SQL lives here.
 
-Messages are appended by shared.sessions.timeline (`append_message`, the one INSERT), under
+Messages are appended by shared.sessions.store (`append_message`, the one INSERT), under
 the session's row lock: the ordering rule is written there and in docs/chat.md.
 """
 
@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Row, Tx
-from shared.sessions.timeline import MESSAGE_COLUMNS
+from shared.sessions.store import MESSAGE_COLUMNS
 
 
 def to_json(row: Row) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.pairing import store as offers
-from shared.sessions import effects, settle, states, store, timeline
+from shared.sessions import effects, settle, states, store
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
             row = store.insert_session(tx, customer_id, duration, now)
             session_id = str(row["id"])
             offers.insert_offers(tx, session_id, picked, now)
-            timeline.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
-            timeline.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "round": 1})
+            store.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
+            store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "round": 1})
             view = _view(tx, row)
             tx.commit()
     except DatabaseError as exc:
@@ -170,8 +170,8 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         if row is None:
             raise _invalid(store.get(tx, session_id), "cancel")
         lost = store.close_offers(tx, session_id, now)
-        timeline.record_event(tx, session_id, "cancelled", _actor(principal), now)
-        timeline.system_message(tx, session_id, "cancelled", now)
+        store.record_event(tx, session_id, "cancelled", _actor(principal), now)
+        store.system_message(tx, session_id, "cancelled", now)
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -191,7 +191,7 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             if current is None or current["status"] != "active":
                 raise _invalid(current, "extend")
             raise ValidationFailed("minutes", f"a session lasts at most {MAX_DURATION_MINUTES} minutes in total")
-        timeline.record_event(
+        store.record_event(
             tx,
             session_id,
             "extended",
@@ -199,7 +199,7 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             now,
             {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
         )
-        timeline.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
+        store.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -226,8 +226,8 @@ def _end(
         row = store.finish(tx, session_id, states.CAPACITY_STATUSES, "ended", reason, now)
         if row is None:
             raise _invalid(store.get(tx, session_id), "end")
-        timeline.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
-        timeline.system_message(tx, session_id, "ended", now, end_reason=reason)
+        store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
+        store.system_message(tx, session_id, "ended", now, end_reason=reason)
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -261,9 +261,9 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
             raise _invalid(store.get(tx, session_id), "reroute")
         offers.insert_offers(tx, session_id, picked, now)
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
-        timeline.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
-        timeline.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
-        timeline.system_message(tx, session_id, "rerouted", now)
+        store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
+        store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
+        store.system_message(tx, session_id, "rerouted", now)
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -333,10 +333,10 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         if won is None:
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
         lost = store.close_offers(tx, session_id, now, winner=me)
-        timeline.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
-        timeline.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
+        store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
+        store.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
         if won["status"] == "active":  # a rerouted paid session starts at once
-            timeline.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
+            store.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
         view = _view(tx, won)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -370,7 +370,7 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         exclude: list[str] | None = None
         if response is None:  # a repeated decline changes nothing
             offers.decline_offer(tx, session_id, principal.user_id, now)
-            timeline.record_event(tx, session_id, "declined", _actor(principal), now)
+            store.record_event(tx, session_id, "declined", _actor(principal), now)
             if offers.pending_offer_count(tx, session_id) == 0:
                 exclude = offers.reblast_exclusions(tx, session_id)
         tx.commit()
@@ -402,15 +402,13 @@ def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Ro
     session_id = str(row["id"])
     if picked:
         offers.insert_offers(tx, session_id, picked, now)
-        timeline.record_event(
-            tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "all_declined"}
-        )
+        store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "all_declined"})
         return store.restart_search(tx, session_id, now) or row
     # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
     ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
-    timeline.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
+    store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
     if ended is not None:
-        timeline.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
+        store.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
     return ended or row
 
 
@@ -439,8 +437,8 @@ def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> d
                     "the payment deadline has passed", code="PAYMENT_DEADLINE_PASSED", current_status="pending_payment"
                 )
             raise _invalid(current, "confirm payment of")
-        timeline.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
-        timeline.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
+        store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
+        store.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.context import AppContext
 from shared.db import Row
-from shared.sessions import effects, states, store, timeline
+from shared.sessions import effects, states, store
 
 ACTOR = "system:session-expiry"
 ACTOR_ON_ACCESS = "system:deadline"  # moved by a read or transition that found it overdue
@@ -50,7 +50,7 @@ def expire_due_sessions(ctx: AppContext) -> dict[str, int]:
             with ctx.db.transaction() as tx:
                 batch = store.expire_batch(tx, kind, cutoff, now, ACTOR, BATCH)
                 _, _, status, reason = states.EXPIRY_KINDS[kind]
-                timeline.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
+                store.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
                 tx.commit()
             moved.extend(batch)
             _after_commit(ctx, kind, batch)
@@ -84,7 +84,7 @@ def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) ->
             cutoff = now - timeout if kind == "expired_searching" else now
             moved[kind] = store.expire_batch(tx, kind, cutoff, now, ACTOR_ON_ACCESS, len(ids), session_ids=ids)
             _, _, status, reason = states.EXPIRY_KINDS[kind]
-            timeline.system_messages(tx, (r["id"] for r in moved[kind]), status, now, end_reason=reason)
+            store.system_messages(tx, (r["id"] for r in moved[kind]), status, now, end_reason=reason)
         tx.commit()
     for kind, batch in moved.items():
         _after_commit(ctx, kind, batch)
