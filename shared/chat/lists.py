@@ -84,7 +84,7 @@ def _page(
     if ":cutoff" in where:
         params["cutoff"] = cutoff
     rows = ctx.db.rows(statement, **params)
-    if settle.settle(ctx, rows):  # exact deadlines (SPEC §12): list nobody past theirs as live
+    if settle.settle(ctx, rows):  # exact deadlines (docs/control-center.md): list nobody past theirs as live
         rows = ctx.db.rows(statement, **params)
     page = paging.page(kind, rows, limit, lambda row: (row["sort_at"], row["id"]))
     return page.rows, page.next_cursor
