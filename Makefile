@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m infra.lint_migrations
+	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: install
 	$(BIN)/ruff format .

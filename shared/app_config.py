@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared import audit
 from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import NotFound, ValidationFailed
@@ -105,7 +106,7 @@ def read(ctx: AppContext, key: str) -> dict[str, Any]:
 
 
 def put(ctx: AppContext, key: str, value: Any, actor: str) -> dict[str, Any]:
-    """Validate and upsert one key; return it as `read` does."""
+    """Validate and upsert one key, with its audit row by `actor`; return it as `read` does."""
     clean = validate(key, value)
     with ctx.db.transaction() as tx:
         row = tx.one(
@@ -116,7 +117,7 @@ def put(ctx: AppContext, key: str, value: Any, actor: str) -> dict[str, Any]:
             v=json.dumps(clean),
             now=ctx.now(),
         )
+        assert row is not None
+        audit.record(tx, actor, "app_config.put", "app_config", key, ctx.now(), {"value": row["value"]})
         tx.commit()
-    assert row is not None
-    del actor  # who changed it is in the request log; app_config keeps no history table
     return {"key": key, "value": row["value"], "default": DEFAULTS[key], "updated_at": row["updated_at"].isoformat()}

@@ -2,13 +2,13 @@
 
 Mitra, customer and chat-session management and the dashboard admit every control-center
 user (auth "cc": admins and operators run the day-to-day roster); changing app_config and
-staff accounts needs an admin ("cc_admin"). Every change writes an audit row (shared.cc.audit).
+staff accounts needs an admin ("cc_admin"). Every change writes an audit row (shared.audit).
 """
 
 import functions_framework
 
 from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import audit, customers, sessions, staff
+from shared.cc import customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -23,10 +23,6 @@ def _actor(req: ApiRequest) -> str:
 def _new_mitra(body: dict) -> tuple[str, str]:
     phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
     return phone, validate.string(body, "display_name", max_len=mitras.NAME_MAX) or ""
-
-
-def _record(req: ApiRequest, action: str, target_type: str, target_id: str, detail: dict | None = None) -> None:
-    audit.record_now(req.ctx, _actor(req), action, target_type, target_id, detail)
 
 
 def _uuid_query(req: ApiRequest, name: str) -> str | None:
@@ -69,7 +65,6 @@ def mitras_create(req: ApiRequest) -> Reply:
     body = req.json()
     phone, name = _new_mitra(body)
     mitra = availability.create_mitra(req.ctx, phone, name, mitras.parse_max_sessions(body), _actor(req))
-    _record(req, "mitra.create", "mitra", mitra["id"], {"phone": phone, "display_name": name})
     return Reply(mitra, 201)
 
 
@@ -96,25 +91,19 @@ def mitras_get(req: ApiRequest) -> dict:
 def mitras_patch(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
     changes = mitras.parse_edit(req.json())
-    mitra = availability.edit_mitra(req.ctx, mitra_id, changes, _actor(req))
-    _record(req, "mitra.edit", "mitra", mitra_id, changes)
-    return mitra
+    return availability.edit_mitra(req.ctx, mitra_id, changes, _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_deactivate(req: ApiRequest) -> dict:
-    mitra = availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
-    _record(req, "mitra.deactivate", "mitra", mitra["id"], {"revoked_sessions": mitra["revoked_sessions"]})
-    return mitra
+    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
 @endpoint
 def mitras_activate(req: ApiRequest) -> dict:
-    mitra = availability.activate(req.ctx, req.uuid_param(), _actor(req))
-    _record(req, "mitra.activate", "mitra", mitra["id"])
-    return mitra
+    return availability.activate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
@@ -144,9 +133,7 @@ def app_config_put(req: ApiRequest) -> dict:
     body = req.json()
     if "value" not in body:
         validate.integer(body, "value")
-    saved = availability.set_app_config(req.ctx, key, body["value"], _actor(req))
-    _record(req, "app_config.put", "app_config", key, {"value": saved["value"]})
-    return saved
+    return availability.set_app_config(req.ctx, key, body["value"], _actor(req))
 
 
 @functions_framework.http
@@ -162,27 +149,27 @@ def payment_confirmed(req: ApiRequest) -> dict:
 @endpoint
 def customers_list(req: ApiRequest) -> dict:
     search = paging.search_text(req.query("search"))
-    return customers.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
+    return customer_admin.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
 
 
 @functions_framework.http
 @endpoint
 def customers_get(req: ApiRequest) -> dict:
-    return customers.get_customer(req.ctx, req.uuid_param())
+    return customer_admin.get_customer(req.ctx, req.uuid_param())
 
 
 @functions_framework.http
 @endpoint
 def customers_block(req: ApiRequest) -> dict:
     customer_id = req.uuid_param()
-    reason = validate.string(req.json(), "reason", required=False, max_len=customers.REASON_MAX)
-    return customers.block(req.ctx, customer_id, _actor(req), reason)
+    reason = validate.string(req.json(), "reason", required=False, max_len=customer_admin.REASON_MAX)
+    return customer_admin.block(req.ctx, customer_id, _actor(req), reason)
 
 
 @functions_framework.http
 @endpoint
 def customers_unblock(req: ApiRequest) -> dict:
-    return customers.unblock(req.ctx, req.uuid_param(), _actor(req))
+    return customer_admin.unblock(req.ctx, req.uuid_param(), _actor(req))
 
 
 # ---- chat sessions -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import functions_framework
 
 from shared import config, context, phones, sms, validate
 from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
-from shared.cc import audit, staff
+from shared.cc import staff
 from shared.errors import NotFound, Unauthorized
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -169,8 +169,7 @@ def cc_users_create(req: ApiRequest) -> Reply:
     email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
     password = validate.string(body, "password", strip=False, max_len=1024) or ""
     role = validate.choice(body, "role", cc_users.ROLES, required=False, default="operator") or "operator"
-    user = cc_users.create_user(req.ctx, email, password, role)
-    audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.create", "cc_user", user["id"], {"role": role})
+    user = cc_users.create_user(req.ctx, email, password, role, actor=f"cc:{req.principal.user_id}")
     return Reply(user, 201)
 
 
@@ -196,7 +195,6 @@ def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
     revoked = cc_users.reset_password(req.ctx, req.principal, user_id, new)
-    audit.record_now(req.ctx, f"cc:{req.principal.user_id}", "cc_user.password_reset", "cc_user", user_id)
     return {"ok": True, "revoked_sessions": revoked}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from shared import app_config, ratelimit
+from shared import app_config, audit, ratelimit
 from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
@@ -162,8 +162,12 @@ def list_users(ctx: AppContext) -> list[dict[str, Any]]:
     return [to_json(r) for r in rows]
 
 
-def create_user(ctx: AppContext, email: str, password: str, role: str) -> dict[str, Any]:
-    """Create a staff account (admin only); 409 EMAIL_TAKEN for a used email in any case."""
+def create_user(ctx: AppContext, email: str, password: str, role: str, actor: str | None = None) -> dict[str, Any]:
+    """Create a staff account; 409 EMAIL_TAKEN for a used email in any case.
+
+    `actor` is the admin creating it (`cc:<id>`), audited in the same transaction; None only
+    for accounts made outside the control center (the first admin, tests).
+    """
     passwords.check_policy(password)
     hashed = passwords.hash_password(password, ctx.settings.bcrypt_cost)
     try:
@@ -175,6 +179,9 @@ def create_user(ctx: AppContext, email: str, password: str, role: str) -> dict[s
                 h=hashed,
                 r=role,
             )
+            assert row is not None
+            if actor is not None:
+                audit.record(tx, actor, "cc_user.create", "cc_user", str(row["id"]), ctx.now(), {"role": role})
             tx.commit()
     except DatabaseError as exc:
         if is_unique_violation(exc):
@@ -212,7 +219,7 @@ def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -
         )
     passwords.check_policy(new, "new_password")
     email = ctx.db.scalar("SELECT email FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)
-    revoked = _set_password(ctx, user_id, new, keep_session=None, reason="password_reset")
+    revoked = _set_password(ctx, user_id, new, keep_session=None, reason="password_reset", by=f"cc:{caller.user_id}")
     lift_email_lock(ctx, str(email))  # the reset also lifts an email-wide lock
     return revoked
 
@@ -228,7 +235,10 @@ def lift_email_lock(ctx: AppContext, email: str) -> None:
     ratelimit.reset(ctx, _failure_rules(ctx)[1], email.lower())
 
 
-def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str | None, reason: str) -> int:
+def _set_password(
+    ctx: AppContext, user_id: str, new: str, *, keep_session: str | None, reason: str, by: str | None = None
+) -> int:
+    """Set the password and revoke the user's sessions (but `keep_session`); an admin reset (`by`) is audited."""
     hashed = passwords.hash_password(new, ctx.settings.bcrypt_cost)
     with ctx.db.transaction() as tx:
         updated = tx.execute(
@@ -243,5 +253,7 @@ def _set_password(ctx: AppContext, user_id: str, new: str, *, keep_session: str 
         revoked = revocation.take_access_away(
             ctx, tx, reason=reason, user_type="cc", user_id=user_id, except_session=keep_session
         )
+        if by is not None:
+            audit.record(tx, by, "cc_user.password_reset", "cc_user", user_id, ctx.now())
         tx.commit()
     return len(revoked)

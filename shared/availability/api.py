@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared import app_config, mitras
+from shared import app_config, audit, mitras
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.availability import mirror, truth
@@ -139,6 +139,7 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
             row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
             mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": was_online})
         revoked = revocation.take_access_away(ctx, tx, reason="deactivated", user_type="mitra", user_id=mitra_id)
+        audit.record(tx, actor, "mitra.deactivate", "mitra", mitra_id, now, {"revoked_sessions": len(revoked)})
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     if not mirror.sync(ctx, state):
@@ -154,6 +155,7 @@ def activate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
         if not row["is_active"]:
             row = mitras.update(tx, mitra_id, now, is_active=True)
             mitras.log_status(tx, mitra_id, "activated", actor, now)
+        audit.record(tx, actor, "mitra.activate", "mitra", mitra_id, now)
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     mirror.sync(ctx, state)
@@ -166,11 +168,12 @@ def create_mitra(
     """Onboard a mitra (offline, active); 409 PHONE_TAKEN for a known phone."""
     with ctx.db.transaction() as tx:
         row = mitras.create(tx, phone_e164, display_name, max_sessions)
+        detail = {"phone": phone_e164, "display_name": display_name}
+        audit.record(tx, actor, "mitra.create", "mitra", str(row["id"]), ctx.now(), detail)
         state, _ = _truth_in_tx(tx, str(row["id"]))
         tx.commit()
     if max_sessions is not None:
         mirror.sync(ctx, state)
-    del actor  # creation is recorded by created_at; the log holds status changes only
     return mitras.to_json(row)
 
 
@@ -185,6 +188,7 @@ def edit_mitra(ctx: AppContext, mitra_id: str, changes: dict[str, Any], actor: s
             row = mitras.update(tx, mitra_id, now, **changed)
             detail = {k: {"from": before[k], "to": v} for k, v in changed.items()}
             mitras.log_status(tx, mitra_id, "edited", actor, now, detail)
+        audit.record(tx, actor, "mitra.edit", "mitra", mitra_id, now, changes)
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     if "max_concurrent_sessions" in changed:

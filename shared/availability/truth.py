@@ -23,8 +23,18 @@ from shared.db import Tx
 
 # The default maximum when app_config has no mitra_max_concurrent_sessions row (Lua: '1').
 UNSET_DEFAULT_MAX = 1
+# The statuses in which a session holds its mitra's capacity: used = how many it holds. The one
+# definition; the state machine (shared.sessions.states) and every capacity query take it from here.
+CAPACITY_STATUSES = ("pending_payment", "active")
+
+
+def holds_capacity_sql(status: str) -> str:
+    """SQL that a session's `status` column is one of CAPACITY_STATUSES (constant SQL)."""
+    return f"{status} IN ({', '.join(repr(s) for s in CAPACITY_STATUSES)})"
+
+
 # Used capacity of mitra m, derived from chat_sessions (never bookkept).
-_USED = "(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status IN ('active', 'pending_payment'))"
+_USED = f"(SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND {holds_capacity_sql('s.status')})"  # noqa: S608
 DEFAULT_MAX_SQL = (
     "COALESCE((SELECT (value #>> '{}')::int FROM app_config WHERE key = 'mitra_max_concurrent_sessions'),"  # noqa: S608 (constant SQL)
     f" {UNSET_DEFAULT_MAX})"
@@ -117,7 +127,7 @@ def mitras_by_id(tx: Tx, ids: list[str]) -> list[MitraTruth]:
 
 _MIRRORED_SQL = (
     "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
-    "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id)"
+    f"           WHERE {holds_capacity_sql('status')} AND mitra_id IS NOT NULL GROUP BY mitra_id)"
     f" SELECT {_COLUMNS}, COALESCE(u.n, 0) AS used FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
     " WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL OR u.n IS NOT NULL"
 )
@@ -158,7 +168,7 @@ class SeedSlice:
 # online ids, their pings and their flags line up. Scores are epoch ms (floor).
 _SEED_SLICES_SQL = (
     "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
-    "           WHERE status IN ('active', 'pending_payment') AND mitra_id IS NOT NULL GROUP BY mitra_id),"
+    f"           WHERE {holds_capacity_sql('status')} AND mitra_id IS NOT NULL GROUP BY mitra_id),"
     f" d AS (SELECT {DEFAULT_MAX_SQL} AS dmax)"
     " SELECT count(*) AS mitras,"
     "  count(*) FILTER (WHERE online) AS online,"

@@ -1,6 +1,6 @@
 """Chat sessions in the control center: a filtered, paged list and one session with its trail.
 
-Reads settle first (shared.pairing.settle): a listed or viewed session past its deadline is
+Reads settle first (shared.sessions.settle): a listed or viewed session past its deadline is
 expired/ended by the same conditional update the sweep runs, before it is shown.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import paging, pairing
+from shared import paging
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
-from shared.pairing import store
+from shared.sessions import settle, states, store
 
-STATUSES = ("searching", "pending_payment", "active", "ended", "expired", "cancelled")
+STATUSES = states.STATUSES
 _LIST_SQL = (
     f"SELECT {store.SESSION_COLUMNS},"  # noqa: S608 (constant columns)
     " (SELECT count(*) FROM pairing_offers po WHERE po.session_id = chat_sessions.id) AS offered_count"
@@ -45,7 +45,7 @@ def list_sessions(
         **paging.after("chat-sessions", cursor),
     }
     rows = ctx.db.rows(_LIST_SQL, **params)
-    if pairing.settle(ctx, rows):
+    if settle.settle(ctx, rows):
         rows = ctx.db.rows(_LIST_SQL, **params)  # overdue rows moved: the filter may drop them now
     cut = paging.page("chat-sessions", rows, limit, lambda r: (r["requested_at"], r["id"]))
     return {
@@ -56,21 +56,13 @@ def list_sessions(
 
 def get_session(ctx: AppContext, session_id: str) -> dict[str, Any]:
     """One session with its event trail (oldest first) and its offers; 404 SESSION_NOT_FOUND."""
-    pairing.settle_one(ctx, session_id)
+    settle.settle_one(ctx, session_id)
     with ctx.db.transaction() as tx:
         row = store.get(tx, session_id)
         if row is None:
             raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
-        events = tx.rows(
-            "SELECT id, type, actor, at, detail FROM chat_session_events"
-            " WHERE session_id = CAST(:s AS uuid) ORDER BY at, id",
-            s=session_id,
-        )
-        offers = tx.rows(
-            "SELECT mitra_id, offered_at, responded_at, response FROM pairing_offers"
-            " WHERE session_id = CAST(:s AS uuid) ORDER BY offered_at, mitra_id",
-            s=session_id,
-        )
+        events = store.events_of(tx, session_id)
+        offers = store.offers_of(tx, session_id)
     return {
         **store.to_json(row, len(offers)),
         "excluded_mitra_ids": [str(m) for m in row["excluded_mitra_ids"]],

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import validate
+from shared import audit, validate
 from shared.auth import cc_users, revocation
 from shared.auth.principal import Principal
-from shared.cc import audit
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed

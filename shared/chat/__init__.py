@@ -2,7 +2,6 @@
 
 Messages:  send, mark_read; the long poll with `wait` is shared.chat.longpoll.messages (async)
 Lists:     mitra_sessions (offers | current | history), customer_sessions (open | history)
-Pairing:   events.system_message(tx, ...) inside a transition, events.wake_readers(ctx, ...) after it
 
 Design (storage, the wait, ordering, fallback, anonymity): docs/chat.md.
 """

@@ -7,7 +7,8 @@ Customer: open (its searching/pending_payment/active session), history (the ones
 
 Pages are newest first, by keyset: the opaque cursor encodes the (sort time, id) of the last
 row of the previous page, so a page never repeats or skips rows when new sessions arrive.
-Every customer a mitra sees here goes through `anonymity.customer_for_mitra`.
+Every customer a mitra sees here goes through `anonymity.customer_for_mitra`, and every end
+reason through `states.end_reason_for_mitra` (a staff block reads `closed_by_support`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from shared import anonymity, paging
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
-from shared.pairing import expiry
-from shared.pairing import store as sessions
+from shared.sessions import settle, store
+from shared.sessions.states import (
+    CAPACITY_STATUSES,
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    end_reason_for_mitra,
+    status_in_sql,
+)
 
 MITRA_VIEWS = ("offers", "current", "history")
 CUSTOMER_VIEWS = ("open", "history")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
-_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in sessions.SESSION_COLUMNS.split(","))
+_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in store.SESSION_COLUMNS.split(","))
 _EXTRA = (
     " (SELECT count(*) FROM pairing_offers x WHERE x.session_id = s.id) AS offered_count,"
     " (SELECT COALESCE(max(m.id), 0) FROM chat_messages m WHERE m.session_id = s.id) AS last_message_id,"
@@ -42,9 +49,9 @@ _ORDER = " ORDER BY {sort} DESC, s.id DESC LIMIT :n"
 
 _MINE = " WHERE s.mitra_id = CAST(:me AS uuid)"
 _OWN = " WHERE s.customer_id = CAST(:me AS uuid)"
-_OPEN = " AND s.status IN ('searching', 'pending_payment', 'active')"
-_HELD = " AND s.status IN ('pending_payment', 'active')"
-_OVER = " AND s.status IN ('ended', 'expired', 'cancelled')"
+_OPEN = " AND " + status_in_sql("s.status", OPEN_STATUSES)
+_HELD = " AND " + status_in_sql("s.status", CAPACITY_STATUSES)
+_OVER = " AND " + status_in_sql("s.status", FINAL_STATUSES)
 
 # view -> (extra FROM, WHERE, sort column); :me is the caller, :cutoff the oldest live offer.
 _MITRA_SQL = {
@@ -77,7 +84,7 @@ def _page(
     if ":cutoff" in where:
         params["cutoff"] = cutoff
     rows = ctx.db.rows(statement, **params)
-    if expiry.settle(ctx, rows):  # exact deadlines (SPEC §12): list nobody past theirs as live
+    if settle.settle(ctx, rows):  # exact deadlines (docs/control-center.md): list nobody past theirs as live
         rows = ctx.db.rows(statement, **params)
     page = paging.page(kind, rows, limit, lambda row: (row["sort_at"], row["id"]))
     return page.rows, page.next_cursor
@@ -91,6 +98,7 @@ def mitra_sessions(ctx: AppContext, principal: Principal, view: str, cursor: str
     for row in rows:
         item = _common(row)
         item["customer"] = anonymity.customer_for_mitra(row["customer_id"], row["customer_name"], sees_name)
+        item["end_reason"] = end_reason_for_mitra(item["end_reason"])
         if view == "offers":
             deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
             item["offered_at"] = row["sort_at"].isoformat()
@@ -113,6 +121,6 @@ def customer_sessions(
 
 
 def _common(row: Row) -> dict[str, Any]:
-    item = sessions.to_json(row, int(row["offered_count"]))
+    item = store.to_json(row, int(row["offered_count"]))
     item["last_message_id"] = int(row["last_message_id"])
     return item

@@ -6,7 +6,7 @@ and no Valkey connection. The Hub owns ONE pub/sub connection per process (redis
 client on a blocking pool of one: the default asyncio pool raises MaxConnectionsError when it
 runs out instead of waiting), subscribed to `Keys.chat_wake`; every published session id sets
 the events of that session's local waiters, which then re-read Postgres. Publishing is
-shared.chat.wake's (after each committed send or transition).
+shared.sessions.effects.wake_readers (after each committed send or transition).
 
 Rules (docs/chat.md, "Bounded waiting"):
 - a caller (user type and id) holds at most CHAT_MAX_WAITS_PER_CALLER (default 4) waits on

@@ -14,11 +14,12 @@ from typing import Any
 
 from shared import anonymity, app_config, notify, ratelimit
 from shared.auth.principal import Principal
-from shared.chat import store, wake
+from shared.chat import store
 from shared.context import AppContext
 from shared.db import Row, Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.pairing import expiry
+from shared.sessions import effects, settle
+from shared.sessions import store as sessions
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def send(
     """Append a message from the caller; (message, created). A retry returns the first message."""
     sender_type, sender_id = principal.user_type, principal.user_id
     with ctx.db.transaction() as tx:
-        _party(principal, store.session_parties(tx, session_id))
+        _party(principal, sessions.get(tx, session_id))
         existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
         limit = int(app_config.get_in(tx, "chat_max_messages_per_minute"))
         sender_name = _sender_name(tx, principal)  # read before the lock: it keeps the lock short
@@ -89,7 +90,7 @@ def send(
     ratelimit.hit(ctx, ratelimit.Limit("chat-send", limit, 60), f"{sender_type}:{sender_id}")
     now = ctx.now()
     with ctx.db.transaction() as tx:
-        session = _party(principal, store.lock_session(tx, session_id))
+        session = _party(principal, sessions.lock_for_messages(tx, session_id))
         # Under the lock: a concurrent retry with the same id committed first, or it did not.
         existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
         if existing is not None:
@@ -101,9 +102,9 @@ def send(
                 code="SESSION_NOT_ACTIVE",
                 current_status=status,
             )
-        row = store.insert(tx, session_id, sender_type, sender_id, client_message_id, body, now)
+        row = sessions.append_message(tx, session_id, sender_type, sender_id, client_message_id, body, now)
         tx.commit()
-    wake.publish(ctx, [session_id])
+    effects.wake_readers(ctx, session_id)
     peer = _peer(principal)
     push = {
         "type": "chat_message",
@@ -132,11 +133,11 @@ def _sender_name(tx: Tx, principal: Principal) -> str:
 def read(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> dict[str, Any]:
     """One read of the messages after `after` (blocking; the long poll around it is shared.chat.longpoll)."""
     with ctx.db.transaction() as tx:
-        session = _party(principal, store.session_parties(tx, session_id))
+        session = _party(principal, sessions.get(tx, session_id))
         rows = store.after(tx, session_id, after, limit)
         peer = _peer(principal)
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
-    if expiry.settle(ctx, [session]):
+    if settle.settle(ctx, [session]):
         # Past its deadline (SPEC §12): ended/expired now, with its system message; read again.
         return read(ctx, principal, session_id, after, limit)
     messages = [store.to_json(r) for r in rows]
@@ -151,7 +152,7 @@ def read(ctx: AppContext, principal: Principal, session_id: str, after: int, lim
 def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int) -> dict[str, Any]:
     """Move the caller's read marker to `up_to` (clamped to the last message); never back."""
     with ctx.db.transaction() as tx:
-        _party(principal, store.session_parties(tx, session_id))
+        _party(principal, sessions.get(tx, session_id))
         target = min(up_to, store.last_id(tx, session_id))
         marker = store.move_read_marker(tx, session_id, principal.user_type, principal.user_id, target, ctx.now())
         tx.commit()

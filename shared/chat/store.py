@@ -1,21 +1,16 @@
-"""Rows of `chat_messages` and `chat_read_markers`: the SQL lives here.
+"""Reads of `chat_messages`, and `chat_read_markers`: the SQL lives here.
 
-Ordering rule (docs/chat.md): every insert into one session's messages happens while its
-transaction holds that session's row lock (a send takes FOR NO KEY UPDATE; a transition's
-conditional UPDATE holds it already), so within a session ids are allocated and committed in
-the same order. A reader of `id > after` therefore never skips an id that commits later.
+Messages are appended by shared.sessions.store (`append_message`, the one INSERT), under
+the session's row lock: the ordering rule is written there and in docs/chat.md.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from shared.db import Row, Tx
-from shared.pairing.store import SESSION_COLUMNS
-
-MESSAGE_COLUMNS = "id, session_id, sender_type, sender_id, client_message_id, body, detail, created_at"
+from shared.sessions.store import MESSAGE_COLUMNS
 
 
 def to_json(row: Row) -> dict[str, Any]:
@@ -32,27 +27,6 @@ def to_json(row: Row) -> dict[str, Any]:
     }
 
 
-def lock_session(tx: Tx, session_id: str) -> Row | None:
-    """Lock the session row (serializes this session's inserts) and return its parties and status.
-
-    FOR NO KEY UPDATE conflicts with itself and with the transitions' UPDATEs, but not with
-    the KEY SHARE locks of foreign-key checks.
-    """
-    return tx.one(
-        "SELECT id, customer_id, mitra_id, status, expires_at FROM chat_sessions"
-        " WHERE id = CAST(:id AS uuid) FOR NO KEY UPDATE",
-        id=session_id,
-    )
-
-
-def session_parties(tx: Tx, session_id: str) -> Row | None:
-    """The session (SESSION_COLUMNS: parties, status and deadlines), unlocked."""
-    return tx.one(
-        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = CAST(:id AS uuid)",  # noqa: S608 (constant SQL)
-        id=session_id,
-    )
-
-
 def find_by_client_id(tx: Tx, session_id: str, sender_type: str, sender_id: str, client_message_id: str) -> Row | None:
     """The message this sender already sent with this client_message_id, if any."""
     return tx.one(
@@ -64,33 +38,6 @@ def find_by_client_id(tx: Tx, session_id: str, sender_type: str, sender_id: str,
         u=sender_id,
         c=client_message_id,
     )
-
-
-def insert(
-    tx: Tx,
-    session_id: str,
-    sender_type: str,
-    sender_id: str | None,
-    client_message_id: str | None,
-    body: str,
-    now: datetime,
-    detail: dict[str, Any] | None = None,
-) -> Row:
-    """Append one message; the caller holds the session's row lock."""
-    row = tx.one(
-        "INSERT INTO chat_messages (session_id, sender_type, sender_id, client_message_id, body, detail, created_at)"  # noqa: S608
-        " VALUES (CAST(:s AS uuid), :t, CAST(:u AS uuid), CAST(:c AS uuid), :body, CAST(:d AS jsonb), :now)"
-        f" RETURNING {MESSAGE_COLUMNS}",
-        s=session_id,
-        t=sender_type,
-        u=sender_id,
-        c=client_message_id,
-        body=body,
-        d=json.dumps(detail) if detail is not None else None,
-        now=now,
-    )
-    assert row is not None
-    return row
 
 
 def after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:

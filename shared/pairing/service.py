@@ -7,7 +7,7 @@ commit, the mirror (`recompute_capacity` of each affected mitra, derived from Po
 the pushes. Choosing mitras to blast reads the availability mirror (no Postgres statement
 while Valkey is healthy).
 
-Deadlines are exact: each read and transition first settles the session (`expiry.settle`),
+Deadlines are exact: each read and transition first settles the session (`settle.settle`),
 so one past its pairing, payment or end deadline is already expired/ended when it is shown or
 changed. Too late is a clear 409: accepting (or declining) after the pairing deadline is
 SESSION_EXPIRED, paying after the payment deadline PAYMENT_DEADLINE_PASSED, extending after
@@ -22,7 +22,6 @@ State machine (anything else is 409 INVALID_TRANSITION with `current_status`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,21 +29,17 @@ from pg8000.exceptions import DatabaseError
 
 from shared import app_config, availability
 from shared.auth.principal import Principal
-from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.pairing import effects, expiry, store
+from shared.pairing import store as offers
+from shared.sessions import effects, settle, states, store
 
 log = logging.getLogger(__name__)
 
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 1440  # a booked session (extensions included) lasts at most a day
 MAX_EXTEND_MINUTES = 240
-
-# Race-test pause point: accept calls it with (session_id, mitra_id) once every check passed and
-# the mitra row is locked, just before the conditional UPDATE. None outside tests.
-before_accept_update: Callable[[str, str], None] | None = None
 
 
 def _actor(principal: Principal) -> str:
@@ -117,7 +112,7 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
     with ctx.db.transaction() as tx:
         existing = store.open_session_of(tx, customer_id)
         default = int(app_config.get_in(tx, "session_default_minutes"))
-    if existing is not None and expiry.settle(ctx, [existing]):
+    if existing is not None and settle.settle(ctx, [existing]):
         with ctx.db.transaction() as tx:  # the open session was overdue: it is closed now
             existing = store.open_session_of(tx, customer_id)
     if existing is not None:
@@ -131,7 +126,7 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
         with ctx.db.transaction() as tx:
             row = store.insert_session(tx, customer_id, duration, now)
             session_id = str(row["id"])
-            store.insert_offers(tx, session_id, picked, now)
+            offers.insert_offers(tx, session_id, picked, now)
             store.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
             store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "round": 1})
             view = _view(tx, row)
@@ -159,7 +154,7 @@ def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[
     with ctx.db.transaction() as tx:
         row = _owned(tx, principal, session_id)
         view = _view(tx, row)
-    if not expiry.settle(ctx, [row]):
+    if not settle.settle(ctx, [row]):
         return view
     with ctx.db.transaction() as tx:
         return _view(tx, _owned(tx, principal, session_id))
@@ -168,7 +163,7 @@ def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[
 def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """searching -> cancelled; the offered mitras are told the offer is gone."""
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         _owned(tx, principal, session_id)
         row = store.finish(tx, session_id, ("searching",), "cancelled", "customer_cancelled", now)
@@ -176,10 +171,10 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
             raise _invalid(store.get(tx, session_id), "cancel")
         lost = store.close_offers(tx, session_id, now)
         store.record_event(tx, session_id, "cancelled", _actor(principal), now)
-        chat.system_message(tx, session_id, "cancelled", now)
+        store.system_message(tx, session_id, "cancelled", now)
         view = _view(tx, row)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.push(ctx, "mitra", list(lost), "offer_closed", row)
     return view
 
@@ -187,7 +182,7 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
 def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int) -> dict[str, Any]:
     """active -> active with expires_at (and the booked duration) moved by `minutes`."""
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         _owned(tx, principal, session_id)
         row = store.extend(tx, session_id, minutes, now, MAX_DURATION_MINUTES)
@@ -204,10 +199,10 @@ def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int)
             now,
             {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
         )
-        chat.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
+        store.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, "mitra", [row["mitra_id"]], "session_extended", row, expires_at=row["expires_at"].isoformat())
     return view
@@ -223,19 +218,19 @@ def _end(
 ) -> dict[str, Any]:
     """End a held session on behalf of `party` (the row's customer_id or mitra_id); push the other side."""
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         current = store.get(tx, session_id)
         if current is None or str(current[party]) != principal.user_id:
             raise _not_found()  # other users' sessions are indistinguishable from unknown ones
-        row = store.finish(tx, session_id, store.CAPACITY_STATUSES, "ended", reason, now)
+        row = store.finish(tx, session_id, states.CAPACITY_STATUSES, "ended", reason, now)
         if row is None:
             raise _invalid(store.get(tx, session_id), "end")
         store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
-        chat.system_message(tx, session_id, "ended", now, end_reason=reason)
+        store.system_message(tx, session_id, "ended", now, end_reason=reason)
         view = _view(tx, row)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, notify, [row[f"{notify}_id"]], "session_ended", row, end_reason=reason)
     return view
@@ -247,13 +242,13 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     When no other mitra is available the session is left exactly as it was (the current
     mitra keeps it) and the answer is 409 NO_MITRA_AVAILABLE.
     """
-    expiry.settle_one(ctx, session_id)
+    settle.settle_one(ctx, session_id)
     with ctx.db.transaction() as tx:
         current = _owned(tx, principal, session_id)
-        if store.next_status("reroute", current["status"]) is None:
+        if states.next_status("reroute", current["status"]) is None:
             raise _invalid(current, "reroute")
         previous = str(current["mitra_id"])
-        exclude = [*store.reblast_exclusions(tx, session_id), previous]
+        exclude = [*offers.reblast_exclusions(tx, session_id), previous]
     picked = availability.find_available_mitras(ctx, ctx.settings.pairing_blast_size, exclude)
     if not picked:
         raise Conflict(
@@ -264,14 +259,14 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         row = store.reroute(tx, session_id, current["status"], previous, now)
         if row is None:
             raise _invalid(store.get(tx, session_id), "reroute")
-        store.insert_offers(tx, session_id, picked, now)
+        offers.insert_offers(tx, session_id, picked, now)
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
         store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
-        chat.system_message(tx, session_id, "rerouted", now)
+        store.system_message(tx, session_id, "rerouted", now)
         view = _view(tx, row)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [previous])
     effects.push(ctx, "mitra", [previous], "session_rerouted", row)
     _push_offers(ctx, row, picked)
@@ -288,7 +283,7 @@ def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = Fal
     snapshot, and in this order an offer already closed as `lost` (another mitra won) is never
     paired with a session that still looks `searching`, so a loser always hears ALREADY_TAKEN.
     """
-    offered, response = store.offer_response(tx, session_id, principal.user_id)
+    offered, response = offers.offer_response(tx, session_id, principal.user_id)
     row = store.get(tx, session_id, lock=lock)
     if row is None:
         raise _not_found()
@@ -298,7 +293,7 @@ def _offer_of(tx: Tx, principal: Principal, session_id: str, *, lock: bool = Fal
 
 
 def _taken_or_invalid(row: Row | None, action: str, me: str) -> Conflict:  # accept / decline
-    if row is not None and row["status"] in store.CAPACITY_STATUSES and str(row["mitra_id"]) != me:
+    if row is not None and row["status"] in states.CAPACITY_STATUSES and str(row["mitra_id"]) != me:
         return Conflict("another mitra accepted this session", code="ALREADY_TAKEN", current_status=row["status"])
     return _invalid(row, action)
 
@@ -312,19 +307,19 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
     """
     me = principal.user_id
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     deadline = now + timedelta(seconds=ctx.settings.payment_timeout_seconds)
     with ctx.db.transaction() as tx:
         row, response = _offer_of(tx, principal, session_id)
-        if str(row["mitra_id"]) == me and row["status"] in store.CAPACITY_STATUSES:
+        if str(row["mitra_id"]) == me and row["status"] in states.CAPACITY_STATUSES:
             return _view(tx, row)  # a retried accept that already won
-        if store.next_status("accept", row["status"]) is None:
+        if states.next_status("accept", row["status"]) is None:
             raise _taken_or_invalid(row, "accept", me)
         if response == "declined":
             raise Conflict("you declined this session", code="OFFER_DECLINED", current_status=row["status"])
         if response is not None:  # lost a race, or held it before a reroute: only open offers count
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
-        capacity = store.lock_mitra_capacity(tx, me)
+        capacity = offers.lock_mitra_capacity(tx, me)
         if capacity is None or not capacity["is_active"]:
             raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
         if not capacity["has_room"]:
@@ -334,19 +329,17 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
                 used=capacity["used"],
                 max=capacity["max"],
             )
-        if before_accept_update is not None:
-            before_accept_update(session_id, me)
         won = store.accept(tx, session_id, me, now, deadline)
         if won is None:
             raise _taken_or_invalid(store.get(tx, session_id), "accept", me)
         lost = store.close_offers(tx, session_id, now, winner=me)
         store.record_event(tx, session_id, "accepted", _actor(principal), now, {"status": won["status"]})
-        chat.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
+        store.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
         if won["status"] == "active":  # a rerouted paid session starts at once
-            chat.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
+            store.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
         view = _view(tx, won)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [me])
     extra = {
         "mitra_id": me,
@@ -366,20 +359,20 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     row lock, that the session still waits with every offer answered.
     """
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         # The session row lock serializes declines of one session, so the last one sees it is last.
         row, response = _offer_of(tx, principal, session_id, lock=True)
-        if store.next_status("decline", row["status"]) is None:
+        if states.next_status("decline", row["status"]) is None:
             raise _taken_or_invalid(row, "decline", principal.user_id)
         if response not in (None, "declined"):
             raise Conflict("your offer for this session is closed", code="OFFER_CLOSED", current_status=row["status"])
         exclude: list[str] | None = None
         if response is None:  # a repeated decline changes nothing
-            store.decline_offer(tx, session_id, principal.user_id, now)
+            offers.decline_offer(tx, session_id, principal.user_id, now)
             store.record_event(tx, session_id, "declined", _actor(principal), now)
-            if store.pending_offer_count(tx, session_id) == 0:
-                exclude = store.reblast_exclusions(tx, session_id)
+            if offers.pending_offer_count(tx, session_id) == 0:
+                exclude = offers.reblast_exclusions(tx, session_id)
         tx.commit()
     picked: list[str] = []
     expired = False
@@ -390,14 +383,14 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
             if (
                 current is not None
                 and current["status"] == "searching"
-                and not store.pending_offer_count(tx, session_id)
+                and not offers.pending_offer_count(tx, session_id)
             ):
                 row = _reblast_or_expire(tx, current, picked, now)
                 expired = row["status"] == "expired"
             else:  # cancelled or expired meanwhile: nothing to re-blast
                 row, picked = current or row, []
             tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     if expired:
         effects.push(ctx, "customer", [row["customer_id"]], "session_expired", row, end_reason="no_mitra_available")
     elif picked:
@@ -408,14 +401,14 @@ def decline(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
 def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Row:
     session_id = str(row["id"])
     if picked:
-        store.insert_offers(tx, session_id, picked, now)
+        offers.insert_offers(tx, session_id, picked, now)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "all_declined"})
         return store.restart_search(tx, session_id, now) or row
     # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
     ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
     store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})
     if ended is not None:
-        chat.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
+        store.system_message(tx, session_id, "expired", now, end_reason="no_mitra_available")
     return ended or row
 
 
@@ -430,7 +423,7 @@ def end_by_mitra(ctx: AppContext, principal: Principal, session_id: str) -> dict
 def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """pending_payment -> active (started now, expires after duration_minutes); a repeat is a no-op."""
     now = ctx.now()
-    expiry.settle_one(ctx, session_id, now)
+    settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
         row = store.confirm_payment(tx, session_id, now)
         if row is None:
@@ -445,51 +438,12 @@ def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> d
                 )
             raise _invalid(current, "confirm payment of")
         store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
-        chat.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
+        store.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
         view = _view(tx, row)
         tx.commit()
-    chat.wake_readers(ctx, session_id)
+    effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     expires = row["expires_at"].isoformat()
     effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
     effects.push(ctx, "mitra", [row["mitra_id"]], "session_active", row, expires_at=expires)
     return view
-
-
-# ---- control center: a blocked customer's sessions ------------------------------------------
-
-
-def close_sessions_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, now: datetime) -> list[Row]:
-    """End every open session of the customer inside the caller's transaction; the closed rows.
-
-    searching -> cancelled (its open offers lost), pending_payment/active -> ended, each with
-    `reason` and an event. Each returned row carries `lost` (mitras whose offer closed). Run
-    `after_sessions_closed` once the caller has committed.
-    """
-    closed: list[Row] = []
-    for current in tx.rows(
-        f"SELECT {store.SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
-        " WHERE customer_id = CAST(:c AS uuid) AND status IN ('searching', 'pending_payment', 'active')"
-        " FOR UPDATE",
-        c=customer_id,
-    ):
-        session_id = str(current["id"])
-        searching = current["status"] == "searching"
-        row = store.finish(tx, session_id, (current["status"],), "cancelled" if searching else "ended", reason, now)
-        if row is None:
-            continue
-        lost = store.close_offers(tx, session_id, now)
-        store.record_event(tx, session_id, row["status"], actor, now, {"reason": reason})
-        chat.system_message(tx, session_id, row["status"], now, end_reason=reason)
-        closed.append({**row, "lost": lost})
-    return closed
-
-
-def after_sessions_closed(ctx: AppContext, closed: list[Row]) -> None:
-    """After the commit: free the mitras' capacity in the mirror and tell them."""
-    effects.recompute(ctx, (row["mitra_id"] for row in closed))
-    chat.wake_readers(ctx, *(row["id"] for row in closed))
-    for row in closed:
-        if row["mitra_id"]:
-            effects.push(ctx, "mitra", [row["mitra_id"]], "session_ended", row, end_reason=row["end_reason"])
-        effects.push(ctx, "mitra", row["lost"], "offer_closed", row)

@@ -12,7 +12,7 @@
 
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
-- session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
+- session-expiry: the pairing timeouts (shared.sessions.settle.expire_due_sessions).
 - retention: rows past their table's retention deleted in small batches (shared.retention).
 """
 
@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 from shared import availability, mitras, oplog, retention
 from shared.config import Settings
 from shared.context import AppContext
+from shared.db import Tx
 from shared.sweeps import runner
 from shared.sweeps.runner import PassResult, Sweep
 from shared.valkey import VALKEY_ERRORS
@@ -48,7 +49,7 @@ def breaker_trips(stale: int, online: int, max_fraction: float, minimum: int) ->
     return stale >= minimum and stale > max_fraction * online
 
 
-def auto_offline_pass(ctx: AppContext) -> PassResult:
+def auto_offline_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
     """Offline mitras whose mirrored heartbeat is stale; abort on any Valkey trouble."""
     settings = ctx.settings
     try:
@@ -65,7 +66,7 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
     if breaker_trips(scan.count, scan.online, settings.auto_offline_max_fraction, settings.auto_offline_breaker_min):
         oplog.emit("sweep.breaker_tripped", stale=scan.count, online=scan.online)
         return {"offlined": 0, "stale": scan.count, "breaker_open": True}
-    with runner.pass_transaction(ctx) as tx:  # the lock's own transaction: one connection per pass
+    with runner.write_transaction(ctx, lock_tx) as tx:  # the lock's own transaction: one connection per pass
         offlined = mitras.offline_stale(tx, scan.ids_csv, scan.ms_csv, ACTOR, ctx.now())
         tx.commit()
     # Postgres has committed; now the mirror. Every stale id leaves it (also ones Postgres already
@@ -79,7 +80,7 @@ def auto_offline_pass(ctx: AppContext) -> PassResult:
     return {"offlined": offlined, "stale": scan.count}
 
 
-def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
+def heartbeat_mirror_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
     """Copy pings newer than the watermark to Postgres, chunk by chunk in one transaction; idempotent.
 
     A Valkey error while reading rolls back what this pass wrote (the watermark has not moved,
@@ -88,7 +89,7 @@ def heartbeat_mirror_pass(ctx: AppContext) -> PassResult:
     read = changed = 0
     try:
         since = highest = availability.heartbeat_watermark(ctx)
-        with runner.pass_transaction(ctx) as tx:
+        with runner.write_transaction(ctx, lock_tx) as tx:
             for pings in _prefetched(availability.ping_chunks(ctx, since)):
                 changed += mitras.record_pings(tx, pings.ids_csv, pings.ms_csv, pings.count)
                 read += pings.count
@@ -126,12 +127,13 @@ def _prefetched(items: Iterator[T]) -> Iterator[T]:
             yield cast(T, item)
 
 
-def reseed_pass(ctx: AppContext) -> PassResult:
+def reseed_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
     """Rebuild the mirror from Postgres; report the drift healed (logged when non-zero).
 
     A Valkey error aborts the pass (the next run, or the first reader that finds `seeded`
     missing, seeds again): a fault of the store is reported, never a failed request.
     """
+    del lock_tx  # the seed writes Valkey only; its Postgres reads need no lock of their own
     try:
         report = availability.seed_from_postgres(ctx)
     except VALKEY_ERRORS:
@@ -147,22 +149,24 @@ def reseed_pass(ctx: AppContext) -> PassResult:
     }
 
 
-def session_expiry_pass(ctx: AppContext) -> PassResult:
+def session_expiry_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
     """Expire searching / unpaid sessions and end overdue active ones."""
-    from shared.pairing import expire_due_sessions  # the pairing service owns the transitions
+    from shared.sessions.settle import expire_due_sessions
 
+    del lock_tx  # it commits batch by batch, each with its effects, in transactions of its own
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
     return counts
 
 
-def retention_pass(ctx: AppContext) -> PassResult:
+def retention_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
     """Delete rows past their table's retention, in small batches (shared.retention)."""
+    del lock_tx  # each batch is a short transaction of its own: no lock held across batches
     deleted = retention.delete_expired(ctx)
     return {"deleted": sum(deleted.values()), "deleted_by_table": deleted}
 
 
-SWEEPS: dict[str, tuple[Callable[[Settings], int], Callable[[AppContext], PassResult]]] = {
+SWEEPS: dict[str, tuple[Callable[[Settings], int], Callable[[AppContext, Tx], PassResult]]] = {
     "auto-offline": (lambda s: s.mitra_auto_offline_sweep_seconds, auto_offline_pass),
     "heartbeat-mirror": (lambda s: s.heartbeat_mirror_interval_seconds, heartbeat_mirror_pass),
     "availability-reseed": (lambda s: s.valkey_online_mirror_sweep_seconds, reseed_pass),

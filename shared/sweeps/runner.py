@@ -8,8 +8,8 @@
   can be taken over by the retry.
 - Instances overlap: each pass runs under a Postgres advisory lock for that sweep, so two
   invocations never run a pass at the same time, and every pass is idempotent. The lock is
-  transaction-scoped and the pass writes through that same transaction
-  (`pass_transaction`), so a pass holds one connection, not two; committing its write ends
+  transaction-scoped and the runner hands that transaction to the pass, which writes
+  through it (`write_transaction`), so a pass holds one connection, not two; committing its write ends
   the lock, and what follows the commit (the mirror step) is idempotent on its own.
 - The whole invocation stays inside the function timeout: no pass starts when the remaining
   budget is shorter than the longest pass seen so far.
@@ -22,7 +22,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,16 +34,13 @@ log = logging.getLogger(__name__)
 
 PassResult = dict[str, Any]
 
-# The transaction holding the running pass's advisory lock (None outside run_locked_pass).
-_lock_tx: ContextVar[Tx | None] = ContextVar("sweep_lock_tx", default=None)
-
 
 @contextlib.contextmanager
-def pass_transaction(ctx: AppContext) -> Iterator[Tx]:
-    """The transaction that holds this pass's lock (committing it ends the lock), else a new one."""
-    held = _lock_tx.get()
-    if held is not None and not held.committed:
-        yield held
+def write_transaction(ctx: AppContext, lock_tx: Tx | None) -> Iterator[Tx]:
+    """The pass's write transaction: `lock_tx`, the one holding its lock (committing it ends the
+    lock), while still open; else a new one (a pass called outside `run_locked_pass`)."""
+    if lock_tx is not None and not lock_tx.committed:
+        yield lock_tx
         return
     with ctx.db.transaction() as tx:
         yield tx
@@ -52,11 +48,11 @@ def pass_transaction(ctx: AppContext) -> Iterator[Tx]:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A named sweep: its cadence and one idempotent pass."""
+    """A named sweep: its cadence and one idempotent pass, given the transaction holding its lock."""
 
     name: str
     cadence_seconds: int
-    run_pass: Callable[[AppContext], PassResult]
+    run_pass: Callable[[AppContext, Tx], PassResult]
 
     @property
     def passes_per_invocation(self) -> int:
@@ -115,11 +111,7 @@ def run_locked_pass(ctx: AppContext, sweep: Sweep) -> PassResult | None:
         # Transaction-scoped: released by the rollback at the end of this block, even on error.
         if not lock_tx.scalar("SELECT pg_try_advisory_xact_lock(hashtext(:k))", k=f"sweep:{sweep.name}"):
             return None
-        token = _lock_tx.set(lock_tx)
-        try:
-            return sweep.run_pass(ctx)
-        finally:
-            _lock_tx.reset(token)
+        return sweep.run_pass(ctx, lock_tx)
 
 
 def _merge(totals: PassResult, result: PassResult) -> None:

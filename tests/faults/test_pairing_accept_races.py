@@ -1,8 +1,9 @@
 """Concurrent accepts: Postgres picks exactly one winner, and a mitra never exceeds its capacity.
 
 The herd tests release many accepts at once; the held tests make the interleaving certain:
-one accept is paused after all its checks (at `service.before_accept_update`) while another
-runs, so what decides is the conditional UPDATE or the mitra row lock, never the checks.
+the test's own transaction holds a row lock that one accept needs after all its checks, so
+that accept waits there while another runs, and what decides is the conditional UPDATE or
+the mitra row lock, never the checks.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from shared.context import AppContext
-from shared.pairing import service
 from tests.auth_support import client
 from tests.pairing_support import api, customer, online_mitras, used
 
@@ -94,52 +92,58 @@ def _accept_in_thread(auth: dict[str, str], session_id: str, out: dict[str, Any]
     return thread
 
 
-def _waiting_on_a_lock(ctx: AppContext) -> bool:
-    return bool(
+def _lock_waiters(ctx: AppContext) -> int:
+    return int(
         ctx.db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
     )
 
 
+def _blocked_by(ctx: AppContext, pid: int) -> bool:
+    return bool(ctx.db.scalar("SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))", p=pid))
+
+
 def _hold_one_accept_while_another_runs(
     ctx: AppContext,
-    monkeypatch: pytest.MonkeyPatch,
+    hold: tuple[str, str],
     held: tuple[dict[str, str], str],
     other: tuple[dict[str, str], str],
 ) -> tuple[Any, Any]:
-    """Pause `held` just before its UPDATE; run `other` until it commits or waits on a row lock; go on.
+    """Stop `held` on a row lock this test holds; run `other` until it commits or waits on a lock; go on.
 
+    `hold` is (SQL locking one row, its id): the test's own transaction takes that lock first,
+    so the held accept passes its checks and then waits at the statement that needs the row.
     The replies (status, body) of the held accept and of the other one.
     """
-    reached, release = threading.Event(), threading.Event()
-
-    def pause(_session_id: str, _mitra_id: str) -> None:
-        if not reached.is_set():  # the held accept arrives first: the other starts only after
-            reached.set()
-            assert release.wait(30), "the held accept was never released"
-
-    monkeypatch.setattr(service, "before_accept_update", pause)
     held_out: dict[str, Any] = {}
     other_out: dict[str, Any] = {}
-    held_thread = _accept_in_thread(*held, held_out)
-    try:
-        assert reached.wait(30), "the held accept never passed its checks"
-        other_thread = _accept_in_thread(*other, other_out)
+    sql, row_id = hold
+    with ctx.db.transaction() as holder:
+        pid = int(holder.scalar("SELECT pg_backend_pid()"))
+        assert holder.one(sql, id=row_id) is not None
+        held_thread = _accept_in_thread(*held, held_out)
         deadline = time.monotonic() + 30
-        while other_thread.is_alive() and not _waiting_on_a_lock(ctx):
+        while not _blocked_by(ctx, pid):
+            assert held_thread.is_alive(), f"the held accept ended without reaching the held row: {held_out}"
+            assert time.monotonic() < deadline, "the held accept never reached the held row"
+            time.sleep(0.01)
+        other_thread = _accept_in_thread(*other, other_out)
+        while other_thread.is_alive() and _lock_waiters(ctx) < 2:  # the held accept is one waiter
             assert time.monotonic() < deadline, "the other accept neither finished nor waited on a lock"
             time.sleep(0.01)
-    finally:
-        release.set()
     held_thread.join(timeout=30)
     other_thread.join(timeout=30)
     return held_out["reply"], other_out["reply"]
 
 
-def test_an_accept_held_after_its_checks_loses_to_one_that_committed_meanwhile(
-    isolated_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
+# The held accept stops at its capacity check's mitra row lock, after every check on the session.
+_MITRA_ROW = "SELECT id FROM mitras WHERE id = CAST(:id AS uuid) FOR NO KEY UPDATE"
+# The held accept stops at its conditional UPDATE, holding its mitra row lock, capacity counted.
+_SESSION_ROW = "SELECT id FROM chat_sessions WHERE id = CAST(:id AS uuid) FOR UPDATE"
+
+
+def test_an_accept_held_after_its_checks_loses_to_one_that_committed_meanwhile(isolated_ctx: AppContext) -> None:
     ctx = isolated_ctx
     (late, late_auth), (first, first_auth) = online_mitras(ctx, 2)
     _, auth = customer(ctx)
@@ -147,7 +151,7 @@ def test_an_accept_held_after_its_checks_loses_to_one_that_committed_meanwhile(
     assert session["offered_count"] == 2
 
     late_reply, first_reply = _hold_one_accept_while_another_runs(
-        ctx, monkeypatch, held=(late_auth, session["id"]), other=(first_auth, session["id"])
+        ctx, (_MITRA_ROW, late), held=(late_auth, session["id"]), other=(first_auth, session["id"])
     )
 
     assert first_reply[0] == 200, first_reply
@@ -163,9 +167,7 @@ def test_an_accept_held_after_its_checks_loses_to_one_that_committed_meanwhile(
     assert ctx.db.scalar("SELECT count(*) FROM chat_session_events WHERE type = 'accepted'") == 1
 
 
-def test_a_mitra_at_max_one_held_mid_accept_cannot_win_a_second_session_meanwhile(
-    isolated_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_mitra_at_max_one_held_mid_accept_cannot_win_a_second_session_meanwhile(isolated_ctx: AppContext) -> None:
     ctx = isolated_ctx
     [(mitra, mitra_auth)] = online_mitras(ctx, 1, max_sessions=1)
     sessions = []
@@ -176,7 +178,7 @@ def test_a_mitra_at_max_one_held_mid_accept_cannot_win_a_second_session_meanwhil
         sessions.append(resp.json["id"])
 
     held_reply, other_reply = _hold_one_accept_while_another_runs(
-        ctx, monkeypatch, held=(mitra_auth, sessions[0]), other=(mitra_auth, sessions[1])
+        ctx, (_SESSION_ROW, sessions[0]), held=(mitra_auth, sessions[0]), other=(mitra_auth, sessions[1])
     )
 
     assert held_reply[0] == 200, held_reply

@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 from infra.embedded import EmbeddedValkey
-from shared import availability, phones
+from shared import availability, phones, push
 from shared.context import AppContext
 from tests import apps, mirror_state
 from tests.auth_support import otp_sign_in, phone, refresh
+from tests.chat_support import active_session, receive
 from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, online_mitras, used
 from tests.tokens import bearer, cc_token, mitra_token
@@ -247,3 +248,39 @@ def test_customer_routes_refuse_bad_input_and_the_wrong_callers(isolated_ctx: Ap
     assert _block(customer_id, {}).status_code == 401
     assert ctx.db.scalar("SELECT blocked_at FROM customers WHERE id = CAST(:c AS uuid)", c=customer_id) is None
     assert ctx.db.scalar("SELECT count(*) FROM cc_audit_log") == 0
+
+
+def test_a_blocked_customers_mitra_sees_a_neutral_end_reason_while_staff_see_the_block(
+    isolated_ctx: AppContext,
+) -> None:
+    ctx = isolated_ctx
+    pair = active_session(ctx)
+    with ctx.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO devices (user_type, user_id, fcm_token, platform)"
+            " VALUES ('mitra', CAST(:m AS uuid), :t, 'android')",
+            m=pair.mitra_id,
+            t=f"tok-{pair.mitra_id}",
+        )
+        tx.commit()
+    log_push: Any = push.provider(ctx)
+    log_push.sent.clear()
+    operator = bearer(cc_token(ctx, "operator"))
+
+    assert _block(pair.customer_id, operator).status_code == 200
+
+    # What the mitra sees: the push, the system message in the conversation, its history list.
+    [ended] = [data for tokens, data in log_push.sent if tokens == [f"tok-{pair.mitra_id}"]]
+    assert (ended["type"], ended["end_reason"]) == ("session_ended", "closed_by_support")
+    messages = receive("mitra", pair.mitra, pair.session_id).json["messages"]
+    assert messages[-1]["sender_type"] == "system" and messages[-1]["body"] == "ended"
+    assert messages[-1]["detail"] == {"end_reason": "closed_by_support"}
+    history = apps.client("chat_mitra_sessions").get(
+        "/api/mitra/chat-sessions", query_string={"view": "history"}, headers=pair.mitra
+    )
+    assert [(s["id"], s["end_reason"]) for s in history.json["sessions"]] == [(pair.session_id, "closed_by_support")]
+    assert "customer_blocked" not in str(log_push.sent) + str(messages) + str(history.json)
+    # What the staff see: the real reason, on the session and in its trail.
+    view = apps.client("chat_sessions_get").get(f"/internal/chat-sessions/{pair.session_id}", headers=operator).json
+    assert view["end_reason"] == "customer_blocked"
+    assert view["events"][-1]["detail"] == {"reason": "customer_blocked"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared import pairing
 from shared.context import AppContext
+from shared.sessions.settle import expire_due_sessions
 from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, events, online_mitras
 from tests.tokens import bearer, cc_token
@@ -46,7 +46,7 @@ def _session_in(ctx: AppContext, clock: FakeClock, state: str) -> tuple[str, dic
         api("end", auth, sid)
     if state == "expired":  # unpaid past its deadline, moved by the sweep
         clock.advance(ctx.settings.payment_timeout_seconds + 1)
-        assert pairing.expire_due_sessions(ctx)["expired_unpaid"] == 1
+        assert expire_due_sessions(ctx)["expired_unpaid"] == 1
     assert api("get", auth, sid).json["status"] == state
     return sid, auth, mitra_auth
 

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared import pairing
 from shared.context import AppContext
+from shared.sessions.settle import expire_due_sessions
 from tests.chat_support import active_session, receive
 from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, online_mitras
@@ -43,7 +43,7 @@ def test_the_expiry_sweep_writes_ended_and_wakes_both_parties_readers(
 
     def sweep_after_the_end() -> None:
         clock.advance(31 * 60)
-        assert pairing.expire_due_sessions(ctx)["ended_active"] == 1
+        assert expire_due_sessions(ctx)["ended_active"] == 1
 
     got = _wait_during("mitra", pair.mitra, pair.session_id, after, sweep_after_the_end)
     assert got["session_status"] == "ended"

@@ -7,8 +7,9 @@ import asyncio
 import time
 
 from infra import asgi_bridge
-from shared.chat import longpoll, wake
+from shared.chat import longpoll
 from shared.context import AppContext
+from shared.sessions import effects
 
 
 async def _published_wakes_only_its_session(ctx: AppContext) -> tuple[bool, float, bool]:
@@ -16,7 +17,7 @@ async def _published_wakes_only_its_session(ctx: AppContext) -> tuple[bool, floa
     assert await hub.ready()
     with hub.listen("session-a") as event, hub.listen("session-b") as other:
         started = time.monotonic()
-        await asyncio.get_running_loop().run_in_executor(None, wake.publish, ctx, ["session-a"])
+        await asyncio.get_running_loop().run_in_executor(None, effects.wake_readers, ctx, "session-a")
         try:
             await asyncio.wait_for(event.wait(), 10)
         except TimeoutError:

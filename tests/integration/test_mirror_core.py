@@ -56,6 +56,26 @@ def test_write_paths_keep_the_mirror_equal_to_postgres(mirror_ctx: AppContext) -
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
 
 
+def test_a_session_waiting_for_payment_holds_its_mitras_capacity_like_an_active_one(
+    mirror_ctx: AppContext,
+) -> None:
+    ctx = mirror_ctx
+    availability.ensure_seeded(ctx)
+    waiting, active = new_mitra(ctx), new_mitra(ctx)
+    for mitra_id, status in ((waiting, "pending_payment"), (active, "active")):
+        availability.set_online(ctx, mitra_id, "test")
+        open_session(ctx, mitra_id, status)
+        availability.recompute_capacity(ctx, mitra_id)
+
+    state = mirror_state.actual(ctx)
+    assert state["used"] == {waiting: 1, active: 1}
+    assert waiting not in state["available"] and active not in state["available"]
+    ctx.valkey.flushall()
+    availability.seed_from_postgres(ctx)
+    assert mirror_state.actual(ctx)["used"] == {waiting: 1, active: 1}
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
 @on_both_topologies
 def test_reads_from_the_mirror_and_from_postgres_agree(mirror_ctx: AppContext, clock: FakeClock) -> None:
     ctx = mirror_ctx

@@ -9,6 +9,8 @@ from typing import Any
 from shared import notify, pairing, push
 from shared.auth.principal import Principal
 from shared.context import AppContext
+from shared.sessions import store
+from shared.sessions.settle import expire_due_sessions
 from tests.helpers import FakeClock
 from tests.pairing_support import online_mitras, used
 
@@ -60,15 +62,15 @@ def test_each_kind_expires_at_its_own_deadline(isolated_ctx: AppContext, clock: 
     )
 
     clock.advance(ctx.settings.pairing_timeout_seconds - 1)
-    assert pairing.expire_due_sessions(ctx) == ZERO
+    assert expire_due_sessions(ctx) == ZERO
     clock.advance(1)
-    assert pairing.expire_due_sessions(ctx) == {**ZERO, "expired_searching": 1}
+    assert expire_due_sessions(ctx) == {**ZERO, "expired_searching": 1}
     clock.advance(ctx.settings.payment_timeout_seconds - ctx.settings.pairing_timeout_seconds)
-    assert pairing.expire_due_sessions(ctx) == {**ZERO, "expired_unpaid": 1}
+    assert expire_due_sessions(ctx) == {**ZERO, "expired_unpaid": 1}
     assert used(ctx, holder_unpaid) == (0, 0)
     assert used(ctx, holder_active) == (1, 1)
     clock.advance(30 * 60 - ctx.settings.payment_timeout_seconds)
-    assert pairing.expire_due_sessions(ctx) == {**ZERO, "ended_active": 1}
+    assert expire_due_sessions(ctx) == {**ZERO, "ended_active": 1}
     assert used(ctx, holder_active) == (0, 0)
 
     rows = {
@@ -80,7 +82,7 @@ def test_each_kind_expires_at_its_own_deadline(isolated_ctx: AppContext, clock: 
         s["unpaid"][0]: ("expired", "payment_timeout"),
         s["active"][0]: ("ended", "expired"),
     }
-    assert pairing.expire_due_sessions(ctx) == ZERO
+    assert expire_due_sessions(ctx) == ZERO
 
 
 def test_a_reblast_restarts_the_pairing_timeout(isolated_ctx: AppContext, clock: FakeClock) -> None:
@@ -101,9 +103,9 @@ def test_a_reblast_restarts_the_pairing_timeout(isolated_ctx: AppContext, clock:
     pairing.accept(ctx, Principal("mitra", first, "sid"), session["id"])
     pairing.reroute(ctx, customer, session["id"])
     clock.advance(ctx.settings.pairing_timeout_seconds - 1)
-    assert pairing.expire_due_sessions(ctx) == ZERO  # 119 s since the re-blast, 179 s since the request
+    assert expire_due_sessions(ctx) == ZERO  # 119 s since the re-blast, 179 s since the request
     clock.advance(1)
-    assert pairing.expire_due_sessions(ctx)["expired_searching"] == 1
+    assert expire_due_sessions(ctx)["expired_searching"] == 1
 
 
 def test_three_overlapping_runs_end_like_one_with_no_duplicate_events_or_pushes(
@@ -121,7 +123,7 @@ def test_three_overlapping_runs_end_like_one_with_no_duplicate_events_or_pushes(
 
     def run() -> None:
         barrier.wait()
-        results.append(pairing.expire_due_sessions(ctx))
+        results.append(expire_due_sessions(ctx))
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:
@@ -143,7 +145,7 @@ def test_three_overlapping_runs_end_like_one_with_no_duplicate_events_or_pushes(
     assert notify.drain(ctx)
     customer_pushes = Counter(data["session_id"] for tokens, data in log_push.sent if tokens[0].startswith("tok-"))
     assert customer_pushes == Counter({sid: 1 for sid in final})
-    assert pairing.expire_due_sessions(ctx) == ZERO
+    assert expire_due_sessions(ctx) == ZERO
 
 
 def test_the_payment_update_itself_refuses_a_session_past_its_deadline(isolated_ctx: AppContext, clock: FakeClock):
@@ -154,7 +156,7 @@ def test_the_payment_update_itself_refuses_a_session_past_its_deadline(isolated_
     sid = s["unpaid"][0]
     clock.advance(ctx.settings.payment_timeout_seconds)
     with ctx.db.transaction() as tx:
-        assert pairing.store.confirm_payment(tx, sid, ctx.now()) is None
+        assert store.confirm_payment(tx, sid, ctx.now()) is None
         tx.commit()
     row = ctx.db.one("SELECT status, paid_at FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=sid)
     assert (row["status"], row["paid_at"]) == ("pending_payment", None)

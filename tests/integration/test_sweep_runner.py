@@ -24,7 +24,7 @@ class FakeTimer:
 
 
 def counting_sweep(cadence, calls, name="test-sweep"):
-    def run_pass(ctx):
+    def run_pass(ctx, _lock_tx):
         calls.append(ctx.now())
         return {"touched": 2, "breaker_open": False}
 
@@ -98,7 +98,7 @@ def test_a_retried_delivery_of_the_same_schedule_time_does_the_work_once(isolate
 def test_a_retry_after_a_failed_run_does_the_work(isolated_ctx):
     attempts = []
 
-    def flaky(ctx):
+    def flaky(ctx, _lock_tx):
         attempts.append(1)
         if len(attempts) == 1:
             raise RuntimeError("transient")
@@ -114,7 +114,7 @@ def test_a_retry_after_a_failed_run_does_the_work(isolated_ctx):
 def test_overlapping_invocations_never_run_passes_at_the_same_time(isolated_ctx):
     inside, peak, lock = [0], [0], threading.Lock()
 
-    def slow(ctx):
+    def slow(ctx, _lock_tx):
         with lock:
             inside[0] += 1
             peak[0] = max(peak[0], inside[0])

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from shared.pairing.store import TRANSITIONS, next_status
+from shared.sessions.states import TRANSITIONS, next_status
 
 STATUSES = ("searching", "pending_payment", "active", "cancelled", "ended", "expired")
 

@@ -6,7 +6,7 @@ from shared.sweeps.runner import Sweep, pass_fits
 
 
 def _sweep(cadence: int) -> Sweep:
-    return Sweep("s", cadence, lambda _ctx: {})
+    return Sweep("s", cadence, lambda _ctx, _tx: {})
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """The control-center audit trail: one `cc_audit_log` row per change, with its actor.
 
 Actions are `<target>.<verb>` (customer.block, mitra.deactivate, cc_user.update, ...); the
-actor is `cc:<user id>`. A service that owns its transaction writes the row inside it
-(`record`), so the change and its audit row commit together; changes made by services of
-other modules are recorded right after they commit (`record_now`).
+actor is `cc:<user id>`. The service that makes a change writes its row inside the change's
+own transaction (`record`), so the change and its audit row commit together or not at all.
+A change with no Postgres write of its own (lifting a login lock in Valkey) is recorded in a
+transaction of its own (`record_now`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def record(
 def record_now(
     ctx: AppContext, actor: str, action: str, target_type: str, target_id: str, detail: dict[str, Any] | None = None
 ) -> None:
-    """Append one audit row in a transaction of its own (after a change another module committed)."""
+    """Append one audit row in a transaction of its own (a change that wrote nothing to Postgres)."""
     with ctx.db.transaction() as tx:
         record(tx, actor, action, target_type, target_id, ctx.now(), detail)
         tx.commit()

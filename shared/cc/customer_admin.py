@@ -2,7 +2,7 @@
 
 Blocking is one Postgres transaction: the customer row is locked and marked blocked, every
 auth session of the customer is revoked (`revocation.take_access_away`, as a mitra
-deactivation does), every open chat session is ended (`pairing.close_sessions_of_customer`)
+deactivation does), every open chat session is ended (`sessions.store.close_open_of_customer`)
 and the audit row is written; the revocations are marked in Valkey before the commit
 (`{avail}:revoked:<sid>`, so the tokens die at once; a failed mark makes the instance stop
 trusting the mirror until it is repaired from Postgres). After the commit the mitras' freed
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import paging, pairing
+from shared import audit, paging
 from shared.auth import customers as auth_customers
 from shared.auth import revocation
-from shared.cc import audit
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
-from shared.pairing import store
+from shared.sessions import effects, settle, states, store
 
 COLUMNS = f"{auth_customers.COLUMNS}, blocked_by"
-BLOCK_REASON = "customer_blocked"
+BLOCK_REASON = states.CUSTOMER_BLOCKED
 REASON_MAX = 500
 
 
@@ -67,17 +66,11 @@ def get_customer(ctx: AppContext, customer_id: str) -> dict[str, Any]:
         if row is None:
             raise _not_found()
         open_row = store.open_session_of(tx, customer_id)
-    if open_row is not None and pairing.settle(ctx, [open_row]):
+    if open_row is not None and settle.settle(ctx, [open_row]):
         with ctx.db.transaction() as tx:
             open_row = store.open_session_of(tx, customer_id)
     with ctx.db.transaction() as tx:
-        counts = {
-            r["status"]: int(r["n"])
-            for r in tx.rows(
-                "SELECT status, count(*) AS n FROM chat_sessions WHERE customer_id = CAST(:c AS uuid) GROUP BY status",
-                c=customer_id,
-            )
-        }
+        counts = store.status_counts_of_customer(tx, customer_id)
         open_view = store.to_json(open_row, store.offered_count(tx, str(open_row["id"]))) if open_row else None
     return {
         **to_json(row),
@@ -96,7 +89,7 @@ def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> 
     with ctx.db.transaction() as tx:
         open_row = store.open_session_of(tx, customer_id)
     if open_row is not None:
-        pairing.settle(ctx, [open_row])  # an overdue session ends for its own reason first
+        settle.settle(ctx, [open_row])  # an overdue session ends for its own reason first
     now = ctx.now()
     with ctx.db.transaction() as tx:
         row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=customer_id)  # noqa: S608
@@ -113,13 +106,13 @@ def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> 
             )
             assert row is not None
         revoked = revocation.take_access_away(ctx, tx, reason=BLOCK_REASON, user_type="customer", user_id=customer_id)
-        closed = pairing.close_sessions_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
+        closed = store.close_open_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
         ended = [str(r["id"]) for r in closed]
         if newly or revoked or closed:
             detail = {"reason": reason, "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
             audit.record(tx, actor, "customer.block", "customer", customer_id, now, detail)
         tx.commit()
-    pairing.after_sessions_closed(ctx, closed)
+    effects.after_closed(ctx, closed)
     return {**to_json(row), "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
 
 

@@ -1,4 +1,4 @@
-"""The session-expiry sweep's pass: move every overdue session to its final status.
+"""Exact deadlines: settle-on-read, and the session-expiry sweep's pass.
 
 - searching past PAIRING_TIMEOUT_SECONDS since its last (re)blast -> expired (customer pushed);
 - pending_payment past payment_deadline_at -> expired;
@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row
-from shared.pairing import effects, store
+from shared.sessions import effects, states, store
 
 ACTOR = "system:session-expiry"
 ACTOR_ON_ACCESS = "system:deadline"  # moved by a read or transition that found it overdue
@@ -50,8 +49,8 @@ def expire_due_sessions(ctx: AppContext) -> dict[str, int]:
         while True:
             with ctx.db.transaction() as tx:
                 batch = store.expire_batch(tx, kind, cutoff, now, ACTOR, BATCH)
-                _, _, status, reason = store.EXPIRY_KINDS[kind]
-                chat.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
+                _, _, status, reason = states.EXPIRY_KINDS[kind]
+                store.system_messages(tx, (r["id"] for r in batch), status, now, end_reason=reason)
                 tx.commit()
             moved.extend(batch)
             _after_commit(ctx, kind, batch)
@@ -73,7 +72,7 @@ def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) ->
     timeout = timedelta(seconds=ctx.settings.pairing_timeout_seconds)
     by_kind: dict[str, list[str]] = {}
     for row in rows:
-        kind = store.due_kind(row, now, timeout)
+        kind = states.due_kind(row, now, timeout)
         if kind is not None:
             by_kind.setdefault(kind, []).append(str(row["id"]))
     if not by_kind:
@@ -81,11 +80,11 @@ def settle(ctx: AppContext, rows: Iterable[Row], now: datetime | None = None) ->
     moved: dict[str, list[Row]] = {}
     with ctx.db.transaction() as tx:
         # Kinds in one fixed order and rows by (deadline, id): concurrent settles lock alike, never crosswise.
-        for kind, ids in sorted(by_kind.items(), key=lambda item: list(store.EXPIRY_KINDS).index(item[0])):
+        for kind, ids in sorted(by_kind.items(), key=lambda item: list(states.EXPIRY_KINDS).index(item[0])):
             cutoff = now - timeout if kind == "expired_searching" else now
             moved[kind] = store.expire_batch(tx, kind, cutoff, now, ACTOR_ON_ACCESS, len(ids), session_ids=ids)
-            _, _, status, reason = store.EXPIRY_KINDS[kind]
-            chat.system_messages(tx, (r["id"] for r in moved[kind]), status, now, end_reason=reason)
+            _, _, status, reason = states.EXPIRY_KINDS[kind]
+            store.system_messages(tx, (r["id"] for r in moved[kind]), status, now, end_reason=reason)
         tx.commit()
     for kind, batch in moved.items():
         _after_commit(ctx, kind, batch)
@@ -102,9 +101,9 @@ def settle_one(ctx: AppContext, session_id: str, now: datetime | None = None) ->
 
 def _after_commit(ctx: AppContext, kind: str, rows: list[Row]) -> None:
     """Mirror the freed capacity, then tell the customers (and mitras with open offers)."""
-    _, _, status, reason = store.EXPIRY_KINDS[kind]
+    _, _, status, reason = states.EXPIRY_KINDS[kind]
     effects.recompute(ctx, (r["mitra_id"] for r in rows))
-    chat.wake_readers(ctx, *(r["id"] for r in rows))
+    effects.wake_readers(ctx, *(r["id"] for r in rows))
     for r in rows:
         view: dict[str, Any] = {"id": r["id"], "status": status}
         effects.push(ctx, "customer", [r["customer_id"]], _PUSH_TYPES[kind], view, end_reason=reason)
