@@ -10,13 +10,21 @@ with the mirror still trusted, so:
    commit that fails after the write leaves a session refused that Postgres still allows
    (fail-closed: the user signs in again).
 2. When that write fails, nothing is lost: Postgres holds the revocation. This instance
-   stops trusting the mirror's "not revoked" answers (`mark_suspect`).
+   stops trusting the mirror's "not revoked" answers (`mark_suspect`), and the same
+   transaction counts the miss in Postgres (`access_mirror_misses`), so that it commits
+   exactly when the revocation does and every other instance can learn of it.
 3. Trust is per instance and must be re-earned after anything that may have hidden a write:
    a cold start, any new Valkey connection (server restarted with or without its data,
    failover, a connection dropped after a timeout or a pause) or a failed write. Re-earning
    it (`repair`) replays into Valkey every access removal of the last access-token lifetime
    from Postgres (older access tokens have expired anyway), then trusts the mirror until the
    next such event. In between the guard and the heartbeat answer from Postgres.
+4. Other instances learn of a miss by checking, at most once per `CHECK_SECONDS` and before
+   they trust the mirror with an access answer, that the mirror has repaired as many misses
+   (`{avail}:access:repaired`) as Postgres counts; when it is behind they repair it. So an
+   instance that made no call during a pause (its connection survived) or that never lost
+   Valkey at all (the writer was the one cut off) refuses every revocation committed more
+   than `CHECK_SECONDS` before it answers.
 
 This module is the one that writes and reads `revoked:<sid>` (the mark of a take-away, its
 replay by `repair` and by the mirror's seed through `queue_replay`, the guard's check
@@ -31,7 +39,9 @@ Design notes and the remaining trade-offs: docs/availability.md ("Outages and ac
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +62,13 @@ class _Trust:
     lock: threading.Lock = field(default_factory=threading.Lock)
     verified_at: tuple[str, int] | None = None
     repairing: bool = False  # one repair at a time per instance; the others use Postgres meanwhile
+    check_lock: threading.Lock = field(default_factory=threading.Lock)
+    checked_at: float = -math.inf  # time.monotonic() before the last read of the Postgres miss count
+
+
+# The bound: a revocation whose mark write failed is refused by every instance at most this
+# long after it committed (the miss count is read at most once per this per instance).
+CHECK_SECONDS = 1.0
 
 
 Mark = tuple[str, int]  # (mirror node "host:port", connections opened to it)
@@ -97,7 +114,13 @@ def take_access_away(
     )
     if ids and not write_revocations(ctx, ids):
         mark_suspect(ctx)
+        tx.execute("UPDATE access_mirror_misses SET missed = missed + 1")
     return ids
+
+
+def _missed(tx: Tx) -> int:
+    """How many revocations committed without their mark (only ever grows)."""
+    return int(tx.scalar("SELECT missed FROM access_mirror_misses") or 0)
 
 
 def revoke_sessions(
@@ -190,7 +213,7 @@ def trust(ctx: AppContext) -> Mark | None:
     with state.lock:
         verified = state.verified_at
     current = _mark(ctx)
-    if verified is not None and verified == current:
+    if verified is not None and verified == current and _no_missed_marks(ctx, state):
         return current
     with state.lock:
         if state.repairing:
@@ -201,6 +224,33 @@ def trust(ctx: AppContext) -> Mark | None:
     finally:
         with state.lock:
             state.repairing = False
+
+
+def _no_missed_marks(ctx: AppContext, state: _Trust) -> bool:
+    """False when Postgres counts more missed marks than the mirror has repaired.
+
+    Read at most once per CHECK_SECONDS per instance (one SQL statement and one GET); callers
+    arriving while it runs wait for it. With Postgres down the answer is True: the mirror is
+    the only store left (see `trust`), and the check runs again a second later. Raises on
+    Valkey errors.
+    """
+    with state.check_lock:
+        started = time.monotonic()
+        if started - state.checked_at < CHECK_SECONDS:
+            return True
+        try:
+            with ctx.db.transaction() as tx:
+                missed = _missed(tx)
+        except DatabaseUnavailable:
+            state.checked_at = started
+            return True
+        repaired = int(ctx.valkey.get(ctx.keys.access_repaired) or 0)
+        if missed > repaired:
+            log.warning("the mirror lacks revocation marks another instance missed; repairing it")
+            mark_suspect(ctx)
+            return False
+        state.checked_at = started
+        return True
 
 
 def still_trusted(ctx: AppContext, trusted_at: Mark | None) -> bool:
@@ -229,10 +279,14 @@ def _repair(ctx: AppContext) -> Mark | None:
         # opened by this repair itself must not undo it.
         ctx.valkey.exists(ctx.keys.seeded)
         connects = _mark(ctx)
+        started = time.monotonic()
         now = ctx.now()
         ttl = ctx.settings.access_token_ttl_seconds
         since = now - timedelta(seconds=ttl)
         with ctx.db.transaction() as tx:
+            # First: each miss counted so far committed with its revocation, so the reads
+            # below (later statements, later snapshots) see every one of them.
+            missed = _missed(tx)
             revoked = truth.recent_revocations(tx, since)
             mitra_ids = mitras_table.deactivated_since(tx, since)
             mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
@@ -244,6 +298,9 @@ def _repair(ctx: AppContext) -> Mark | None:
         pipe.execute()
         if not all(mirror.sync(ctx, row) for row in mitras):
             return None
+        # Last, once the marks are in: a lower count written by a slower repair only costs one
+        # more repair; a higher one is never written before its marks.
+        ctx.valkey.set(ctx.keys.access_repaired, missed)
     except DatabaseUnavailable:
         log.warning("access mirror repair needs Postgres, which is down; using the mirror unverified")
         mark_suspect(ctx)
@@ -255,5 +312,7 @@ def _repair(ctx: AppContext) -> Mark | None:
     state = _trust(ctx)
     with state.lock:
         state.verified_at = connects
+    with state.check_lock:
+        state.checked_at = max(state.checked_at, started)
     log.info("access mirror repaired from Postgres", extra={"sessions": len(revoked), "mitras": len(mitras)})
     return connects

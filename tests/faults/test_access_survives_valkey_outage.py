@@ -1,6 +1,10 @@
-"""Issue 11 finding 2: a logout, a deactivation or a password reset made while Valkey is paused
-or down must hold once Valkey is back, whether it comes back with its old data (which still
-says `seeded` but lacks the revocation) or empty, and in an instance that never saw the outage."""
+"""A logout, a deactivation or a password reset made while Valkey is paused, down or out of
+reach of the instance that made it must hold once Valkey is back, whether it comes back with
+its old data (which still says `seeded` but lacks the revocation) or empty, and in an instance
+that made no call during the outage, asked *first* (before the active one repairs the mirror).
+
+The idle instance is asked once the access check's bound has passed since the last revocation
+committed (docs/availability.md, "Outages and access")."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -37,6 +44,72 @@ def valkey(tmp_path) -> Iterator[EmbeddedValkey]:
 ORIGIN = "https://cc.example.test"
 
 
+class Cuttable:
+    """A loopback TCP forwarder to Valkey that can drop every connection through it and refuse
+    new ones: one instance losing Valkey while the others keep their connections."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = False
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def drop(self) -> None:
+        """Close every connection through the forwarder and refuse new ones until `restore`."""
+        self.cut = True
+        with self.lock:
+            dropped, self.open = self.open, []
+        for s in dropped:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        self.cut = False
+
+    def close(self) -> None:
+        self.drop()
+        self.listener.close()
+
+
 def _on(ctx: AppContext, url: str) -> AppContext:
     """Another instance: same database, clock and key prefix, its own Valkey pool."""
     return AppContext(dataclasses.replace(ctx.settings, valkey_url=url, valkey_timeout_seconds=0.3), clock=ctx.clock)
@@ -44,16 +117,19 @@ def _on(ctx: AppContext, url: str) -> AppContext:
 
 @dataclasses.dataclass
 class World:
-    ctx: AppContext
+    ctx: AppContext  # reaches Valkey through `link`
     idle: AppContext  # an instance that makes no call while Valkey is away
     customer: dict[str, str]
     mitra: dict[str, str]
     staff: dict[str, str]
+    link: Cuttable
+    committed_at: float = 0.0  # time.monotonic() when the last revocation committed
 
 
 @pytest.fixture
 def world(isolated_ctx: AppContext, valkey: EmbeddedValkey) -> Iterator[World]:
-    ctx = _on(isolated_ctx, valkey.url)
+    link = Cuttable(valkey.port)
+    ctx = _on(isolated_ctx, link.url)
     idle = _on(isolated_ctx, valkey.url)
     try:
         with serving(ctx):
@@ -73,6 +149,7 @@ def world(isolated_ctx: AppContext, valkey: EmbeddedValkey) -> Iterator[World]:
             {"token": customer["access_token"]},
             {"token": mitra, "id": mitra_id},
             {"token": staff.json["access_token"], "id": staff_user["id"]},
+            link,
         )
         # Everything works, answered by the mirror, in both instances.
         for instance in (ctx, idle):
@@ -84,6 +161,7 @@ def world(isolated_ctx: AppContext, valkey: EmbeddedValkey) -> Iterator[World]:
     finally:
         ctx.close()
         idle.close()
+        link.close()
 
 
 @contextlib.contextmanager
@@ -123,10 +201,13 @@ def _take_access_away(w: World) -> None:
     availability.deactivate(w.ctx, w.mitra["id"], "cc:test")
     admin = Principal("cc", "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002", "admin")
     assert cc_users.reset_password(w.ctx, admin, w.staff["id"], "Changed123") >= 1
+    w.committed_at = time.monotonic()
 
 
 def _refused_everywhere(w: World) -> None:
-    for instance in (w.ctx, w.idle):
+    """The idle instance first, once the check's bound has passed since the last commit."""
+    time.sleep(max(0.0, w.committed_at + revocation.CHECK_SECONDS - time.monotonic()))
+    for instance in (w.idle, w.ctx):
         with serving(instance):
             assert _customer_me(w) == 401
             assert _mitra_beat(w) in (401, 403)
@@ -175,3 +256,15 @@ def test_access_taken_away_while_valkey_is_down_holds_after_it_is_back(
     _refused_everywhere(world)
     for _ in range(2):  # still refused once the mirror has been repaired or reseeded
         _refused_everywhere(world)
+
+
+def test_access_taken_away_by_an_instance_that_lost_valkey_holds_in_the_others(world: World):
+    """Only the active instance's connections drop (and it cannot reconnect): Valkey itself is
+    fine, so the idle instance's pooled connection lives on and nothing in Valkey changed."""
+    world.link.drop()
+    try:
+        _take_access_away(world)
+        assert _customer_me(world) == 401  # the active instance: the Postgres fallback
+    finally:
+        world.link.restore()
+    _refused_everywhere(world)
