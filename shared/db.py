@@ -72,14 +72,46 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return (_errors().InterfaceError, OSError, socket.timeout)
 
 
+# Postgres itself refusing or ending the connection: unavailability (503), never a bug (500).
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "53300",  # too_many_connections (max_connections, or the role's CONNECTION LIMIT)
+        "57P01",  # admin_shutdown: the backend was terminated (a restart, pg_terminate_backend)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
+    }
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means Postgres cannot be reached or will not serve us now.
+
+    A socket or protocol failure, a timeout, or an error Postgres reported with a SQLSTATE of
+    the connection-exception class (08xxx) or one of `_UNAVAILABLE_SQLSTATES`.
+    """
+    if isinstance(exc, _connection_errors()):
+        return True
+    if isinstance(exc, _errors().DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        code = str(exc.args[0].get("C", ""))
+        return code.startswith("08") or code in _UNAVAILABLE_SQLSTATES
+    return False
+
+
 Row = dict[str, Any]
 
 
+RETRY_AFTER_SECONDS = 2  # a pool queue clears in ms; a Postgres restart or failover takes seconds
+
+
 class DatabaseUnavailable(ServiceUnavailable):
-    """Raised when no connection to Postgres can be made or kept."""
+    """Raised when no connection to Postgres can be made or kept (503 with Retry-After)."""
 
     code = "DATABASE_UNAVAILABLE"
     default_message = "database temporarily unavailable"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)
@@ -272,7 +304,9 @@ class Database:
     def _new_connection(self) -> CoreConnection:
         try:
             conn = self._connect()
-        except _connection_errors() as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
             raise DatabaseUnavailable() from exc
         try:
@@ -283,7 +317,7 @@ class Database:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.close()
-            if isinstance(exc, _connection_errors()):
+            if is_unavailable(exc):
                 log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
                 raise DatabaseUnavailable() from exc
             raise
@@ -321,7 +355,7 @@ class Database:
                 if not isinstance(exc, Exception):
                     raise
                 last = exc
-                if isinstance(exc, _connection_errors()):
+                if is_unavailable(exc):
                     # The server restarted or dropped us: every idle connection is suspect too.
                     self.close_idle()
                 else:
@@ -350,8 +384,10 @@ class Database:
                 healthy = tx.rollback()
                 raise
             healthy = tx.in_step if tx.committed else tx.rollback()
-        except _connection_errors() as exc:
-            raise DatabaseUnavailable() from exc
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable() from exc
+            raise
         finally:
             self._checkin(conn, healthy)
 
