@@ -64,6 +64,7 @@ class _Trust:
     repairing: bool = False  # one repair at a time per instance; the others use Postgres meanwhile
     check_lock: threading.Lock = field(default_factory=threading.Lock)
     checked_at: float = -math.inf  # time.monotonic() before the last read of the Postgres miss count
+    pings_missed: bool = False  # a ping answered from Postgres was counted as a miss since the last repair
 
 
 # The bound: a revocation whose mark write failed is refused by every instance at most this
@@ -114,8 +115,27 @@ def take_access_away(
     )
     if ids and not write_revocations(ctx, ids):
         mark_suspect(ctx)
-        tx.execute("UPDATE access_mirror_misses SET missed = missed + 1")
+        count_miss(tx)
     return ids
+
+
+def count_miss(tx: Tx) -> None:
+    """Count, in `tx`, a write the mirror missed: every instance repairs it within CHECK_SECONDS."""
+    tx.execute("UPDATE access_mirror_misses SET missed = missed + 1")
+
+
+def should_count_missed_ping(ctx: AppContext) -> bool:
+    """True for the first ping this instance answers from Postgres without reaching the mirror
+    since its last repair: that one counts a miss (in its own transaction), so the other
+    instances' repairs replay it; the later ones ride on the same miss. Call
+    `missed_ping_counted` after that transaction commits."""
+    return not _trust(ctx).pings_missed
+
+
+def missed_ping_counted(ctx: AppContext) -> None:
+    state = _trust(ctx)
+    with state.lock:
+        state.pings_missed = True
 
 
 def _missed(tx: Tx) -> int:
@@ -283,13 +303,15 @@ def _repair(ctx: AppContext) -> Mark | None:
         now = ctx.now()
         ttl = ctx.settings.access_token_ttl_seconds
         since = now - timedelta(seconds=ttl)
+        pings_since = mirror.heartbeat_watermark(ctx)  # later pings may exist in Postgres only
         with ctx.db.transaction() as tx:
-            # First: each miss counted so far committed with its revocation, so the reads
-            # below (later statements, later snapshots) see every one of them.
+            # First: each miss counted so far committed with its write, so the reads below
+            # (later statements, later snapshots) see every one of them.
             missed = _missed(tx)
             revoked = truth.recent_revocations(tx, since)
             mitra_ids = mitras_table.deactivated_since(tx, since)
             mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
+            pings = truth.pings_after(tx, pings_since)
         if mitras:  # re-sync only those the deactivated set lacks (a healthy mirror has them all)
             present = ctx.valkey.smismember(ctx.keys.deactivated, [m.id for m in mitras])
             mitras = [m for m, there in zip(mitras, present, strict=True) if not there]
@@ -298,6 +320,7 @@ def _repair(ctx: AppContext) -> Mark | None:
         pipe.execute()
         if not all(mirror.sync(ctx, row) for row in mitras):
             return None
+        mirror.replay_pings(ctx, pings)
         # Last, once the marks are in: a lower count written by a slower repair only costs one
         # more repair; a higher one is never written before its marks.
         ctx.valkey.set(ctx.keys.access_repaired, missed)
@@ -312,7 +335,11 @@ def _repair(ctx: AppContext) -> Mark | None:
     state = _trust(ctx)
     with state.lock:
         state.verified_at = connects
+        state.pings_missed = False
     with state.check_lock:
         state.checked_at = max(state.checked_at, started)
-    log.info("access mirror repaired from Postgres", extra={"sessions": len(revoked), "mitras": len(mitras)})
+    log.info(
+        "access mirror repaired from Postgres",
+        extra={"sessions": len(revoked), "mitras": len(mitras), "pings": len(pings)},
+    )
     return connects

@@ -249,18 +249,23 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     if live is not None:
         return live.to_json()
     _fallback("heartbeat", error)
-    result = _heartbeat_in_postgres(ctx, principal)
+    result = _heartbeat_in_postgres(ctx, principal, reach_mirror=error is None)
     if outcome == "unseeded":
         ensure_seeded(ctx)
     return result
 
 
-def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+def _heartbeat_in_postgres(ctx: AppContext, principal: Principal, *, reach_mirror: bool) -> dict[str, Any]:
     """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only).
 
-    One transaction on one connection: the session check runs in it too.
+    One transaction on one connection: the session check runs in it too. The ping then goes to
+    the mirror as well, so that no later answer shows an older one: at once when Valkey
+    answers (`reach_mirror`); otherwise the first such ping of this instance counts a miss in
+    the same transaction, and the repair that every instance runs on a miss replays it (with
+    every later one) from Postgres before it trusts the mirror again.
     """
     now = ctx.now()
+    count_miss = not reach_mirror and revocation.should_count_missed_ping(ctx)
     with ctx.db.transaction() as tx:
         row = mitras.get(tx, principal.user_id)
         if row is None or not row["is_active"]:
@@ -270,9 +275,31 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, A
         mitras.record_heartbeat(tx, principal.user_id, now)
         state = truth.status_of(tx, principal.user_id)
         default = truth.default_max(tx)
+        if count_miss and state is not None and state.online:
+            revocation.count_miss(tx)
         tx.commit()
     assert state is not None
+    if state.online:
+        if count_miss:
+            revocation.missed_ping_counted(ctx)
+        elif reach_mirror:
+            _ping_to_mirror(ctx, state)
     return _status_json(state, default)
+
+
+def _ping_to_mirror(ctx: AppContext, state: MitraTruth) -> None:
+    """Raise the mirror's ping to the one Postgres now holds; a failure counts a miss instead."""
+    try:
+        mirror.replay_pings(ctx, [(state.id, state.heartbeat_ms)])
+        return
+    except VALKEY_ERRORS as exc:
+        log.warning("ping not mirrored; counted for the repair", extra={"error": type(exc).__name__})
+    revocation.mark_suspect(ctx)
+    if revocation.should_count_missed_ping(ctx):
+        with ctx.db.transaction() as tx:
+            revocation.count_miss(tx)
+            tx.commit()
+        revocation.missed_ping_counted(ctx)
 
 
 # ---- read paths (mirror first, Postgres fallback) ----------------------------------------------

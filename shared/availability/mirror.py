@@ -50,6 +50,7 @@ SCRIPT_NAMES = (
     "release_lock",
     "pings_since",
     "stale_scan",
+    "replay_pings",
 )
 # Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
@@ -190,6 +191,17 @@ def heartbeat(ctx: AppContext, mitra_id: str, session_id: str) -> tuple[str, Liv
         return outcome, None
     hb = int(float(reply[3])) if reply[3] not in ("", None) else None
     return outcome, LiveStatus(online=outcome == "online", used=int(reply[1]), max=int(reply[2]), last_heartbeat_ms=hb)
+
+
+def replay_pings(ctx: AppContext, pings: list[tuple[str, int]]) -> int:
+    """Raise online mitras' pings to (id, ms) answered from Postgres, never back; raises on Valkey errors."""
+    k = ctx.keys
+    moved = 0
+    for i in range(0, len(pings), SEED_CHUNK):
+        chunk = pings[i : i + SEED_CHUNK]
+        args = [",".join(p[0] for p in chunk), ",".join(str(p[1]) for p in chunk)]
+        moved += int(scripts(ctx)["replay_pings"](keys=[k.online, k.heartbeat, k.available], args=args))
+    return moved
 
 
 # ---- reads: None = not seeded; Valkey errors propagate (the api falls back to Postgres) ----

@@ -3,6 +3,9 @@ reach of the instance that made it must hold once Valkey is back, whether it com
 its old data (which still says `seeded` but lacks the revocation) or empty, and in an instance
 that made no call during the outage, asked *first* (before the active one repairs the mirror).
 
+A heartbeat answered from Postgres during such a fault shows the same last-seen in the other
+instance.
+
 The idle instance is asked once the access check's bound has passed since the last revocation
 committed (docs/availability.md, "Outages and access")."""
 
@@ -268,3 +271,61 @@ def test_access_taken_away_by_an_instance_that_lost_valkey_holds_in_the_others(w
     finally:
         world.link.restore()
     _refused_everywhere(world)
+
+
+def _beat(w: World) -> str:
+    resp = apps.client("mitra_status_heartbeat").post("/api/mitra/status/heartbeat", headers=bearer(w.mitra["token"]))
+    assert resp.status_code == 200, resp.json
+    return str(resp.json["last_heartbeat_at"])
+
+
+def _last_seen(w: World) -> str:
+    resp = apps.client("mitra_status_get").get("/api/mitra/status", headers=bearer(w.mitra["token"]))
+    assert resp.status_code == 200, resp.json
+    return str(resp.json["last_heartbeat_at"])
+
+
+def test_a_ping_answered_from_postgres_while_repairing_reaches_the_other_instance(world: World):
+    """The answering instance distrusts the mirror (its repair is still running), Valkey is fine."""
+    state = revocation._trust(world.ctx)
+    revocation.mark_suspect(world.ctx)
+    admin = world.ctx.db._begin()  # holds the miss count, so the repair waits on it
+    try:
+        admin.execute_simple("LOCK TABLE access_mirror_misses IN ACCESS EXCLUSIVE MODE")
+        repairing = threading.Thread(target=revocation.trust, args=(world.ctx,))
+        repairing.start()
+        deadline = time.monotonic() + 10
+        while not state.repairing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state.repairing
+        world.ctx.clock.advance(5)  # type: ignore[attr-defined]
+        answered = _beat(world)  # from Postgres: the mirror is not trusted yet
+    finally:
+        admin.execute_simple("ROLLBACK")
+        world.ctx.db._checkin(admin, healthy=True)
+    repairing.join(10)
+    with serving(world.idle):
+        assert _last_seen(world) == answered
+
+
+@pytest.mark.parametrize("fault", ["paused", "dropped"])
+def test_a_ping_answered_from_postgres_during_a_valkey_fault_reaches_the_idle_instance(
+    world: World, valkey: EmbeddedValkey, fault: str
+):
+    """Paused: the timed-out script may still run when Valkey resumes. Dropped: the answering
+    instance's connections are gone, so the ping exists in Postgres only."""
+    assert valkey.proc is not None
+    world.ctx.clock.advance(5)  # type: ignore[attr-defined]
+    if fault == "paused":
+        os.kill(valkey.proc.pid, signal.SIGSTOP)
+    else:
+        world.link.drop()
+    try:
+        answered = _beat(world)  # Valkey failed: from Postgres
+    finally:
+        os.kill(valkey.proc.pid, signal.SIGCONT)
+        world.link.restore()
+    committed_at = time.monotonic()
+    time.sleep(max(0.0, committed_at + revocation.CHECK_SECONDS - time.monotonic()))
+    with serving(world.idle):
+        assert _last_seen(world) == answered  # asked first, before the answering instance repairs
