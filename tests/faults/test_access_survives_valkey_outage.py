@@ -20,7 +20,9 @@ import threading
 import time
 from collections.abc import Iterator
 
+import jwt
 import pytest
+import redis
 
 from infra.embedded import EmbeddedValkey
 from shared import availability, context
@@ -329,3 +331,25 @@ def test_a_ping_answered_from_postgres_during_a_valkey_fault_reaches_the_idle_in
     time.sleep(max(0.0, committed_at + revocation.CHECK_SECONDS - time.monotonic()))
     with serving(world.idle):
         assert _last_seen(world) == answered  # asked first, before the answering instance repairs
+
+
+def test_a_new_valkey_connection_alone_makes_an_instance_repair_before_it_trusts(world: World, valkey: EmbeddedValkey):
+    """A server that lost a mark and dropped every connection: redis-py's retry reconnects
+    without an error reaching the code, so only the new connection says the mirror may differ."""
+    out = apps.client("auth_logout").post("/api/shared/auth/logout", headers=bearer(world.customer["token"]))
+    assert out.status_code == 204
+    admin = redis.Redis.from_url(valkey.url)
+    try:
+        sid = _session_of(world.customer["token"])
+        assert admin.delete(world.ctx.keys.revoked(sid)) == 1  # the mark was written, then lost
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 2
+    finally:
+        admin.close()
+    for instance in (world.idle, world.ctx):
+        with serving(instance):
+            assert _customer_me(world) == 401
+
+
+def _session_of(token: str) -> str:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return str(claims["sid"])
