@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from shared import app_config, mitras
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
-from shared.availability import mirror, truth
-from shared.availability.mirror import SeedReport
+from shared.availability import mirror, seed, truth
+from shared.availability.seed import SeedReport
 from shared.availability.truth import MitraTruth
 from shared.context import AppContext
 from shared.db import DatabaseUnavailable, Tx
@@ -68,7 +68,7 @@ def _mirror_or_postgres(
 
 def seed_from_postgres(ctx: AppContext) -> SeedReport:
     """Rebuild the whole mirror from Postgres (under the seed lock); raises on store errors."""
-    return mirror.seed_from_postgres(ctx)
+    return seed.seed_from_postgres(ctx)
 
 
 def ensure_seeded(ctx: AppContext) -> bool:
@@ -76,7 +76,7 @@ def ensure_seeded(ctx: AppContext) -> bool:
     try:
         if mirror.is_seeded(ctx):
             return True
-        return mirror.seed_from_postgres(ctx).ran
+        return seed.seed_from_postgres(ctx).ran
     except _SEED_ERRORS as exc:
         log.warning("mirror seed not possible now", extra={"error": type(exc).__name__})
         return False
