@@ -3,8 +3,8 @@ again (cold start, new Valkey connection, failed access write), next to a steady
 check, with 1,000 and 10,000 sessions revoked within the last access-token lifetime (one
 hour: a logout every 0.36 s all hour long is the larger case) and 100 mitras deactivated.
 
-Prints the median of `revocation.repair`, of the guard's revocation check, and of the same
-check when it also reads the Postgres miss count (once per `revocation.CHECK_SECONDS` per
+Prints the median of `access.repair`, of the guard's revocation check, and of the same
+check when it also reads the Postgres miss count (once per `access.CHECK_SECONDS` per
 instance). Always runs on embedded servers of its own.
 
     .venv/bin/python -m bench.access_repair [--sizes 1000,10000] [--repeat 7]
@@ -17,6 +17,7 @@ import math
 
 from bench.common import median_ms, own_servers
 from shared.auth import revocation
+from shared.availability import access
 from shared.context import AppContext
 
 DEACTIVATED = 100
@@ -56,12 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         for n in (int(s) for s in args.sizes.split(",")):
             live = _populate(ctx, n)
             ctx.valkey.set(ctx.keys.seeded, "bench")
-            repair_ms = median_ms(lambda: revocation.repair(ctx), args.repeat)
-            assert revocation.mirror_trusted(ctx)
+            repair_ms = median_ms(lambda: access.repair(ctx), args.repeat)
+            assert access.mirror_trusted(ctx)
             check_ms = median_ms(lambda sid=live: revocation.is_revoked(ctx, sid), args.repeat * 20)
-            state = revocation._trust(ctx)  # the once-a-second check, made due on each call
+            state = access._trust(ctx)  # the once-a-second check, made due on each call
 
-            def checked(sid: str = live, state: revocation._Trust = state) -> bool:
+            def checked(sid: str = live, state: access._Trust = state) -> bool:
                 state.checked_at = -math.inf
                 return revocation.is_revoked(ctx, sid)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from shared import app_config, mitras
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
-from shared.availability import mirror, seed, truth
+from shared.availability import access, mirror, seed, truth
 from shared.availability.seed import SeedReport
 from shared.availability.truth import MitraTruth
 from shared.context import AppContext
@@ -142,7 +142,7 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     if not mirror.sync(ctx, state):
-        revocation.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
+        access.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
     return {**mitras.to_json(row), "revoked_sessions": len(revoked)}
 
 
@@ -228,19 +228,19 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
 
     The script's access answers count only while the instance trusts the mirror (no new
     Valkey connection and no failed access write since its last repair; see
-    shared.auth.revocation); a suspect instance repairs first, or uses Postgres.
+    shared.availability.access); a suspect instance repairs first, or uses Postgres.
     """
     error: BaseException | None = None
     outcome, live = "untrusted", None
     try:
-        trusted_at = revocation.trust(ctx)
+        trusted_at = access.trust(ctx)
         if trusted_at is not None:
             outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
-            stale = outcome in ("online", "offline") and not revocation.still_trusted(ctx, trusted_at)
+            stale = outcome in ("online", "offline") and not access.still_trusted(ctx, trusted_at)
             if stale:  # reconnected meanwhile: the server may differ from the one repaired
                 outcome, live = "untrusted", None
     except VALKEY_ERRORS as exc:
-        revocation.mark_suspect(ctx)
+        access.mark_suspect(ctx)
         outcome, live, error = "unavailable", None, exc
     if outcome == "inactive":
         raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
@@ -265,7 +265,7 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal, *, reach_mirro
     every later one) from Postgres before it trusts the mirror again.
     """
     now = ctx.now()
-    count_miss = not reach_mirror and revocation.should_count_missed_ping(ctx)
+    count_miss = not reach_mirror and access.should_count_missed_ping(ctx)
     with ctx.db.transaction() as tx:
         row = mitras.get(tx, principal.user_id)
         if row is None or not row["is_active"]:
@@ -276,12 +276,12 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal, *, reach_mirro
         state = truth.status_of(tx, principal.user_id)
         default = truth.default_max(tx)
         if count_miss and state is not None and state.online:
-            revocation.count_miss(tx)
+            access.count_miss(tx)
         tx.commit()
     assert state is not None
     if state.online:
         if count_miss:
-            revocation.missed_ping_counted(ctx)
+            access.missed_ping_counted(ctx)
         elif reach_mirror:
             _ping_to_mirror(ctx, state)
     return _status_json(state, default)
@@ -294,12 +294,12 @@ def _ping_to_mirror(ctx: AppContext, state: MitraTruth) -> None:
         return
     except VALKEY_ERRORS as exc:
         log.warning("ping not mirrored; counted for the repair", extra={"error": type(exc).__name__})
-    revocation.mark_suspect(ctx)
-    if revocation.should_count_missed_ping(ctx):
+    access.mark_suspect(ctx)
+    if access.should_count_missed_ping(ctx):
         with ctx.db.transaction() as tx:
-            revocation.count_miss(tx)
+            access.count_miss(tx)
             tx.commit()
-        revocation.missed_ping_counted(ctx)
+        access.missed_ping_counted(ctx)
 
 
 # ---- read paths (mirror first, Postgres fallback) ----------------------------------------------

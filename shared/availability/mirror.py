@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +370,40 @@ def set_heartbeat_watermark(ctx: AppContext, ms: int) -> None:
 def is_seeded(ctx: AppContext) -> bool:
     """True when a complete seed is in place; raises on Valkey errors."""
     return bool(ctx.valkey.exists(ctx.keys.seeded))
+
+
+# ---- revocation marks (written and read by shared.auth.revocation, replayed by the repair and the seed) ----
+
+
+def write_marks(ctx: AppContext, session_ids: list[str]) -> bool:
+    """SET `{avail}:revoked:<sid>` for one access-token lifetime; False on a Valkey error."""
+    try:
+        pipe = ctx.valkey.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.set(ctx.keys.revoked(sid), "1", ex=ctx.settings.access_token_ttl_seconds)
+        pipe.execute()
+        return True
+    except VALKEY_ERRORS as exc:
+        log.warning(
+            "revocation mirror write failed; the mirror is not trusted until repaired from Postgres",
+            extra={"error": type(exc).__name__, "sessions": len(session_ids)},
+        )
+        return False
+
+
+def queue_marks(ctx: AppContext, pipe: Any, revoked: Iterable[tuple[str, datetime]], now: datetime) -> None:
+    """Queue on `pipe` the mark of each (sid, revoked_at) for the rest of its access-token lifetime."""
+    until_ms = int(now.timestamp() * 1000) - ctx.settings.access_token_ttl_seconds * 1000
+    for sid, revoked_at in revoked:
+        remaining = int(revoked_at.timestamp() * 1000) - until_ms
+        if remaining > 0:
+            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+
+
+def revocation_state(ctx: AppContext, sid: str) -> tuple[bool, bool]:
+    """(seeded, revoked) for one session in one round trip; raises on Valkey errors."""
+    pipe = ctx.valkey.pipeline(transaction=False)
+    pipe.exists(ctx.keys.seeded)
+    pipe.exists(ctx.keys.revoked(sid))
+    seeded, revoked = pipe.execute()
+    return bool(seeded), bool(revoked)

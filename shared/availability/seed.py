@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.auth import revocation
 from shared.availability import mirror, truth
 from shared.context import AppContext
 from shared.valkey import VALKEY_ERRORS
@@ -128,7 +127,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
-    revocation.queue_replay(ctx, pipe, revoked, now)
+    mirror.queue_marks(ctx, pipe, revoked, now)
     pipe.exists(k.seeded)
     size_of = {"set": pipe.scard, "hash": pipe.hlen, "zset": pipe.zcard}
     for name, kind in _DRIFT_KINDS:

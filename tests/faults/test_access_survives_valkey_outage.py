@@ -26,8 +26,9 @@ import redis
 
 from infra.embedded import EmbeddedValkey
 from shared import availability, context
-from shared.auth import cc_users, revocation
+from shared.auth import cc_users
 from shared.auth.principal import Principal
+from shared.availability import access
 from shared.context import AppContext
 from tests import apps
 from tests.mirror_state import new_mitra
@@ -160,7 +161,7 @@ def world(isolated_ctx: AppContext, valkey: EmbeddedValkey) -> Iterator[World]:
         for instance in (ctx, idle):
             with serving(instance):
                 assert (_customer_me(w), _mitra_beat(w), _staff_me(w)) == (200, 200, 200)
-                assert revocation.mirror_trusted(instance)
+                assert access.mirror_trusted(instance)
         with serving(ctx):
             yield w
     finally:
@@ -211,7 +212,7 @@ def _take_access_away(w: World) -> None:
 
 def _refused_everywhere(w: World) -> None:
     """The idle instance first, once the check's bound has passed since the last commit."""
-    time.sleep(max(0.0, w.committed_at + revocation.CHECK_SECONDS - time.monotonic()))
+    time.sleep(max(0.0, w.committed_at + access.CHECK_SECONDS - time.monotonic()))
     for instance in (w.idle, w.ctx):
         with serving(instance):
             assert _customer_me(w) == 401
@@ -231,7 +232,7 @@ def test_access_taken_away_while_valkey_is_paused_holds_after_it_resumes(world: 
     _refused_everywhere(world)
     # The next call that reached Valkey repaired it: the marks are in the mirror again.
     assert world.ctx.valkey.sismember(world.ctx.keys.deactivated, world.mitra["id"])
-    assert revocation.mirror_trusted(world.ctx)
+    assert access.mirror_trusted(world.ctx)
 
 
 @pytest.mark.parametrize(
@@ -289,12 +290,12 @@ def _last_seen(w: World) -> str:
 
 def test_a_ping_answered_from_postgres_while_repairing_reaches_the_other_instance(world: World):
     """The answering instance distrusts the mirror (its repair is still running), Valkey is fine."""
-    state = revocation._trust(world.ctx)
-    revocation.mark_suspect(world.ctx)
+    state = access._trust(world.ctx)
+    access.mark_suspect(world.ctx)
     admin = world.ctx.db._begin()  # holds the miss count, so the repair waits on it
     try:
         admin.execute_simple("LOCK TABLE access_mirror_misses IN ACCESS EXCLUSIVE MODE")
-        repairing = threading.Thread(target=revocation.trust, args=(world.ctx,))
+        repairing = threading.Thread(target=access.trust, args=(world.ctx,))
         repairing.start()
         deadline = time.monotonic() + 10
         while not state.repairing and time.monotonic() < deadline:
@@ -328,7 +329,7 @@ def test_a_ping_answered_from_postgres_during_a_valkey_fault_reaches_the_idle_in
         os.kill(valkey.proc.pid, signal.SIGCONT)
         world.link.restore()
     committed_at = time.monotonic()
-    time.sleep(max(0.0, committed_at + revocation.CHECK_SECONDS - time.monotonic()))
+    time.sleep(max(0.0, committed_at + access.CHECK_SECONDS - time.monotonic()))
     with serving(world.idle):
         assert _last_seen(world) == answered  # asked first, before the answering instance repairs
 
