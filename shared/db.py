@@ -2,8 +2,7 @@
 
 Connections come from DATABASE_URL (libpq URI form, TCP or the Cloud SQL unix-socket form
 `postgresql://user:pass@/db?host=/cloudsql/PROJECT:REGION:INSTANCE`) or, when
-CLOUD_SQL_INSTANCE is set, from the Cloud SQL Python Connector (pg8000 driver, lazy refresh,
-optional IAM auth), as in Google's own function samples.
+CLOUD_SQL_INSTANCE is set, from the Cloud SQL Python Connector (`shared.cloud_sql`).
 
 SQL uses pg8000's `:name` parameters; nothing is ever formatted into a statement.
 `Database.transaction()` rolls back unless the block calls `tx.commit()`.
@@ -421,7 +420,9 @@ class Database:
 
 def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
     if settings.cloud_sql_instance:
-        return _cloud_sql_connector(settings)
+        from shared import cloud_sql  # only deployments with CLOUD_SQL_INSTANCE load it
+
+        return cloud_sql.connector(settings)
     if not settings.database_url:
         raise ConfigError("missing required environment variable DATABASE_URL or CLOUD_SQL_INSTANCE")
     params = parse_database_url(settings.database_url)
@@ -441,45 +442,6 @@ def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
         return conn
 
     return connect
-
-
-def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
-    """Connect through the Cloud SQL Python Connector (imported on the first connection)."""
-    instance = settings.cloud_sql_instance
-    if not instance or not settings.db_user or not settings.db_name:
-        raise ConfigError("CLOUD_SQL_INSTANCE needs DB_USER and DB_NAME")
-    lock = threading.Lock()
-    connectors: list[Any] = []
-
-    def connect() -> CoreConnection:
-        # Built on first use, not at import: it looks up credentials, and a failure here must
-        # be a 503 for this request rather than a crashed cold start.
-        from google.cloud.sql.connector import Connector, IPTypes
-
-        try:
-            with lock:
-                if not connectors:
-                    connectors.append(Connector(refresh_strategy="LAZY"))
-            conn: CoreConnection = connectors[0].connect(
-                instance,
-                "pg8000",
-                user=settings.db_user,
-                db=settings.db_name,
-                password=settings.db_password,
-                enable_iam_auth=settings.db_iam_auth,
-                ip_type=IPTypes.PRIVATE,
-            )
-        except (_errors().InterfaceError, OSError):
-            raise
-        except Exception as exc:  # credentials, IAM, the Cloud SQL Admin API: all "cannot connect"
-            raise CloudSqlConnectError(f"{type(exc).__name__}: {exc}") from exc
-        return conn
-
-    return connect
-
-
-class CloudSqlConnectError(OSError):
-    """The Cloud SQL Python Connector could not open a connection (mapped to a 503)."""
 
 
 def is_unique_violation(exc: BaseException, constraint: str | None = None) -> bool:
