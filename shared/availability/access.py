@@ -57,6 +57,8 @@ class _Trust:
 # The bound: a revocation whose mark write failed is refused by every instance at most this
 # long after it committed (the miss count is read at most once per this per instance).
 CHECK_SECONDS = 1.0
+# How long a request waits for another one's check before it gives Postgres up as too slow.
+CHECK_WAIT_SECONDS = 1.0
 
 
 Mark = tuple[str, int]  # (mirror node "host:port", connections opened to it)
@@ -144,11 +146,17 @@ def _no_missed_marks(ctx: AppContext, state: _Trust) -> bool:
     """False when Postgres counts more missed marks than the mirror has repaired.
 
     Read at most once per CHECK_SECONDS per instance (one SQL statement and one GET); callers
-    arriving while it runs wait for it. With Postgres down the answer is True: the mirror is
-    the only store left (see `trust`), and the check runs again a second later. Raises on
-    Valkey errors.
+    arriving while it runs wait for it, up to CHECK_WAIT_SECONDS. A Postgres that is down, or
+    too slow to answer within that wait, cannot be asked: the answer is then True, because
+    the mirror is the only store left (see `trust`), and the check runs again a second later.
+    Raises on Valkey errors.
     """
-    with state.check_lock:
+    if time.monotonic() - state.checked_at < CHECK_SECONDS:  # the steady state: no lock taken
+        return True
+    if not state.check_lock.acquire(timeout=CHECK_WAIT_SECONDS):
+        log.warning("the access check is waiting on Postgres; the mirror answers unverified")
+        return True
+    try:
         started = time.monotonic()
         if started - state.checked_at < CHECK_SECONDS:
             return True
@@ -165,6 +173,8 @@ def _no_missed_marks(ctx: AppContext, state: _Trust) -> bool:
             return False
         state.checked_at = started
         return True
+    finally:
+        state.check_lock.release()
 
 
 def still_trusted(ctx: AppContext, trusted_at: Mark | None) -> bool:
