@@ -28,7 +28,7 @@ from infra.embedded import EmbeddedValkey
 from shared import availability, context
 from shared.auth import cc_users
 from shared.auth.principal import Principal
-from shared.availability import access
+from shared.availability import access, mirror
 from shared.context import AppContext
 from tests import apps
 from tests.mirror_state import new_mitra
@@ -288,25 +288,29 @@ def _last_seen(w: World) -> str:
     return str(resp.json["last_heartbeat_at"])
 
 
-def test_a_ping_answered_from_postgres_while_repairing_reaches_the_other_instance(world: World):
-    """The answering instance distrusts the mirror (its repair is still running), Valkey is fine."""
+def test_a_ping_answered_from_postgres_while_repairing_reaches_the_other_instance(world: World, monkeypatch):
+    """The answering instance distrusts the mirror: its repair has read Postgres (before this
+    ping) and not yet written Valkey. Valkey itself is fine."""
     state = access._trust(world.ctx)
     access.mark_suspect(world.ctx)
-    admin = world.ctx.db._begin()  # holds the miss count, so the repair waits on it
+    replay, read_postgres, resume = mirror.replay_pings, threading.Event(), threading.Event()
+
+    def held_replay(ctx: AppContext, pings: list[tuple[str, int]]) -> int:
+        if threading.current_thread() is repairing:  # the repair, after its Postgres reads
+            read_postgres.set()
+            resume.wait(10)
+        return replay(ctx, pings)
+
+    monkeypatch.setattr(mirror, "replay_pings", held_replay)
+    repairing = threading.Thread(target=access.trust, args=(world.ctx,))
+    repairing.start()
     try:
-        admin.execute_simple("LOCK TABLE access_mirror_misses IN ACCESS EXCLUSIVE MODE")
-        repairing = threading.Thread(target=access.trust, args=(world.ctx,))
-        repairing.start()
-        deadline = time.monotonic() + 10
-        while not state.repairing and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert state.repairing
+        assert read_postgres.wait(10) and state.repairing
         world.ctx.clock.advance(5)  # type: ignore[attr-defined]
         answered = _beat(world)  # from Postgres: the mirror is not trusted yet
     finally:
-        admin.execute_simple("ROLLBACK")
-        world.ctx.db._checkin(admin, healthy=True)
-    repairing.join(10)
+        resume.set()
+        repairing.join(10)
     with serving(world.idle):
         assert _last_seen(world) == answered
 
