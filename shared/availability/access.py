@@ -192,8 +192,10 @@ def _repair(ctx: AppContext) -> Mark | None:
     """Replay every access removal of the last access-token lifetime from Postgres into Valkey.
 
     Revoked sessions get their `revoked:<sid>` key back (with the rest of their lifetime);
-    mitras deactivated in that time are re-synced into the mirror. On success the instance
-    trusts the mirror again; on a Valkey error it stays suspect and returns None.
+    mitras deactivated in that time are re-synced into the mirror; pings answered from
+    Postgres after the heartbeat-mirror watermark are raised in it; then the mirror records
+    the miss count read first. On success the instance trusts the mirror again; on a Valkey
+    error it stays suspect and returns None.
     """
     try:
         # Connect first (to the node holding the mirror's slot, on a cluster): a connection

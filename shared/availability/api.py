@@ -295,11 +295,16 @@ def _ping_to_mirror(ctx: AppContext, state: MitraTruth) -> None:
     except VALKEY_ERRORS as exc:
         log.warning("ping not mirrored; counted for the repair", extra={"error": type(exc).__name__})
     access.mark_suspect(ctx)
-    if access.should_count_missed_ping(ctx):
+    if not access.should_count_missed_ping(ctx):
+        return
+    try:
         with ctx.db.transaction() as tx:
             access.count_miss(tx)
             tx.commit()
-        access.missed_ping_counted(ctx)
+    except DatabaseUnavailable:  # the ping is answered and in Postgres; the reseed restores it
+        log.warning("ping neither mirrored nor counted: Postgres went away after its commit")
+        return
+    access.missed_ping_counted(ctx)
 
 
 # ---- read paths (mirror first, Postgres fallback) ----------------------------------------------
