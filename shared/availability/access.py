@@ -206,7 +206,10 @@ def _repair(ctx: AppContext) -> Mark | None:
         now = ctx.now()
         ttl = ctx.settings.access_token_ttl_seconds
         since = now - timedelta(seconds=ttl)
-        pings_since = mirror.heartbeat_watermark(ctx)  # later pings may exist in Postgres only
+        pipe = ctx.valkey.pipeline(transaction=False)
+        pipe.get(ctx.keys.heartbeat_watermark)  # later pings may exist in Postgres only
+        pipe.get(ctx.keys.access_repaired)
+        watermark, repaired = (int(v or 0) for v in pipe.execute())
         with ctx.db.transaction() as tx:
             # First: each miss counted so far committed with its write, so the reads below
             # (later statements, later snapshots) see every one of them.
@@ -214,7 +217,9 @@ def _repair(ctx: AppContext) -> Mark | None:
             revoked = truth.recent_revocations(tx, since)
             mitra_ids = mitras_table.deactivated_since(tx, since)
             mitras = truth.mitras_by_id(tx, mitra_ids) if mitra_ids else []
-            pings = truth.pings_after(tx, pings_since)
+            # A ping the mirror lacks was counted as a miss: without one (a cold start, a new
+            # connection) the scan of mitras is skipped.
+            pings = truth.pings_after(tx, watermark) if missed > repaired else []
         if mitras:  # re-sync only those the deactivated set lacks (a healthy mirror has them all)
             present = ctx.valkey.smismember(ctx.keys.deactivated, [m.id for m in mitras])
             mitras = [m for m, there in zip(mitras, present, strict=True) if not there]
