@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 import redis
+import requests
 
 from infra.embedded import EmbeddedValkey
 from shared import availability, context
@@ -30,7 +31,7 @@ from shared.auth import cc_users
 from shared.auth.principal import Principal
 from shared.availability import access, mirror
 from shared.context import AppContext
-from tests import apps
+from tests import apps, server_process
 from tests.mirror_state import new_mitra
 from tests.tokens import bearer, mitra_token
 
@@ -358,3 +359,42 @@ def test_a_new_valkey_connection_alone_makes_an_instance_repair_before_it_trusts
 def _session_of(token: str) -> str:
     claims = jwt.decode(token, options={"verify_signature": False})
     return str(claims["sid"])
+
+
+def _http(base: str, method: str, path: str, token: str) -> int:
+    return requests.request(method, f"{base}{path}", headers=bearer(token), timeout=30).status_code
+
+
+def _asked_over_http(w: World, base: str) -> tuple[int, int, int]:
+    return (
+        _http(base, "GET", "/api/client/auth/me", w.customer["token"]),
+        _http(base, "GET", "/api/mitra/status", w.mitra["token"]),
+        _http(base, "GET", "/internal/auth/me", w.staff["token"]),
+    )
+
+
+def test_two_server_processes_the_idle_one_refuses_first_after_a_pause(world: World, valkey: EmbeddedValkey):
+    """The same through two server processes (their own pools and trust), the deployed timeouts:
+    the logout goes through the first process, the deactivation and the reset through a third
+    instance; the second process makes no call during the pause and is asked first."""
+    assert valkey.proc is not None
+    with (
+        server_process.server(world.idle, ("auth", "heartbeat")) as first,
+        server_process.server(world.idle, ("auth", "heartbeat")) as idle,
+    ):
+        for base in (first, idle):
+            assert _asked_over_http(world, base) == (200, 200, 200)
+        os.kill(valkey.proc.pid, signal.SIGSTOP)
+        try:
+            assert _http(first, "POST", "/api/shared/auth/logout", world.customer["token"]) == 204
+            availability.deactivate(world.ctx, world.mitra["id"], "cc:test")
+            admin = Principal(
+                "cc", "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002", "admin"
+            )
+            assert cc_users.reset_password(world.ctx, admin, world.staff["id"], "Changed123") >= 1
+            committed_at = time.monotonic()
+        finally:
+            os.kill(valkey.proc.pid, signal.SIGCONT)
+        time.sleep(max(0.0, committed_at + access.CHECK_SECONDS - time.monotonic()))
+        assert _asked_over_http(world, idle) == (401, 401, 401)
+        assert _asked_over_http(world, first) == (401, 401, 401)
