@@ -1,4 +1,4 @@
-"""Taking access away so that it survives any Valkey outage (SPEC §4 write paths, §6): the policy.
+"""Taking access away so that it survives any Valkey outage: the policy (docs/availability.md).
 
 Postgres (`auth_sessions.revoked_at`) is the truth; the mirror's `revoked:<sid>` marks are
 what the guard and the heartbeat script read on the hot path. A write that takes access

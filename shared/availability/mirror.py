@@ -1,6 +1,6 @@
-"""The Valkey mirror of mitra availability (SPEC §4) at run time: writes, reads, sweep support.
+"""The Valkey mirror of mitra availability at run time: writes, reads, sweep support.
 
-Key layout (all under the `{avail}` hash tag, built by shared.keys): `mitras:online` and
+Design: docs/availability.md. Key layout (all under the `{avail}` hash tag, built by shared.keys): `mitras:online` and
 `mitras:deactivated` SETs, `mitra:used` / `mitra:max` HASHes, `mitra:heartbeat` ZSET
 (id -> last ping ms, online mitras only), the derived `mitras:available` ZSET (id -> last
 ping; online and not deactivated and used < max) and its twin `mitras:ring` (same members,

@@ -1,4 +1,4 @@
-"""Building the Valkey mirror from Postgres (SPEC §4): the seed, its lock and its report.
+"""Building the Valkey mirror from Postgres: the seed, its lock and its report.
 
 The whole mirror is rebuilt into temp keys in short scripts (one slice of mitras each, merging
 live pings and measuring drift on the way) and swapped in by one O(1) script, `seeded` last;
