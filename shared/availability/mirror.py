@@ -1,13 +1,13 @@
 """The Valkey mirror of mitra availability at run time: writes, reads, sweep support.
 
-Design: docs/availability.md. Key layout (all under the `{avail}` hash tag, built by shared.keys): `mitras:online` and
-`mitras:deactivated` SETs, `mitra:used` / `mitra:max` HASHes, `mitra:heartbeat` ZSET
-(id -> last ping ms, online mitras only), the derived `mitras:available` ZSET (id -> last
-ping; online and not deactivated and used < max) and its twin `mitras:ring` (same members,
-score 0) walked by a rotating cursor for fair picks, `config` (default max), `snapshot`,
-`seeded`, the seed lock and the seed's dirty set. Every multi-key mutation is one Lua
-script from this package (loaded once per client, called by SHA), so `available` never
-disagrees with the sets it is derived from.
+Key layout (all under the `{avail}` hash tag, built by shared.keys; design in
+docs/availability.md): `mitras:online` and `mitras:deactivated` SETs, `mitra:used` /
+`mitra:max` HASHes, `mitra:heartbeat` ZSET (id -> last ping ms, online mitras only), the
+derived `mitras:available` ZSET (id -> last ping; online and not deactivated and used < max)
+and its twin `mitras:ring` (same members, score 0) walked by a rotating cursor for fair picks,
+`config` (default max), `snapshot`, `seeded`, the seed lock and the seed's dirty set. Every
+multi-key mutation is one Lua script from this package (loaded once per client, called by
+SHA), so `available` never disagrees with the sets it is derived from.
 
 Writes take the Postgres truth the caller has just committed and are best-effort: a Valkey
 error is logged and swallowed (the reseed sweep heals drift). Reads return None when Valkey
