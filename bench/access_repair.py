@@ -3,8 +3,9 @@ again (cold start, new Valkey connection, failed access write), next to a steady
 check, with 1,000 and 10,000 sessions revoked within the last access-token lifetime (one
 hour: a logout every 0.36 s all hour long is the larger case) and 100 mitras deactivated.
 
-Prints the median of `revocation.repair` and of the guard's revocation check. Always runs on
-embedded servers of its own.
+Prints the median of `access.repair`, of the guard's revocation check, and of the same
+check when it also reads the Postgres miss count (once per `access.CHECK_SECONDS` per
+instance). Always runs on embedded servers of its own.
 
     .venv/bin/python -m bench.access_repair [--sizes 1000,10000] [--repeat 7]
 """
@@ -12,9 +13,11 @@ embedded servers of its own.
 from __future__ import annotations
 
 import argparse
+import math
 
 from bench.common import median_ms, own_servers
 from shared.auth import revocation
+from shared.availability import access
 from shared.context import AppContext
 
 DEACTIVATED = 100
@@ -50,14 +53,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     with own_servers("bench-access-") as ctx:
-        print("{:>8} {:>12} {:>16}".format("revoked", "repair ms", "guard check ms"))
+        print("{:>8} {:>12} {:>16} {:>22}".format("revoked", "repair ms", "guard check ms", "with miss check ms"))
         for n in (int(s) for s in args.sizes.split(",")):
             live = _populate(ctx, n)
             ctx.valkey.set(ctx.keys.seeded, "bench")
-            repair_ms = median_ms(lambda: revocation.repair(ctx), args.repeat)
-            assert revocation.mirror_trusted(ctx)
+            repair_ms = median_ms(lambda: access.repair(ctx), args.repeat)
+            assert access.mirror_trusted(ctx)
             check_ms = median_ms(lambda sid=live: revocation.is_revoked(ctx, sid), args.repeat * 20)
-            print(f"{n:>8} {repair_ms:>12.2f} {check_ms:>16.3f}")
+            state = access._trust(ctx)  # the once-a-second check, made due on each call
+
+            def checked(sid: str = live, state: access._Trust = state) -> bool:
+                state.checked_at = -math.inf
+                return revocation.is_revoked(ctx, sid)
+
+            miss_check_ms = median_ms(checked, args.repeat * 20)
+            print(f"{n:>8} {repair_ms:>12.2f} {check_ms:>16.3f} {miss_check_ms:>22.3f}")
 
 
 if __name__ == "__main__":

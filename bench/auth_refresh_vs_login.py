@@ -1,4 +1,6 @@
-"""Refresh needs no bcrypt: the refresh endpoint's median next to the login endpoint's.
+"""Refresh needs no bcrypt: the refresh endpoint's median next to the login endpoint's, and
+next to its floor: the same number of Postgres round trips as one refresh makes, each a
+`SELECT 1` on the same pooled connection, timed in the same run.
 
 Both run in one process against the same Postgres and Valkey (embedded unless DATABASE_URL /
 VALKEY_URL are set), through the real entry points built with functions-framework's
@@ -62,9 +64,47 @@ def measure(logins: int = LOGINS, refreshes: int = REFRESHES) -> dict[str, float
             refresh()
         login_ms = median_ms(login, logins) if logins else float("nan")
         refresh_ms = median_ms(refresh, refreshes)
+        trips = _round_trips(refresh)
+
+        def floor() -> None:  # BEGIN, the SELECT 1s, ROLLBACK: `trips` round trips on one connection
+            with ctx.db.transaction() as tx:
+                for _ in range(max(0, trips - 2)):
+                    tx.scalar("SELECT 1")
+
+        floor_ms = median_ms(floor, refreshes)
         cost = ctx.settings.bcrypt_cost
         ctx.close()
-    return {"login_ms": login_ms, "refresh_ms": refresh_ms, "bcrypt_cost": cost}
+    return {
+        "login_ms": login_ms,
+        "refresh_ms": refresh_ms,
+        "round_trips": trips,
+        "floor_ms": floor_ms,
+        "bcrypt_cost": cost,
+    }
+
+
+def _round_trips(call: Any) -> int:
+    """How many statements (round trips) `call` sends to Postgres, counted on pg8000's connection."""
+    from pg8000.core import CoreConnection
+
+    count = [0]
+    originals = {name: getattr(CoreConnection, name) for name in ("execute_simple", "execute_unnamed")}
+
+    def counting(original: Any) -> Any:
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            count[0] += 1
+            return original(self, *args, **kwargs)
+
+        return run
+
+    try:
+        for name, original in originals.items():
+            setattr(CoreConnection, name, counting(original))
+        call()
+    finally:
+        for name, original in originals.items():
+            setattr(CoreConnection, name, original)
+    return count[0]
 
 
 def main() -> int:
@@ -73,6 +113,8 @@ def main() -> int:
     print(f"login   median {login_ms:8.2f} ms  (n={LOGINS}, bcrypt cost {r['bcrypt_cost']:.0f})")
     print(f"refresh median {refresh_ms:8.2f} ms  (n={REFRESHES}, SHA-256 lookup + rotation)")
     print(f"login / refresh = {login_ms / refresh_ms:.0f}x")
+    print(f"refresh floor {r['floor_ms']:8.2f} ms  ({r['round_trips']} SELECT 1 round trips on one connection)")
+    print(f"refresh / floor = {refresh_ms / r['floor_ms']:.2f}x")
     return 0
 
 

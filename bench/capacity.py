@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.mirror import _populate
 from bench.paths import _all_heartbeats, servers
-from shared.availability import mirror
+from shared.availability import mirror, seed
 from shared.context import AppContext
 from shared.sweeps import jobs
 
@@ -64,7 +64,7 @@ def script_rate(ctx: AppContext, online: int, clients: int, seconds: float) -> d
     _populate(ctx, online)
     ctx.valkey.flushdb()
     empty = int(ctx.valkey.info("memory")["used_memory"])
-    mirror.seed_from_postgres(ctx)
+    seed.seed_from_postgres(ctx)
     mirror_bytes = int(ctx.valkey.info("memory")["used_memory"]) - empty
     ids = [str(i) for i in ctx.valkey.srandmember(ctx.keys.online, 20_000)]
     url = ctx.settings.valkey_url
@@ -93,7 +93,7 @@ def mirror_pass_writes(ctx: AppContext, online: int) -> dict[str, float]:
     """Rows, HOT updates and WAL bytes of one heartbeat-mirror pass with every online mitra pinged."""
     _populate(ctx, online)
     ctx.valkey.flushdb()
-    mirror.seed_from_postgres(ctx)
+    seed.seed_from_postgres(ctx)
     out: dict[str, float] = {}
     for attempt in range(2):  # the first pass inserts every pings row; the second is the steady state
         _all_heartbeats(ctx, ctx.now_ms() + attempt + 1)

@@ -17,7 +17,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 
 from bench.common import median_ms, own_servers
-from shared.availability import mirror, truth
+from shared.availability import mirror, seed, truth
 from shared.context import AppContext
 
 BUSY_EVERY = 10  # one mitra in ten holds an active session (so capacity filtering matters)
@@ -84,7 +84,7 @@ def _original_scan(ctx: AppContext, prefix: str) -> list[str]:
 def _run(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     _populate(ctx, n)
     ctx.valkey.flushdb()  # our own embedded Valkey
-    mirror.seed_from_postgres(ctx)
+    seed.seed_from_postgres(ctx)
     prefix = "bench:orig:"
     _original_layout(ctx, prefix)
     cutoff = truth.cutoff_for(ctx.now(), ctx.settings.mitra_heartbeat_stale_seconds)

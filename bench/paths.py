@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import own_servers
 from bench.mirror import _populate
-from shared.availability import mirror
+from shared.availability import mirror, seed
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
 
@@ -104,7 +104,7 @@ def _reonline(ctx: AppContext) -> None:
         tx.execute("UPDATE mitras SET is_online = true, last_heartbeat_at = now() WHERE NOT is_online")
         tx.execute("DELETE FROM mitra_status_logs")
         tx.commit()
-    mirror.seed_from_postgres(ctx)
+    seed.seed_from_postgres(ctx)
     time.sleep(SETTLE_SECONDS)
 
 
@@ -115,7 +115,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         tx.execute("UPDATE mitras SET last_heartbeat_at = now() - random() * interval '30 s'")
         tx.commit()
     ctx.valkey.flushdb()
-    mirror.seed_from_postgres(ctx)
+    seed.seed_from_postgres(ctx)
     out: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
@@ -159,7 +159,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     _reonline(ctx)
     for _ in range(repeat):
         with _slowlog(ctx) as block:
-            ms, report = _timed(lambda: mirror.seed_from_postgres(ctx))
+            ms, report = _timed(lambda: seed.seed_from_postgres(ctx))
         assert report.ran and report.online == n, report
         add("reseed_ms", ms)
         add("reseed_block_ms", block[0])

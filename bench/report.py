@@ -2,6 +2,15 @@
 run, next to its goal; then `docs/bench.png` (cost per path against online mitras, log scale)
 and the README's benchmark table, regenerated from this run.
 
+Goals that depend on how fast the host is are ratios to a floor measured in the same run, so
+a row passes or fails with the code, not with the machine: the cold import against a bare
+bundle that imports only what the runtime needs anyway (functions-framework with Flask, and
+redis-py; not the Cloud SQL connector, which the heartbeat loads only on its first Postgres
+connection: bench/coldstart.py), the refresh against the same number
+of `SELECT 1` round trips on one connection, the heartbeat's throughput against a bare
+function, and each sweep pass's cost per online mitra at the largest size against 10k. The
+table shows each ratio next to the absolute figures; such a row is met on its ratio.
+
 Bounded: the paths run 3 times per size, the throughput takes 5 paired rounds of 3 s; the whole report
 takes a few minutes on a 2-core machine.
 
@@ -35,8 +44,15 @@ ROWS: list[tuple[str, str, float, bool, str]] = [
     ("find_available(25), all fresh", "≤ 2 ms", 2, True, "find_fresh_ms"),
     ("reseed: longest Valkey command", "≤ 50 ms", 50, True, "reseed_block_ms"),
     ("reseed: whole", "≤ 1500 ms", 1500, True, "reseed_ms"),
-    ("heartbeat throughput / bare function", "≥ 90 %", 90, False, "throughput_pct"),
+    ("heartbeat throughput / bare function", "≥ 95 %", 95, False, "throughput_pct"),
 ]
+# Sweep passes whose cost per online mitra must stay flat: met on the ratio of the per-mitra
+# cost at the largest size to the one at FLAT_FROM online (the smallest size when it is absent).
+FLAT = ("heartbeat_mirror_ms", "auto_offline_ms", "reseed_ms")
+FLAT_FROM = 10_000
+FLAT_GOAL = 1.5
+COLD_GOAL = 1.15  # times the bare bundle's import
+REFRESH_GOAL = 2.0  # times its floor of Postgres round trips
 
 
 def cpu_probe_ms() -> float:
@@ -81,6 +97,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         (built,) = coldstart.bundle.build_all(Path(tmp), ["heartbeat"])
         cold = coldstart.measure(built.path, 7)
+        cold_floor = coldstart.measure_floor(7)
     long_poll = _in_fresh_process("long_poll", "measure()")
     per_size = paths.measure(sizes, repeat=3)
     throughput = heartbeat_throughput.measure(seconds=3.0, rounds=5, clients=3, sizes=tuple(sizes))
@@ -92,8 +109,11 @@ def run(sizes: list[int]) -> dict[str, Any]:
         "sizes": sizes,
         "per_size": per_size,
         "cold_ms": cold["median_ms"],
+        "cold_floor_ms": cold_floor["median_ms"],
         "refresh_ms": refresh["refresh_ms"],
         "long_poll": long_poll,
+        "refresh_floor_ms": refresh["floor_ms"],
+        "refresh_round_trips": refresh["round_trips"],
         "seconds": time.monotonic() - started,
         "load": f"{load_before} → {_load()}",
         "probe": f"{probe_before:.0f} → {cpu_probe_ms():.0f} ms",
@@ -110,22 +130,46 @@ def _fmt(value: float, key: str) -> str:
     return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
-def table(r: dict[str, Any]) -> str:
-    """The README table: one row per figure, one column per size, the goal, met at 100k."""
+def flatness(r: dict[str, Any], key: str) -> float:
+    """Cost per online mitra at the largest size ÷ the same at FLAT_FROM (or the smallest size)."""
     sizes = r["sizes"]
-    head = "| figure | " + " | ".join(f"{n:,} online" for n in sizes) + " | goal | met |"
-    lines = [head, "|---|" + "---|" * len(sizes) + "---|---|"]
+    base = FLAT_FROM if FLAT_FROM in sizes else sizes[0]
+    largest = sizes[-1]
+    per_mitra = {n: r["per_size"][n][key] / n for n in (base, largest)}
+    return float(per_mitra[largest] / per_mitra[base]) if per_mitra[base] else float("inf")
+
+
+def table(r: dict[str, Any]) -> str:
+    """The README table: one row per figure, one column per size, the ratio to its floor, the
+    goal, and whether it is met (on the ratio where there is one, else at the largest size)."""
+    sizes = r["sizes"]
+    base = FLAT_FROM if FLAT_FROM in sizes else sizes[0]
+    head = "| figure | " + " | ".join(f"{n:,} online" for n in sizes) + " | ratio | goal | met |"
+    lines = [head, "|---|" + "---|" * len(sizes) + "---|---|---|"]
     largest = sizes[-1]
     for name, goal_text, goal, lower, key in ROWS:
         cells = " | ".join(_fmt(r["per_size"][n][key], key) for n in sizes)
-        lines.append(f"| {name} | {cells} | {goal_text} | {_meets(r['per_size'][largest][key], goal, lower)} |")
+        met = _meets(r["per_size"][largest][key], goal, lower)
+        if key in FLAT:
+            ratio = flatness(r, key)
+            flat_goal = f"per mitra ≤ {FLAT_GOAL}× {base:,}'s"
+            lines.append(f"| {name} | {cells} | {ratio:.2f}× | {flat_goal} | {_meets(ratio, FLAT_GOAL, True)} |")
+        elif key == "throughput_pct":  # the cells are the ratio to the bare function
+            lines.append(f"| {name} | {cells} | {r['per_size'][largest][key]:.0f} % | {goal_text} | {met} |")
+        else:
+            lines.append(f"| {name} | {cells} | | {goal_text} | {met} |")
     blank = " | ".join("" for _ in sizes[1:])
+    cold_ratio = r["cold_ms"] / r["cold_floor_ms"]
     lines.append(
-        f"| heartbeat bundle cold import (median of 7) | {r['cold_ms']:.0f} ms | {blank} | ≤ 200 ms |"
-        f" {_meets(r['cold_ms'], 200, True)} |"
+        f"| heartbeat bundle cold import (median of 7; bare bundle {r['cold_floor_ms']:.0f} ms) |"
+        f" {r['cold_ms']:.0f} ms | {blank} | {cold_ratio:.2f}× | ≤ {COLD_GOAL}× bare |"
+        f" {_meets(cold_ratio, COLD_GOAL, True)} |"
     )
+    refresh_ratio = r["refresh_ms"] / r["refresh_floor_ms"]
     lines.append(
-        f"| refresh median (n=200) | {r['refresh_ms']:.2f} ms | {blank} | ≤ 3 ms | {_meets(r['refresh_ms'], 3, True)} |"
+        f"| refresh median (n=200; floor: {r['refresh_round_trips']} `SELECT 1` round trips,"
+        f" {r['refresh_floor_ms']:.2f} ms) | {r['refresh_ms']:.2f} ms | {blank} | {refresh_ratio:.2f}× |"
+        f" ≤ {REFRESH_GOAL}× floor | {_meets(refresh_ratio, REFRESH_GOAL, True)} |"
     )
     lp = r["long_poll"]
     lines.append(
@@ -144,7 +188,7 @@ def table(r: dict[str, Any]) -> str:
     notes = (
         f"\nOne `make bench` run, {r['seconds']:.0f} s, load average {r['load']} on this shared 2-core machine"
         f" (CPU probe, a fixed Python loop: {r['probe']}; the same loop varies by ±40 % within a minute here)."
-        f" Heartbeat vs bare function: {rps}.\n"
+        f" Heartbeat vs bare function: {rps}. A row with a ratio is met on its ratio.\n"
     )
     return "\n".join(lines) + "\n" + notes
 

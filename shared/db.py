@@ -2,8 +2,7 @@
 
 Connections come from DATABASE_URL (libpq URI form, TCP or the Cloud SQL unix-socket form
 `postgresql://user:pass@/db?host=/cloudsql/PROJECT:REGION:INSTANCE`) or, when
-CLOUD_SQL_INSTANCE is set, from the Cloud SQL Python Connector (pg8000 driver, lazy refresh,
-optional IAM auth), as in Google's own function samples.
+CLOUD_SQL_INSTANCE is set, from the Cloud SQL Python Connector (`shared.cloud_sql`).
 
 SQL uses pg8000's `:name` parameters; nothing is ever formatted into a statement.
 `Database.transaction()` rolls back unless the block calls `tx.commit()`.
@@ -73,14 +72,46 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     return (_errors().InterfaceError, OSError, socket.timeout)
 
 
+# Postgres itself refusing or ending the connection: unavailability (503), never a bug (500).
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "53300",  # too_many_connections (max_connections, or the role's CONNECTION LIMIT)
+        "57P01",  # admin_shutdown: the backend was terminated (a restart, pg_terminate_backend)
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
+    }
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` means Postgres cannot be reached or will not serve us now.
+
+    A socket or protocol failure, a timeout, or an error Postgres reported with a SQLSTATE of
+    the connection-exception class (08xxx) or one of `_UNAVAILABLE_SQLSTATES`.
+    """
+    if isinstance(exc, _connection_errors()):
+        return True
+    if isinstance(exc, _errors().DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        code = str(exc.args[0].get("C", ""))
+        return code.startswith("08") or code in _UNAVAILABLE_SQLSTATES
+    return False
+
+
 Row = dict[str, Any]
 
 
+RETRY_AFTER_SECONDS = 2  # a pool queue clears in ms; a Postgres restart or failover takes seconds
+
+
 class DatabaseUnavailable(ServiceUnavailable):
-    """Raised when no connection to Postgres can be made or kept."""
+    """Raised when no connection to Postgres can be made or kept (503 with Retry-After)."""
 
     code = "DATABASE_UNAVAILABLE"
     default_message = "database temporarily unavailable"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)
@@ -278,7 +309,9 @@ class Database:
     def _new_connection(self) -> CoreConnection:
         try:
             conn = self._connect()
-        except _connection_errors() as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
             raise DatabaseUnavailable() from exc
         try:
@@ -289,7 +322,7 @@ class Database:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.close()
-            if isinstance(exc, _connection_errors()):
+            if is_unavailable(exc):
                 log.warning("postgres connect failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})
                 raise DatabaseUnavailable() from exc
             raise
@@ -327,7 +360,7 @@ class Database:
                 if not isinstance(exc, Exception):
                     raise
                 last = exc
-                if isinstance(exc, _connection_errors()):
+                if is_unavailable(exc):
                     # The server restarted or dropped us: every idle connection is suspect too.
                     self.close_idle()
                 else:
@@ -356,8 +389,10 @@ class Database:
                 healthy = tx.rollback()
                 raise
             healthy = tx.in_step if tx.committed else tx.rollback()
-        except _connection_errors() as exc:
-            raise DatabaseUnavailable() from exc
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable() from exc
+            raise
         finally:
             self._checkin(conn, healthy)
 
@@ -408,7 +443,9 @@ class Database:
 
 def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
     if settings.cloud_sql_instance:
-        return _cloud_sql_connector(settings)
+        from shared import cloud_sql  # only deployments with CLOUD_SQL_INSTANCE load it
+
+        return cloud_sql.connector(settings)
     if not settings.database_url:
         raise ConfigError("missing required environment variable DATABASE_URL or CLOUD_SQL_INSTANCE")
     params = parse_database_url(settings.database_url)
@@ -428,45 +465,6 @@ def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
         return conn
 
     return connect
-
-
-def _cloud_sql_connector(settings: Settings) -> Callable[[], CoreConnection]:
-    """Connect through the Cloud SQL Python Connector (imported on the first connection)."""
-    instance = settings.cloud_sql_instance
-    if not instance or not settings.db_user or not settings.db_name:
-        raise ConfigError("CLOUD_SQL_INSTANCE needs DB_USER and DB_NAME")
-    lock = threading.Lock()
-    connectors: list[Any] = []
-
-    def connect() -> CoreConnection:
-        # Built on first use, not at import: it looks up credentials, and a failure here must
-        # be a 503 for this request rather than a crashed cold start.
-        from google.cloud.sql.connector import Connector, IPTypes
-
-        try:
-            with lock:
-                if not connectors:
-                    connectors.append(Connector(refresh_strategy="LAZY"))
-            conn: CoreConnection = connectors[0].connect(
-                instance,
-                "pg8000",
-                user=settings.db_user,
-                db=settings.db_name,
-                password=settings.db_password,
-                enable_iam_auth=settings.db_iam_auth,
-                ip_type=IPTypes.PRIVATE,
-            )
-        except (_errors().InterfaceError, OSError):
-            raise
-        except Exception as exc:  # credentials, IAM, the Cloud SQL Admin API: all "cannot connect"
-            raise CloudSqlConnectError(f"{type(exc).__name__}: {exc}") from exc
-        return conn
-
-    return connect
-
-
-class CloudSqlConnectError(OSError):
-    """The Cloud SQL Python Connector could not open a connection (mapped to a 503)."""
 
 
 def is_unique_violation(exc: BaseException, constraint: str | None = None) -> bool:

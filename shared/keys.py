@@ -85,6 +85,11 @@ class Keys:
     def revoked(self, sid: str) -> str:
         return self._k(f"revoked:{sid}")
 
+    @property
+    def access_repaired(self) -> str:
+        """How many missed revocation marks (Postgres `access_mirror_misses`) the mirror has repaired."""
+        return self._k("access:repaired")
+
     def temp(self, name: str, token: str) -> str:
         """A scratch key for building `name` before an atomic swap (same slot)."""
         return self._k(f"tmp:{token}:{name}")

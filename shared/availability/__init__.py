@@ -52,7 +52,6 @@ from shared.availability.api import (
     sync_mitras,
 )
 from shared.availability.mirror import (
-    SeedReport,
     StaleScan,
     cutoff_ms,
     heartbeat_watermark,
@@ -62,6 +61,7 @@ from shared.availability.mirror import (
     set_heartbeat_watermark,
     stale_scan,
 )
+from shared.availability.seed import SeedReport
 
 __all__ = [
     "SeedReport",

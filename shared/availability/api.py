@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from shared import app_config, audit, mitras
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
-from shared.availability import mirror, truth
-from shared.availability.mirror import SeedReport
+from shared.availability import access, mirror, seed, truth
+from shared.availability.seed import SeedReport
 from shared.availability.truth import MitraTruth
 from shared.context import AppContext
 from shared.db import DatabaseUnavailable, Tx
@@ -68,7 +68,7 @@ def _mirror_or_postgres(
 
 def seed_from_postgres(ctx: AppContext) -> SeedReport:
     """Rebuild the whole mirror from Postgres (under the seed lock); raises on store errors."""
-    return mirror.seed_from_postgres(ctx)
+    return seed.seed_from_postgres(ctx)
 
 
 def ensure_seeded(ctx: AppContext) -> bool:
@@ -76,7 +76,7 @@ def ensure_seeded(ctx: AppContext) -> bool:
     try:
         if mirror.is_seeded(ctx):
             return True
-        return mirror.seed_from_postgres(ctx).ran
+        return seed.seed_from_postgres(ctx).ran
     except _SEED_ERRORS as exc:
         log.warning("mirror seed not possible now", extra={"error": type(exc).__name__})
         return False
@@ -143,7 +143,7 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     if not mirror.sync(ctx, state):
-        revocation.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
+        access.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
     return {**mitras.to_json(row), "revoked_sessions": len(revoked)}
 
 
@@ -232,19 +232,19 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
 
     The script's access answers count only while the instance trusts the mirror (no new
     Valkey connection and no failed access write since its last repair; see
-    shared.auth.revocation); a suspect instance repairs first, or uses Postgres.
+    shared.availability.access); a suspect instance repairs first, or uses Postgres.
     """
     error: BaseException | None = None
     outcome, live = "untrusted", None
     try:
-        trusted_at = revocation.trust(ctx)
+        trusted_at = access.trust(ctx)
         if trusted_at is not None:
             outcome, live = mirror.heartbeat(ctx, principal.user_id, principal.session_id)
-            stale = outcome in ("online", "offline") and not revocation.still_trusted(ctx, trusted_at)
+            stale = outcome in ("online", "offline") and not access.still_trusted(ctx, trusted_at)
             if stale:  # reconnected meanwhile: the server may differ from the one repaired
                 outcome, live = "untrusted", None
     except VALKEY_ERRORS as exc:
-        revocation.mark_suspect(ctx)
+        access.mark_suspect(ctx)
         outcome, live, error = "unavailable", None, exc
     if outcome == "inactive":
         raise Forbidden("this mitra account is deactivated", code="ACCOUNT_INACTIVE")
@@ -253,18 +253,23 @@ def heartbeat(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     if live is not None:
         return live.to_json()
     _fallback("heartbeat", error)
-    result = _heartbeat_in_postgres(ctx, principal)
+    result = _heartbeat_in_postgres(ctx, principal, reach_mirror=error is None)
     if outcome == "unseeded":
         ensure_seeded(ctx)
     return result
 
 
-def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+def _heartbeat_in_postgres(ctx: AppContext, principal: Principal, *, reach_mirror: bool) -> dict[str, Any]:
     """Deactivated -> 403, revoked -> 401, else write the ping to last_heartbeat_at (online only).
 
-    One transaction on one connection: the session check runs in it too.
+    One transaction on one connection: the session check runs in it too. The ping then goes to
+    the mirror as well, so that no later answer shows an older one: at once when Valkey
+    answers (`reach_mirror`); otherwise the first such ping of this instance counts a miss in
+    the same transaction, and the repair that every instance runs on a miss replays it (with
+    every later one) from Postgres before it trusts the mirror again.
     """
     now = ctx.now()
+    count_miss = not reach_mirror and access.should_count_missed_ping(ctx)
     with ctx.db.transaction() as tx:
         row = mitras.get(tx, principal.user_id)
         if row is None or not row["is_active"]:
@@ -274,9 +279,36 @@ def _heartbeat_in_postgres(ctx: AppContext, principal: Principal) -> dict[str, A
         mitras.record_heartbeat(tx, principal.user_id, now)
         state = truth.status_of(tx, principal.user_id)
         default = truth.default_max(tx)
+        if count_miss and state is not None and state.online:
+            access.count_miss(tx)
         tx.commit()
     assert state is not None
+    if state.online:
+        if count_miss:
+            access.missed_ping_counted(ctx)
+        elif reach_mirror:
+            _ping_to_mirror(ctx, state)
     return _status_json(state, default)
+
+
+def _ping_to_mirror(ctx: AppContext, state: MitraTruth) -> None:
+    """Raise the mirror's ping to the one Postgres now holds; a failure counts a miss instead."""
+    try:
+        mirror.replay_pings(ctx, [(state.id, state.heartbeat_ms)])
+        return
+    except VALKEY_ERRORS as exc:
+        log.warning("ping not mirrored; counted for the repair", extra={"error": type(exc).__name__})
+    access.mark_suspect(ctx)
+    if not access.should_count_missed_ping(ctx):
+        return
+    try:
+        with ctx.db.transaction() as tx:
+            access.count_miss(tx)
+            tx.commit()
+    except DatabaseUnavailable:  # the ping is answered and in Postgres; the reseed restores it
+        log.warning("ping neither mirrored nor counted: Postgres went away after its commit")
+        return
+    access.missed_ping_counted(ctx)
 
 
 # ---- read paths (mirror first, Postgres fallback) ----------------------------------------------

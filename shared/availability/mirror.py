@@ -1,35 +1,34 @@
-"""The Valkey mirror of mitra availability (SPEC §4): seed, writes, reads.
+"""The Valkey mirror of mitra availability at run time: writes, reads, sweep support.
 
-Key layout (all under the `{avail}` hash tag, built by shared.keys): `mitras:online` and
-`mitras:deactivated` SETs, `mitra:used` / `mitra:max` HASHes, `mitra:heartbeat` ZSET
-(id -> last ping ms, online mitras only), the derived `mitras:available` ZSET (id -> last
-ping; online and not deactivated and used < max) and its twin `mitras:ring` (same members,
-score 0) walked by a rotating cursor for fair picks, `config` (default max), `snapshot`,
-`seeded`, the seed lock and the seed's dirty set. Every multi-key mutation is one Lua
-script from this package (loaded once per client, called by SHA), so `available` never
-disagrees with the sets it is derived from.
+Key layout (all under the `{avail}` hash tag, built by shared.keys; design in
+docs/availability.md): `mitras:online` and `mitras:deactivated` SETs, `mitra:used` /
+`mitra:max` HASHes, `mitra:heartbeat` ZSET (id -> last ping ms, online mitras only), the
+derived `mitras:available` ZSET (id -> last ping; online and not deactivated and used < max)
+and its twin `mitras:ring` (same members, score 0) walked by a rotating cursor for fair picks,
+`config` (default max), `snapshot`, `seeded`, the seed lock and the seed's dirty set. Every
+multi-key mutation is one Lua script from this package (loaded once per client, called by
+SHA), so `available` never disagrees with the sets it is derived from.
 
 Writes take the Postgres truth the caller has just committed and are best-effort: a Valkey
 error is logged and swallowed (the reseed sweep heals drift). Reads return None when Valkey
 failed or the mirror is not seeded; `shared.availability.api` then answers from Postgres.
+Building the mirror from Postgres (the seed and its lock) is `shared.availability.seed`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from redis.commands.core import Script
 
 from shared import valkey as valkey_adapter
-from shared.auth import revocation
 from shared.availability import truth
 from shared.availability.truth import MitraTruth
 from shared.context import AppContext
@@ -50,15 +49,12 @@ SCRIPT_NAMES = (
     "release_lock",
     "pings_since",
     "stale_scan",
+    "replay_pings",
 )
 # Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
 SNAPSHOT_TTL_MS = 10_000
-SEED_LOCK_TTL_MS = 120_000
 SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
-# Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
-# older than the fill's start too, so a skewed clock does not lose one.
-PING_SKEW_MS = 1000
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -190,6 +186,17 @@ def heartbeat(ctx: AppContext, mitra_id: str, session_id: str) -> tuple[str, Liv
         return outcome, None
     hb = int(float(reply[3])) if reply[3] not in ("", None) else None
     return outcome, LiveStatus(online=outcome == "online", used=int(reply[1]), max=int(reply[2]), last_heartbeat_ms=hb)
+
+
+def replay_pings(ctx: AppContext, pings: list[tuple[str, int]]) -> int:
+    """Raise online mitras' pings to (id, ms) answered from Postgres, never back; raises on Valkey errors."""
+    k = ctx.keys
+    moved = 0
+    for i in range(0, len(pings), SEED_CHUNK):
+        chunk = pings[i : i + SEED_CHUNK]
+        args = [",".join(p[0] for p in chunk), ",".join(str(p[1]) for p in chunk)]
+        moved += int(scripts(ctx)["replay_pings"](keys=[k.online, k.heartbeat, k.available], args=args))
+    return moved
 
 
 # ---- reads: None = not seeded; Valkey errors propagate (the api falls back to Postgres) ----
@@ -365,200 +372,38 @@ def is_seeded(ctx: AppContext) -> bool:
     return bool(ctx.valkey.exists(ctx.keys.seeded))
 
 
-# ---- seed -----------------------------------------------------------------------------------
+# ---- revocation marks (written and read by shared.auth.revocation, replayed by the repair and the seed) ----
 
 
-@dataclass
-class SeedReport:
-    """What a seed did. `ran` is False when another instance holds the seed lock."""
-
-    ran: bool
-    mitras: int = 0
-    online: int = 0
-    revocations: int = 0
-    first_seed: bool = False
-    drift: dict[str, int] = field(default_factory=dict)
-    resynced: int = 0
-
-    @property
-    def drift_total(self) -> int:
-        return sum(self.drift.values())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ran": self.ran,
-            "mitras": self.mitras,
-            "online": self.online,
-            "revocations": self.revocations,
-            "first_seed": self.first_seed,
-            "drift": self.drift,
-            "drift_total": self.drift_total,
-            "resynced": self.resynced,
-        }
-
-
-_MIRROR_NAMES = ("online", "deactivated", "used", "max", "heartbeat", "available", "ring", "config")
-
-
-def acquire_seed_lock(ctx: AppContext) -> str | None:
-    """SET NX PX the seed lock; return our token, or None when another instance holds it."""
-    token = secrets.token_hex(16)
-    ok = ctx.valkey.set(ctx.keys.seed_lock, token, nx=True, px=SEED_LOCK_TTL_MS)
-    return token if ok else None
-
-
-def release_seed_lock(ctx: AppContext, token: str) -> None:
-    scripts(ctx)["release_lock"](keys=[ctx.keys.seed_lock], args=[token])
-
-
-def seed_from_postgres(ctx: AppContext) -> SeedReport:
-    """Rebuild the whole mirror from Postgres into temp keys and swap it in; `seeded` last.
-
-    Takes the seed lock (returns ran=False when another instance holds it). Raises on Valkey or
-    Postgres errors, after releasing the lock.
-    """
-    token = acquire_seed_lock(ctx)
-    if token is None:
-        return SeedReport(ran=False)
+def write_marks(ctx: AppContext, session_ids: list[str]) -> bool:
+    """SET `{avail}:revoked:<sid>` for one access-token lifetime; False on a Valkey error."""
     try:
-        return _seed_locked(ctx, token)
-    except BaseException:
-        try:
-            release_seed_lock(ctx, token)
-            _drop_temp_keys(ctx, token)
-        except VALKEY_ERRORS:
-            pass
-        raise
-
-
-def _temp_keys(ctx: AppContext, token: str) -> list[str]:
-    return [ctx.keys.temp(name, token) for name in _MIRROR_NAMES]
-
-
-def _retired_keys(ctx: AppContext, token: str) -> list[str]:
-    return [ctx.keys.temp(f"{name}:retired", token) for name in _MIRROR_NAMES]
-
-
-def _drop_temp_keys(ctx: AppContext, token: str) -> None:
-    ctx.valkey.unlink(*_temp_keys(ctx, token), *_retired_keys(ctx, token))
-
-
-def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
-    """Build the temp keys in short steps (merging live pings and measuring drift on the way), swap in O(1)."""
-    now = ctx.now()
-    ttl = ctx.settings.access_token_ttl_seconds
-    with ctx.db.transaction() as tx:
-        # One consistent snapshot of mitras, sessions, config and revocations.
-        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        slices = truth.seed_slices(tx, SEED_CHUNK)
-        default = truth.default_max(tx)
-        revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
-
-    k = ctx.keys
-    temp = dict(zip(_MIRROR_NAMES, _temp_keys(ctx, token), strict=True))
-    live = dict(
-        zip(
-            _MIRROR_NAMES,
-            [k.online, k.deactivated, k.used, k.max, k.heartbeat, k.available, k.ring, k.config],
-            strict=True,
+        pipe = ctx.valkey.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.set(ctx.keys.revoked(sid), "1", ex=ctx.settings.access_token_ttl_seconds)
+        pipe.execute()
+        return True
+    except VALKEY_ERRORS as exc:
+        log.warning(
+            "revocation mirror write failed; the mirror is not trusted until repaired from Postgres",
+            extra={"error": type(exc).__name__, "sessions": len(session_ids)},
         )
-    )
-    _drop_temp_keys(ctx, token)
-    merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
-    compared = _fill(ctx, slices, temp, live)
+        return False
+
+
+def queue_marks(ctx: AppContext, pipe: Any, revoked: Iterable[tuple[str, datetime]], now: datetime) -> None:
+    """Queue on `pipe` the mark of each (sid, revoked_at) for the rest of its access-token lifetime."""
+    until_ms = int(now.timestamp() * 1000) - ctx.settings.access_token_ttl_seconds * 1000
+    for sid, revoked_at in revoked:
+        remaining = int(revoked_at.timestamp() * 1000) - until_ms
+        if remaining > 0:
+            pipe.set(ctx.keys.revoked(sid), "1", px=remaining)
+
+
+def revocation_state(ctx: AppContext, sid: str) -> tuple[bool, bool]:
+    """(seeded, revoked) for one session in one round trip; raises on Valkey errors."""
     pipe = ctx.valkey.pipeline(transaction=False)
-    pipe.hset(temp["config"], "default_max", default)
-    # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
-    revocation.queue_replay(ctx, pipe, revoked, now)
-    pipe.exists(k.seeded)
-    size_of = {"set": pipe.scard, "hash": pipe.hlen, "zset": pipe.zcard}
-    for name, kind in _DRIFT_KINDS:
-        size_of[kind](live[name])
-    replies = pipe.execute()
-    live_sizes = dict(zip((name for name, _ in _DRIFT_KINDS), replies[-len(_DRIFT_KINDS) :], strict=True))
-    had = bool(replies[-len(_DRIFT_KINDS) - 1])
-    drift = _drift(compared, live_sizes) if had else {}
-
-    keys = [*temp.values(), *live.values(), *_retired_keys(ctx, token), k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
-    reply = scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), merged_from])
-    ctx.valkey.unlink(*_retired_keys(ctx, token))  # freed in the background, not inside the swap
-    if reply[0] != "ok":
-        log.warning("seed lock lost before the swap; another seed wins")
-        return SeedReport(ran=False)
-    dirty = [str(x) for x in reply[2:]]
-    report = SeedReport(
-        ran=True,
-        mitras=sum(s.mitras for s in slices),
-        online=compared.get("online", (0, 0, 0))[0],
-        revocations=len(revoked),
-        first_seed=int(reply[1]) != 1,
-        drift=drift,
-    )
-    report.resynced = _resync(ctx, dirty)
-    log.info("availability mirror seeded", extra=report.to_json())
-    return report
-
-
-# Drift is reported for these structures (heartbeat scores change with every ping: not drift).
-_DRIFT_KINDS = (("online", "set"), ("deactivated", "set"), ("used", "hash"), ("max", "hash"), ("available", "zset"))
-
-
-_FILLED = ("online", "deactivated", "used", "max", "heartbeat", "available", "ring")
-_COMPARED = ("online", "deactivated", "used", "max", "available")  # seed_fill.lua's reply, in order
-
-
-def _fill(
-    ctx: AppContext, slices: list[truth.SeedSlice], temp: dict[str, str], live: dict[str, str]
-) -> dict[str, tuple[int, int, int]]:
-    """Write every slice into the temp keys, merging live pings and comparing with the live twins.
-
-    Returns per compared structure (members, present live, present live with an equal value).
-    """
-    fill = scripts(ctx)["seed_fill"]
-    keys = [temp[name] for name in _FILLED] + [live[name] for name in _FILLED[:-1]]
-    compared: dict[str, tuple[int, int, int]] = {}
-    for s in slices:  # one short script per slice (a cluster pipeline cannot carry scripts)
-        reply = fill(
-            keys=keys,
-            args=[
-                s.online_ids,
-                s.online_ms,
-                s.available_flags,
-                s.deactivated_ids,
-                s.used_ids,
-                s.used_vals,
-                s.max_ids,
-                s.max_vals,
-            ],
-        )
-        for i, name in enumerate(_COMPARED):
-            seen = compared.get(name, (0, 0, 0))
-            members = int(getattr(s, name))  # the slice's count of that structure
-            compared[name] = (seen[0] + members, seen[1] + int(reply[2 * i]), seen[2] + int(reply[2 * i + 1]))
-    return compared
-
-
-def _drift(compared: dict[str, tuple[int, int, int]], live_sizes: dict[str, int]) -> dict[str, int]:
-    """What the swap heals per structure: set and zset symmetric differences, hash fields that
-    differ (a field present on both sides with another value counts once)."""
-    out: dict[str, int] = {}
-    for name, kind in _DRIFT_KINDS:
-        seen, both, equal = compared.get(name, (0, 0, 0))
-        live_size = int(live_sizes[name])
-        out[name] = (live_size - equal) + (seen - both) if kind == "hash" else seen + live_size - 2 * both
-    return out
-
-
-def _resync(ctx: AppContext, dirty: list[str]) -> int:
-    """Re-apply the truth of what was written while the seed ran (its snapshot may predate it)."""
-    if not dirty:
-        return 0
-    ids = [d for d in dirty if not d.startswith("*")]
-    with ctx.db.transaction() as tx:
-        rows = truth.mitras_by_id(tx, ids) if ids else []
-        default = truth.default_max(tx) if "*config" in dirty else None
-    if default is not None:
-        set_default_max(ctx, default)
-    for row in rows:
-        sync(ctx, row)
-    return len(dirty)
+    pipe.exists(ctx.keys.seeded)
+    pipe.exists(ctx.keys.revoked(sid))
+    seeded, revoked = pipe.execute()
+    return bool(seeded), bool(revoked)

@@ -212,6 +212,21 @@ def recent_revocations(tx: Tx, since: datetime) -> list[tuple[str, datetime]]:
     return [(str(r["id"]), r["revoked_at"]) for r in rows]
 
 
+def pings_after(tx: Tx, since_ms: int) -> list[tuple[str, int]]:
+    """(id, ms) of online, active mitras whose `mitras.last_heartbeat_at` is after `since_ms`.
+
+    That column holds the pings of going online and of the heartbeat's Postgres fallback (the
+    heartbeat-mirror sweep writes `mitra_pings`), so after the sweep's watermark it is what
+    the mirror may lack. A scan of mitras: run by an access repair only.
+    """
+    rows = tx.rows(
+        "SELECT id::text AS id, (extract(epoch FROM last_heartbeat_at) * 1000)::bigint AS ms FROM mitras"
+        " WHERE is_online AND is_active AND last_heartbeat_at > to_timestamp(CAST(:since AS bigint) / 1000.0)",
+        since=since_ms,
+    )
+    return [(r["id"], int(r["ms"])) for r in rows]
+
+
 # ---- fallback reads ------------------------------------------------------------------------
 
 

@@ -128,7 +128,11 @@ def test_revoked_mitra_token_is_refused_after_flushall(valkey_ctx, own_valkey):
     number = phone()
     seed_mitra(app_ctx, number)
     signed_in = otp_sign_in("mitra", number).json
-    revocation.revoke_sessions(app_ctx, reason="deactivated", user_type="mitra", user_id=signed_in["user"]["id"])
+    with app_ctx.db.transaction() as tx:
+        revocation.take_access_away(
+            app_ctx, tx, reason="deactivated", user_type="mitra", user_id=signed_in["user"]["id"]
+        )
+        tx.commit()
     _apply("valkey_flushed", own_valkey)
     resp = client("auth_mitra_me").get("/api/mitra/auth/me", headers=bearer(signed_in["access_token"]))
     assert resp.status_code == 401 and resp.json["error"]["code"] == "SESSION_REVOKED"

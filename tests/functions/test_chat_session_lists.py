@@ -93,3 +93,17 @@ def test_lists_show_only_the_callers_own_sessions(isolated_ctx: AppContext) -> N
     assert _ids(sessions("client", other, view="open")) == []
     assert _ids(sessions("mitra", other_mitra, view="current")) == []
     assert sessions("mitra", auth, view="current").status_code == 403
+
+
+def test_a_session_awaiting_payment_is_in_the_customers_open_and_the_mitras_current_list(
+    isolated_ctx: AppContext,
+) -> None:
+    ctx = isolated_ctx
+    [(_, mitra_auth)] = online_mitras(ctx, 1)
+    _, auth = customer(ctx)
+    sid = api("request", auth).json["id"]
+    assert api("accept", mitra_auth, sid).status_code == 200  # now pending_payment
+    [opened] = sessions("client", auth, view="open").json["sessions"]
+    assert (opened["id"], opened["status"]) == (sid, "pending_payment")
+    [held] = sessions("mitra", mitra_auth, view="current").json["sessions"]
+    assert (held["id"], held["status"]) == (sid, "pending_payment")

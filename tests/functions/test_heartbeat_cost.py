@@ -1,12 +1,17 @@
 """The heartbeat hot path costs 0 Postgres statements and exactly 1 Valkey round trip,
-counted on the servers (pg_stat_database, INFO stats), not by wrapping the clients."""
+counted on the servers (pg_stat_database, INFO stats), not by wrapping the clients; once a
+second per instance, the check for missed access marks adds one statement and one GET."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import redis
 
 from infra.embedded import EmbeddedValkey
 from shared import availability
+from shared.availability import access
 from shared.context import AppContext
 from tests import apps
 from tests.mirror_state import new_mitra
@@ -17,9 +22,10 @@ HEARTBEATS = 20
 
 
 def test_heartbeat_makes_no_postgres_statement_and_one_valkey_round_trip(
-    isolated_ctx: AppContext, own_valkey: EmbeddedValkey
+    isolated_ctx: AppContext, own_valkey: EmbeddedValkey, monkeypatch: Any
 ) -> None:
     ctx = apps.with_valkey(isolated_ctx, own_valkey.url)
+    monkeypatch.setattr(access, "CHECK_SECONDS", 3600.0)  # steady state: between two checks
     mitra = new_mitra(ctx)
     token, _ = mitra_token(ctx, mitra)
     availability.ensure_seeded(ctx)
@@ -41,6 +47,15 @@ def test_heartbeat_makes_no_postgres_statement_and_one_valkey_round_trip(
         xacts_after = pg.settle()
         assert xacts_after == xacts_before
         assert round_trips == HEARTBEATS and evalsha == HEARTBEATS
+
+        # The check is due: this one heartbeat also reads the miss count (Postgres) and the
+        # mirror's repaired count (one GET) besides its script.
+        access._trust(ctx).checked_at = -math.inf
+        reads_before = observer.reads()
+        assert client.post("/api/mitra/status/heartbeat", headers=bearer(token)).status_code == 200
+        assert observer.reads() - reads_before - 1 == 2
+        assert pg.settle() > xacts_after  # Postgres was read (on a new connection: settle closed the pool)
+        xacts_after = pg.settle()
 
         # The counter does see Postgres work: with Valkey down the same call uses Postgres.
         own_valkey.stop()

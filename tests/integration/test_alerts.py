@@ -119,7 +119,9 @@ def test_sweep_failed_fires_when_an_invocation_raises(isolated_ctx: AppContext):
 @pytest.mark.parametrize("sweep", sorted(monitoring.sweep_cadences()))
 def test_each_sweep_absence_alert_watches_the_line_its_sweep_writes_when_it_finishes(isolated_ctx, sweep):
     with captured() as entries:
-        runner.invoke(isolated_ctx, runner.Sweep(sweep, 60, lambda _ctx, _tx: {}), schedule_time=None, budget_seconds=30)
+        runner.invoke(
+            isolated_ctx, runner.Sweep(sweep, 60, lambda _ctx, _tx: {}), schedule_time=None, budget_seconds=30
+        )
     [entry] = fired(f"sweep-absent-{sweep}", entries)
     assert extracted("bestie/sweep_finished", "sweep", entry) == sweep
     absent = alert(f"sweep-absent-{sweep}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared import availability
 from shared.auth.principal import Principal
-from shared.availability import mirror
+from shared.availability import seed
 from shared.context import AppContext
 from tests import mirror_state
 from tests.helpers import FakeClock, on_both_topologies
@@ -191,14 +191,14 @@ def test_a_ping_that_lands_while_a_reseed_builds_its_keys_survives_the_swap(
     m = new_mitra(ctx)
     availability.set_online(ctx, m, "test")
     clock.advance(40)
-    fill = mirror._fill
+    fill = seed._fill
 
     def fill_then_ping(*args: Any) -> Any:  # after its chunk was filled (and merged), before the swap
         filled = fill(*args)
         availability.heartbeat(ctx, Principal("mitra", m, "00000000-0000-0000-0000-000000000000"))
         return filled
 
-    monkeypatch.setattr(mirror, "_fill", fill_then_ping)
+    monkeypatch.setattr(seed, "_fill", fill_then_ping)
     assert availability.seed_from_postgres(ctx).ran
     assert ctx.valkey.zscore(ctx.keys.heartbeat, m) == ctx.now_ms()
     assert ctx.valkey.zscore(ctx.keys.available, m) == ctx.now_ms()

@@ -70,3 +70,16 @@ def test_unconfigured_verification_is_a_503_not_an_open_door():
     with pytest.raises(ApiError) as err:
         check_scheduler_claims(ctx, forwarded(RsaKey().sign(google_claims(AUDIENCE, SA))))
     assert err.value.status == 503
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [f"{AUDIENCE}/other", f"https://evil.example/?next={AUDIENCE}", f"x{AUDIENCE}", AUDIENCE[:-1]],
+    ids=["extended", "embedded", "prefixed", "truncated"],
+)
+def test_an_audience_that_only_contains_the_expected_one_is_rejected(sweep_ctx, audience):
+    claims = google_claims(AUDIENCE, SA)
+    claims["aud"] = audience
+    with pytest.raises(ApiError) as err:
+        check_scheduler_claims(sweep_ctx, forwarded(RsaKey().sign(claims)))
+    assert err.value.status == 401
