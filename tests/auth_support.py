@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from shared.auth.identity import nonce_hash
 from shared.context import AppContext
 from tests.apps import client, fresh_app
 from tests.conftest import make_context
@@ -20,6 +21,7 @@ __all__ = ["RsaKey", "StubServer", "bearer", "client", "fresh_app"]
 
 GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
 APPLE_SERVICE = "id.bestie.web"
+APPLE_ISSUER = "https://appleid.apple.com"
 GOOGLE_CERTS = "/oauth2/v1/certs"
 APPLE_KEYS = "/auth/keys"
 
@@ -109,3 +111,28 @@ def _e164(text: str) -> str:
     from shared import phones
 
     return phones.normalize(text)
+
+
+def sign_in_nonce(headers: dict[str, str] | None = None) -> str:
+    """A server nonce, asked the way an app does before it starts a provider's sign-in."""
+    resp = client("auth_nonce").post("/api/shared/auth/nonce", headers=headers or {})
+    assert resp.status_code == 201, resp.json
+    return str(resp.json["nonce"])
+
+
+def apple_token(key: RsaKey, sub: str, raw_nonce: str | None = None, **claims: Any) -> str:
+    """An id_token shaped like Apple's for the Services id, carrying sha256(raw nonce) when given."""
+    base = {"iss": APPLE_ISSUER, "aud": APPLE_SERVICE, "sub": sub}
+    if raw_nonce is not None:
+        base["nonce"] = nonce_hash(raw_nonce)
+    return key.sign({**base, **claims})
+
+
+def post_apple(body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return client("auth_client_apple").post("/api/client/auth/apple", json=body, headers=headers or {})
+
+
+def apple_sign_in(key: RsaKey, sub: str, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    """Sign in with Apple as the app does: a server nonce first, then the token that carries it."""
+    raw = sign_in_nonce(headers)
+    return post_apple({"id_token": apple_token(key, sub, raw), "nonce": raw, **body}, headers)

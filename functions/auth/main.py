@@ -6,7 +6,8 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 import functions_framework
 
 from shared import config, context, phones, sms, validate
-from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
+from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, nonces, otp, refresh
+from shared.auth.principal import Principal
 from shared.cc import audit, staff
 from shared.errors import NotFound, Unauthorized
 from shared.http import ApiRequest, Reply, endpoint
@@ -36,6 +37,17 @@ def auth_refresh(req: ApiRequest) -> dict:
 def auth_logout(req: ApiRequest) -> Reply:
     refresh.logout(req.ctx, req.principal.session_id)
     return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint
+def auth_nonce(req: ApiRequest) -> Reply:
+    bearer = guard.optional(req.ctx, req, "customer")
+    return Reply(nonces.issue(req.ctx, _nonce_binding(req, bearer)), 201)
+
+
+def _nonce_binding(req: ApiRequest, bearer: Principal | None) -> str:
+    return nonces.binding(req.ip, bearer.session_id if bearer else None)
 
 
 # ---- customers ---------------------------------------------------------------------------------
@@ -68,10 +80,15 @@ def auth_client_otp_verify(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def auth_client_google(req: ApiRequest) -> dict:
-    token = validate.string(req.json(), "id_token", max_len=8192) or ""
+    body = req.json()
+    token = validate.string(body, "id_token", max_len=8192) or ""
+    nonce = validate.string(body, "nonce", required=False, max_len=256)
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
-    return customers.sign_in_with_identity(req.ctx, identity.verify_google(req.ctx, token), bearer, req.user_agent)
+    verified = identity.verify_google(req.ctx, token, nonce)
+    if nonce is not None:
+        nonces.consume(req.ctx, nonce, _nonce_binding(req, bearer))
+    return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
 
 
 @functions_framework.http
@@ -83,6 +100,7 @@ def auth_client_apple(req: ApiRequest) -> dict:
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
     verified = identity.verify_apple(req.ctx, token, nonce)
+    nonces.consume(req.ctx, nonce, _nonce_binding(req, bearer))
     return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
 
 

@@ -6,8 +6,8 @@ Cache-Control allows (Google's own guidance: "cache the certificates ... use the
 the Cache-Control header", https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
 Apple: pyjwt with Apple's JWKS (APPLE_JWKS_URL,
 keys cached for an hour), RS256 pinned, issuer and audience (APPLE_SERVICES_ID or one of
-APPLE_BUNDLE_IDS) checked; when the app sends its raw nonce, the token's `nonce` claim must
-equal sha256(raw nonce) in hex, as Sign in with Apple defines it.
+APPLE_BUNDLE_IDS) checked; the app must send its raw nonce (a server nonce, shared.auth.nonces)
+and the token's `nonce` claim must equal sha256(raw nonce) in hex, as Sign in with Apple defines it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import jwt
 import requests
 
 from shared import app_config, ratelimit
+from shared.auth import nonces
 from shared.context import AppContext
 from shared.errors import BadGateway, ServiceUnavailable, Unauthorized
 
@@ -126,8 +127,12 @@ def _provider_down(provider: str) -> BadGateway:
     return BadGateway(f"could not fetch {provider}'s signing keys", code="IDENTITY_PROVIDER_ERROR")
 
 
-def verify_google(ctx: AppContext, token: str) -> Identity:
-    """Verify a Google id_token; 401 ID_TOKEN_INVALID, 502 when Google's keys cannot be fetched."""
+def verify_google(ctx: AppContext, token: str, nonce: str | None = None) -> Identity:
+    """Verify a Google id_token; 401 ID_TOKEN_INVALID, 502 when Google's keys cannot be fetched.
+
+    With `nonce` (the server nonce the app gave Google's SDK), the token's `nonce` claim must
+    equal it as given (Google does not hash it); 401 NONCE_MISMATCH otherwise.
+    """
     _require_jwt_shape(token, "Google")
     from google.auth import exceptions as google_exceptions
     from google.auth.transport import requests as google_requests
@@ -150,8 +155,16 @@ def verify_google(ctx: AppContext, token: str) -> Identity:
         raise _invalid("Google") from None
     if claims.get("iss") not in GOOGLE_ISSUERS or not claims.get("sub"):
         raise _invalid("Google")
+    if nonce is not None:
+        _check_nonce(claims, nonce, "Google")
     email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
     return Identity("google", str(claims["sub"]), email, claims.get("name"))
+
+
+def _check_nonce(claims: Mapping[str, Any], expected: str, provider: str) -> None:
+    claimed = str(claims.get("nonce") or "")
+    if not hmac.compare_digest(claimed.encode(), expected.encode()):
+        raise Unauthorized(f"the {provider} id_token nonce does not match", code="NONCE_MISMATCH")
 
 
 def nonce_hash(raw_nonce: str) -> str:
@@ -160,7 +173,11 @@ def nonce_hash(raw_nonce: str) -> str:
 
 
 def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity:
-    """Verify an Apple id_token; 401 ID_TOKEN_INVALID, 502 when Apple's JWKS cannot be fetched."""
+    """Verify an Apple id_token and its nonce claim (= sha256 of `raw_nonce`, which is required).
+
+    401 ID_TOKEN_INVALID, NONCE_INVALID without a nonce, NONCE_MISMATCH; 502 when Apple's JWKS
+    cannot be fetched. Whether the nonce was issued to this caller is `nonces.consume`'s check.
+    """
     _require_jwt_shape(token, "Apple")
     s = ctx.settings
     audiences = [a for a in (s.apple_services_id, *s.apple_bundle_ids) if a]
@@ -184,9 +201,8 @@ def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity
         raise _provider_down("Apple") from None
     except jwt.PyJWTError:
         raise _invalid("Apple") from None
-    if raw_nonce is not None:
-        claimed = str(claims.get("nonce") or "")
-        if not hmac.compare_digest(claimed.encode(), nonce_hash(raw_nonce).encode()):
-            raise Unauthorized("the Apple id_token nonce does not match", code="NONCE_MISMATCH")
+    if raw_nonce is None:
+        raise nonces.invalid()
+    _check_nonce(claims, nonce_hash(raw_nonce), "Apple")
     email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
     return Identity("apple", str(claims["sub"]), email)
