@@ -4,7 +4,9 @@ Linking rule (SPEC §6): with a customer bearer, the verified identity is attach
 customer (an anonymous one becomes a full account). An identity already owned by another
 customer, or a bearer customer that already holds a different identity of the same kind,
 is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).
-Without a bearer the identity signs in its customer, or creates one.
+Without a bearer the identity signs in its customer, or creates one. A successful link ends the
+bearer's session (`identity_linked`) in the transaction that opens the new one: the response's
+token pair replaces the anonymous one, which stops refreshing and authenticating at once.
 
 A customer blocked by the control center (`blocked_at`) cannot sign in: phone, Google and
 Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every session).
@@ -17,7 +19,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from shared import app_config, ratelimit
-from shared.auth import otp, refresh
+from shared.auth import otp, refresh, revocation
 from shared.auth.identity import Identity
 from shared.auth.principal import Principal
 from shared.context import AppContext
@@ -28,6 +30,7 @@ COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonym
 # Identity kind -> its unique column (constants, never input).
 _IDENTITY_COLUMN = {"phone": "phone_e164", "google": "google_sub", "apple": "apple_sub"}
 HOUR = 3600
+LINKED_REASON = "identity_linked"
 
 
 def to_json(row: Row) -> dict[str, Any]:
@@ -68,6 +71,7 @@ def sign_in_with_phone(
         verified = otp.check_code(ctx, tx, "customer", request_id, code)
         row = _link_or_find(tx, "phone", verified.phone, bearer, email=None)
         _refuse_blocked(row)
+        _end_linking_session(ctx, tx, bearer)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
@@ -80,9 +84,16 @@ def sign_in_with_identity(
     with ctx.db.transaction() as tx:
         row = _link_or_find(tx, identity.provider, identity.subject, bearer, email=identity.email)
         _refuse_blocked(row)
+        _end_linking_session(ctx, tx, bearer)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
+
+
+def _end_linking_session(ctx: AppContext, tx: Tx, bearer: Principal | None) -> None:
+    """A link replaces the bearer's session by the pair it returns: the old tokens stop with the commit."""
+    if bearer is not None:
+        revocation.take_access_away(ctx, tx, reason=LINKED_REASON, session_ids=[bearer.session_id])
 
 
 def _refuse_blocked(row: Row) -> None:
