@@ -6,7 +6,7 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 import functions_framework
 
 from shared import config, context, phones, sms, validate
-from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, nonces, otp, refresh
+from shared.auth import apple_accounts, cc_users, cookies, customers, guard, identity, mitra_auth, nonces, otp, refresh
 from shared.auth.principal import Principal
 from shared.cc import audit, staff
 from shared.errors import NotFound, Unauthorized
@@ -97,11 +97,20 @@ def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
     nonce = validate.string(body, "nonce", required=False, max_len=256)
+    code = validate.string(body, "authorization_code", max_len=1024) or ""
+    name = validate.string(body, "name", required=False, max_len=80)
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
-    verified = identity.verify_apple(req.ctx, token, nonce)
-    nonces.consume(req.ctx, nonce, _nonce_binding(req, bearer))
-    return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
+    return apple_accounts.sign_in(
+        req.ctx,
+        id_token=token,
+        raw_nonce=nonce,
+        code=code,
+        name=name,
+        bearer=bearer,
+        binding=_nonce_binding(req, bearer),
+        user_agent=req.user_agent,
+    )
 
 
 @functions_framework.http

@@ -14,6 +14,7 @@ Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pg8000.exceptions import DatabaseError
@@ -26,7 +27,10 @@ from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 
-COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at, blocked_at"
+COLUMNS = (
+    "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at, blocked_at,"
+    " email_private_relay, email_forwarding_disabled_at, deleted_at"
+)
 # Identity kind -> its unique column (constants, never input).
 _IDENTITY_COLUMN = {"phone": "phone_e164", "google": "google_sub", "apple": "apple_sub"}
 HOUR = 3600
@@ -41,6 +45,8 @@ def to_json(row: Row) -> dict[str, Any]:
         "display_name": row["display_name"],
         "phone": row["phone_e164"],
         "email": row["email"],
+        "email_private_relay": row["email_private_relay"],
+        "email_forwarding": row["email"] is not None and row["email_forwarding_disabled_at"] is None,
         "is_anonymous": row["is_anonymous"],
         "linked": {
             "phone": row["phone_e164"] is not None,
@@ -78,16 +84,45 @@ def sign_in_with_phone(
 
 
 def sign_in_with_identity(
-    ctx: AppContext, identity: Identity, bearer: Principal | None, user_agent: str | None
+    ctx: AppContext,
+    identity: Identity,
+    bearer: Principal | None,
+    user_agent: str | None,
+    *,
+    keep: Callable[[Tx, str], None] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Link or sign in the customer of a verified Google / Apple identity."""
+    """Link or sign in the customer of a verified Google / Apple identity.
+
+    `keep(tx, customer_id)` stores what the sign-in brought (Apple's refresh token) in the same
+    transaction; `name` (given by Apple once) becomes the display name if there is none.
+    """
     with ctx.db.transaction() as tx:
         row = _link_or_find(tx, identity.provider, identity.subject, bearer, email=identity.email)
         _refuse_blocked(row)
         _end_linking_session(ctx, tx, bearer)
+        if keep is not None:
+            keep(tx, str(row["id"]))
+        if name or identity.email:
+            row = _set_given(tx, str(row["id"]), name, identity)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
+
+
+def _set_given(tx: Tx, customer_id: str, name: str | None, identity: Identity) -> Row:
+    """The name given at sign-in fills an empty display name; the email's relay flag follows it."""
+    row = tx.one(
+        "UPDATE customers SET display_name = COALESCE(display_name, :name),"  # noqa: S608 (constant columns)
+        " email_private_relay = CASE WHEN email = :email THEN :relay ELSE email_private_relay END"
+        f" WHERE id = CAST(:id AS uuid) RETURNING {COLUMNS}",
+        name=name,
+        email=identity.email,
+        relay=identity.private_email,
+        id=customer_id,
+    )
+    assert row is not None
+    return row
 
 
 def _end_linking_session(ctx: AppContext, tx: Tx, bearer: Principal | None) -> None:

@@ -117,6 +117,8 @@ class Identity:
     subject: str
     email: str | None
     name: str | None = None
+    audience: str | None = None  # the client id the token was issued to (Apple: bundle or Services id)
+    private_email: bool = False  # Apple's `is_private_email`: the email is a private relay address
 
 
 def _invalid(provider: str) -> Unauthorized:
@@ -205,4 +207,5 @@ def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity
         raise nonces.invalid()
     _check_nonce(claims, nonce_hash(raw_nonce), "Apple")
     email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
-    return Identity("apple", str(claims["sub"]), email)
+    relay = claims.get("is_private_email") in (True, "true")
+    return Identity("apple", str(claims["sub"]), email, audience=str(claims["aud"]), private_email=relay)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import jwt
 import pytest
 
 from shared.auth.identity import nonce_hash
@@ -14,6 +15,7 @@ from tests.auth_support import (
     GOOGLE_CLIENT,
     RsaKey,
     anonymous,
+    apple_code,
     apple_sign_in,
     bearer,
     client,
@@ -53,7 +55,9 @@ def _google(token: str, headers=None):
 
 
 def _apple(body: dict, headers=None):
-    return client("auth_client_apple").post("/api/client/auth/apple", json=body, headers=headers or {})
+    sub = jwt.decode(body["id_token"], options={"verify_signature": False})["sub"]
+    sent = {"authorization_code": apple_code(sub), **body}
+    return client("auth_client_apple").post("/api/client/auth/apple", json=sent, headers=headers or {})
 
 
 def test_google_sign_in_creates_then_finds_the_customer(providers, keys):

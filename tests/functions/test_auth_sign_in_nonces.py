@@ -13,8 +13,8 @@ from tests.auth_support import (
     GOOGLE_CLIENT,
     RsaKey,
     anonymous,
+    apple_body,
     apple_sign_in,
-    apple_token,
     bearer,
     client,
     identity_providers,
@@ -39,15 +39,16 @@ def _sessions_of(app_ctx, user_id: str) -> int:
 
 
 def test_apple_sign_in_without_a_nonce_is_refused(providers, keys):
-    token = apple_token(keys[1], uuid.uuid4().hex, "some-nonce")
-    resp = post_apple({"id_token": token})
+    body = apple_body(keys[1], uuid.uuid4().hex, "some-nonce")
+    del body["nonce"]  # the token carries one, the request does not
+    resp = post_apple(body)
     assert resp.status_code == 401 and resp.json["error"]["code"] == "NONCE_INVALID"
 
 
 def test_a_captured_apple_sign_in_replayed_is_refused(providers, keys):
     app_ctx, _ = providers
     raw = sign_in_nonce()
-    captured = {"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw}
+    captured = apple_body(keys[1], uuid.uuid4().hex, raw)
     first = post_apple(captured)
     assert first.status_code == 200, first.json
     replay = post_apple(captured)
@@ -57,7 +58,7 @@ def test_a_captured_apple_sign_in_replayed_is_refused(providers, keys):
 
 def test_a_nonce_the_server_never_issued_is_refused(providers, keys):
     raw = uuid.uuid4().hex  # chosen by the app (or an attacker), not by the server
-    resp = post_apple({"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw})
+    resp = post_apple(apple_body(keys[1], uuid.uuid4().hex, raw))
     assert resp.status_code == 401 and resp.json["error"]["code"] == "NONCE_INVALID"
 
 
@@ -68,14 +69,14 @@ def test_an_expired_nonce_is_refused(providers, keys):
     assert len(keys_with_nonces) == 1 and 0 < app_ctx.valkey.ttl(keys_with_nonces[0]) <= NONCE_TTL_SECONDS
     app_ctx.valkey.pexpire(keys_with_nonces[0], 1)  # Valkey's own expiry, 5 minutes early
     time.sleep(0.05)
-    resp = post_apple({"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw})
+    resp = post_apple(apple_body(keys[1], uuid.uuid4().hex, raw))
     assert resp.status_code == 401 and resp.json["error"]["code"] == "NONCE_INVALID"
 
 
 def test_a_nonce_issued_to_another_ip_is_refused(providers, keys):
     raw = sign_in_nonce({"X-Forwarded-For": "198.51.100.1"})
     resp = post_apple(
-        {"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw},
+        apple_body(keys[1], uuid.uuid4().hex, raw),
         {"X-Forwarded-For": "198.51.100.2"},
     )
     assert resp.status_code == 401 and resp.json["error"]["code"] == "NONCE_INVALID"
@@ -84,7 +85,7 @@ def test_a_nonce_issued_to_another_ip_is_refused(providers, keys):
 def test_a_nonce_issued_to_an_anonymous_session_serves_only_that_session(providers, keys):
     anon = anonymous()
     raw = sign_in_nonce(bearer(anon["access_token"]))
-    without_bearer = post_apple({"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw})
+    without_bearer = post_apple(apple_body(keys[1], uuid.uuid4().hex, raw))
     assert without_bearer.status_code == 401 and without_bearer.json["error"]["code"] == "NONCE_INVALID"
     linked = apple_sign_in(keys[1], uuid.uuid4().hex, bearer(anon["access_token"]))
     assert linked.status_code == 200 and linked.json["user"]["id"] == anon["user"]["id"]
@@ -92,7 +93,7 @@ def test_a_nonce_issued_to_an_anonymous_session_serves_only_that_session(provide
 
 def test_two_sign_ins_racing_with_one_nonce_open_one_session(providers, keys):
     raw = sign_in_nonce()
-    body = {"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw}
+    body = apple_body(keys[1], uuid.uuid4().hex, raw)
     gate = threading.Barrier(4)
     statuses: list[int] = []
 
@@ -113,7 +114,7 @@ def test_nonces_are_neither_issued_nor_accepted_while_valkey_is_down(keys):
         issued = client("auth_nonce").post("/api/shared/auth/nonce")
         assert issued.status_code == 503 and issued.json["error"]["code"] == "NONCE_STORE_UNAVAILABLE"
         raw = uuid.uuid4().hex
-        resp = post_apple({"id_token": apple_token(keys[1], uuid.uuid4().hex, raw), "nonce": raw})
+        resp = post_apple(apple_body(keys[1], uuid.uuid4().hex, raw))
         assert resp.status_code == 503 and resp.json["error"]["code"] == "NONCE_STORE_UNAVAILABLE"
 
 
