@@ -11,7 +11,8 @@ Modelled on Apple's pages, what the server relies on and nothing more:
   https://developer.apple.com/documentation/sign_in_with_apple/generate_and_validate_tokens and
   https://developer.apple.com/documentation/sign_in_with_apple/errorresponse
 - `POST /auth/revoke` (form: client_id, client_secret, token, token_type_hint): the same client
-  check, then 200 with an empty body, for unknown tokens too (RFC 7009 §2.2),
+  check, then 200 with an empty body, for unknown tokens too (RFC 7009 §2.2); it ends the user's
+  authorization of that client, so every refresh token of theirs stops,
   https://developer.apple.com/documentation/sign_in_with_apple/revoke_tokens
 - Server-to-server notifications: `notification(...)` builds the body Apple posts,
   {"payload": <JWS signed with the keys above>} whose `events` claim is a JSON string
@@ -193,8 +194,12 @@ class AppleStandIn:
                 self.revoke_failures -= 1
                 return 503, None
             held = self.refresh_tokens.get(form.get("token", ""))
-            if held is not None and held["client_id"] == form["client_id"] and form["token"] not in self.revoked:
-                self.revoked.append(form["token"])
+            if held is not None and held["client_id"] == form["client_id"]:
+                # "Invalidate the tokens and associated user authorizations": every token of
+                # this user for this client goes, not only the one sent.
+                for token, other in self.refresh_tokens.items():
+                    if other == held and token not in self.revoked:
+                        self.revoked.append(token)
         return 200, None
 
     def dev_authorize(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

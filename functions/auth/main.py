@@ -6,7 +6,19 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 import functions_framework
 
 from shared import config, context, phones, sms, validate
-from shared.auth import apple_accounts, cc_users, cookies, customers, guard, identity, mitra_auth, nonces, otp, refresh
+from shared.auth import (
+    apple_accounts,
+    cc_users,
+    cookies,
+    customers,
+    deletion,
+    guard,
+    identity,
+    mitra_auth,
+    nonces,
+    otp,
+    refresh,
+)
 from shared.auth.principal import Principal
 from shared.cc import audit, staff
 from shared.errors import NotFound, Unauthorized
@@ -117,6 +129,13 @@ def auth_client_apple(req: ApiRequest) -> dict:
 @endpoint
 def auth_client_me(req: ApiRequest) -> dict:
     return customers.get(req.ctx, req.principal.user_id)
+
+
+@functions_framework.http
+@endpoint
+def auth_client_delete(req: ApiRequest) -> Reply:
+    deletion.delete_customer(req.ctx, req.principal.user_id)
+    return Reply(None, 204)
 
 
 @functions_framework.http

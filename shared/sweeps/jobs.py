@@ -12,7 +12,8 @@
 
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
-- session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions).
+- session-expiry: the pairing timeouts (shared.pairing.expire_due_sessions), then the Apple
+  token revocations still due (shared.auth.apple_tokens.revoke_due).
 """
 
 from __future__ import annotations
@@ -150,11 +151,14 @@ def reseed_pass(ctx: AppContext) -> PassResult:
 
 
 def session_expiry_pass(ctx: AppContext) -> PassResult:
-    """Expire searching / unpaid sessions and end overdue active ones."""
+    """Expire searching / unpaid sessions and end overdue active ones; then retry the Apple token
+    revocations that account deletions left due (shared.auth.apple_tokens)."""
+    from shared.auth import apple_tokens
     from shared.pairing import expire_due_sessions  # the pairing service owns the transitions
 
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
+    counts.update(apple_tokens.revoke_due(ctx))
     return counts
 
 
