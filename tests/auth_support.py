@@ -19,7 +19,7 @@ from tests.loopback import RsaKey, StubServer
 from tests.tokens import bearer
 
 # Re-exported: the auth tests import them from here (each is defined once, in the module named).
-__all__ = ["RsaKey", "StubServer", "bearer", "client", "fresh_app"]
+__all__ = ["AppleStandIn", "RsaKey", "StubServer", "bearer", "client", "fresh_app"]
 
 
 GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"

@@ -19,6 +19,7 @@ from shared.auth import (
     otp,
     refresh,
 )
+from shared.auth import apple_notifications as apple_notifications_service
 from shared.auth.principal import Principal
 from shared.cc import audit, staff
 from shared.errors import NotFound, Unauthorized
@@ -143,6 +144,13 @@ def auth_client_delete(req: ApiRequest) -> Reply:
 def auth_client_profile(req: ApiRequest) -> dict:
     name = validate.string(req.json(), "display_name", max_len=80) or ""
     return customers.update_profile(req.ctx, req.principal.user_id, name)
+
+
+@functions_framework.http
+@endpoint
+def apple_notifications(req: ApiRequest) -> dict:
+    payload = validate.string(req.json(), "payload", max_len=16384) or ""
+    return apple_notifications_service.handle(req.ctx, payload)
 
 
 # ---- mitras ------------------------------------------------------------------------------------

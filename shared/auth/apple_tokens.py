@@ -34,6 +34,11 @@ def keep(tx: Tx, customer_id: str, client_id: str, sealed: bytes) -> None:
     )
 
 
+def forget(tx: Tx, customer_id: str) -> None:
+    """Drop the customer's live token: Apple itself ended the authorization, nothing to revoke."""
+    tx.execute("DELETE FROM apple_tokens WHERE customer_id = CAST(:c AS uuid) AND revoke_after IS NULL", c=customer_id)
+
+
 def queue_revocation(tx: Tx, customer_id: str, now: datetime) -> int | None:
     """Inside the caller's transaction: the customer's Apple token becomes due for revocation (its id)."""
     queued = tx.scalar(

@@ -28,8 +28,15 @@ REASON = "account_deleted"
 CHAT_END_REASON = "customer_ended"  # what the mitra sees: the same as any chat the customer ended
 
 
-def delete_customer(ctx: AppContext, customer_id: str) -> dict[str, int]:
-    """Delete the customer's account as above; the counts of what it ended."""
+def delete_customer(
+    ctx: AppContext, customer_id: str, *, actor: str | None = None, apple_gone: bool = False
+) -> dict[str, int]:
+    """Delete the customer's account as above; the counts of what it ended.
+
+    `apple_gone`: Apple already ended the authorization (its account-delete or consent-revoked
+    notification), so the kept token is dropped instead of revoked. 401 TOKEN_INVALID when the
+    account does not exist or is already deleted.
+    """
     from shared import pairing  # loaded by the one route that ends chats, not by every auth function
     from shared.pairing import store
 
@@ -38,7 +45,7 @@ def delete_customer(ctx: AppContext, customer_id: str) -> dict[str, int]:
     if open_row is not None:
         pairing.settle(ctx, [open_row])  # an overdue session ends for its own reason first
     now = ctx.now()
-    actor = f"customer:{customer_id}"
+    actor = actor or f"customer:{customer_id}"
     with ctx.db.transaction() as tx:
         row = tx.one(
             "SELECT phone_e164, deleted_at FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=customer_id
@@ -50,7 +57,9 @@ def delete_customer(ctx: AppContext, customer_id: str) -> dict[str, int]:
             "DELETE FROM devices WHERE user_type = 'customer' AND user_id = CAST(:id AS uuid)", id=customer_id
         )
         closed = pairing.close_sessions_of_customer(tx, customer_id, actor, CHAT_END_REASON, now)
-        apple_queued = apple_tokens.queue_revocation(tx, customer_id, now)
+        if apple_gone:
+            apple_tokens.forget(tx, customer_id)
+        apple_queued = None if apple_gone else apple_tokens.queue_revocation(tx, customer_id, now)
         if row["phone_e164"] is not None:
             tx.execute("DELETE FROM otp_requests WHERE phone_e164 = :p AND flow = 'customer'", p=row["phone_e164"])
         tx.execute(

@@ -181,6 +181,22 @@ def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity
     cannot be fetched. Whether the nonce was issued to this caller is `nonces.consume`'s check.
     """
     _require_jwt_shape(token, "Apple")
+    claims = decode_apple_jwt(ctx, token, required=("exp", "iat", "iss", "aud", "sub"))
+    if raw_nonce is None:
+        raise nonces.invalid()
+    _check_nonce(claims, nonce_hash(raw_nonce), "Apple")
+    email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
+    relay = claims.get("is_private_email") in (True, "true")
+    return Identity("apple", str(claims["sub"]), email, audience=str(claims["aud"]), private_email=relay)
+
+
+def decode_apple_jwt(ctx: AppContext, token: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """The claims of a JWT Apple signed for one of our client ids (id_token or notification).
+
+    RS256 only, a key of APPLE_JWKS_URL by `kid`, `iss` = APPLE_ISSUER, `aud` = APPLE_SERVICES_ID or
+    one of APPLE_BUNDLE_IDS; 401 ID_TOKEN_INVALID, 502 when the JWKS cannot be fetched, 503 when
+    Apple is not configured.
+    """
     s = ctx.settings
     audiences = [a for a in (s.apple_services_id, *s.apple_bundle_ids) if a]
     if not audiences:
@@ -196,16 +212,11 @@ def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity
             algorithms=["RS256"],
             audience=audiences,
             issuer=s.apple_issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            options={"require": list(required)},
         )
     except jwt.PyJWKClientConnectionError as exc:
         log.warning("apple jwks fetch failed", extra={"error": type(exc).__name__})
         raise _provider_down("Apple") from None
     except jwt.PyJWTError:
         raise _invalid("Apple") from None
-    if raw_nonce is None:
-        raise nonces.invalid()
-    _check_nonce(claims, nonce_hash(raw_nonce), "Apple")
-    email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
-    relay = claims.get("is_private_email") in (True, "true")
-    return Identity("apple", str(claims["sub"]), email, audience=str(claims["aud"]), private_email=relay)
+    return claims
