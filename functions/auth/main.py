@@ -153,6 +153,13 @@ def apple_notifications(req: ApiRequest) -> dict:
     return apple_notifications_service.handle(req.ctx, payload)
 
 
+@functions_framework.http
+@endpoint
+def apple_callback(req: ApiRequest) -> Reply:
+    location = apple_accounts.android_redirect(req.ctx, req.form())
+    return Reply(None, 307, headers={"Location": location})
+
+
 # ---- mitras ------------------------------------------------------------------------------------
 
 

@@ -111,6 +111,7 @@ def principals(template_db: str, test_env: dict[str, str]) -> Iterator[Principal
         apple_services_id="id.bestie.fuzz",
         apple_jwks_url=keys.url + "/auth/keys",
         apple_token_encryption_key=base64.b64encode(os.urandom(32)).decode(),
+        apple_android_package="id.bestie.fuzz",
         **apple_settings,
     )
     try:
