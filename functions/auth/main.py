@@ -110,7 +110,7 @@ def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
     nonce = validate.string(body, "nonce", required=False, max_len=256)
-    code = validate.string(body, "authorization_code", max_len=1024) or ""
+    code = validate.string(body, "authorization_code", required=False, max_len=1024)
     name = validate.string(body, "name", required=False, max_len=80)
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
