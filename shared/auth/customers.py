@@ -180,7 +180,7 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
         assert row is not None
         return row
     me = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=bearer.user_id)  # noqa: S608
-    if me is None:
+    if me is None or me["deleted_at"] is not None:  # deleted after the bearer was checked: no revival
         raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
     if (owner is not None and owner["id"] != me["id"]) or me[column] not in (None, value):
         raise _conflict()

@@ -132,3 +132,19 @@ def test_an_open_chat_ends_neutrally_and_the_mitra_transcript_reads_deleted_user
     )
     assert messages.status_code == 200 and "hello" in [m["body"] for m in messages.json["messages"]]
     assert "Budi Santoso" not in str(messages.json) + str(item)
+
+
+def test_a_link_that_lost_the_race_to_the_deletion_does_not_revive_the_account(providers, keys):
+    app_ctx, _ = providers
+    signed = apple_sign_in(keys[1], uuid.uuid4().hex).json
+    customer_id = signed["user"]["id"]
+    # The deletion committed after this request's bearer was checked: its row is deleted, the
+    # session not yet seen as revoked (the interleaving of a link racing the deletion).
+    with app_ctx.db.transaction() as tx:
+        tx.execute(
+            "UPDATE customers SET deleted_at = now(), apple_sub = NULL WHERE id = CAST(:c AS uuid)", c=customer_id
+        )
+        tx.commit()
+    resp = _google_link(keys, bearer(signed["access_token"]), uuid.uuid4().hex)
+    assert resp.status_code == 401 and resp.json["error"]["code"] == "TOKEN_INVALID"
+    assert app_ctx.db.scalar("SELECT google_sub FROM customers WHERE id = CAST(:c AS uuid)", c=customer_id) is None
