@@ -120,3 +120,13 @@ def test_a_malformed_notification_is_a_4xx(providers, body):
     resp = _notify(body)
     expected = (400, "VALIDATION_FAILED") if body.get("payload") in (None, 5) else (401, "NOTIFICATION_INVALID")
     assert (resp.status_code, resp.json["error"]["code"]) == expected
+
+
+def test_an_email_event_without_an_email_keeps_the_stored_one(providers, keys):
+    sub = uuid.uuid4().hex
+    signed = apple_sign_in(keys[1], sub).json
+    relay = f"{sub[:10]}@privaterelay.appleid.com"
+    assert _notify(_event("email-enabled", sub, email=relay, is_private_email="true")).status_code == 200
+    assert _notify(_event("email-disabled", sub)).status_code == 200
+    me = client("auth_client_me").get("/api/client/auth/me", headers=bearer(signed["access_token"])).json
+    assert me["email"] == relay and me["email_private_relay"] is True and me["email_forwarding"] is False
