@@ -11,7 +11,8 @@ What each event does (docs/auth.md, "Apple's notifications"):
   with no phone or Google left could never sign in again: the account is deleted instead.
 - `account-delete` (the Apple ID was deleted): the account is deleted (shared.auth.deletion).
 - `email-disabled` / `email-enabled`: the customer's relay email stops / starts forwarding.
-Every event is idempotent: it sets a state, so a redelivery changes nothing more. An unknown
+Every event is idempotent: it sets a state, so a redelivery changes nothing more; a withdrawal
+whose `event_time` precedes the customer's last Apple code exchange is ignored. An unknown
 `sub` or event type is acknowledged (200) and ignored; a payload that does not verify is 401.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.auth import apple_tokens, deletion, identity, revocation
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CONSENT_REVOKED_REASON = "apple_consent_revoked"
 ACTOR = "apple:notification"
+EVENT_TIME_TOLERANCE = timedelta(minutes=1)
 
 
 def _invalid() -> Unauthorized:
@@ -63,6 +65,9 @@ def handle(ctx: AppContext, payload: str) -> dict[str, Any]:
     if customer is None:
         return {"type": kind, "applied": False}  # unknown, already unlinked or deleted: nothing to do
     customer_id = str(customer["id"])
+    if kind in ("consent-revoked", "account-delete") and _older_than_last_sign_in(ctx, customer_id, event):
+        log.info("apple notification older than the last Apple sign-in ignored", extra={"type": kind})
+        return {"type": kind, "applied": False}
     if kind == "account-delete" or (
         kind == "consent-revoked" and customer["phone_e164"] is None and customer["google_sub"] is None
     ):
@@ -76,6 +81,16 @@ def handle(ctx: AppContext, payload: str) -> dict[str, Any]:
         return {"type": kind, "applied": False}
     log.info("apple notification applied", extra={"type": kind})
     return {"type": kind, "applied": True}
+
+
+def _older_than_last_sign_in(ctx: AppContext, customer_id: str, event: dict[str, Any]) -> bool:
+    """Whether the user authorized the app again (a code exchange) after the event happened.
+
+    A delayed, reordered or replayed withdrawal must not undo a later sign-in. Apple's clock and
+    ours may differ, and `event_time` has millisecond precision: a minute of tolerance.
+    """
+    last = apple_tokens.last_grant_at(ctx, customer_id)
+    return last is not None and _event_time(event) < last - EVENT_TIME_TOLERANCE
 
 
 def _delete(ctx: AppContext, customer_id: str) -> None:

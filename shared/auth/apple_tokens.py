@@ -34,6 +34,15 @@ def keep(tx: Tx, customer_id: str, client_id: str, sealed: bytes) -> None:
     )
 
 
+def last_grant_at(ctx: AppContext, customer_id: str) -> datetime | None:
+    """When the customer's live token was granted (their last Apple sign-in with a code)."""
+    at: datetime | None = ctx.db.scalar(
+        "SELECT created_at FROM apple_tokens WHERE customer_id = CAST(:c AS uuid) AND revoke_after IS NULL",
+        c=customer_id,
+    )
+    return at
+
+
 def forget(tx: Tx, customer_id: str) -> None:
     """Drop the customer's live token: Apple itself ended the authorization, nothing to revoke."""
     tx.execute("DELETE FROM apple_tokens WHERE customer_id = CAST(:c AS uuid) AND revoke_after IS NULL", c=customer_id)

@@ -130,3 +130,12 @@ def test_an_email_event_without_an_email_keeps_the_stored_one(providers, keys):
     assert _notify(_event("email-disabled", sub)).status_code == 200
     me = client("auth_client_me").get("/api/client/auth/me", headers=bearer(signed["access_token"])).json
     assert me["email"] == relay and me["email_private_relay"] is True and me["email_forwarding"] is False
+
+
+def test_a_consent_revoked_older_than_the_last_apple_sign_in_is_ignored(providers, keys):
+    sub = uuid.uuid4().hex
+    stale = _event("consent-revoked", sub, event_time=1_000_000_000_000)  # captured long ago, replayed now
+    signed = apple_sign_in(keys[1], sub).json  # the user authorized the app again since
+    resp = _notify(stale)
+    assert resp.status_code == 200 and resp.json == {"type": "consent-revoked", "applied": False}
+    assert refresh(signed["refresh_token"]).status_code == 200
