@@ -7,6 +7,7 @@ Ctrl-C stops the gateway and the embedded servers.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -21,6 +22,7 @@ from werkzeug.serving import run_simple
 from werkzeug.wrappers import Response
 
 from infra import embedded, gateway, migrate
+from infra.apple_standin import AppleStandIn
 from infra.local_scheduler import LocalScheduler
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,6 +104,21 @@ def prepare_env() -> None:
     os.environ.setdefault("OTP_HMAC_SECRET", _dev_secret("OTP_HMAC_SECRET"))
 
 
+def start_apple_standin() -> AppleStandIn | None:
+    """Without Apple credentials, Sign in with Apple talks to the loopback stand-in of Apple's API.
+
+    Its `POST /_dev/authorize` ({sub, client_id, nonce_hash}) gives what Apple's sheet gives an
+    app (an id_token and an authorization code); docs/auth.md shows the whole flow with curl.
+    """
+    if os.environ.get("APPLE_TEAM_ID"):
+        return None
+    stand_in = AppleStandIn().start()
+    os.environ.update(stand_in.settings())
+    os.environ.setdefault("APPLE_SERVICES_ID", "id.bestie.dev")
+    os.environ.setdefault("APPLE_TOKEN_ENCRYPTION_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    return stand_in
+
+
 def seed(ctx: object) -> None:
     """Idempotent demo data: the admin account and a few mitras."""
     from shared.auth.cc_users import ensure_admin
@@ -125,6 +142,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prepare_env()
+    apple = start_apple_standin()
     port = int(os.environ.get("PORT", "8080"))
     host = os.environ.get("HOST", "127.0.0.1")
     with embedded.services(DATA, persistent=True) as env:
@@ -144,6 +162,8 @@ def main() -> int:
         if shown != DEV_DEFAULTS["ADMIN_PASSWORD"]:
             shown = "(from ADMIN_PASSWORD)"  # print only the documented default, never a real secret
         print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {shown}\n", flush=True)
+        if apple is not None:
+            print(f"Sign in with Apple: loopback stand-in at {apple.url} (POST /_dev/authorize)\n", flush=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         scheduler = LocalScheduler(f"http://{host}:{port}", plan)
         scheduler.start()
@@ -154,6 +174,8 @@ def main() -> int:
         finally:
             scheduler.stop()
             ctx.close()
+            if apple is not None:
+                apple.stop()
     return 0
 
 

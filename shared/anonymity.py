@@ -17,6 +17,7 @@ from shared.context import AppContext
 from shared.db import Tx
 
 SETTING = "mitra_sees_customer_name"
+DELETED_NAME = "Deleted user"  # the display name account deletion leaves (shared.accounts.deletion)
 
 
 def alias(customer_id: str) -> str:
@@ -38,5 +39,7 @@ def mitra_sees_name_in(tx: Tx) -> bool:
 def customer_for_mitra(customer_id: Any, display_name: str | None, sees_name: bool) -> dict[str, str]:
     """{id, display_name} of a customer as a mitra may see it: an alias unless names are allowed."""
     cid = str(customer_id)
+    if display_name == DELETED_NAME:  # a deleted account: its transcript reads "Deleted user"
+        return {"id": cid, "display_name": DELETED_NAME}
     shown = display_name if sees_name and display_name else alias(cid)
     return {"id": cid, "display_name": shown}

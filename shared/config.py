@@ -33,6 +33,8 @@ SECRET_VARIABLES = (
     "OTP_HMAC_SECRET",
     "FAZPASS_MERCHANT_KEY",
     "FAZPASS_GATEWAY_KEY",
+    "APPLE_PRIVATE_KEY",
+    "APPLE_TOKEN_ENCRYPTION_KEY",
 )
 # Auth kinds whose guard checks our JWTs (and so needs the signing secret at cold start).
 JWT_AUTH_KINDS = ("customer", "mitra", "cc", "cc_admin", "any")
@@ -148,6 +150,15 @@ class Settings:
     apple_bundle_ids: tuple[str, ...] = ()
     apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
     apple_issuer: str = "https://appleid.apple.com"
+    # Apple's token endpoints: the client secret (ES256, signed with the team's key) and the
+    # AES-256-GCM key that encrypts the refresh tokens kept for revocation (docs/auth.md).
+    apple_team_id: str | None = None
+    apple_key_id: str | None = None
+    apple_private_key: str | None = field(default=None, repr=False)
+    apple_token_encryption_key: str | None = field(default=None, repr=False)
+    apple_token_url: str = "https://appleid.apple.com/auth/token"  # noqa: S105 (a URL, not a secret)
+    apple_revoke_url: str = "https://appleid.apple.com/auth/revoke"
+    apple_android_package: str | None = None
     # Control center
     cc_origin: str | None = None
     # Availability / pairing
@@ -242,6 +253,13 @@ class Settings:
             apple_bundle_ids=_list("APPLE_BUNDLE_IDS"),
             apple_jwks_url=_env("APPLE_JWKS_URL") or "",
             apple_issuer=_env("APPLE_ISSUER") or "",
+            apple_team_id=_env("APPLE_TEAM_ID"),
+            apple_key_id=_env("APPLE_KEY_ID"),
+            apple_private_key=_env("APPLE_PRIVATE_KEY"),
+            apple_token_encryption_key=_env("APPLE_TOKEN_ENCRYPTION_KEY"),
+            apple_token_url=_env("APPLE_TOKEN_URL") or "",
+            apple_revoke_url=_env("APPLE_REVOKE_URL") or "",
+            apple_android_package=_env("APPLE_ANDROID_PACKAGE"),
             cc_origin=_env("CC_ORIGIN"),
             mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", minimum=5),
             pairing_blast_size=_int("PAIRING_BLAST_SIZE", minimum=1, maximum=500),

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, overload
+from urllib.parse import parse_qs
 
 import flask
 from werkzeug.exceptions import HTTPException
@@ -82,6 +83,20 @@ class ApiRequest:
         if self._body is None:
             self._body = _parse_body(self.raw, self.ctx.settings.max_body_bytes)
         return self._body
+
+    def form(self) -> dict[str, str]:
+        """An application/x-www-form-urlencoded body (the first value of each field); 413/415/400."""
+        limit = self.ctx.settings.max_body_bytes
+        data = self.raw.stream.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        if self.raw.mimetype != "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType("expected Content-Type: application/x-www-form-urlencoded")
+        try:
+            fields = parse_qs(data.decode("utf-8"), errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise ValidationFailed("body", "malformed form") from None
+        return {name: values[0] for name, values in fields.items() if not validate.text_problem(values[0])}
 
     def header(self, name: str) -> str | None:
         """A header's value; one holding control characters or unencodable text reads as absent."""

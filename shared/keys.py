@@ -102,6 +102,10 @@ class Keys:
         """The last code the `log` SMS provider sent to a phone (test/dev endpoint only)."""
         return f"{self.prefix}otp:last:{{{phone_e164}}}"
 
+    def sign_in_nonce(self, nonce_digest: str) -> str:
+        """A server-issued sign-in nonce (by its SHA-256), holding what it is bound to."""
+        return f"{self.prefix}nonce:{{{nonce_digest}}}"
+
     @property
     def chat_wake(self) -> str:
         """The pub/sub channel that wakes long-polling chat readers (outside the mirror's slot)."""

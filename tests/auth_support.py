@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from infra.apple_standin import AppleStandIn
+from shared.auth.identity import nonce_hash
 from shared.context import AppContext
 from tests.apps import client, fresh_app
 from tests.conftest import make_context
@@ -15,13 +19,16 @@ from tests.loopback import RsaKey, StubServer
 from tests.tokens import bearer
 
 # Re-exported: the auth tests import them from here (each is defined once, in the module named).
-__all__ = ["RsaKey", "StubServer", "bearer", "client", "fresh_app"]
+__all__ = ["AppleStandIn", "RsaKey", "StubServer", "bearer", "client", "fresh_app"]
 
 
 GOOGLE_CLIENT = "client-1.apps.googleusercontent.com"
 APPLE_SERVICE = "id.bestie.web"
+APPLE_ISSUER = "https://appleid.apple.com"
 GOOGLE_CERTS = "/oauth2/v1/certs"
 APPLE_KEYS = "/auth/keys"
+# Apple's auth/token and auth/revoke for the context `identity_providers` installed (None outside it).
+apple_standin: AppleStandIn | None = None
 
 
 @contextmanager
@@ -30,21 +37,31 @@ def identity_providers(
 ) -> Iterator[tuple[AppContext, StubServer]]:
     """Google's certs and Apple's keys served on loopback, and an installed context that trusts
     them (any other setting overridden); yields the context and the stub server."""
+    global apple_standin
     server = StubServer().start()
     server.routes[GOOGLE_CERTS] = (200, google.certs(), 0.0)
     server.routes[APPLE_KEYS] = (200, apple.jwks(), 0.0)
+    stand_in = AppleStandIn(signing_key=apple.private, signing_kid=apple.kid).start()
+    apple_settings = {name.lower(): value for name, value in stand_in.settings().items() if name != "APPLE_JWKS_URL"}
     try:
         app_ctx = make_context(
             clock,
-            google_oauth_client_ids=(GOOGLE_CLIENT,),
-            google_certs_url=server.url + GOOGLE_CERTS,
-            apple_services_id=APPLE_SERVICE,
-            apple_jwks_url=server.url + APPLE_KEYS,
-            **settings,
+            **{
+                "google_oauth_client_ids": (GOOGLE_CLIENT,),
+                "google_certs_url": server.url + GOOGLE_CERTS,
+                "apple_services_id": APPLE_SERVICE,
+                "apple_jwks_url": server.url + APPLE_KEYS,
+                "apple_token_encryption_key": base64.b64encode(os.urandom(32)).decode(),
+                **apple_settings,
+                **settings,
+            },
         )
+        apple_standin = stand_in
         with installed(app_ctx):
             yield app_ctx, server
     finally:
+        apple_standin = None
+        stand_in.stop()
         server.stop()
 
 
@@ -109,3 +126,42 @@ def _e164(text: str) -> str:
     from shared import phones
 
     return phones.normalize(text)
+
+
+def sign_in_nonce(headers: dict[str, str] | None = None) -> str:
+    """A server nonce, asked the way an app does before it starts a provider's sign-in."""
+    resp = client("auth_nonce").post("/api/shared/auth/nonce", headers=headers or {})
+    assert resp.status_code == 201, resp.json
+    return str(resp.json["nonce"])
+
+
+def apple_token(key: RsaKey, sub: str, raw_nonce: str | None = None, **claims: Any) -> str:
+    """An id_token shaped like Apple's for the Services id, carrying sha256(raw nonce) when given."""
+    base = {"iss": APPLE_ISSUER, "aud": APPLE_SERVICE, "sub": sub}
+    if raw_nonce is not None:
+        base["nonce"] = nonce_hash(raw_nonce)
+    return key.sign({**base, **claims})
+
+
+def post_apple(body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return client("auth_client_apple").post("/api/client/auth/apple", json=body, headers=headers or {})
+
+
+def apple_code(sub: str, client_id: str = APPLE_SERVICE) -> str:
+    """The authorization code Apple's sheet gives the app with the id_token (from the stand-in)."""
+    assert apple_standin is not None, "inside identity_providers only"
+    return apple_standin.issue_code(sub, client_id)
+
+
+def apple_body(key: RsaKey, sub: str, raw_nonce: str | None, **claims: Any) -> dict[str, Any]:
+    """What the app posts after Apple's sheet: the id_token (carrying the nonce), the nonce, the code."""
+    body = {"id_token": apple_token(key, sub, raw_nonce, **claims), "authorization_code": apple_code(sub)}
+    return body if raw_nonce is None else {**body, "nonce": raw_nonce}
+
+
+def apple_sign_in(key: RsaKey, sub: str, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    """Sign in with Apple as the app does: a server nonce first, then the token that carries it
+    and the authorization code that came with it."""
+    raw = sign_in_nonce(headers)
+    sent = {"id_token": apple_token(key, sub, raw), "nonce": raw, "authorization_code": apple_code(sub), **body}
+    return post_apple(sent, headers)

@@ -6,7 +6,21 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 import functions_framework
 
 from shared import config, context, phones, sms, validate
-from shared.auth import cc_users, cookies, customers, guard, identity, mitra_auth, otp, refresh
+from shared.accounts import apple_notifications as apple_notifications_service
+from shared.accounts import deletion
+from shared.auth import (
+    apple_accounts,
+    cc_users,
+    cookies,
+    customers,
+    guard,
+    identity,
+    mitra_auth,
+    nonces,
+    otp,
+    refresh,
+)
+from shared.auth.principal import Principal
 from shared.cc import staff
 from shared.errors import NotFound, Unauthorized
 from shared.http import ApiRequest, Reply, endpoint
@@ -36,6 +50,17 @@ def auth_refresh(req: ApiRequest) -> dict:
 def auth_logout(req: ApiRequest) -> Reply:
     refresh.logout(req.ctx, req.principal.session_id)
     return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint
+def auth_nonce(req: ApiRequest) -> Reply:
+    bearer = guard.optional(req.ctx, req, "customer")
+    return Reply(nonces.issue(req.ctx, _nonce_binding(req, bearer)), 201)
+
+
+def _nonce_binding(req: ApiRequest, bearer: Principal | None) -> str:
+    return nonces.binding(req.ip, bearer.session_id if bearer else None)
 
 
 # ---- customers ---------------------------------------------------------------------------------
@@ -68,10 +93,15 @@ def auth_client_otp_verify(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def auth_client_google(req: ApiRequest) -> dict:
-    token = validate.string(req.json(), "id_token", max_len=8192) or ""
+    body = req.json()
+    token = validate.string(body, "id_token", max_len=8192) or ""
+    nonce = validate.string(body, "nonce", required=False, max_len=256)
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
-    return customers.sign_in_with_identity(req.ctx, identity.verify_google(req.ctx, token), bearer, req.user_agent)
+    verified = identity.verify_google(req.ctx, token, nonce)
+    if nonce is not None:
+        nonces.consume(req.ctx, nonce, _nonce_binding(req, bearer))
+    return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
 
 
 @functions_framework.http
@@ -80,10 +110,20 @@ def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
     nonce = validate.string(body, "nonce", required=False, max_len=256)
+    code = validate.string(body, "authorization_code", required=False, max_len=1024)
+    name = validate.string(body, "name", required=False, max_len=80)
     identity.count_sign_in(req.ctx, req.ip)
     bearer = guard.optional(req.ctx, req, "customer")
-    verified = identity.verify_apple(req.ctx, token, nonce)
-    return customers.sign_in_with_identity(req.ctx, verified, bearer, req.user_agent)
+    return apple_accounts.sign_in(
+        req.ctx,
+        id_token=token,
+        raw_nonce=nonce,
+        code=code,
+        name=name,
+        bearer=bearer,
+        binding=_nonce_binding(req, bearer),
+        user_agent=req.user_agent,
+    )
 
 
 @functions_framework.http
@@ -94,9 +134,30 @@ def auth_client_me(req: ApiRequest) -> dict:
 
 @functions_framework.http
 @endpoint
+def auth_client_delete(req: ApiRequest) -> Reply:
+    deletion.delete_customer(req.ctx, req.principal.user_id)
+    return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint
 def auth_client_profile(req: ApiRequest) -> dict:
     name = validate.string(req.json(), "display_name", max_len=80) or ""
     return customers.update_profile(req.ctx, req.principal.user_id, name)
+
+
+@functions_framework.http
+@endpoint
+def apple_notifications(req: ApiRequest) -> dict:
+    payload = validate.string(req.json(), "payload", max_len=16384) or ""
+    return apple_notifications_service.handle(req.ctx, payload)
+
+
+@functions_framework.http
+@endpoint
+def apple_callback(req: ApiRequest) -> Reply:
+    location = apple_accounts.android_redirect(req.ctx, req.form())
+    return Reply(None, 307, headers={"Location": location})
 
 
 # ---- mitras ------------------------------------------------------------------------------------

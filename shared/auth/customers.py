@@ -4,7 +4,9 @@ Linking rule (SPEC §6): with a customer bearer, the verified identity is attach
 customer (an anonymous one becomes a full account). An identity already owned by another
 customer, or a bearer customer that already holds a different identity of the same kind,
 is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).
-Without a bearer the identity signs in its customer, or creates one.
+Without a bearer the identity signs in its customer, or creates one. A successful link ends the
+bearer's session (`identity_linked`) in the transaction that opens the new one: the response's
+token pair replaces the anonymous one, which stops refreshing and authenticating at once.
 
 A customer blocked by the control center (`blocked_at`) cannot sign in: phone, Google and
 Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every session).
@@ -12,22 +14,27 @@ Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
 from shared import app_config, ratelimit
-from shared.auth import otp, refresh
+from shared.auth import otp, refresh, revocation
 from shared.auth.identity import Identity
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 
-COLUMNS = "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at, blocked_at"
+COLUMNS = (
+    "id, display_name, phone_e164, email, google_sub, apple_sub, is_anonymous, created_at, updated_at, blocked_at,"
+    " email_private_relay, email_forwarding_disabled_at, deleted_at"
+)
 # Identity kind -> its unique column (constants, never input).
 _IDENTITY_COLUMN = {"phone": "phone_e164", "google": "google_sub", "apple": "apple_sub"}
 HOUR = 3600
+LINKED_REASON = "identity_linked"
 
 
 def to_json(row: Row) -> dict[str, Any]:
@@ -38,6 +45,8 @@ def to_json(row: Row) -> dict[str, Any]:
         "display_name": row["display_name"],
         "phone": row["phone_e164"],
         "email": row["email"],
+        "email_private_relay": row["email_private_relay"],
+        "email_forwarding": row["email"] is not None and row["email_forwarding_disabled_at"] is None,
         "is_anonymous": row["is_anonymous"],
         "linked": {
             "phone": row["phone_e164"] is not None,
@@ -68,21 +77,58 @@ def sign_in_with_phone(
         verified = otp.check_code(ctx, tx, "customer", request_id, code)
         row = _link_or_find(tx, "phone", verified.phone, bearer, email=None)
         _refuse_blocked(row)
+        _end_linking_session(ctx, tx, bearer)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
 
 
 def sign_in_with_identity(
-    ctx: AppContext, identity: Identity, bearer: Principal | None, user_agent: str | None
+    ctx: AppContext,
+    identity: Identity,
+    bearer: Principal | None,
+    user_agent: str | None,
+    *,
+    keep: Callable[[Tx, str], None] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Link or sign in the customer of a verified Google / Apple identity."""
+    """Link or sign in the customer of a verified Google / Apple identity.
+
+    `keep(tx, customer_id)` stores what the sign-in brought (Apple's refresh token) in the same
+    transaction; `name` (given by Apple once) becomes the display name if there is none.
+    """
     with ctx.db.transaction() as tx:
         row = _link_or_find(tx, identity.provider, identity.subject, bearer, email=identity.email)
         _refuse_blocked(row)
+        _end_linking_session(ctx, tx, bearer)
+        if keep is not None:
+            keep(tx, str(row["id"]))
+        if name or identity.email:
+            row = _set_given(tx, str(row["id"]), name, identity)
         issued = refresh.start_session(ctx, tx, "customer", str(row["id"]), user_agent=user_agent)
         tx.commit()
     return issued.body(to_json(row))
+
+
+def _set_given(tx: Tx, customer_id: str, name: str | None, identity: Identity) -> Row:
+    """The name given at sign-in fills an empty display name; the email's relay flag follows it."""
+    row = tx.one(
+        "UPDATE customers SET display_name = COALESCE(display_name, :name),"  # noqa: S608 (constant columns)
+        " email_private_relay = CASE WHEN email = :email THEN :relay ELSE email_private_relay END"
+        f" WHERE id = CAST(:id AS uuid) RETURNING {COLUMNS}",
+        name=name,
+        email=identity.email,
+        relay=identity.private_email,
+        id=customer_id,
+    )
+    assert row is not None
+    return row
+
+
+def _end_linking_session(ctx: AppContext, tx: Tx, bearer: Principal | None) -> None:
+    """A link replaces the bearer's session by the pair it returns: the old tokens stop with the commit."""
+    if bearer is not None:
+        revocation.take_access_away(ctx, tx, reason=LINKED_REASON, session_ids=[bearer.session_id])
 
 
 def _refuse_blocked(row: Row) -> None:
@@ -134,7 +180,7 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
         assert row is not None
         return row
     me = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=bearer.user_id)  # noqa: S608
-    if me is None:
+    if me is None or me["deleted_at"] is not None:  # deleted after the bearer was checked: no revival
         raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
     if (owner is not None and owner["id"] != me["id"]) or me[column] not in (None, value):
         raise _conflict()

@@ -4,10 +4,12 @@ Google: google-auth's `id_token.verify_token` against GOOGLE_CERTS_URL with the 
 GOOGLE_OAUTH_CLIENT_IDS, issuer checked; the certs response is cached for as long as its
 Cache-Control allows (Google's own guidance: "cache the certificates ... use the max-age in
 the Cache-Control header", https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
-Apple: pyjwt with Apple's JWKS (APPLE_JWKS_URL,
-keys cached for an hour), RS256 pinned, issuer and audience (APPLE_SERVICES_ID or one of
-APPLE_BUNDLE_IDS) checked; when the app sends its raw nonce, the token's `nonce` claim must
-equal sha256(raw nonce) in hex, as Sign in with Apple defines it.
+Certs fetches give up after 3 s and fall back to the last good certs for a bounded time.
+Apple: pyjwt with Apple's JWKS (APPLE_JWKS_URL, the set cached for an hour, no key beyond it),
+RS256 pinned, issuer and audience (APPLE_SERVICES_ID or one of
+APPLE_BUNDLE_IDS) checked; the app must send its raw nonce (a server nonce, shared.auth.nonces)
+and the token's `nonce` claim must equal sha256(raw nonce) in hex, as Sign in with Apple defines it.
+Both allow CLOCK_SKEW_SECONDS of skew; every failure is 401, 502 or 503 (docs/auth.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jwt
 import requests
 
 from shared import app_config, ratelimit
+from shared.auth import nonces
 from shared.context import AppContext
 from shared.errors import BadGateway, ServiceUnavailable, Unauthorized
 
@@ -36,6 +39,9 @@ log = logging.getLogger(__name__)
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 HOUR = 3600
+CERTS_TIMEOUT_SECONDS = 3  # google-auth's default is 120 s: a hung fetch must not hold the request
+CERTS_STALE_SECONDS = 6 * HOUR  # how long past expiry the last good certs serve while the fetch fails
+CLOCK_SKEW_SECONDS = 30  # iat/exp tolerance for the providers' clocks against ours
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 
@@ -69,7 +75,11 @@ class CachingRequest:
     """A google-auth transport that serves GETs from memory while their Cache-Control allows.
 
     Only 200 responses with a positive `max-age` (less their `Age`) and without `no-store` /
-    `no-cache` are kept; the clock is the context's. Thread-safe; one per instance.
+    `no-cache` are kept; the clock is the context's. A fetch gives up after
+    CERTS_TIMEOUT_SECONDS; when it fails (no answer, or not 200), the last good response is
+    served for up to CERTS_STALE_SECONDS past its expiry (Google rotates keys days apart, so
+    yesterday's certs still verify today's tokens), then the failure shows. Thread-safe; one
+    per instance.
     """
 
     def __init__(self, inner: Callable[..., Any], now: Callable[[], datetime]) -> None:
@@ -79,18 +89,34 @@ class CachingRequest:
         self._cache: dict[str, tuple[datetime, Any]] = {}
 
     def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", CERTS_TIMEOUT_SECONDS)
         if method != "GET":
             return self._inner(url, method=method, **kwargs)
         with self._lock:
             hit = self._cache.get(url)
         if hit is not None and self._now() < hit[0]:
             return hit[1]
-        response = self._inner(url, method=method, **kwargs)
+        try:
+            response = self._inner(url, method=method, **kwargs)
+        except Exception:
+            if self._stale_usable(hit):
+                return self._stale(hit)
+            raise
+        if getattr(response, "status", None) != 200 and self._stale_usable(hit):
+            return self._stale(hit)
         lifetime = _cache_lifetime(response)
         if lifetime > 0:
             with self._lock:
                 self._cache[url] = (self._now() + timedelta(seconds=lifetime), response)
         return response
+
+    def _stale_usable(self, hit: tuple[datetime, Any] | None) -> bool:
+        return hit is not None and self._now() < hit[0] + timedelta(seconds=CERTS_STALE_SECONDS)
+
+    def _stale(self, hit: tuple[datetime, Any] | None) -> Any:
+        assert hit is not None
+        log.warning("google certs fetch failed; serving the last good certs", extra={"expired_at": hit[0].isoformat()})
+        return hit[1]
 
 
 def _cache_lifetime(response: Any) -> int:
@@ -116,6 +142,8 @@ class Identity:
     subject: str
     email: str | None
     name: str | None = None
+    audience: str | None = None  # the client id the token was issued to (Apple: bundle or Services id)
+    private_email: bool = False  # Apple's `is_private_email`: the email is a private relay address
 
 
 def _invalid(provider: str) -> Unauthorized:
@@ -126,8 +154,12 @@ def _provider_down(provider: str) -> BadGateway:
     return BadGateway(f"could not fetch {provider}'s signing keys", code="IDENTITY_PROVIDER_ERROR")
 
 
-def verify_google(ctx: AppContext, token: str) -> Identity:
-    """Verify a Google id_token; 401 ID_TOKEN_INVALID, 502 when Google's keys cannot be fetched."""
+def verify_google(ctx: AppContext, token: str, nonce: str | None = None) -> Identity:
+    """Verify a Google id_token; 401 ID_TOKEN_INVALID, 502 when Google's keys cannot be fetched.
+
+    With `nonce` (the server nonce the app gave Google's SDK), the token's `nonce` claim must
+    equal it as given (Google does not hash it); 401 NONCE_MISMATCH otherwise.
+    """
     _require_jwt_shape(token, "Google")
     from google.auth import exceptions as google_exceptions
     from google.auth.transport import requests as google_requests
@@ -141,17 +173,30 @@ def verify_google(ctx: AppContext, token: str) -> Identity:
     )
     try:
         claims: Mapping[str, Any] = google_id_token.verify_token(
-            token, request, audience=audiences, certs_url=ctx.settings.google_certs_url
+            token,
+            request,
+            audience=audiences,
+            certs_url=ctx.settings.google_certs_url,
+            clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
         )
     except google_exceptions.TransportError as exc:
         log.warning("google certs fetch failed", extra={"error": type(exc).__name__})
         raise _provider_down("Google") from None
-    except (ValueError, google_exceptions.GoogleAuthError):
+    except (ValueError, google_exceptions.GoogleAuthError, jwt.PyJWTError):
+        # PyJWTError: with a JWK Set certs URL (Google's v3), google-auth verifies with pyjwt.
         raise _invalid("Google") from None
     if claims.get("iss") not in GOOGLE_ISSUERS or not claims.get("sub"):
         raise _invalid("Google")
+    if nonce is not None:
+        _check_nonce(claims, nonce, "Google")
     email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
     return Identity("google", str(claims["sub"]), email, claims.get("name"))
+
+
+def _check_nonce(claims: Mapping[str, Any], expected: str, provider: str) -> None:
+    claimed = str(claims.get("nonce") or "")
+    if not hmac.compare_digest(claimed.encode(), expected.encode()):
+        raise Unauthorized(f"the {provider} id_token nonce does not match", code="NONCE_MISMATCH")
 
 
 def nonce_hash(raw_nonce: str) -> str:
@@ -160,14 +205,35 @@ def nonce_hash(raw_nonce: str) -> str:
 
 
 def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity:
-    """Verify an Apple id_token; 401 ID_TOKEN_INVALID, 502 when Apple's JWKS cannot be fetched."""
+    """Verify an Apple id_token and its nonce claim (= sha256 of `raw_nonce`, which is required).
+
+    401 ID_TOKEN_INVALID, NONCE_INVALID without a nonce, NONCE_MISMATCH; 502 when Apple's JWKS
+    cannot be fetched. Whether the nonce was issued to this caller is `nonces.consume`'s check.
+    """
     _require_jwt_shape(token, "Apple")
+    claims = decode_apple_jwt(ctx, token, required=("exp", "iat", "iss", "aud", "sub"))
+    if raw_nonce is None:
+        raise nonces.invalid()
+    _check_nonce(claims, nonce_hash(raw_nonce), "Apple")
+    email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
+    relay = claims.get("is_private_email") in (True, "true")
+    return Identity("apple", str(claims["sub"]), email, audience=str(claims["aud"]), private_email=relay)
+
+
+def decode_apple_jwt(ctx: AppContext, token: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """The claims of a JWT Apple signed for one of our client ids (id_token or notification).
+
+    RS256 only, a key of APPLE_JWKS_URL by `kid`, `iss` = APPLE_ISSUER, `aud` = APPLE_SERVICES_ID or
+    one of APPLE_BUNDLE_IDS; 401 ID_TOKEN_INVALID, 502 when the JWKS cannot be fetched, 503 when
+    Apple is not configured.
+    """
     s = ctx.settings
     audiences = [a for a in (s.apple_services_id, *s.apple_bundle_ids) if a]
     if not audiences:
         raise ServiceUnavailable("Sign in with Apple is not configured", code="PROVIDER_NOT_CONFIGURED")
     jwks: jwt.PyJWKClient = ctx.singleton(
-        "apple.jwks", lambda: jwt.PyJWKClient(s.apple_jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+        "apple.jwks",
+        lambda: jwt.PyJWKClient(s.apple_jwks_url, cache_keys=False, lifespan=3600, timeout=CERTS_TIMEOUT_SECONDS),
     )
     try:
         key = jwks.get_signing_key_from_jwt(token)
@@ -177,16 +243,12 @@ def verify_apple(ctx: AppContext, token: str, raw_nonce: str | None) -> Identity
             algorithms=["RS256"],
             audience=audiences,
             issuer=s.apple_issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": list(required)},
         )
     except jwt.PyJWKClientConnectionError as exc:
         log.warning("apple jwks fetch failed", extra={"error": type(exc).__name__})
         raise _provider_down("Apple") from None
     except jwt.PyJWTError:
         raise _invalid("Apple") from None
-    if raw_nonce is not None:
-        claimed = str(claims.get("nonce") or "")
-        if not hmac.compare_digest(claimed.encode(), nonce_hash(raw_nonce).encode()):
-            raise Unauthorized("the Apple id_token nonce does not match", code="NONCE_MISMATCH")
-    email = claims.get("email") if claims.get("email_verified") in (True, "true") else None
-    return Identity("apple", str(claims["sub"]), email)
+    return claims

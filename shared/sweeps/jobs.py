@@ -12,7 +12,8 @@
 
 The SQL of `mitras`, `mitra_status_logs` and `mitra_pings` lives in shared.mitras.
 - availability-reseed: the atomic reseed, reporting the drift it healed.
-- session-expiry: the pairing timeouts (shared.sessions.settle.expire_due_sessions).
+- session-expiry: the pairing timeouts (shared.sessions.settle.expire_due_sessions), then the
+  Apple token revocations still due (shared.auth.apple_tokens.revoke_due).
 - retention: rows past their table's retention deleted in small batches (shared.retention).
 """
 
@@ -150,12 +151,15 @@ def reseed_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
 
 
 def session_expiry_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
-    """Expire searching / unpaid sessions and end overdue active ones."""
+    """Expire searching / unpaid sessions and end overdue active ones; then retry the Apple token
+    revocations that account deletions left due (shared.auth.apple_tokens)."""
+    from shared.auth import apple_tokens
     from shared.sessions.settle import expire_due_sessions
 
     del lock_tx  # it commits batch by batch, each with its effects, in transactions of its own
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
+    counts.update(apple_tokens.revoke_due(ctx))
     return counts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import jwt
 import pytest
 
 from shared.auth.identity import nonce_hash
@@ -14,9 +15,12 @@ from tests.auth_support import (
     GOOGLE_CLIENT,
     RsaKey,
     anonymous,
+    apple_code,
+    apple_sign_in,
     bearer,
     client,
     identity_providers,
+    sign_in_nonce,
 )
 
 
@@ -51,7 +55,9 @@ def _google(token: str, headers=None):
 
 
 def _apple(body: dict, headers=None):
-    return client("auth_client_apple").post("/api/client/auth/apple", json=body, headers=headers or {})
+    sub = jwt.decode(body["id_token"], options={"verify_signature": False})["sub"]
+    sent = {"authorization_code": apple_code(sub), **body}
+    return client("auth_client_apple").post("/api/client/auth/apple", json=sent, headers=headers or {})
 
 
 def test_google_sign_in_creates_then_finds_the_customer(providers, keys):
@@ -106,13 +112,14 @@ def test_google_identity_of_another_customer_is_conflict_and_both_stay_unchanged
 
 
 def test_apple_sign_in_with_matching_nonce(providers, keys):
-    raw = uuid.uuid4().hex
+    raw = sign_in_nonce()
     resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex, nonce=nonce_hash(raw)), "nonce": raw})
     assert resp.status_code == 200 and resp.json["user"]["linked"]["apple"] is True
 
 
 def test_apple_nonce_mismatch_is_401(providers, keys):
-    resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex, nonce=nonce_hash("other")), "nonce": "mine"})
+    raw = sign_in_nonce()
+    resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex, nonce=nonce_hash("other")), "nonce": raw})
     assert resp.status_code == 401 and resp.json["error"]["code"] == "NONCE_MISMATCH"
 
 
@@ -122,20 +129,23 @@ def test_apple_nonce_mismatch_is_401(providers, keys):
     ids=["wrong audience", "wrong issuer", "expired"],
 )
 def test_bad_apple_tokens_are_401(providers, keys, overrides):
-    resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex, **overrides)})
+    raw = sign_in_nonce()
+    resp = _apple(
+        {"id_token": _apple_token(keys[1], uuid.uuid4().hex, nonce=nonce_hash(raw), **overrides), "nonce": raw}
+    )
     assert resp.status_code == 401 and resp.json["error"]["code"] == "ID_TOKEN_INVALID"
 
 
 def test_apple_jwks_unreachable_is_502(providers, keys):
     _, server = providers
     server.routes[APPLE_KEYS] = (503, {}, 0.0)
-    resp = _apple({"id_token": _apple_token(keys[1], uuid.uuid4().hex)})
+    resp = apple_sign_in(keys[1], uuid.uuid4().hex)
     assert resp.status_code == 502 and resp.json["error"]["code"] == "IDENTITY_PROVIDER_ERROR"
 
 
 def test_apple_identity_conflict(providers, keys):
     sub = uuid.uuid4().hex
-    assert _apple({"id_token": _apple_token(keys[1], sub)}).status_code == 200
+    assert apple_sign_in(keys[1], sub).status_code == 200
     anon = anonymous()
-    resp = _apple({"id_token": _apple_token(keys[1], sub)}, headers=bearer(anon["access_token"]))
+    resp = apple_sign_in(keys[1], sub, bearer(anon["access_token"]))
     assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_CONFLICT"

@@ -8,7 +8,7 @@ import pytest
 
 from shared.context import AppContext
 from tests import apps
-from tests.auth_support import APPLE_SERVICE, GOOGLE_CLIENT, RsaKey, client, identity_providers
+from tests.auth_support import GOOGLE_CLIENT, RsaKey, apple_sign_in, client, identity_providers
 from tests.tokens import bearer, cc_token
 
 
@@ -28,16 +28,11 @@ def _google(key: RsaKey, sub: str):
     return client("auth_client_google").post("/api/client/auth/google", json={"id_token": key.sign(claims)})
 
 
-def _apple(key: RsaKey, sub: str):
-    token = key.sign({"iss": "https://appleid.apple.com", "aud": APPLE_SERVICE, "sub": sub})
-    return client("auth_client_apple").post("/api/client/auth/apple", json={"id_token": token})
-
-
 @pytest.mark.parametrize("provider", ["google", "apple"])
 def test_a_blocked_customer_cannot_sign_in_with_an_identity_provider(
     providers: AppContext, keys: tuple[RsaKey, RsaKey], provider: str
 ) -> None:
-    sign_in = (lambda sub: _google(keys[0], sub)) if provider == "google" else (lambda sub: _apple(keys[1], sub))
+    sign_in = (lambda sub: _google(keys[0], sub)) if provider == "google" else (lambda sub: apple_sign_in(keys[1], sub))
     sub = uuid.uuid4().hex
     first = sign_in(sub)
     assert first.status_code == 200, first.json

@@ -10,6 +10,8 @@ operation, no example database, no shrinking.
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -27,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from infra import gateway
+from infra.apple_standin import AppleStandIn
 from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
@@ -95,6 +98,8 @@ def principals(template_db: str, test_env: dict[str, str]) -> Iterator[Principal
     keys = StubServer().start()
     keys.routes["/oauth2/v1/certs"] = (200, google.certs(), 0.0)
     keys.routes["/auth/keys"] = (200, apple.jwks(), 0.0)
+    apple_api = AppleStandIn(signing_key=apple.private, signing_kid=apple.kid).start()
+    apple_settings = {k.lower(): v for k, v in apple_api.settings().items() if k != "APPLE_JWKS_URL"}
     base = Settings.from_env()
     settings_ = replace(
         base,
@@ -105,6 +110,9 @@ def principals(template_db: str, test_env: dict[str, str]) -> Iterator[Principal
         google_certs_url=keys.url + "/oauth2/v1/certs",
         apple_services_id="id.bestie.fuzz",
         apple_jwks_url=keys.url + "/auth/keys",
+        apple_token_encryption_key=base64.b64encode(os.urandom(32)).decode(),
+        apple_android_package="id.bestie.fuzz",
+        **apple_settings,
     )
     try:
         with installed(AppContext(settings_)) as ctx:
@@ -113,6 +121,7 @@ def principals(template_db: str, test_env: dict[str, str]) -> Iterator[Principal
             yield Principals(ctx, app)
     finally:
         keys.stop()
+        apple_api.stop()
         with _admin_connection(test_env["DATABASE_URL"]) as admin:
             admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
