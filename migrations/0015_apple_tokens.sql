@@ -13,7 +13,7 @@ CREATE TABLE apple_tokens (
     refresh_token_sealed  bytea NOT NULL,
     created_at            timestamptz NOT NULL DEFAULT now(),
     revoke_after          timestamptz,
-    revoke_attempts       integer NOT NULL DEFAULT 0,
+    revoke_attempts       bigint NOT NULL DEFAULT 0,
     CHECK (revoke_after IS NOT NULL OR customer_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX apple_tokens_live_idx ON apple_tokens (customer_id) WHERE revoke_after IS NULL;
