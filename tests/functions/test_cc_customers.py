@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from infra.embedded import EmbeddedValkey
-from shared import availability, phones, push
+from shared import availability, notify, phones, push
 from shared.context import AppContext
 from tests import apps, mirror_state
 from tests.auth_support import otp_sign_in, phone, refresh
@@ -268,6 +268,7 @@ def test_a_blocked_customers_mitra_sees_a_neutral_end_reason_while_staff_see_the
     operator = bearer(cc_token(ctx, "operator"))
 
     assert _block(pair.customer_id, operator).status_code == 200
+    assert notify.drain(ctx)  # pushes leave after the response, from the context's outbox
 
     # What the mitra sees: the push, the system message in the conversation, its history list.
     [ended] = [data for tokens, data in log_push.sent if tokens == [f"tok-{pair.mitra_id}"]]
