@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import deploy
-from infra.deploy import budget, needs
+from infra.deploy import budget, executor, needs
 from shared import config, manifest
 from shared.config import Settings
 from shared.errors import ConfigError
@@ -148,7 +148,7 @@ def test_every_secret_the_plan_mounts_is_checked(cfg):
 )
 def test_a_rerun_treats_already_existing_resources_as_done(monkeypatch, stderr):
     done = subprocess.CompletedProcess([], 1, "", stderr)
-    monkeypatch.setattr(deploy.subprocess, "run", lambda *a, **k: done)
+    monkeypatch.setattr(executor.subprocess, "run", lambda *a, **k: done)
     deploy._run_create(["gcloud", "compute", "backend-services", "add-backend", "x"])  # no raise
 
 

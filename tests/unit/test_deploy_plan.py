@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra import deploy, scheduler
+from infra.deploy import cli, executor
 from shared import manifest
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
@@ -230,8 +231,8 @@ def test_dry_run_prints_every_command_and_job_and_runs_nothing(monkeypatch, caps
     def forbidden(*args, **kwargs):
         raise AssertionError("a dry run must not run anything")
 
-    monkeypatch.setattr(deploy.subprocess, "run", forbidden)
-    monkeypatch.setattr(deploy, "execute", forbidden)
+    monkeypatch.setattr(executor.subprocess, "run", forbidden)
+    monkeypatch.setattr(cli, "execute", forbidden)
     assert deploy.main(["--project", PROJECT, "--region", REGION, "--dry-run"]) == 0
     out = capsys.readouterr().out
     the_plan = deploy.plan(manifest.load().functions, deploy.load_config(PROJECT, REGION), {})
