@@ -1,7 +1,7 @@
 """Deploy every function of the manifest to Cloud Functions (gen2), with its Scheduler jobs.
 
 `python -m infra deploy --project P --region R [--dry-run] [--config FILE] [--only NAME ...]
-[--load-balancer] [--skip-preflight]` plans, from the manifest and `infra/deploy/defaults.toml`
+[--load-balancer]` plans, from the manifest and `infra/deploy/defaults.toml`
 (+ `--config`):
 
 - one `gcloud functions deploy` per deployable function (test-only ones never are), its
@@ -18,13 +18,19 @@
 `--dry-run` prints all of it and changes nothing. The tool refuses to deploy when
 ENABLE_TEST_ENDPOINTS is truthy or SWEEP_AUTH=none, in this shell or in any env it would set;
 when the plan's Postgres connections exceed DB_MAX_CONNECTIONS; when TRUSTED_PROXY_HOPS > 1
-while the functions' own URLs stay reachable (ingress "all"); and, before deploying anything,
+while the functions' own URLs stay reachable (ingress "all"); with `--load-balancer` unless
+TRUSTED_PROXY_HOPS = 2 and ingress is "internal-and-gclb"; and, before deploying anything,
 when a secret the plan mounts is missing or empty or the Scheduler API cannot be called with
 Application Default Credentials (the preflight). Every create step treats "already exists" as
 done, so a re-run finishes what a failed run started.
 
 The same Plan object is what `make dev`'s gateway and local scheduler serve and what the
 platform stand-in of the tests (tests/platform/) runs: one description of the deployed shape.
+
+Modules, in the order a deploy uses them: `config` (defaults.toml + --config), `planner` (the
+Plan and the refusals), `renderer` (the dry-run text), `executor` (preflight and runners),
+`cli`. Their names are nouns so that `deploy.plan`, `deploy.render` and `deploy.execute` stay
+the functions this package exports.
 """
 
 from __future__ import annotations

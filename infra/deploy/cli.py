@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         functions = tuple(fn for fn in functions if fn.name in args.only)
     try:
         config = load_config(args.project, args.region, args.config)
-        the_plan = plan(functions, config, os.environ, args.build_dir.resolve())
+        the_plan = plan(functions, config, os.environ, args.build_dir.resolve(), load_balancer=args.load_balancer)
     except (DeployRefused, bundle.BundleError, ValueError) as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(render(the_plan))
         return 0
     try:
-        execute(the_plan, load_balancer=args.load_balancer)
+        execute(the_plan)
     except DeployRefused as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2

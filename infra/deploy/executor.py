@@ -95,7 +95,6 @@ def preflight(
 def execute(
     p: Plan,
     *,
-    load_balancer: bool = False,
     run: Runner = _run,
     run_create: Runner = _run_create,
     scheduler_client: scheduler.SchedulerClient | None = None,
@@ -116,7 +115,7 @@ def execute(
     if p.jobs:
         for name, action in scheduler.sync(scheduler_client or scheduler.client(), p.jobs):
             print(f"scheduler job {name}: {action}")
-    if load_balancer and p.url_map:
+    if p.load_balancer and p.url_map:
         for cmd in p.lb_commands:
             (run_create if cmd[3] in ("create", "add-backend") else run)(cmd)
         path = p.build_dir / "urlmap.json"

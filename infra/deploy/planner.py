@@ -15,6 +15,10 @@ from infra.deploy.config import REPO, Config, DeployRefused, unsafe_settings
 from shared import manifest
 from shared.config import default as setting_default
 
+LB_HOPS = "2"  # TRUSTED_PROXY_HOPS behind the external Application Load Balancer
+LB_INGRESS = "internal-and-gclb"  # function URLs answer only the load balancer and internal callers
+
+
 # ---- per function ---------------------------------------------------------------------------
 
 
@@ -143,6 +147,7 @@ class Plan:
     lb_commands: list[list[str]]
     budget: budget.Budget
     local: bool = False  # built for `make dev` (test routes, dev switches): never executed
+    load_balancer: bool = False  # the NEGs, backends and URL map are applied (--load-balancer)
 
     def function(self, name: str) -> FunctionPlan:
         return next(fp for fp in self.functions if fp.fn.name == name)
@@ -152,12 +157,44 @@ class Plan:
         return list(self.bundles)
 
 
-def _source(build_dir: Path, group: str) -> str:
+def source_dir(build_dir: Path, group: str) -> str:
+    """The `--source` of a group's bundle (repo-relative when inside the repo)."""
     path = build_dir / group
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _refusals(targets: Sequence[manifest.Function], config: Config, environ: Mapping[str, str]) -> list[str]:
+def proxy_refusals(config: Config, *, load_balancer: bool) -> list[str]:
+    """What is wrong with the client-IP settings (TRUSTED_PROXY_HOPS, ingress) of this deploy.
+
+    A direct call to a function URL carries one X-Forwarded-For hop that Google appended; a call
+    through the external Application Load Balancer carries two
+    (https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header). Both settings
+    change in the same deploy as the load balancer (docs/deployment.md, "Client IP").
+    """
+    hops = str(config.env.get("TRUSTED_PROXY_HOPS") or setting_default("TRUSTED_PROXY_HOPS")).strip()
+    ingress = config.ingress_settings
+    problems = []
+    if hops.isdigit() and int(hops) > 1 and ingress != LB_INGRESS:
+        # With ingress "all" a caller can skip the load balancer and send its own
+        # X-Forwarded-For, whose second entry from the right it then chose itself.
+        problems.append(
+            f"TRUSTED_PROXY_HOPS={hops} needs ingress_settings = '{LB_INGRESS}' (now"
+            f" {ingress!r}): a direct caller of a function URL would pick its own IP"
+        )
+    if load_balancer and (hops != LB_HOPS or ingress != LB_INGRESS):
+        # Behind the balancer the rightmost hop is the balancer itself: at one hop every client
+        # would share its IP, and every per-IP limit and lockout would count all of them together.
+        problems.append(
+            f"--load-balancer needs TRUSTED_PROXY_HOPS = {LB_HOPS} in [env] and ingress_settings ="
+            f" '{LB_INGRESS}' in the same deploy (now {hops!r} and {ingress!r}): otherwise every"
+            " client has the load balancer's IP, or a direct caller picks its own"
+        )
+    return problems
+
+
+def _refusals(
+    targets: Sequence[manifest.Function], config: Config, environ: Mapping[str, str], *, load_balancer: bool
+) -> list[str]:
     problems = [f"this shell has {item}" for item in unsafe_settings(environ)]
     problems += [f"the deploy config sets {item}" for item in unsafe_settings(config.env)]
     if (config.env.get("OTP_PROVIDER") or setting_default("OTP_PROVIDER")).strip().lower() == "log":
@@ -166,14 +203,7 @@ def _refusals(targets: Sequence[manifest.Function], config: Config, environ: Map
     for fn in targets:
         if fn.is_sweep and fn.auth != "scheduler":
             problems.append(f"{fn.name} is a sweep but its auth is {fn.auth!r}, not 'scheduler'")
-    hops = str(config.env.get("TRUSTED_PROXY_HOPS") or setting_default("TRUSTED_PROXY_HOPS")).strip()
-    if hops.isdigit() and int(hops) > 1 and config.ingress_settings != "internal-and-gclb":
-        # With ingress "all" a caller can skip the load balancer and send its own
-        # X-Forwarded-For, whose second entry from the right it then chose itself.
-        problems.append(
-            f"TRUSTED_PROXY_HOPS={hops} needs ingress_settings = 'internal-and-gclb' (now"
-            f" {config.ingress_settings!r}): a direct caller of a function URL would pick its own IP"
-        )
+    problems += proxy_refusals(config, load_balancer=load_balancer)
     unread = sorted(set(config.env) - needs.read_by_any(deployable(manifest.load().functions)))
     unread = [name for name in unread if name not in {fn.schedule_env for fn in manifest.load().functions}]
     if unread:
@@ -188,6 +218,7 @@ def plan(
     build_dir: Path = bundle.DEFAULT_OUT,
     *,
     local: bool = False,
+    load_balancer: bool = False,
 ) -> Plan:
     """Plan the deployment of `functions`; raise DeployRefused if it would be unsafe.
 
@@ -198,7 +229,7 @@ def plan(
     if not targets:
         raise DeployRefused("nothing to deploy")
     if not local:
-        problems = _refusals(targets, config, environ)
+        problems = _refusals(targets, config, environ, load_balancer=load_balancer)
         if problems:
             raise DeployRefused("refusing to deploy: " + "; ".join(problems))
     try:
@@ -214,7 +245,7 @@ def plan(
             raise DeployRefused(f"refusing to deploy {fn.name}: {', '.join(unsafe_settings(env))}")
         after = [] if fn.auth != "scheduler" else [invoker_command(fn, config)]
         instances = connections.max_instances(fn.name)
-        command = deploy_command(fn, config, _source(build_dir, fn.group), instances)
+        command = deploy_command(fn, config, source_dir(build_dir, fn.group), instances)
         url = scheduler.function_url(config.project, config.region, fn.name)
         plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after, instances, url))
 
@@ -235,4 +266,5 @@ def plan(
         lb_commands=urlmap.backend_commands(public, config.project, config.region, config.load_balancer),
         budget=connections,
         local=local,
+        load_balancer=load_balancer,
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from infra import scheduler
 from infra.deploy import urlmap
-from infra.deploy.planner import Plan, _source
+from infra.deploy.planner import Plan, source_dir
 
 
 def format_command(argv: Sequence[str]) -> str:
@@ -22,7 +22,7 @@ def render(p: Plan) -> str:
     """The dry-run text: bundles, deploy commands, IAM bindings, Scheduler jobs, load balancer."""
     out = [f"# Deploy plan for project {p.config.project}, region {p.config.region}"]
     out.append("\n# 1. Bundles (python -m infra.bundle): source folder, pinned requirements")
-    out += [f"#   {_source(p.build_dir, group)}: {', '.join(reqs)}" for group, reqs in p.bundles.items()]
+    out += [f"#   {source_dir(p.build_dir, group)}: {', '.join(reqs)}" for group, reqs in p.bundles.items()]
     out.append("\n# 2. Postgres connection budget (docs/deployment.md)")
     out += [f"#   {line}" for line in p.budget.table().splitlines()]
     out.append(f"\n# 3. Functions ({len(p.functions)})")
@@ -32,10 +32,11 @@ def render(p: Plan) -> str:
         out += [format_command(cmd) for cmd in fp.after]
     out.append(f"\n# 4. Cloud Scheduler jobs ({len(p.jobs)}), created or updated through google-cloud-scheduler")
     out += [scheduler.describe(job) for job in p.jobs]
-    out.append("\n# 5. Load balancer: serverless NEG + backend service per public function (--load-balancer)")
+    applied = "applied by this deploy" if p.load_balancer else "applied only with --load-balancer"
+    out.append(f"\n# 5. Load balancer: serverless NEG + backend service per public function ({applied})")
     out += [format_command(cmd) for cmd in p.lb_commands]
     if p.url_map:
-        source = _source(p.build_dir, "urlmap.json")
+        source = source_dir(p.build_dir, "urlmap.json")
         out.append(f"\n# URL map, written to {source} and imported with:")
         out.append(format_command(urlmap.import_command(p.config.project, p.config.load_balancer, source)))
         out.append(urlmap.to_text(p.url_map))

@@ -101,6 +101,39 @@ def test_two_proxy_hops_are_refused_while_function_urls_stay_public(tmp_path):
     assert _real_plan(replace(config, ingress_settings="internal-and-gclb")).functions
 
 
+@pytest.mark.parametrize(
+    ("hops", "ingress"),
+    [("", "all"), ("1", "all"), ("1", "internal-and-gclb"), ("2", "all"), ("3", "internal-and-gclb")],
+)
+def test_the_load_balancer_is_refused_unless_two_hops_and_ingress_internal_and_gclb(
+    tmp_path, monkeypatch, capsys, hops, ingress
+):
+    # Behind the load balancer every request comes from the balancer's IP at one hop, so every
+    # per-IP limit would count all clients together; with ingress "all" a direct caller forges
+    # its IP at two hops. Only both settings together are safe.
+    monkeypatch.delenv("ENABLE_TEST_ENDPOINTS", raising=False)
+    monkeypatch.delenv("SWEEP_AUTH", raising=False)
+    override = tmp_path / "deploy.toml"
+    override.write_text(
+        f'ingress_settings = "{ingress}"\n' + (f'[env]\nTRUSTED_PROXY_HOPS = "{hops}"\n' if hops else "")
+    )
+    argv = ["--project", PROJECT, "--region", REGION, "--config", str(override), "--dry-run"]
+    assert deploy.main([*argv, "--load-balancer"]) == 2
+    assert "--load-balancer needs TRUSTED_PROXY_HOPS = 2" in capsys.readouterr().err
+
+
+def test_the_load_balancer_is_planned_with_two_hops_and_ingress_internal_and_gclb(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ENABLE_TEST_ENDPOINTS", raising=False)
+    monkeypatch.delenv("SWEEP_AUTH", raising=False)
+    override = tmp_path / "deploy.toml"
+    override.write_text('ingress_settings = "internal-and-gclb"\n[env]\nTRUSTED_PROXY_HOPS = "2"\n')
+    argv = ["--project", PROJECT, "--region", REGION, "--config", str(override), "--dry-run", "--load-balancer"]
+    assert deploy.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--ingress-settings=internal-and-gclb" in out and "TRUSTED_PROXY_HOPS=2" in out
+    assert "gcloud compute network-endpoint-groups create" in out
+
+
 def test_build_service_account_is_passed_to_every_deploy(cfg):
     account = f"projects/{PROJECT}/serviceAccounts/bestie-build@{PROJECT}.iam.gserviceaccount.com"
     for fp in _real_plan(replace(cfg, build_service_account=account)).functions:
@@ -153,7 +186,8 @@ def test_a_rerun_treats_already_existing_resources_as_done(monkeypatch, stderr):
 
 
 def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, tmp_path):
-    plan = deploy.plan(manifest.load().functions, cfg, {}, tmp_path)
+    behind = replace(cfg, ingress_settings="internal-and-gclb", env={**cfg.env, "TRUSTED_PROXY_HOPS": "2"})
+    plan = deploy.plan(manifest.load().functions, behind, {}, tmp_path, load_balancer=True)
     created: list[list[str]] = []
     ran: list[list[str]] = []
 
@@ -163,7 +197,6 @@ def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, t
 
     deploy.execute(
         plan,
-        load_balancer=True,
         run=ran.append,
         run_create=created.append,
         scheduler_client=Jobs(),
