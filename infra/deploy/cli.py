@@ -11,7 +11,7 @@ from pathlib import Path
 from infra import bundle
 from infra.deploy import __doc__ as PACKAGE_DOC
 from infra.deploy.config import DeployRefused, load_config
-from infra.deploy.executor import execute
+from infra.deploy.executor import execute, preflight
 from infra.deploy.planner import plan
 from infra.deploy.renderer import render
 from shared import manifest
@@ -25,7 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="deploy only these functions")
     parser.add_argument("--build-dir", type=Path, default=bundle.DEFAULT_OUT)
     parser.add_argument("--load-balancer", action="store_true", help="also create the NEGs and import the URL map")
-    parser.add_argument("--dry-run", action="store_true", help="print everything, change nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print everything, change nothing")
+    mode.add_argument(
+        "--preflight", action="store_true", help="only read what must exist first and name what is missing"
+    )
     args = parser.parse_args(argv)
 
     functions = manifest.load().functions
@@ -43,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         sys.stdout.write(render(the_plan))
         return 0
+    if args.preflight:
+        problems = preflight(the_plan)
+        for problem in problems:
+            print(f"missing: {problem}", file=sys.stderr)
+        print("preflight: " + (f"{len(problems)} problem(s), nothing was changed" if problems else "ready to deploy"))
+        return 2 if problems else 0
     try:
         execute(the_plan)
     except DeployRefused as exc:

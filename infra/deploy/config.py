@@ -34,6 +34,9 @@ class Config:
     build_service_account: str | None = None  # Cloud Build's identity (new projects need one)
     db_max_connections: int = 1000  # DB_MAX_CONNECTIONS: the Cloud SQL instance's max_connections
     db_reserved_connections: int = 20  # kept free for migrations, bootstrap-admin and psql
+    network: str = "bestie"  # the VPC of Cloud SQL's private IP and Memorystore's endpoints
+    migrate_service_account: str | None = None  # the migration job's identity (its Cloud SQL IAM user)
+    migrate_job: str = "bestie-migrate"  # the Cloud Run job that migrates before functions roll out
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     secret_files: dict[str, str] = field(default_factory=dict)  # mount path -> secret id, every function

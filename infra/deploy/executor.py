@@ -1,4 +1,4 @@
-"""Carry out a plan: the preflight, then bundles, functions, bindings, Scheduler jobs, load balancer."""
+"""Carry out a plan: the preflight, then bundles, the migration job, functions, bindings, jobs, load balancer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from google.cloud import scheduler_v1
 
 from infra import bundle, scheduler
-from infra.deploy import urlmap
+from infra.deploy import migration_job, prerequisites, urlmap
 from infra.deploy.config import REPO, DeployRefused
 from infra.deploy.planner import Plan
 
@@ -40,16 +40,25 @@ def _run_create(argv: Sequence[str]) -> None:
 
 # ---- preflight ------------------------------------------------------------------------------
 
-SecretReader = Callable[[str, str], "bytes | None"]  # (project, secret id) -> latest value or None
+SecretReader = Callable[[str, str], "bytes | None"]  # (project, "secret-id:version") -> value or None
 
 
-def _gcloud_secret(project: str, secret: str) -> bytes | None:
-    """The latest version of a secret through gcloud, or None when it is missing or unreadable."""
-    done = subprocess.run(
-        ["gcloud", "secrets", "versions", "access", "latest", f"--secret={secret}", f"--project={project}"],
-        capture_output=True,
-        check=False,
-    )
+def _gcloud_secret(project: str, mount: str) -> bytes | None:
+    """The mounted version of a secret through gcloud, or None when it is missing or unreadable."""
+    try:
+        done = subprocess.run(list(prerequisites.secret_read_command(project, mount)), capture_output=True, check=False)
+    except FileNotFoundError:  # no gcloud on PATH
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _read(argv: Sequence[str]) -> str | None:
+    """Run a read-only gcloud command, printed like every step; its stdout, or None if it failed."""
+    print("+ " + shlex.join(argv), flush=True)
+    try:
+        done = subprocess.run(list(argv), cwd=REPO, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
     return done.stdout if done.returncode == 0 else None
 
 
@@ -61,23 +70,31 @@ def _check_scheduler(p: Plan) -> None:
 
 
 def mounted_secret_ids(p: Plan) -> list[str]:
-    """Every Secret Manager secret id some planned function mounts."""
-    ids = {mount.rsplit(":", 1)[0] for fp in p.functions for mount in fp.secrets.values()}
-    return sorted(ids)
+    """Every Secret Manager secret id the plan mounts (functions and the migration job)."""
+    return sorted({mount.rsplit(":", 1)[0] for mount in prerequisites.mounted_secrets(p)})
 
 
 def preflight(
     p: Plan,
     *,
-    read_secret: SecretReader = _gcloud_secret,
-    check_scheduler: Callable[[Plan], None] = _check_scheduler,
+    read_secret: SecretReader | None = None,
+    check_scheduler: Callable[[Plan], None] | None = None,
+    read: prerequisites.Reader | None = None,
 ) -> list[str]:
-    """What would make the deploy fail halfway, found before anything changes (empty: go)."""
-    problems = []
-    for secret in mounted_secret_ids(p):
-        value = read_secret(p.config.project, secret)
+    """What would make the deploy fail halfway, found before anything changes (empty: go).
+
+    The prerequisites (docs/deployment.md steps 2-5, and 12 with the load balancer) are read
+    through `read`, each secret the plan mounts through `read_secret`, and the Scheduler API is
+    called once with Application Default Credentials.
+    """
+    read_secret = read_secret or _gcloud_secret
+    check_scheduler = check_scheduler or _check_scheduler
+    problems = prerequisites.missing(p, read or _read)
+    for mount in prerequisites.mounted_secrets(p):
+        secret, _, version = mount.rpartition(":")
+        value = read_secret(p.config.project, mount)
         if value is None:
-            problems.append(f"secret {secret} does not exist (or has no enabled version) in {p.config.project}")
+            problems.append(f"secret {secret} (version {version}) does not exist or is disabled in {p.config.project}")
         elif not value.strip():
             problems.append(f"secret {secret} is empty: an empty secret is not a value")
     if p.jobs:
@@ -98,16 +115,23 @@ def execute(
     run: Runner = _run,
     run_create: Runner = _run_create,
     scheduler_client: scheduler.SchedulerClient | None = None,
-    read_secret: SecretReader = _gcloud_secret,
-    check_scheduler: Callable[[Plan], None] = _check_scheduler,
+    read_secret: SecretReader | None = None,
+    check_scheduler: Callable[[Plan], None] | None = None,
+    read: prerequisites.Reader | None = None,
 ) -> None:
-    """Carry out a plan: preflight, bundles, functions, bindings, Scheduler jobs, the load balancer."""
+    """Carry out a plan: preflight, bundles, the migration job, functions, bindings, Scheduler
+    jobs, the load balancer. A failed step stops the deploy; what ran before it stays done."""
     if p.local:
         raise DeployRefused("a local (make dev) plan is never deployed")
-    problems = preflight(p, read_secret=read_secret, check_scheduler=check_scheduler)
+    problems = preflight(p, read_secret=read_secret, check_scheduler=check_scheduler, read=read)
     if problems:
         raise DeployRefused("preflight failed, nothing was deployed: " + "; ".join(problems))
     bundle.build_all(p.build_dir, p.groups)
+    if p.migration:
+        # The schema first: functions that need a new column roll out only after it exists.
+        migration_job.build(p.build_dir, p.config.migrate_job, p.config.runtime)
+        for cmd in p.migration:
+            run(cmd)
     for fp in p.functions:
         run(fp.command)
         for cmd in fp.after:

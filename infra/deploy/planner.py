@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from google.cloud import scheduler_v1
 
 from infra import bundle, scheduler
-from infra.deploy import budget, needs, urlmap
+from infra.deploy import budget, migration_job, needs, urlmap
 from infra.deploy.config import REPO, Config, DeployRefused, unsafe_settings
 from shared import manifest
 from shared.config import default as setting_default
@@ -76,8 +76,13 @@ def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
     so that secret is not mounted, and DB_PASSWORD is mounted unless IAM auth is on.
     """
     names = needs.secret_names(fn, config.env, config.secrets)
-    mounts = {name: f"{config.secrets.get(name, name)}:latest" for name in names}
+    mounts = {name: secret_mount(name, config) for name in names}
     return mounts | {path: f"{secret}:latest" for path, secret in config.secret_files.items()}
+
+
+def secret_mount(name: str, config: Config) -> str:
+    """`secret-id:version` of the env var `name` ([secrets] maps a variable to another id)."""
+    return f"{config.secrets.get(name, name)}:latest"
 
 
 def _join(values: Mapping[str, str]) -> str:
@@ -146,6 +151,7 @@ class Plan:
     url_map: dict[str, Any]
     lb_commands: list[list[str]]
     budget: budget.Budget
+    migration: list[list[str]] = field(default_factory=list)  # the job's deploy, then its execution
     local: bool = False  # built for `make dev` (test routes, dev switches): never executed
     load_balancer: bool = False  # the NEGs, backends and URL map are applied (--load-balancer)
 
@@ -256,6 +262,8 @@ def plan(
         time_zone=config.time_zone,
     )
     public = [p.fn for p in plans if p.public]
+    job_secrets = {name: secret_mount(name, config) for name in migration_job.secret_names(config)}
+    migration = migration_job.commands(config, source_dir(build_dir, config.migrate_job), _join(job_secrets))
     return Plan(
         config=config,
         build_dir=build_dir,
@@ -265,6 +273,7 @@ def plan(
         url_map=urlmap.url_map(public, config.project, config.load_balancer) if public else {},
         lb_commands=urlmap.backend_commands(public, config.project, config.region, config.load_balancer),
         budget=connections,
+        migration=[] if local else migration,
         local=local,
         load_balancer=load_balancer,
     )

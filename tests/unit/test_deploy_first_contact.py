@@ -14,6 +14,7 @@ from infra.deploy import budget, executor, needs
 from shared import config, manifest
 from shared.config import Settings
 from shared.errors import ConfigError
+from tests.unit.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
@@ -153,21 +154,31 @@ def test_preflight_names_missing_and_empty_secrets_and_unusable_scheduler_creden
     def broken(_: deploy.Plan) -> None:
         raise RuntimeError("no ADC")
 
-    problems = deploy.preflight(plan, read_secret=lambda _, s: values.get(s), check_scheduler=broken)
+    read = complete_project(plan)
+    problems = deploy.preflight(
+        plan, read_secret=lambda _, s: values.get(s.rsplit(":", 1)[0]), check_scheduler=broken, read=read
+    )
     text = "; ".join(problems)
     assert "secret AUTH_JWT_SECRET is empty" in text
-    assert "secret OTP_HMAC_SECRET does not exist" in text and "VALKEY_URL" not in text
+    assert "secret OTP_HMAC_SECRET (version latest) does not exist" in text and "VALKEY_URL" not in text
     assert "application-default login" in text
     ran: list[list[str]] = []
     with pytest.raises(deploy.DeployRefused, match="preflight"):
-        deploy.execute(plan, run=ran.append, run_create=ran.append, read_secret=lambda *_: None, check_scheduler=broken)
+        deploy.execute(
+            plan, run=ran.append, run_create=ran.append, read_secret=lambda *_: None, check_scheduler=broken, read=read
+        )
     assert ran == []  # nothing deployed
 
 
 def test_every_secret_the_plan_mounts_is_checked(cfg):
     plan = _real_plan(cfg)
     asked: list[str] = []
-    deploy.preflight(plan, read_secret=lambda _, s: asked.append(s) or b"v", check_scheduler=lambda _: None)
+    deploy.preflight(
+        plan,
+        read_secret=lambda _, s: asked.append(s.rsplit(":", 1)[0]) or b"v",
+        check_scheduler=lambda _: None,
+        read=complete_project(plan),
+    )
     assert asked == deploy.mounted_secret_ids(plan)
     assert {"AUTH_JWT_PREVIOUS_SECRETS", "OTP_HMAC_SECRET", "VALKEY_URL"} <= set(asked)
 
@@ -202,6 +213,7 @@ def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, t
         scheduler_client=Jobs(),
         read_secret=lambda *_: b"v",
         check_scheduler=lambda _: None,
+        read=complete_project(plan),
     )
     assert {cmd[3] for cmd in created} == {"create", "add-backend"}
     assert not any(cmd[3] in ("create", "add-backend") for cmd in ran if cmd[1] == "compute")

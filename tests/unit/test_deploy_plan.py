@@ -9,6 +9,7 @@ import pytest
 from infra import deploy, scheduler
 from infra.deploy import cli, executor
 from shared import manifest
+from tests.unit.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
@@ -240,7 +241,7 @@ def test_dry_run_prints_every_command_and_job_and_runs_nothing(monkeypatch, caps
         assert f"gcloud functions deploy {fp.fn.name} " in out
     for job in the_plan.jobs:
         assert scheduler.describe(job) in out
-    assert "test-seed-mitra" not in out.split("# 3. Functions")[1].split("# 4.")[0]
+    assert "test-seed-mitra" not in out.split("# 4. Functions")[1].split("# 5.")[0]
     assert '"pathTemplateMatch": "/healthz"' in out
 
 
@@ -263,14 +264,21 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
         scheduler_client=fake,
         read_secret=lambda project, secret: b"value",
         check_scheduler=lambda p: None,
+        read=complete_project(plan),
     )
     assert [cmd[2:4] for cmd in ran] == [
+        ["jobs", "deploy"],  # the migration job first, and waited for
+        ["jobs", "execute"],
         ["deploy", "healthz"],
         ["deploy", "auth-client-google"],
         ["deploy", "client-session-cancel"],
         ["deploy", "sweep-auto-offline"],
         ["add-invoker-policy-binding", "sweep-auto-offline"],
     ]
+    assert ran[1][-1] == "--wait"
+    assert (tmp_path / "bestie-migrate" / "migrations").is_dir() and (
+        tmp_path / "bestie-migrate" / "Procfile"
+    ).is_file()
     for group in ("admin", "pairing", "sweeps"):
         assert (tmp_path / group / "main.py").is_file() and (tmp_path / group / "shared" / "functions.json").is_file()
     assert set(fake.jobs) == {job.name for job in plan.jobs}
