@@ -34,12 +34,14 @@ class Config:
     build_service_account: str | None = None  # Cloud Build's identity (new projects need one)
     db_max_connections: int = 1000  # DB_MAX_CONNECTIONS: the Cloud SQL instance's max_connections
     db_reserved_connections: int = 20  # kept free for migrations, bootstrap-admin and psql
+    db_surge_margin: float = 0.1  # room for Cloud Run briefly exceeding max instances (budget.py)
     network: str = "bestie"  # the VPC of Cloud SQL's private IP and Memorystore's endpoints
     migrate_service_account: str | None = None  # the migration job's identity (its Cloud SQL IAM user)
     migrate_job: str = "bestie-migrate"  # the Cloud Run job that migrates before functions roll out
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     secret_files: dict[str, str] = field(default_factory=dict)  # mount path -> secret id, every function
+    secret_versions: dict[str, str] = field(default_factory=dict)  # secret id -> the version every instance mounts
 
 
 def _fill(value: Any, project: str, region: str) -> Any:
@@ -67,6 +69,7 @@ def load_config(project: str, region: str, extra: Path | None = None) -> Config:
     data["env"] = {k: str(v) for k, v in data.get("env", {}).items()}
     data["secrets"] = {k: str(v) for k, v in data.get("secrets", {}).items()}
     data["secret_files"] = {k: str(v) for k, v in data.get("secret_files", {}).items()}
+    data["secret_versions"] = {k: str(v) for k, v in data.get("secret_versions", {}).items()}
     return Config(project=project, region=region, **data)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from infra.deploy.config import REPO, Config, DeployRefused, unsafe_settings
 from shared import manifest
 from shared.config import default as setting_default
 
+LATEST = "latest"
 LB_HOPS = "2"  # TRUSTED_PROXY_HOPS behind the external Application Load Balancer
 LB_INGRESS = "internal-and-gclb"  # function URLs answer only the load balancer and internal callers
 
@@ -76,13 +77,19 @@ def function_secrets(fn: manifest.Function, config: Config) -> dict[str, str]:
     so that secret is not mounted, and DB_PASSWORD is mounted unless IAM auth is on.
     """
     names = needs.secret_names(fn, config.env, config.secrets)
-    mounts = {name: secret_mount(name, config) for name in names}
-    return mounts | {path: f"{secret}:latest" for path, secret in config.secret_files.items()}
+    mounts = {name: secret_mount(config.secrets.get(name, name), config) for name in names}
+    return mounts | {path: secret_mount(secret, config) for path, secret in config.secret_files.items()}
 
 
-def secret_mount(name: str, config: Config) -> str:
-    """`secret-id:version` of the env var `name` ([secrets] maps a variable to another id)."""
-    return f"{config.secrets.get(name, name)}:latest"
+def secret_mount(secret: str, config: Config) -> str:
+    """`secret-id:version`, the version pinned in [secret_versions] (`latest` when it is not,
+    which only a local plan accepts: see `unpinned`)."""
+    return f"{secret}:{config.secret_versions.get(secret, LATEST)}"
+
+
+def unpinned(mounts: Iterable[str]) -> list[str]:
+    """The secret ids among `secret-id:version` mounts that are not pinned to a version."""
+    return sorted({m.rsplit(":", 1)[0] for m in mounts if m.endswith(f":{LATEST}")})
 
 
 def _join(values: Mapping[str, str]) -> str:
@@ -239,7 +246,9 @@ def plan(
         if problems:
             raise DeployRefused("refusing to deploy: " + "; ".join(problems))
     try:
-        connections = budget.allocate(targets, config.db_max_connections, config.db_reserved_connections)
+        connections = budget.allocate(
+            targets, config.db_max_connections, config.db_reserved_connections, config.db_surge_margin
+        )
     except budget.OverBudget as exc:
         raise DeployRefused(f"refusing to deploy: {exc}") from None
 
@@ -262,8 +271,16 @@ def plan(
         time_zone=config.time_zone,
     )
     public = [p.fn for p in plans if p.public]
-    job_secrets = {name: secret_mount(name, config) for name in migration_job.secret_names(config)}
+    job_secrets = {
+        name: secret_mount(config.secrets.get(name, name), config) for name in migration_job.secret_names(config)
+    }
     migration = migration_job.commands(config, source_dir(build_dir, config.migrate_job), _join(job_secrets))
+    floating = unpinned([*(m for fp in plans for m in fp.secrets.values()), *job_secrets.values()])
+    if floating and not local:
+        raise DeployRefused(
+            f"refusing to deploy: secrets {floating} have no pinned version: add each under [secret_versions]"
+            " (every instance must mount the same version; docs/deployment.md, 'Rotating the JWT key')"
+        )
     return Plan(
         config=config,
         build_dir=build_dir,

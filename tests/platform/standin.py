@@ -6,8 +6,12 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
 - Functions as deployed: every function of the plan runs in its own process, from its built
   bundle (`build/<group>/`, nothing of the repository importable), loaded by
   functions-framework's `create_app` as the Python runtime loads it, with exactly the env
-  vars and secret names its deploy command sets (secrets as test values) plus the variables
-  the platform sets itself. A function starts on its first request (a cold start).
+  vars and secret names its deploy command sets plus the variables the platform sets itself.
+  A function starts on its first request (a cold start).
+- Secret Manager: numbered versions per secret; each instance resolves its env-var secrets
+  (`secret:version`, `latest` = the newest) once, when it starts, so instances started before
+  and after a new version differ unless the version is pinned
+  (https://cloud.google.com/run/docs/configuring/services/secrets).
   https://cloud.google.com/run/docs/runtimes/python
   https://cloud.google.com/functions/docs/configuring/env-var#runtime_environment_variables_set_automatically
 - Its own URL: `https://REGION-PROJECT.cloudfunctions.net/NAME/rest` reaches the function
@@ -94,6 +98,24 @@ class Instance:
 
 
 @dataclass
+class SecretManager:
+    """Secret versions, numbered from 1 in the order they were added."""
+
+    versions: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, secret: str, value: str) -> str:
+        """Add a version; return its number."""
+        self.versions.setdefault(secret, []).append(value)
+        return str(len(self.versions[secret]))
+
+    def access(self, mount: str) -> str:
+        """The value of `secret:version` now (`latest`: the newest version)."""
+        secret, _, version = mount.rpartition(":")
+        values = self.versions[secret]
+        return values[-1] if version == "latest" else values[int(version) - 1]
+
+
+@dataclass
 class Platform:
     """The plan's functions, load balancer, IAM and scheduler, served as one WSGI app."""
 
@@ -103,8 +125,12 @@ class Platform:
     google: RsaKey = field(default_factory=RsaKey)
     instances: dict[str, Instance] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    secret_manager: SecretManager | None = None  # default: each of secret_values as version 1
 
     def __post_init__(self) -> None:
+        if self.secret_manager is None:
+            ids = self.plan.config.secrets
+            self.secret_manager = SecretManager({ids.get(k, k): [v] for k, v in self.secret_values.items()})
         self.bundles = self.workdir / "build"
         bundle.build_all(self.bundles, self.plan.groups)
         self.by_name = {fp.fn.name: fp for fp in self.plan.functions}
@@ -119,10 +145,11 @@ class Platform:
         """Exactly what the deployed function's process gets: its env, its secrets, the platform's."""
         fp = self.by_name[name]
         env = dict(fp.env)
-        for var in fp.secrets:
+        assert self.secret_manager is not None
+        for var, mount in fp.secrets.items():
             if var.startswith("/"):
                 continue  # a secret file; none in the stand-in's plan
-            env[var] = self.secret_values[var]
+            env[var] = self.secret_manager.access(mount)  # resolved now: this instance's start
         for var in drop:
             env.pop(var, None)
         env.update(

@@ -109,8 +109,8 @@ def test_concurrency_above_one_gets_a_whole_cpu(config):
 def test_secrets_come_from_secret_manager_and_the_connector_replaces_database_url(config):
     argv = _by_name(_plan(config), "client-session-cancel").command
     assert _flags(argv)["set-secrets"] == (
-        "AUTH_JWT_PREVIOUS_SECRETS=AUTH_JWT_PREVIOUS_SECRETS:latest,AUTH_JWT_SECRET=AUTH_JWT_SECRET:latest,"
-        "VALKEY_URL=VALKEY_URL:latest"
+        "AUTH_JWT_PREVIOUS_SECRETS=AUTH_JWT_PREVIOUS_SECRETS:1,AUTH_JWT_SECRET=AUTH_JWT_SECRET:1,"
+        "VALKEY_URL=VALKEY_URL:1"
     )
     env = _flags(argv)["set-env-vars"]
     assert f"CLOUD_SQL_INSTANCE={PROJECT}:{REGION}:bestie" in env and "DB_IAM_AUTH=1" in env
@@ -119,10 +119,13 @@ def test_secrets_come_from_secret_manager_and_the_connector_replaces_database_ur
 
 def test_database_url_secret_is_mounted_without_cloud_sql_and_secret_ids_can_be_renamed(tmp_path):
     override = tmp_path / "deploy.toml"
-    override.write_text('[env]\nCLOUD_SQL_INSTANCE = ""\n[secrets]\nDATABASE_URL = "bestie-db-url"\n')
+    override.write_text(
+        '[env]\nCLOUD_SQL_INSTANCE = ""\n[secrets]\nDATABASE_URL = "bestie-db-url"\n'
+        '[secret_versions]\n"bestie-db-url" = "4"\n'
+    )
     config = deploy.load_config(PROJECT, REGION, override)
     secrets = deploy.function_secrets(SAMPLE.by_entry_point("healthz"), config)
-    assert secrets["DATABASE_URL"] == "bestie-db-url:latest" and secrets["VALKEY_URL"] == "VALKEY_URL:latest"
+    assert secrets["DATABASE_URL"] == "bestie-db-url:4" and secrets["VALKEY_URL"] == "VALKEY_URL:1"
     assert "DB_PASSWORD" not in secrets
 
 
@@ -289,8 +292,8 @@ def test_secret_files_are_mounted_on_every_function(tmp_path):
     override.write_text('[secret_files]\n"/etc/valkey/ca.pem" = "VALKEY_CA"\n')
     plan = _plan(deploy.load_config(PROJECT, REGION, override))
     for fp in plan.functions:
-        assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:latest"
-        assert "/etc/valkey/ca.pem=VALKEY_CA:latest" in _flags(fp.command)["set-secrets"]
+        assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:1"
+        assert "/etc/valkey/ca.pem=VALKEY_CA:1" in _flags(fp.command)["set-secrets"]
 
 
 def test_docs_deploy_plan_is_the_current_dry_run_of_the_whole_manifest():
