@@ -106,7 +106,10 @@ def deploy_command(fn: manifest.Function, config: Config, source: str, max_insta
     """The `gcloud functions deploy` argv of one function."""
     env = function_env(fn, config)
     secrets = function_secrets(fn, config)
-    cpu = fn.cpu or ("1" if fn.concurrency > 1 else None)  # concurrency > 1 needs a whole CPU
+    # Concurrency > 1 needs a whole CPU; at concurrency 1 the CPU follows memory (256Mi: 0.167 vCPU,
+    # https://cloud.google.com/functions/docs/configuring/memory), too little for the sweeps, whose
+    # figures (docs/sweeps.md) were measured on full cores.
+    cpu = fn.cpu or ("1" if fn.concurrency > 1 or fn.is_sweep else None)
     argv = [
         *("gcloud", "functions", "deploy", fn.name),
         "--gen2",

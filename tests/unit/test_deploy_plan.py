@@ -101,6 +101,17 @@ def test_deploy_command_is_gen2_http_from_the_group_bundle_with_manifest_resourc
     assert "cpu" not in flags  # concurrency 1 runs on a fractional CPU
 
 
+def test_every_sweep_runs_on_at_least_one_whole_cpu():
+    # At concurrency 1 the CPU follows memory (256Mi: 0.167 vCPU, 512Mi: 0.333,
+    # https://cloud.google.com/functions/docs/configuring/memory); the sweeps' figures were
+    # measured on full cores, so they get one.
+    the_plan = deploy.plan(manifest.load().functions, deploy.load_config(PROJECT, REGION), {}, Path("/x"))
+    sweeps = [fp for fp in the_plan.functions if fp.fn.is_sweep]
+    assert len(sweeps) >= 4
+    for fp in sweeps:
+        assert float(_flags(fp.command)["cpu"]) >= 1, fp.fn.name
+
+
 def test_concurrency_above_one_gets_a_whole_cpu(config):
     flags = _flags(_by_name(_plan(config), "healthz").command)
     assert flags["concurrency"] == "8" and flags["cpu"] == "1"
