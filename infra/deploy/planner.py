@@ -162,6 +162,7 @@ class Plan:
     lb_commands: list[list[str]]
     budget: budget.Budget
     migration: list[list[str]] = field(default_factory=list)  # the job's deploy, then its execution
+    migration_secrets: dict[str, str] = field(default_factory=dict)  # the job's env var -> secret:version
     local: bool = False  # built for `make dev` (test routes, dev switches): never executed
     load_balancer: bool = False  # the NEGs, backends and URL map are applied (--load-balancer)
 
@@ -294,6 +295,7 @@ def plan(
         lb_commands=urlmap.backend_commands(public, config.project, config.region, config.load_balancer),
         budget=connections,
         migration=[] if local else migration,
+        migration_secrets={} if local else job_secrets,
         local=local,
         load_balancer=load_balancer,
     )

@@ -299,21 +299,9 @@ def prerequisites(p: Plan, account: str = ACCOUNT_PLACEHOLDER) -> list[Prerequis
 
 
 def mounted_secrets(p: Plan) -> list[str]:
-    """Every Secret Manager secret the plan mounts (functions and the migration job), with its version."""
+    """Every `secret-id:version` the plan mounts (functions and the migration job)."""
     mounts = {mount for fp in p.functions for mount in fp.secrets.values()}
-    for cmd in p.migration:
-        for arg in cmd:
-            if arg.startswith("--set-secrets="):
-                mounts |= {pair.split("=", 1)[1] for pair in _split_pairs(arg.removeprefix("--set-secrets="))}
-    return sorted(mounts)
-
-
-def _split_pairs(joined: str) -> list[str]:
-    """Undo planner._join: `A=x,B=y` or gcloud's `^D^A=xDB=y` escaping."""
-    if joined.startswith("^"):
-        delimiter, rest = joined[1], joined[3:]
-        return rest.split(delimiter)
-    return joined.split(",")
+    return sorted(mounts | set(p.migration_secrets.values()))
 
 
 def secret_read_command(project: str, mount: str) -> tuple[str, ...]:
