@@ -29,7 +29,9 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Debian's redis-server (built with TLS) serves the Valkey TLS tests (tests/integration/test_valkey_tls.py).
 test: lint
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's

@@ -4,7 +4,8 @@ One job per sweep (a manifest entry with `schedule_env`): cron from the sweep's 
 (the deployment's value of `schedule_env`, else that setting's default in shared.config), an HTTP POST to
 the sweep's route on its function URL (`https://REGION-PROJECT.cloudfunctions.net/NAME/sweeps/x`)
 with an OIDC token for the scheduler service account and the audience the function checks
-(SCHEDULER_AUDIENCE, the function URL), a retry config and an attempt deadline.
+(SCHEDULER_AUDIENCE, the function URL), and an attempt deadline and retries that all end
+within one interval (`attempts_within`).
 
 Cloud Scheduler fires at most once a minute, so a cadence under 60 s becomes "every minute"
 and the sweep runs several passes inside one invocation. A cadence that does not divide the
@@ -33,6 +34,29 @@ MANAGED_FIELDS = ("description", "schedule", "time_zone", "http_target", "retry_
 
 MIN_DEADLINE_SECONDS = 15  # Cloud Scheduler's bounds for HTTP targets
 MAX_DEADLINE_SECONDS = 1800
+
+
+MAX_RETRIES = 2
+BACKOFF_SECONDS = (5, 10, 20)  # min backoff, doubled up to the max: the waits between attempts
+
+
+def attempts_within(interval: int, timeout: int) -> tuple[int, int]:
+    """(attempt deadline, retry count) whose attempts, deadlines and backoffs fit in `interval`.
+
+    "As a general rule, execution n + 1 of a job will not begin until execution n has
+    finished" (Job.schedule, https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs),
+    and a run lasts until its last attempt ends. The deadline is the function's timeout plus
+    15 s (its cold start), but never more than one interval: when it is shorter than the
+    sweep, Scheduler stops waiting while the function finishes on its own, and the next run
+    finds the sweep's lock held and returns. Retries are kept only while they still fit.
+    """
+    deadline = max(MIN_DEADLINE_SECONDS, min(timeout + 15, MAX_DEADLINE_SECONDS, interval))
+    retries = 0
+    for count in range(1, MAX_RETRIES + 1):
+        waits = sum(BACKOFF_SECONDS[min(n, len(BACKOFF_SECONDS) - 1)] for n in range(count))
+        if deadline * (count + 1) + waits <= interval:
+            retries = count
+    return deadline, retries
 
 
 def function_url(project: str, region: str, name: str) -> str:
@@ -91,7 +115,7 @@ def job_for(fn: manifest.Function, settings: JobSettings, env: Mapping[str, str]
     url = function_url(settings.project, settings.region, fn.name)
     # The function answers its route at the root of its own URL (SPEC §13): the bare URL is a 404.
     uri = url + fn.route
-    deadline = min(max(fn.timeout + 15, MIN_DEADLINE_SECONDS), MAX_DEADLINE_SECONDS)
+    deadline, retries = attempts_within(interval, fn.timeout)
     passes = f"; {max(1, 60 // seconds)} passes per run" if seconds < 60 else ""
     return scheduler_v1.Job(
         name=f"{settings.parent}/jobs/{fn.name}",
@@ -108,13 +132,14 @@ def job_for(fn: manifest.Function, settings: JobSettings, env: Mapping[str, str]
             ),
         ),
         # Delivery is at-least-once and the sweeps are idempotent and locked, so a retry is
-        # safe; retries stop within one interval, when the next scheduled run takes over.
+        # safe; every attempt, deadline and backoff of a run ends within one interval
+        # (attempts_within), so a failing or slow run never delays the next one.
         retry_config=scheduler_v1.RetryConfig(
-            retry_count=2,
+            retry_count=retries,
             max_retry_duration=timedelta(seconds=interval),
-            min_backoff_duration=timedelta(seconds=5),
-            max_backoff_duration=timedelta(seconds=30),
-            max_doublings=2,
+            min_backoff_duration=timedelta(seconds=BACKOFF_SECONDS[0]),
+            max_backoff_duration=timedelta(seconds=BACKOFF_SECONDS[-1]),
+            max_doublings=len(BACKOFF_SECONDS) - 1,
         ),
         attempt_deadline=timedelta(seconds=deadline),
     )

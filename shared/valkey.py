@@ -12,6 +12,7 @@ Scripts live in `.lua` files beside the module that uses them and are loaded wit
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
@@ -26,6 +27,22 @@ from shared.config import Settings
 from shared.errors import ConfigError
 
 Client = Union[redis.Redis, RedisCluster]
+
+# TCP keepalive on every connection: probe after 30 s idle, every 5 s, 3 times. It keeps idle
+# connections alive through NAT/connector idle timeouts and turns a dead peer into an error on
+# the next command instead of a hang. It is the cluster client's idle check: RedisCluster drops
+# `health_check_interval` (not in redis/cluster.py REDIS_ALLOWED_KEYS, redis-py 8.1) but passes
+# these through. Set explicitly rather than relying on redis-py's default, which has changed.
+KEEPALIVE_IDLE_SECONDS = 30
+_KEEPALIVE = {
+    option: value
+    for option, value in (
+        (getattr(socket, "TCP_KEEPIDLE", None), KEEPALIVE_IDLE_SECONDS),
+        (getattr(socket, "TCP_KEEPINTVL", None), 5),
+        (getattr(socket, "TCP_KEEPCNT", None), 3),
+    )
+    if option is not None
+}
 
 # Every error a Valkey call can raise for a fault (down, timeout, failover, READONLY, ...).
 VALKEY_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
@@ -45,7 +62,9 @@ def make_client(settings: Settings, on_connect: Callable[[str], None] | None = N
         "decode_responses": True,
         "socket_timeout": settings.valkey_timeout_seconds,
         "socket_connect_timeout": settings.valkey_timeout_seconds,
-        "health_check_interval": 30,
+        "health_check_interval": 30,  # the plain client's idle check (dropped in cluster mode)
+        "socket_keepalive": True,  # every client's, the cluster's included
+        "socket_keepalive_options": _KEEPALIVE,
         # One immediate retry covers a dropped idle connection. Timeouts are not retried: a
         # Valkey that does not answer within the timeout goes to the fallback after one wait.
         "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),

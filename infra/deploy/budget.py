@@ -6,7 +6,13 @@ at once). Cloud SQL caps connections per instance (`max_connections`, set by the
 memory or the flag: https://cloud.google.com/sql/docs/postgres/quotas#maximum_concurrent_connections),
 so the plan must hold:
 
-    sum over functions of (max instances x pool size) + reserved  <=  DB_MAX_CONNECTIONS
+    sum over functions of (max instances x (1 + surge) x pool size) + reserved  <=  DB_MAX_CONNECTIONS
+
+Max instances is not a hard cap: during a traffic surge Cloud Run may briefly run more
+instances than the setting (https://cloud.google.com/run/docs/configuring/max-instances-limits).
+So each function is counted with a surge margin on top of its max instances (`surge`, a
+fraction, rounded up to whole instances, at least one more when the margin is not zero),
+and only what remains after those margins is shared.
 
 A function's pool size is a quarter of its concurrency, rounded up (`manifest.Function.pool_size`
 says why), unless its manifest entry sets `db_pool_size` (fallback-only paths). A function with a
@@ -16,6 +22,7 @@ SHARE_CAP. The deploy refuses a plan where that share would be under one instanc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,10 +43,16 @@ class Line:
     max_instances: int
     pool_size: int
     fixed: bool  # max_instances set in the manifest (else an even share)
+    surge: int = 0  # instances Cloud Run may briefly add above max_instances
 
     @property
     def connections(self) -> int:
-        return self.max_instances * self.pool_size
+        return (self.max_instances + self.surge) * self.pool_size
+
+
+def surge_instances(max_instances: int, margin: float) -> int:
+    """How many instances above `max_instances` the budget keeps room for."""
+    return math.ceil(max_instances * margin) if margin > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -58,43 +71,47 @@ class Budget:
     def table(self) -> str:
         """The arithmetic, one function per line, as the dry run and the docs print it."""
         width = max((len(line.name) for line in self.lines), default=8)
-        rows = [f"{'function'.ljust(width)}  max instances × pool = connections"]
+        rows = [f"{'function'.ljust(width)}  (max instances + surge) × pool = connections"]
         for line in self.lines:
             how = "manifest" if line.fixed else "share"
             rows.append(
-                f"{line.name.ljust(width)}  {line.max_instances:>13} × {line.pool_size:>4} = {line.connections:>11}"
-                f"  ({how})"
+                f"{line.name.ljust(width)}  ({line.max_instances:>13} + {line.surge:>5}) × {line.pool_size:>4}"
+                f" = {line.connections:>11}  ({how})"
             )
-        rows.append(f"{'reserved (migrations, bootstrap, psql)'.ljust(width)}  {self.reserved:>34}")
-        rows.append(f"{'total'.ljust(width)}  {self.total:>34} of DB_MAX_CONNECTIONS {self.db_max_connections}")
+        rows.append(f"{'reserved (migrations, bootstrap, psql)'.ljust(width)}  {self.reserved:>44}")
+        rows.append(f"{'total'.ljust(width)}  {self.total:>44} of DB_MAX_CONNECTIONS {self.db_max_connections}")
         return "\n".join(rows)
 
 
-def allocate(functions: Sequence[manifest.Function], db_max_connections: int, reserved: int) -> Budget:
-    """Give every function its max instances within the budget, or raise OverBudget."""
+def allocate(
+    functions: Sequence[manifest.Function], db_max_connections: int, reserved: int, surge: float = 0.0
+) -> Budget:
+    """Give every function its max instances within the budget, surge margins included, or raise OverBudget."""
     fixed = [fn for fn in functions if fn.max_instances is not None]
     shared = [fn for fn in functions if fn.max_instances is None]
-    used = sum((fn.max_instances or 0) * fn.pool_size for fn in fixed) + reserved
+    used = reserved + sum(
+        ((fn.max_instances or 0) + surge_instances(fn.max_instances or 0, surge)) * fn.pool_size for fn in fixed
+    )
     if used > db_max_connections:
         raise OverBudget(
-            f"functions with a fixed max_instances need {used} Postgres connections (reserve included),"
-            f" over DB_MAX_CONNECTIONS {db_max_connections}"
+            f"functions with a fixed max_instances need {used} Postgres connections (surge margin and reserve"
+            f" included), over DB_MAX_CONNECTIONS {db_max_connections}"
         )
     share = 0
     if shared:
-        share = min(SHARE_CAP, (db_max_connections - used) // sum(fn.pool_size for fn in shared))
+        pools = sum(fn.pool_size for fn in shared)
+        share = min(SHARE_CAP, (db_max_connections - used) // pools)
+        while share > 0 and (share + surge_instances(share, surge)) * pools > db_max_connections - used:
+            share -= 1
         if share < 1:
             raise OverBudget(
                 f"{len(shared)} functions share {db_max_connections - used} Postgres connections, less than one"
-                f" instance each: raise DB_MAX_CONNECTIONS or lower concurrency / max_instances"
+                f" instance each with its surge margin: raise DB_MAX_CONNECTIONS or lower concurrency / max_instances"
             )
-    lines = tuple(
-        Line(
-            fn.name,
-            fn.max_instances if fn.max_instances is not None else share,
-            fn.pool_size,
-            fn.max_instances is not None,
+    lines = []
+    for fn in functions:
+        instances = fn.max_instances if fn.max_instances is not None else share
+        lines.append(
+            Line(fn.name, instances, fn.pool_size, fn.max_instances is not None, surge_instances(instances, surge))
         )
-        for fn in functions
-    )
-    return Budget(db_max_connections, reserved, lines)
+    return Budget(db_max_connections, reserved, tuple(lines))

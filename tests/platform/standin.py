@@ -5,9 +5,14 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
 
 - Functions as deployed: every function of the plan runs in its own process, from its built
   bundle (`build/<group>/`, nothing of the repository importable), loaded by
-  functions-framework's `create_app` as the Python runtime loads it, with exactly the env
-  vars and secret names its deploy command sets (secrets as test values) plus the variables
-  the platform sets itself. A function starts on its first request (a cold start).
+  functions-framework's `create_app` as the Python runtime loads it and served by its
+  production server (gunicorn, one worker, THREADS threads), with exactly the env vars and
+  secret names its deploy command sets plus the variables the platform sets itself.
+  A function starts on its first request (a cold start).
+- Secret Manager: numbered versions per secret; each instance resolves its env-var secrets
+  (`secret:version`, `latest` = the newest) once, when it starts, so instances started before
+  and after a new version differ unless the version is pinned
+  (https://cloud.google.com/run/docs/configuring/services/secrets).
   https://cloud.google.com/run/docs/runtimes/python
   https://cloud.google.com/functions/docs/configuring/env-var#runtime_environment_variables_set_automatically
 - Its own URL: `https://REGION-PROJECT.cloudfunctions.net/NAME/rest` reaches the function
@@ -20,6 +25,12 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
   (https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header).
 - Ingress: with `internal-and-gclb`, a function URL answers only the load balancer and
   internal sources such as Cloud Scheduler (https://cloud.google.com/run/docs/securing/ingress).
+- The deploy's IAM steps succeed only with the deployer's roles: `--allow-unauthenticated`
+  and the sweeps' invoker bindings set the IAM policy of each function's Cloud Run service,
+  which needs `cloudfunctions.functions.setIamPolicy` / `run.services.setIamPolicy`: Cloud
+  Functions Admin (or Owner) has them, Developer does not
+  (https://cloud.google.com/functions/docs/reference/iam/roles). With roles that lack them,
+  `refused` records each IAM step and the function answers nobody (403).
 - Cloud Run IAM on private functions: the caller's Google-signed ID token must verify, be
   for the function's URL and name a member with the invoker role, else 401/403; the token
   is then forwarded with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
@@ -57,23 +68,28 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from infra import bundle
-from infra.deploy import Plan, urlmap
+from infra.deploy import Plan, prerequisites, urlmap
 from infra.embedded import free_port
 from tests.loopback import RsaKey
 
 REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+# Predefined roles holding the setIamPolicy permissions the deploy's IAM steps use.
+SET_IAM_POLICY_ROLES = {"roles/owner", "roles/cloudfunctions.admin", "roles/run.admin"}
 LB_IP = "34.120.0.10"  # the load balancer's address as the backend sees it
 GOOGLE_ISSUER = "https://accounts.google.com"
 START_TIMEOUT_SECONDS = 60.0
 
-# What the serving process runs inside the bundle: the runtime's loader, then an HTTP server.
+# What the serving process runs inside the bundle: what functions-framework's command line
+# does in production (functions_framework/_cli.py): load main.py with create_app, then serve it
+# with the production server, gunicorn's threaded worker with THREADS threads (_http/gunicorn.py),
+# the THREADS the plan sets from the function's concurrency.
 _SERVE = """
 import os
 import functions_framework
-from werkzeug.serving import make_server
+from functions_framework._http import create_server
 
 app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
-make_server("127.0.0.1", int(os.environ["PORT"]), app, threaded=True).serve_forever()
+create_server(app, debug=False).run("127.0.0.1", int(os.environ["PORT"]))
 """
 
 
@@ -94,6 +110,24 @@ class Instance:
 
 
 @dataclass
+class SecretManager:
+    """Secret versions, numbered from 1 in the order they were added."""
+
+    versions: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, secret: str, value: str) -> str:
+        """Add a version; return its number."""
+        self.versions.setdefault(secret, []).append(value)
+        return str(len(self.versions[secret]))
+
+    def access(self, mount: str) -> str:
+        """The value of `secret:version` now (`latest`: the newest version)."""
+        secret, _, version = mount.rpartition(":")
+        values = self.versions[secret]
+        return values[-1] if version == "latest" else values[int(version) - 1]
+
+
+@dataclass
 class Platform:
     """The plan's functions, load balancer, IAM and scheduler, served as one WSGI app."""
 
@@ -103,8 +137,13 @@ class Platform:
     google: RsaKey = field(default_factory=RsaKey)
     instances: dict[str, Instance] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    secret_manager: SecretManager | None = None  # default: each of secret_values as version 1
+    deployer_roles: tuple[str, ...] = prerequisites.DEPLOYER_ROLES  # default: the documented ones
 
     def __post_init__(self) -> None:
+        if self.secret_manager is None:
+            ids = self.plan.config.secrets
+            self.secret_manager = SecretManager({ids.get(k, k): [v] for k, v in self.secret_values.items()})
         self.bundles = self.workdir / "build"
         bundle.build_all(self.bundles, self.plan.groups)
         self.by_name = {fp.fn.name: fp for fp in self.plan.functions}
@@ -112,6 +151,12 @@ class Platform:
         self.backends = urlmap.backends(public, self.plan.config.project, self.plan.config.load_balancer)
         self.function_host = urlsplit(self.plan.functions[0].url).netloc
         self.extra_invokers: dict[str, set[str]] = {}
+        self.refused: list[str] = []  # IAM steps the deployer's roles could not carry out
+        if not SET_IAM_POLICY_ROLES & set(self.deployer_roles):
+            for fp in self.plan.functions:
+                step = "--allow-unauthenticated" if fp.public else " ".join(fp.after[0][:4]) if fp.after else "IAM"
+                self.refused.append(f"{fp.fn.name}: {step} needs setIamPolicy, which {list(self.deployer_roles)} lack")
+        self.unbound = {entry.split(":", 1)[0] for entry in self.refused}
 
     # ---- functions ------------------------------------------------------------------------
 
@@ -119,10 +164,11 @@ class Platform:
         """Exactly what the deployed function's process gets: its env, its secrets, the platform's."""
         fp = self.by_name[name]
         env = dict(fp.env)
-        for var in fp.secrets:
+        assert self.secret_manager is not None
+        for var, mount in fp.secrets.items():
             if var.startswith("/"):
                 continue  # a secret file; none in the stand-in's plan
-            env[var] = self.secret_values[var]
+            env[var] = self.secret_manager.access(mount)  # resolved now: this instance's start
         for var in drop:
             env.pop(var, None)
         env.update(
@@ -200,6 +246,8 @@ class Platform:
     def _iam(self, name: str, request: Request, internal: bool) -> tuple[Response | None, str | None]:
         """Cloud Run's checks on a private function: (refusal, forwarded Authorization)."""
         fp = self.by_name[name]
+        if name in self.unbound:  # the deploy could not bind an invoker: nobody may call it
+            return Response("Forbidden", 403), None
         if fp.public:
             return None, request.headers.get("Authorization")
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")

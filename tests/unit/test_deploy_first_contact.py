@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from infra import deploy
-from infra.deploy import budget, needs
+from infra.deploy import budget, executor, needs
 from shared import config, manifest
 from shared.config import Settings
 from shared.errors import ConfigError
+from tests.unit.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
@@ -51,8 +52,10 @@ def test_a_deploy_config_variable_no_function_reads_is_refused(tmp_path):
 
 def test_the_real_plan_fits_its_connection_budget_and_pools_follow_concurrency(cfg):
     plan = _real_plan(cfg)
-    total = sum(fp.max_instances * fp.fn.pool_size for fp in plan.functions) + cfg.db_reserved_connections
-    assert total == plan.budget.total <= cfg.db_max_connections
+    surge = {line.name: line.surge for line in plan.budget.lines}
+    assert all(surge[fp.fn.name] >= 1 for fp in plan.functions)  # room above every max instances
+    total = sum((fp.max_instances + surge[fp.fn.name]) * fp.fn.pool_size for fp in plan.functions)
+    assert total + cfg.db_reserved_connections == plan.budget.total <= cfg.db_max_connections
     for fp in plan.functions:
         assert fp.env["DB_POOL_SIZE"] == str(fp.fn.pool_size)
         assert f"--max-instances={fp.max_instances}" in fp.command
@@ -92,6 +95,34 @@ def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each(
         budget.allocate(fns, 42, 20)  # 2 connections left for pools of 2 + 1: under one instance each
 
 
+def test_the_budget_keeps_a_surge_margin_above_every_max_instances():
+    # Cloud Run may briefly exceed max instances during a surge: 10% more instances (rounded
+    # up, at least one) are counted for every function before anything is shared.
+    fns = manifest.parse(
+        {
+            "function": [
+                {
+                    "name": "hot-x",
+                    "group": "g",
+                    "entry_point": "a",
+                    "method": "GET",
+                    "route": "/a",
+                    "max_instances": 10,
+                },
+                {"name": "b-b", "group": "g", "entry_point": "b", "method": "GET", "route": "/b"},
+                {"name": "c-c", "group": "g", "entry_point": "c", "method": "GET", "route": "/c", "concurrency": 4},
+            ]
+        }
+    ).functions
+    # Fixed: (10 + 1) x 2 + 20 reserved = 42; the 158 left buy s with (s + ceil(s/10)) x (2 + 1) <= 158: s = 47.
+    got = budget.allocate(fns, 200, 20, surge=0.1)
+    assert [(line.max_instances, line.surge) for line in got.lines] == [(10, 1), (47, 5), (47, 5)]
+    assert got.total == 11 * 2 + 52 * 2 + 52 * 1 + 20 <= 200
+    with pytest.raises(budget.OverBudget, match="surge"):
+        budget.allocate(fns, 44, 20, surge=0.1)  # without the margin 44 fits: 10 x 2 + 20 + 1 x (2 + 1)
+    assert budget.allocate(fns, 43, 20).max_instances("b-b") == 1
+
+
 def test_two_proxy_hops_are_refused_while_function_urls_stay_public(tmp_path):
     override = tmp_path / "deploy.toml"
     override.write_text('[env]\nTRUSTED_PROXY_HOPS = "2"\n')
@@ -99,6 +130,39 @@ def test_two_proxy_hops_are_refused_while_function_urls_stay_public(tmp_path):
     with pytest.raises(deploy.DeployRefused, match="internal-and-gclb"):
         _real_plan(config)
     assert _real_plan(replace(config, ingress_settings="internal-and-gclb")).functions
+
+
+@pytest.mark.parametrize(
+    ("hops", "ingress"),
+    [("", "all"), ("1", "all"), ("1", "internal-and-gclb"), ("2", "all"), ("3", "internal-and-gclb")],
+)
+def test_the_load_balancer_is_refused_unless_two_hops_and_ingress_internal_and_gclb(
+    tmp_path, monkeypatch, capsys, hops, ingress
+):
+    # Behind the load balancer every request comes from the balancer's IP at one hop, so every
+    # per-IP limit would count all clients together; with ingress "all" a direct caller forges
+    # its IP at two hops. Only both settings together are safe.
+    monkeypatch.delenv("ENABLE_TEST_ENDPOINTS", raising=False)
+    monkeypatch.delenv("SWEEP_AUTH", raising=False)
+    override = tmp_path / "deploy.toml"
+    override.write_text(
+        f'ingress_settings = "{ingress}"\n' + (f'[env]\nTRUSTED_PROXY_HOPS = "{hops}"\n' if hops else "")
+    )
+    argv = ["--project", PROJECT, "--region", REGION, "--config", str(override), "--dry-run"]
+    assert deploy.main([*argv, "--load-balancer"]) == 2
+    assert "--load-balancer needs TRUSTED_PROXY_HOPS = 2" in capsys.readouterr().err
+
+
+def test_the_load_balancer_is_planned_with_two_hops_and_ingress_internal_and_gclb(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ENABLE_TEST_ENDPOINTS", raising=False)
+    monkeypatch.delenv("SWEEP_AUTH", raising=False)
+    override = tmp_path / "deploy.toml"
+    override.write_text('ingress_settings = "internal-and-gclb"\n[env]\nTRUSTED_PROXY_HOPS = "2"\n')
+    argv = ["--project", PROJECT, "--region", REGION, "--config", str(override), "--dry-run", "--load-balancer"]
+    assert deploy.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--ingress-settings=internal-and-gclb" in out and "TRUSTED_PROXY_HOPS=2" in out
+    assert "gcloud compute network-endpoint-groups create" in out
 
 
 def test_build_service_account_is_passed_to_every_deploy(cfg):
@@ -120,21 +184,31 @@ def test_preflight_names_missing_and_empty_secrets_and_unusable_scheduler_creden
     def broken(_: deploy.Plan) -> None:
         raise RuntimeError("no ADC")
 
-    problems = deploy.preflight(plan, read_secret=lambda _, s: values.get(s), check_scheduler=broken)
+    read = complete_project(plan)
+    problems = deploy.preflight(
+        plan, read_secret=lambda _, s: values.get(s.rsplit(":", 1)[0]), check_scheduler=broken, read=read
+    )
     text = "; ".join(problems)
     assert "secret AUTH_JWT_SECRET is empty" in text
-    assert "secret OTP_HMAC_SECRET does not exist" in text and "VALKEY_URL" not in text
+    assert "secret OTP_HMAC_SECRET (version 1) does not exist" in text and "VALKEY_URL" not in text
     assert "application-default login" in text
     ran: list[list[str]] = []
     with pytest.raises(deploy.DeployRefused, match="preflight"):
-        deploy.execute(plan, run=ran.append, run_create=ran.append, read_secret=lambda *_: None, check_scheduler=broken)
+        deploy.execute(
+            plan, run=ran.append, run_create=ran.append, read_secret=lambda *_: None, check_scheduler=broken, read=read
+        )
     assert ran == []  # nothing deployed
 
 
 def test_every_secret_the_plan_mounts_is_checked(cfg):
     plan = _real_plan(cfg)
     asked: list[str] = []
-    deploy.preflight(plan, read_secret=lambda _, s: asked.append(s) or b"v", check_scheduler=lambda _: None)
+    deploy.preflight(
+        plan,
+        read_secret=lambda _, s: asked.append(s.rsplit(":", 1)[0]) or b"v",
+        check_scheduler=lambda _: None,
+        read=complete_project(plan),
+    )
     assert asked == deploy.mounted_secret_ids(plan)
     assert {"AUTH_JWT_PREVIOUS_SECRETS", "OTP_HMAC_SECRET", "VALKEY_URL"} <= set(asked)
 
@@ -148,12 +222,13 @@ def test_every_secret_the_plan_mounts_is_checked(cfg):
 )
 def test_a_rerun_treats_already_existing_resources_as_done(monkeypatch, stderr):
     done = subprocess.CompletedProcess([], 1, "", stderr)
-    monkeypatch.setattr(deploy.subprocess, "run", lambda *a, **k: done)
+    monkeypatch.setattr(executor.subprocess, "run", lambda *a, **k: done)
     deploy._run_create(["gcloud", "compute", "backend-services", "add-backend", "x"])  # no raise
 
 
 def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, tmp_path):
-    plan = deploy.plan(manifest.load().functions, cfg, {}, tmp_path)
+    behind = replace(cfg, ingress_settings="internal-and-gclb", env={**cfg.env, "TRUSTED_PROXY_HOPS": "2"})
+    plan = deploy.plan(manifest.load().functions, behind, {}, tmp_path, load_balancer=True)
     created: list[list[str]] = []
     ran: list[list[str]] = []
 
@@ -163,12 +238,12 @@ def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, t
 
     deploy.execute(
         plan,
-        load_balancer=True,
         run=ran.append,
         run_create=created.append,
         scheduler_client=Jobs(),
         read_secret=lambda *_: b"v",
         check_scheduler=lambda _: None,
+        read=complete_project(plan),
     )
     assert {cmd[3] for cmd in created} == {"create", "add-backend"}
     assert not any(cmd[3] in ("create", "add-backend") for cmd in ran if cmd[1] == "compute")
@@ -236,3 +311,27 @@ def test_a_path_served_by_several_functions_lists_every_method():
     m = manifest.load()
     put = m.by_entry_point("app_config_put")
     assert m.methods_on_path(put) == m.methods_on_path(m.by_entry_point("app_config_get")) == ("GET", "PUT")
+
+
+def test_every_secret_the_plan_mounts_is_pinned_to_a_version_never_latest(cfg):
+    # An env-var secret at :latest is resolved by each instance when it starts, so during a
+    # rollout (or any scale-up) instances of one deploy would hold different keys.
+    plan = _real_plan(cfg)
+    mounts = [m for fp in plan.functions for m in fp.secrets.values()]
+    mounts += [a for cmd in plan.migration for a in cmd if a.startswith("--set-secrets=")]
+    assert mounts and not any(m.endswith(":latest") for m in mounts)
+    assert plan.function("auth-refresh").secrets["AUTH_JWT_SECRET"] == "AUTH_JWT_SECRET:1"
+
+
+def test_a_rotation_is_deployed_by_bumping_the_pinned_version(tmp_path):
+    override = tmp_path / "deploy.toml"
+    override.write_text('[secret_versions]\nAUTH_JWT_SECRET = "2"\nAUTH_JWT_PREVIOUS_SECRETS = "3"\n')
+    fp = _real_plan(deploy.load_config(PROJECT, REGION, override)).function("auth-refresh")
+    assert fp.secrets["AUTH_JWT_SECRET"] == "AUTH_JWT_SECRET:2"
+    assert fp.secrets["AUTH_JWT_PREVIOUS_SECRETS"] == "AUTH_JWT_PREVIOUS_SECRETS:3"
+
+
+def test_a_secret_without_a_pinned_version_is_refused(cfg):
+    unpinned = replace(cfg, secret_versions={k: v for k, v in cfg.secret_versions.items() if k != "OTP_HMAC_SECRET"})
+    with pytest.raises(deploy.DeployRefused, match=r"OTP_HMAC_SECRET.*secret_versions"):
+        _real_plan(unpinned)

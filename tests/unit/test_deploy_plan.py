@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from infra import deploy, scheduler
+from infra.deploy import cli, executor
 from shared import manifest
+from tests.unit.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
@@ -99,6 +101,17 @@ def test_deploy_command_is_gen2_http_from_the_group_bundle_with_manifest_resourc
     assert "cpu" not in flags  # concurrency 1 runs on a fractional CPU
 
 
+def test_every_sweep_runs_on_at_least_one_whole_cpu():
+    # At concurrency 1 the CPU follows memory (256Mi: 0.167 vCPU, 512Mi: 0.333,
+    # https://cloud.google.com/functions/docs/configuring/memory); the sweeps' figures were
+    # measured on full cores, so they get one.
+    the_plan = deploy.plan(manifest.load().functions, deploy.load_config(PROJECT, REGION), {}, Path("/x"))
+    sweeps = [fp for fp in the_plan.functions if fp.fn.is_sweep]
+    assert len(sweeps) >= 4
+    for fp in sweeps:
+        assert float(_flags(fp.command)["cpu"]) >= 1, fp.fn.name
+
+
 def test_concurrency_above_one_gets_a_whole_cpu(config):
     flags = _flags(_by_name(_plan(config), "healthz").command)
     assert flags["concurrency"] == "8" and flags["cpu"] == "1"
@@ -107,8 +120,8 @@ def test_concurrency_above_one_gets_a_whole_cpu(config):
 def test_secrets_come_from_secret_manager_and_the_connector_replaces_database_url(config):
     argv = _by_name(_plan(config), "client-session-cancel").command
     assert _flags(argv)["set-secrets"] == (
-        "AUTH_JWT_PREVIOUS_SECRETS=AUTH_JWT_PREVIOUS_SECRETS:latest,AUTH_JWT_SECRET=AUTH_JWT_SECRET:latest,"
-        "VALKEY_URL=VALKEY_URL:latest"
+        "AUTH_JWT_PREVIOUS_SECRETS=AUTH_JWT_PREVIOUS_SECRETS:1,AUTH_JWT_SECRET=AUTH_JWT_SECRET:1,"
+        "VALKEY_URL=VALKEY_URL:1"
     )
     env = _flags(argv)["set-env-vars"]
     assert f"CLOUD_SQL_INSTANCE={PROJECT}:{REGION}:bestie" in env and "DB_IAM_AUTH=1" in env
@@ -117,10 +130,13 @@ def test_secrets_come_from_secret_manager_and_the_connector_replaces_database_ur
 
 def test_database_url_secret_is_mounted_without_cloud_sql_and_secret_ids_can_be_renamed(tmp_path):
     override = tmp_path / "deploy.toml"
-    override.write_text('[env]\nCLOUD_SQL_INSTANCE = ""\n[secrets]\nDATABASE_URL = "bestie-db-url"\n')
+    override.write_text(
+        '[env]\nCLOUD_SQL_INSTANCE = ""\n[secrets]\nDATABASE_URL = "bestie-db-url"\n'
+        '[secret_versions]\n"bestie-db-url" = "4"\n'
+    )
     config = deploy.load_config(PROJECT, REGION, override)
     secrets = deploy.function_secrets(SAMPLE.by_entry_point("healthz"), config)
-    assert secrets["DATABASE_URL"] == "bestie-db-url:latest" and secrets["VALKEY_URL"] == "VALKEY_URL:latest"
+    assert secrets["DATABASE_URL"] == "bestie-db-url:4" and secrets["VALKEY_URL"] == "VALKEY_URL:1"
     assert "DB_PASSWORD" not in secrets
 
 
@@ -230,8 +246,8 @@ def test_dry_run_prints_every_command_and_job_and_runs_nothing(monkeypatch, caps
     def forbidden(*args, **kwargs):
         raise AssertionError("a dry run must not run anything")
 
-    monkeypatch.setattr(deploy.subprocess, "run", forbidden)
-    monkeypatch.setattr(deploy, "execute", forbidden)
+    monkeypatch.setattr(executor.subprocess, "run", forbidden)
+    monkeypatch.setattr(cli, "execute", forbidden)
     assert deploy.main(["--project", PROJECT, "--region", REGION, "--dry-run"]) == 0
     out = capsys.readouterr().out
     the_plan = deploy.plan(manifest.load().functions, deploy.load_config(PROJECT, REGION), {})
@@ -239,7 +255,7 @@ def test_dry_run_prints_every_command_and_job_and_runs_nothing(monkeypatch, caps
         assert f"gcloud functions deploy {fp.fn.name} " in out
     for job in the_plan.jobs:
         assert scheduler.describe(job) in out
-    assert "test-seed-mitra" not in out.split("# 3. Functions")[1].split("# 4.")[0]
+    assert "test-seed-mitra" not in out.split("# 4. Functions")[1].split("# 5.")[0]
     assert '"pathTemplateMatch": "/healthz"' in out
 
 
@@ -262,14 +278,21 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
         scheduler_client=fake,
         read_secret=lambda project, secret: b"value",
         check_scheduler=lambda p: None,
+        read=complete_project(plan),
     )
     assert [cmd[2:4] for cmd in ran] == [
+        ["jobs", "deploy"],  # the migration job first, and waited for
+        ["jobs", "execute"],
         ["deploy", "healthz"],
         ["deploy", "auth-client-google"],
         ["deploy", "client-session-cancel"],
         ["deploy", "sweep-auto-offline"],
         ["add-invoker-policy-binding", "sweep-auto-offline"],
     ]
+    assert ran[1][-1] == "--wait"
+    assert (tmp_path / "bestie-migrate" / "migrations").is_dir() and (
+        tmp_path / "bestie-migrate" / "Procfile"
+    ).is_file()
     for group in ("admin", "pairing", "sweeps"):
         assert (tmp_path / group / "main.py").is_file() and (tmp_path / group / "shared" / "functions.json").is_file()
     assert set(fake.jobs) == {job.name for job in plan.jobs}
@@ -280,8 +303,8 @@ def test_secret_files_are_mounted_on_every_function(tmp_path):
     override.write_text('[secret_files]\n"/etc/valkey/ca.pem" = "VALKEY_CA"\n')
     plan = _plan(deploy.load_config(PROJECT, REGION, override))
     for fp in plan.functions:
-        assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:latest"
-        assert "/etc/valkey/ca.pem=VALKEY_CA:latest" in _flags(fp.command)["set-secrets"]
+        assert fp.secrets["/etc/valkey/ca.pem"] == "VALKEY_CA:1"
+        assert "/etc/valkey/ca.pem=VALKEY_CA:1" in _flags(fp.command)["set-secrets"]
 
 
 def test_docs_deploy_plan_is_the_current_dry_run_of_the_whole_manifest():

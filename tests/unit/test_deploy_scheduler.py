@@ -84,8 +84,13 @@ def test_dry_run_has_one_job_per_sweep_with_oidc_service_account_and_audience():
         assert job.http_target.http_method == scheduler_v1.HttpMethod.POST
         assert job.http_target.oidc_token.service_account_email == SCHEDULER_SA
         assert job.http_target.oidc_token.audience == url
-        assert job.retry_config.retry_count > 0
-        assert job.attempt_deadline.total_seconds() == 135  # the function's timeout + 15 s
+        fn = next(f for f in manifest.load().functions if f.name == name)
+        _, interval = scheduler.cron_for(scheduler.cadence_seconds(fn, {}))
+        # The function's timeout + 15 s (its cold start), but never past the next run.
+        assert job.attempt_deadline.total_seconds() == min(fn.timeout + 15, interval)
+        # Retries only where they still end within the interval: the every-minute sweeps have
+        # none (the next run is their retry), the five-minute reseed keeps one.
+        assert job.retry_config.retry_count == (0 if interval == 60 else 1), name
 
 
 def test_cron_matches_the_cadence_and_sub_minute_sweeps_run_every_minute():
@@ -148,3 +153,33 @@ def test_sync_updates_a_job_whose_cadence_changed(tmp_path):
     assert results.pop(name) == "updated"
     assert set(results.values()) == {"unchanged"}
     assert fake.jobs[name].schedule == "*/15 * * * *"
+
+
+def _real_jobs(env: dict[str, str] | None = None) -> list[tuple[manifest.Function, scheduler_v1.Job]]:
+    settings = scheduler.JobSettings(project="p", region="r", service_account="s@p.iam.gserviceaccount.com")
+    return [(fn, scheduler.job_for(fn, settings, env)) for fn in scheduler.sweeps(manifest.load().functions)]
+
+
+def _worst_case_seconds(job: scheduler_v1.Job) -> float:
+    """Attempt deadline x (retries + 1) plus every backoff between attempts."""
+    retry = job.retry_config
+    deadline = job.attempt_deadline.total_seconds()
+    backoff, waits = retry.min_backoff_duration.total_seconds(), 0.0
+    for n in range(retry.retry_count):
+        waits += min(backoff, retry.max_backoff_duration.total_seconds())
+        if n < retry.max_doublings:
+            backoff *= 2
+    return deadline * (retry.retry_count + 1) + waits
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"SESSION_EXPIRY_SWEEP_SECONDS": "600", "VALKEY_ONLINE_MIRROR_SWEEP_SECONDS": "3600"}]
+)
+def test_a_failing_or_slow_sweep_never_delays_the_next_run_past_its_cadence(env):
+    # "As a general rule, execution n + 1 of a job will not begin until execution n has
+    # finished": a run's attempts, deadlines and backoffs must all end within one interval.
+    for fn, job in _real_jobs(env):
+        _, interval = scheduler.cron_for(scheduler.cadence_seconds(fn, env))
+        assert _worst_case_seconds(job) <= interval, (fn.name, job.attempt_deadline, job.retry_config)
+        assert job.retry_config.max_retry_duration.total_seconds() <= interval
+        assert job.attempt_deadline.total_seconds() >= scheduler.MIN_DEADLINE_SECONDS
