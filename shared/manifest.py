@@ -56,6 +56,9 @@ class Function:
     access_log: str = "all"  # "errors": the access line only for 4xx/5xx (the heartbeat's hot path)
     # Cloud Run billing: "instance" where steady traffic makes it cheaper (docs/cost.md, make cost).
     billing: str = "request"
+    # It queues pushes that leave after its response (shared.notify): the deploy gives it
+    # instance-based billing, since request-based billing throttles the CPU between requests.
+    pushes: bool = False
     schedule_env: str | None = None
 
     @property

@@ -34,6 +34,7 @@ class FunctionPlan:
     after: list[list[str]]  # IAM bindings run once the function exists
     max_instances: int = 1
     url: str = ""  # the function's own URL (also the audience of tokens for it)
+    billing: str = ""  # why it is billed per instance ("" = per request), written in the plan
 
     @property
     def public(self) -> bool:
@@ -228,6 +229,37 @@ def _refusals(
     return problems
 
 
+def billing_reason(fn: manifest.Function) -> str:
+    """Why `fn` needs instance-based billing, or "" when request-based suits it.
+
+    Two reasons (docs/cost.md, docs/push.md): the cost model chose it (the manifest's `billing`),
+    or it queues pushes that are sent after its response (`pushes`). Request-based billing
+    throttles the CPU between requests
+    (https://cloud.google.com/run/docs/configuring/billing-settings), so a queued push could wait
+    for the instance's next request.
+    """
+    if fn.billing == "instance":
+        return "cheaper for its steady traffic (docs/cost.md)"
+    if fn.pushes:
+        return "sends pushes after its response (docs/push.md)"
+    return ""
+
+
+def instance_billing_command(fn: manifest.Function, config: Config) -> list[str]:
+    """Switch the function's Cloud Run service to instance-based billing (no CPU throttling).
+
+    A gen2 function is a Cloud Run service of the same name; `gcloud functions deploy` has no
+    billing flag, so the service is updated after each deploy
+    (https://cloud.google.com/run/docs/configuring/billing-settings).
+    """
+    return [
+        *("gcloud", "run", "services", "update", fn.name),
+        f"--region={config.region}",
+        f"--project={config.project}",
+        "--no-cpu-throttling",
+    ]
+
+
 def plan(
     functions: Sequence[manifest.Function],
     config: Config,
@@ -263,10 +295,13 @@ def plan(
         if unsafe_settings(env) and not local:
             raise DeployRefused(f"refusing to deploy {fn.name}: {', '.join(unsafe_settings(env))}")
         after = [] if fn.auth != "scheduler" else [invoker_command(fn, config)]
+        reason = billing_reason(fn)
+        if reason:
+            after.append(instance_billing_command(fn, config))
         instances = connections.max_instances(fn.name)
         command = deploy_command(fn, config, source_dir(build_dir, fn.group), instances)
         url = scheduler.function_url(config.project, config.region, fn.name)
-        plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after, instances, url))
+        plans.append(FunctionPlan(fn, env, function_secrets(fn, config), command, after, instances, url, reason))
 
     job_settings = scheduler.JobSettings(
         project=config.project,

@@ -39,7 +39,8 @@ def render(p: Plan) -> str:
     out += [format_command(cmd) for cmd in p.migration]
     out.append(f"\n# 4. Functions ({len(p.functions)})")
     for fp in p.functions:
-        out.append(f"\n# {fp.fn.method} {fp.fn.route}  (auth: {fp.fn.auth})")
+        billing = f"; instance-based billing: {fp.billing}" if fp.billing else ""
+        out.append(f"\n# {fp.fn.method} {fp.fn.route}  (auth: {fp.fn.auth}{billing})")
         out.append(format_command(fp.command))
         out += [format_command(cmd) for cmd in fp.after]
     out.append(f"\n# 5. Cloud Scheduler jobs ({len(p.jobs)}), created or updated through google-cloud-scheduler")
