@@ -12,6 +12,7 @@ on every refresh and on every admin-only route, because a role can change while 
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
-from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 
 ROLES = ("admin", "operator")
 HOUR = 3600
@@ -185,7 +186,10 @@ def create_user(ctx: AppContext, email: str, password: str, role: str) -> dict[s
 
 
 def change_own_password(ctx: AppContext, principal: Principal, current: str, new: str) -> int:
-    """Change the caller's password (current one required); revoke their other sessions."""
+    """Change the caller's password (current one required); revoke their other sessions.
+
+    Wrong current passwords are counted per account like login failures; 429 once they fill the window.
+    """
     if len(current.encode()) > passwords.MAX_BYTES:
         raise ValidationFailed("current_password", f"must be at most {passwords.MAX_BYTES} bytes")
     passwords.check_policy(new, "new_password")
@@ -194,9 +198,24 @@ def change_own_password(ctx: AppContext, principal: Principal, current: str, new
     )
     if row is None:
         raise NotFound("user not found", code="USER_NOT_FOUND")
+    rule = _own_password_rule(ctx)
+    retry_ms = ratelimit.full_for_ms(ctx, rule, principal.user_id)
+    if retry_ms is not None:  # checked before bcrypt: spent guesses cost nothing more
+        raise RateLimited(math.ceil(retry_ms / 1000), "too many wrong current passwords, try again later")
     if not passwords.verify_password(current, row["password_hash"]):
+        ratelimit.record(ctx, rule, principal.user_id)
         raise Forbidden("the current password is wrong", code="CURRENT_PASSWORD_INCORRECT")
+    ratelimit.reset(ctx, rule, principal.user_id)
     return _set_password(ctx, principal.user_id, new, keep_session=principal.session_id, reason="password_changed")
+
+
+def _own_password_rule(ctx: AppContext) -> ratelimit.Limit:
+    """Wrong current passwords per user: the login failure window (cc_max_failed_logins per cc_lockout_minutes).
+
+    Keyed by the account, not the IP: whoever holds the access token guesses for that account.
+    """
+    cfg = app_config.get_all(ctx)
+    return ratelimit.Limit("cc_pw_fail", int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"]) * 60)
 
 
 def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -> int:
