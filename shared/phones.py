@@ -26,3 +26,8 @@ def normalize(raw: str, field: str = "phone") -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValidationFailed(field, "is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def calling_code(e164: str) -> str:
+    """The country calling code of an E.164 number ("62" for +62812…)."""
+    return str(phonenumbers.parse(e164).country_code)

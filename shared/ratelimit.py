@@ -4,10 +4,16 @@ A sliding window per (bucket, subject): Valkey first (one script call, atomic ch
 Postgres `rate_limit_hits` when Valkey errors. Hits counted in Postgres during an outage are
 not copied back to Valkey, so right after an outage a subject can get up to one extra window
 of hits; the limits are abuse brakes, not billing, so that is accepted (docs/auth.md).
+
+A per-IP limit keys its subject with `client_network`: an IPv4 address alone, an IPv6 address
+by its /64. One subscriber line or cloud VM is handed a whole /64 (RFC 6177 recommends /48 to
+/64 per site, and a host picks any of its 2^64 interface ids, RFC 8981), so counting each
+IPv6 address alone would give one client 2^64 separate allowances.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import secrets
@@ -32,6 +38,23 @@ class Limit:
     limit: int
     window_seconds: int
     code: str = "RATE_LIMITED"
+
+
+def client_network(ip: str) -> str:
+    """The subject a per-IP limit counts: an IPv4 address itself, an IPv6 address's /64 (`2001:db8::/64`).
+
+    An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) counts as its IPv4 address; text that is
+    not an address is returned as it is.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def hit(ctx: AppContext, rule: Limit, subject: str) -> None:

@@ -102,10 +102,11 @@ def login(
     if len(password.encode()) > passwords.MAX_BYTES:
         raise ValidationFailed("password", f"must be at most {passwords.MAX_BYTES} bytes")
     per_ip = int(app_config.get(ctx, "cc_logins_per_ip_per_hour"))
-    ratelimit.hit(ctx, ratelimit.Limit("cc_login_ip", per_ip, HOUR), client_ip)
+    network = ratelimit.client_network(client_ip)
+    ratelimit.hit(ctx, ratelimit.Limit("cc_login_ip", per_ip, HOUR), network)
     key = email.lower()
     pair_rule, email_rule = _failure_rules(ctx)
-    pair = f"{key}|{client_ip}"
+    pair = f"{key}|{network}"
     pair_locked = ratelimit.exceeded(ctx, pair_rule, pair)
     locked = pair_locked or ratelimit.exceeded(ctx, email_rule, key)
     row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = :e", e=key)  # noqa: S608
