@@ -64,6 +64,15 @@ def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
         raise RateLimited(max(1, math.ceil(retry_ms / 1000)), "too many requests, try again later", code=rule.code)
 
 
+def require_room(
+    ctx: AppContext, rule: Limit, subject: str, message: str = "too many requests, try again later"
+) -> None:
+    """Raise RateLimited (429, rule.code) when `subject`'s window is full; count nothing."""
+    retry_ms = full_for_ms(ctx, rule, subject)
+    if retry_ms is not None:
+        raise RateLimited(max(1, math.ceil(retry_ms / 1000)), message, code=rule.code)
+
+
 def exceeded(ctx: AppContext, rule: Limit, subject: str) -> bool:
     """True when `subject`'s window is full (counts nothing)."""
     return full_for_ms(ctx, rule, subject) is not None

@@ -12,7 +12,6 @@ on every refresh and on every admin-only route, because a role can change while 
 from __future__ import annotations
 
 import functools
-import math
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
-from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 ROLES = ("admin", "operator")
 HOUR = 3600
@@ -200,9 +199,8 @@ def change_own_password(ctx: AppContext, principal: Principal, current: str, new
     if row is None:
         raise NotFound("user not found", code="USER_NOT_FOUND")
     rule = _own_password_rule(ctx)
-    retry_ms = ratelimit.full_for_ms(ctx, rule, principal.user_id)
-    if retry_ms is not None:  # checked before bcrypt: spent guesses cost nothing more
-        raise RateLimited(math.ceil(retry_ms / 1000), "too many wrong current passwords, try again later")
+    # Checked before bcrypt: spent guesses cost nothing more.
+    ratelimit.require_room(ctx, rule, principal.user_id, "too many wrong current passwords, try again later")
     if not passwords.verify_password(current, row["password_hash"]):
         ratelimit.record(ctx, rule, principal.user_id)
         raise Forbidden("the current password is wrong", code="CURRENT_PASSWORD_INCORRECT")
