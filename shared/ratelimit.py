@@ -5,6 +5,11 @@ Postgres `rate_limit_hits` when Valkey errors. Hits counted in Postgres during a
 not copied back to Valkey, so right after an outage a subject can get up to one extra window
 of hits; the limits are abuse brakes, not billing, so that is accepted (docs/auth.md).
 
+Lockout windows (failed staff logins, wrong current passwords) are `durable`: they are kept
+in Postgres only, never in Valkey, so losing Valkey's data (FLUSHALL, a failover to an empty
+replica, an eviction) cannot unlock a guesser. They are written only on failures and read
+once per login attempt, which already costs a Postgres read and a bcrypt check.
+
 A per-IP limit keys its subject with `client_network`: an IPv4 address alone, an IPv6 address
 by its /64. One subscriber line or cloud VM is handed a whole /64 (RFC 6177 recommends /48 to
 /64 per site, and a host picks any of its 2^64 interface ids, RFC 8981), so counting each
@@ -38,6 +43,7 @@ class Limit:
     limit: int
     window_seconds: int
     code: str = "RATE_LIMITED"
+    durable: bool = False  # kept in Postgres only: a lockout that must survive losing Valkey's data
 
 
 def client_network(ip: str) -> str:
@@ -101,6 +107,8 @@ def reset(ctx: AppContext, rule: Limit, subject: str) -> None:
 
 def _run(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int | None:
     """Milliseconds until the window has room, or None when it had room (mode: hit/peek/add)."""
+    if rule.durable:
+        return _hit_postgres(ctx, rule, subject, mode)
     try:
         return _hit_valkey(ctx, rule, subject, mode)
     except VALKEY_ERRORS as exc:
@@ -146,6 +154,14 @@ def _hit_postgres(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int 
                 b=rule.bucket,
                 s=subject,
                 now=now,
+            )
+            # Subjects that never come back leave rows behind; each insert clears a few of them,
+            # so the table stays as large as the hits inside their windows.
+            tx.execute(
+                "DELETE FROM rate_limit_hits WHERE ctid = ANY(ARRAY(SELECT ctid FROM rate_limit_hits"
+                "   WHERE bucket = :b AND at <= :since LIMIT 100))",
+                b=rule.bucket,
+                since=since,
             )
         tx.commit()
     return retry

@@ -83,8 +83,8 @@ def _failure_rules(ctx: AppContext) -> tuple[ratelimit.Limit, ratelimit.Limit]:
     cfg = app_config.get_all(ctx)
     max_failures, window = int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"]) * 60
     return (
-        ratelimit.Limit("cc_fail", max_failures, window),
-        ratelimit.Limit("cc_fail_email", max_failures * EMAIL_LOCK_FACTOR, window),
+        ratelimit.Limit("cc_fail", max_failures, window, durable=True),
+        ratelimit.Limit("cc_fail_email", max_failures * EMAIL_LOCK_FACTOR, window, durable=True),
     )
 
 
@@ -214,7 +214,8 @@ def _own_password_rule(ctx: AppContext) -> ratelimit.Limit:
     Keyed by the account, not the IP: whoever holds the access token guesses for that account.
     """
     cfg = app_config.get_all(ctx)
-    return ratelimit.Limit("cc_pw_fail", int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"]) * 60)
+    minutes = int(cfg["cc_lockout_minutes"])
+    return ratelimit.Limit("cc_pw_fail", int(cfg["cc_max_failed_logins"]), minutes * 60, durable=True)
 
 
 def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -> int:
