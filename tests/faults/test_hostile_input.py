@@ -217,6 +217,29 @@ def test_a_cursor_at_the_edge_of_the_calendar_is_a_400_naming_cursor_and_loses_n
     assert_pool_whole(ctx)
 
 
+# ---- chat text that hides or reorders what the reader sees ---------------------------------------
+
+CHAT_TEXT = {
+    "invisible_only": "\u200b\ufeff\u3164",
+    "bidi_override": "invoice \u202egpj.exe",
+    "bidi_isolate": "a\u2066b\u2069",
+    "tag_characters": "hi\U000e0041\U000e007f",
+    "c1_control": "a\u0085b",
+    "del": "a\u007fb",
+}
+
+
+@pytest.mark.parametrize("path", ["/api/client/chat-sessions/{id}/messages", "/api/mitra/chat-sessions/{id}/messages"])
+def test_chat_text_that_hides_or_reorders_what_is_shown_is_a_400_naming_body(ctx, path):
+    caller = Caller(ctx)
+    for label, text in CHAT_TEXT.items():
+        body = json.dumps({"client_message_id": str(uuid.uuid4()), "body": text})
+        resp = _send(caller, "POST", path, body)
+        assert resp.status_code == 400, (label, resp.get_data(as_text=True)[:300])
+        assert resp.json["error"]["field"] == "body", label
+    assert_pool_whole(ctx)
+
+
 # ---- 1,000 unauthenticated hostile requests among normal traffic -------------------------------
 
 
