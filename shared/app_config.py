@@ -1,6 +1,6 @@
 """Runtime-tunable settings stored in Postgres `app_config` (edited by the control center).
 
-Defaults mirror migrations 0002, 0006, 0008 and 0011 so a missing row never breaks a request. Reads go to Postgres
+Defaults mirror migrations 0002, 0006, 0008 and 0018 so a missing row never breaks a request. Reads go to Postgres
 (one small indexed query); callers on a hot path cache what they need. A read either runs on
 its own (`get(ctx, key)`) or inside the caller's transaction (`get_in(tx, key)`), never both.
 """
