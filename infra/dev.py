@@ -3,11 +3,18 @@ seed an admin and demo mitras, then serve every function of the manifest on one 
 
 Every setting can be overridden from the environment; defaults are printed at start.
 Ctrl-C stops the gateway and the embedded servers.
+
+It refuses to start on a HOST that is not loopback while the test endpoints are served or the
+sweeps run without caller verification (the defaults here): /internal/_test/last-otp hands out
+any phone's sign-in code and seed-mitra creates accounts, so on 0.0.0.0 anyone on the network
+could sign in as anyone. To reach it from a phone, forward the port instead
+(`adb reverse tcp:8080 tcp:8080`, or an SSH tunnel).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import secrets
@@ -136,7 +143,36 @@ def seed(ctx: object) -> None:
         tx.commit()
 
 
+def exposure_problem(host: str, env: dict[str, str]) -> str | None:
+    """Why serving on `host` with `env` (dev defaults filled in) is unsafe, or None when it is not."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name other than localhost may resolve to anything
+    unsafe = []
+    if env.get("ENABLE_TEST_ENDPOINTS", "").lower() in ("1", "true", "yes", "on"):
+        unsafe.append("ENABLE_TEST_ENDPOINTS=1 serves /internal/_test/* (any phone's sign-in code, new accounts)")
+    if env.get("SWEEP_AUTH", "").lower() == "none":
+        unsafe.append("SWEEP_AUTH=none runs the sweeps for any caller")
+    if not unsafe:
+        return None
+    return (
+        f"refusing to serve on HOST={host}, which is not a loopback address, while "
+        + "; ".join(unsafe)
+        + ". Use HOST=127.0.0.1 and forward the port (adb reverse tcp:8080 tcp:8080, or an SSH tunnel)."
+    )
+
+
 def main() -> int:
+    # Before anything starts or changes: a dev server reachable from the network with the test
+    # endpoints on is an open door.
+    problem = exposure_problem(os.environ.get("HOST", "127.0.0.1"), {**DEV_DEFAULTS, **os.environ})
+    if problem:
+        print(f"\n*** {problem} ***\n", file=sys.stderr, flush=True)
+        return 2
     # Ctrl-C even when started with SIGINT ignored (a background job), and SIGTERM (kill, a
     # supervisor, `timeout`) both unwind through the `with` below, so the embedded servers stop.
     signal.signal(signal.SIGINT, signal.default_int_handler)

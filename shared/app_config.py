@@ -1,6 +1,6 @@
 """Runtime-tunable settings stored in Postgres `app_config` (edited by the control center).
 
-Defaults mirror migrations 0002 and 0006 so a missing row never breaks a request. Reads go to Postgres
+Defaults mirror migrations 0002, 0006, 0008 and 0018 so a missing row never breaks a request. Reads go to Postgres
 (one small indexed query); callers on a hot path cache what they need. A read either runs on
 its own (`get(ctx, key)`) or inside the caller's transaction (`get_in(tx, key)`), never both.
 """
@@ -30,6 +30,8 @@ DEFAULTS: dict[str, int] = {
     "session_default_minutes": 30,
     "mitra_sees_customer_name": 0,  # 0: mitras see an alias of the customer (shared.anonymity)
     "chat_max_messages_per_minute": 60,  # per sender (shared.chat)
+    "session_requests_per_customer_per_hour": 20,  # sessions created (shared.pairing)
+    "session_cancel_cooldown_seconds": 15,  # no new request this long after a cancel
 }
 
 
@@ -73,6 +75,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "session_default_minutes": (1, 1440),
     "mitra_sees_customer_name": (0, 1),
     "chat_max_messages_per_minute": (1, 10_000),
+    "session_requests_per_customer_per_hour": (1, 10_000),
+    "session_cancel_cooldown_seconds": (0, 3600),
 }
 
 

@@ -96,6 +96,15 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _calling_codes(name: str) -> tuple[str, ...]:
+    """Country calling codes (1-3 digits, `+` optional), the default when unset."""
+    codes = tuple(code.removeprefix("+") for code in _list(name))
+    for code in codes:
+        if not (code.isascii() and code.isdigit() and 1 <= len(code) <= 3 and code[0] != "0"):
+            raise ConfigError(f"{name} must list country calling codes such as 62, got {code!r}")
+    return codes or tuple(default(name))
+
+
 _current: Mapping[str, str] = os.environ
 
 
@@ -136,6 +145,8 @@ class Settings:
     fazpass_merchant_key: str | None = field(default=None, repr=False)
     fazpass_gateway_key: str | None = field(default=None, repr=False)
     fazpass_timeout_seconds: float = 5.0
+    # Customer codes go only to these country calling codes (SMS pumping costs real money).
+    otp_allowed_country_codes: tuple[str, ...] = ("62",)
     # Push
     push_provider: str = "log"
     fcm_project_id: str | None = None
@@ -241,6 +252,7 @@ class Settings:
             fazpass_merchant_key=_env("FAZPASS_MERCHANT_KEY"),
             fazpass_gateway_key=_env("FAZPASS_GATEWAY_KEY"),
             fazpass_timeout_seconds=_float("FAZPASS_TIMEOUT_SECONDS", minimum=0.1, maximum=60.0),
+            otp_allowed_country_codes=_calling_codes("OTP_ALLOWED_COUNTRY_CODES"),
             push_provider=(_env("PUSH_PROVIDER") or "").lower(),
             fcm_project_id=_env("FCM_PROJECT_ID"),
             push_timeout_seconds=_float("PUSH_TIMEOUT_SECONDS", minimum=0.5, maximum=30.0),

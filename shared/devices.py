@@ -2,6 +2,12 @@
 
 A token belongs to one app install; when another account signs in on that install the
 upsert moves the token to it, so pushes never reach the previous account.
+
+Bounded, because every push to a user is one FCM call per 500 of its tokens: a user keeps at
+most MAX_DEVICES_PER_USER tokens (registering one more evicts the least recently registered,
+which is the install most likely gone), and a token is at most MAX_TOKEN_CHARS characters.
+FCM documents no length; its tokens are about 160 characters, so 1024 leaves room for format
+changes while refusing the 4 KB junk that made each push slow.
 """
 
 from __future__ import annotations
@@ -13,18 +19,24 @@ from shared import validate
 from shared.context import AppContext
 
 PLATFORMS = ("android", "ios", "web")
+MAX_DEVICES_PER_USER = 10
+MAX_TOKEN_CHARS = 1024
 
 
 def register(ctx: AppContext, user_type: str, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Validate a PUT .../devices body {fcm_token, platform} and upsert it for this user."""
-    token = validate.string(body, "fcm_token", max_len=4096) or ""
+    token = validate.string(body, "fcm_token", max_len=MAX_TOKEN_CHARS) or ""
     platform = validate.choice(body, "platform", PLATFORMS) or ""
     return upsert(ctx, user_type, user_id, token, platform)
 
 
 def upsert(ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platform: str) -> dict[str, Any]:
-    """Register (or move) an FCM token to this user; return the stored device."""
+    """Register (or move) an FCM token to this user, evicting its oldest beyond the cap; return the device."""
     with ctx.db.transaction() as tx:
+        # One user's registrations in turn, so two at once cannot both keep the cap's last place.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('devices'), hashtext(:t || ':' || :u))", t=user_type, u=user_id
+        )
         row = tx.one(
             "INSERT INTO devices (user_type, user_id, fcm_token, platform, updated_at)"
             " VALUES (:t, CAST(:u AS uuid), :tok, :p, :now)"
@@ -36,6 +48,14 @@ def upsert(ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platfo
             tok=fcm_token,
             p=platform,
             now=ctx.now(),
+        )
+        tx.execute(
+            "DELETE FROM devices WHERE fcm_token IN (SELECT fcm_token FROM devices"
+            "   WHERE user_type = :t AND user_id = CAST(:u AS uuid)"
+            "   ORDER BY updated_at DESC, fcm_token DESC OFFSET :cap)",
+            t=user_type,
+            u=user_id,
+            cap=MAX_DEVICES_PER_USER,
         )
         tx.commit()
     assert row is not None

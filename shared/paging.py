@@ -4,8 +4,11 @@ A list orders its rows by a unique key (for example `(created_at, id)` newest fi
 hands out the key of its last row as `next_cursor`: base64url of a small JSON array, tagged
 with the list's name so a cursor of one list is refused by another. Clients treat it as
 opaque; a cursor that was not made by `encode` for that list is 400 VALIDATION_FAILED
-naming `cursor`. Keyset pages stay stable while rows are added (no skipped or repeated rows,
-unlike OFFSET) and cost one index range scan however deep the page.
+naming `cursor`. Every value a cursor carries is converted here to exactly what the query
+binds (a timestamp to UTC), so a value the driver could not convert is refused before any
+statement runs: `0001-01-01T00:00:00+14:00` parses, but lies before year 1 in UTC.
+Keyset pages stay stable while rows are added (no skipped or repeated rows, unlike OFFSET)
+and cost one index range scan however deep the page.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared import validate
@@ -45,16 +48,16 @@ def decode(kind: str, cursor: str | None, parsers: Sequence[Callable[[str], Any]
         if not isinstance(raw, list) or len(raw) != len(parsers) + 1 or raw[0] != kind:
             raise ValueError("not this list's cursor")
         return tuple(parse(str(value)) for parse, value in zip(parsers, raw[1:], strict=True))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed("cursor", "is not a cursor returned by this list") from None
 
 
 def timestamp(text: str) -> datetime:
-    """Parser of an ISO timestamp value (timezone required)."""
+    """Parser of an ISO timestamp value (timezone required), in UTC; OverflowError outside year 1..9999."""
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError("naive timestamp")
-    return value
+    return value.astimezone(UTC)
 
 
 def after(kind: str, cursor: str | None) -> dict[str, Any]:

@@ -34,3 +34,8 @@ def region(e164: str) -> str:
         return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or "ZZ"
     except phonenumbers.NumberParseException:
         return "ZZ"
+
+
+def calling_code(e164: str) -> str:
+    """The country calling code of an E.164 number ("62" for +62812…)."""
+    return str(phonenumbers.parse(e164).country_code)

@@ -4,10 +4,21 @@ A sliding window per (bucket, subject): Valkey first (one script call, atomic ch
 Postgres `rate_limit_hits` when Valkey errors. Hits counted in Postgres during an outage are
 not copied back to Valkey, so right after an outage a subject can get up to one extra window
 of hits; the limits are abuse brakes, not billing, so that is accepted (docs/auth.md).
+
+Lockout windows (failed staff logins, wrong current passwords) are `durable`: they are kept
+in Postgres only, never in Valkey, so losing Valkey's data (FLUSHALL, a failover to an empty
+replica, an eviction) cannot unlock a guesser. They are written only on failures and read
+once per login attempt, which already costs a Postgres read and a bcrypt check.
+
+A per-IP limit keys its subject with `client_network`: an IPv4 address alone, an IPv6 address
+by its /64. One subscriber line or cloud VM is handed a whole /64 (RFC 6177 recommends /48 to
+/64 per site, and a host picks any of its 2^64 interface ids, RFC 8981), so counting each
+IPv6 address alone would give one client 2^64 separate allowances.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import secrets
@@ -32,6 +43,24 @@ class Limit:
     limit: int
     window_seconds: int
     code: str = "RATE_LIMITED"
+    durable: bool = False  # kept in Postgres only: a lockout that must survive losing Valkey's data
+
+
+def client_network(ip: str) -> str:
+    """The subject a per-IP limit counts: an IPv4 address itself, an IPv6 address's /64 (`2001:db8::/64`).
+
+    An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) counts as its IPv4 address; text that is
+    not an address is returned as it is.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
@@ -39,6 +68,15 @@ def hit(ctx: AppContext, rule: Limit, subject: str) -> None:
     retry_ms = _run(ctx, rule, subject, "hit")
     if retry_ms is not None:
         raise RateLimited(max(1, math.ceil(retry_ms / 1000)), "too many requests, try again later", code=rule.code)
+
+
+def require_room(
+    ctx: AppContext, rule: Limit, subject: str, message: str = "too many requests, try again later"
+) -> None:
+    """Raise RateLimited (429, rule.code) when `subject`'s window is full; count nothing."""
+    retry_ms = full_for_ms(ctx, rule, subject)
+    if retry_ms is not None:
+        raise RateLimited(max(1, math.ceil(retry_ms / 1000)), message, code=rule.code)
 
 
 def exceeded(ctx: AppContext, rule: Limit, subject: str) -> bool:
@@ -69,6 +107,8 @@ def reset(ctx: AppContext, rule: Limit, subject: str) -> None:
 
 def _run(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int | None:
     """Milliseconds until the window has room, or None when it had room (mode: hit/peek/add)."""
+    if rule.durable:
+        return _hit_postgres(ctx, rule, subject, mode)
     try:
         return _hit_valkey(ctx, rule, subject, mode)
     except VALKEY_ERRORS as exc:
@@ -114,6 +154,14 @@ def _hit_postgres(ctx: AppContext, rule: Limit, subject: str, mode: str) -> int 
                 b=rule.bucket,
                 s=subject,
                 now=now,
+            )
+            # Subjects that never come back leave rows behind; each insert clears a few of them,
+            # so the table stays as large as the hits inside their windows.
+            tx.execute(
+                "DELETE FROM rate_limit_hits WHERE ctid = ANY(ARRAY(SELECT ctid FROM rate_limit_hits"
+                "   WHERE bucket = :b AND at <= :since LIMIT 100))",
+                b=rule.bucket,
+                since=since,
             )
         tx.commit()
     return retry

@@ -83,8 +83,8 @@ def _failure_rules(ctx: AppContext) -> tuple[ratelimit.Limit, ratelimit.Limit]:
     cfg = app_config.get_all(ctx)
     max_failures, window = int(cfg["cc_max_failed_logins"]), int(cfg["cc_lockout_minutes"]) * 60
     return (
-        ratelimit.Limit("cc_fail", max_failures, window),
-        ratelimit.Limit("cc_fail_email", max_failures * EMAIL_LOCK_FACTOR, window),
+        ratelimit.Limit("cc_fail", max_failures, window, durable=True),
+        ratelimit.Limit("cc_fail_email", max_failures * EMAIL_LOCK_FACTOR, window, durable=True),
     )
 
 
@@ -101,10 +101,11 @@ def login(
     if len(password.encode()) > passwords.MAX_BYTES:
         raise ValidationFailed("password", f"must be at most {passwords.MAX_BYTES} bytes")
     per_ip = int(app_config.get(ctx, "cc_logins_per_ip_per_hour"))
-    ratelimit.hit(ctx, ratelimit.Limit("cc_login_ip", per_ip, HOUR), client_ip)
+    network = ratelimit.client_network(client_ip)
+    ratelimit.hit(ctx, ratelimit.Limit("cc_login_ip", per_ip, HOUR), network)
     key = email.lower()
     pair_rule, email_rule = _failure_rules(ctx)
-    pair = f"{key}|{client_ip}"
+    pair = f"{key}|{network}"
     pair_locked = ratelimit.exceeded(ctx, pair_rule, pair)
     locked = pair_locked or ratelimit.exceeded(ctx, email_rule, key)
     row = ctx.db.one(f"SELECT {COLUMNS} FROM control_center_users WHERE lower(email) = :e", e=key)  # noqa: S608
@@ -192,7 +193,10 @@ def create_user(ctx: AppContext, email: str, password: str, role: str, actor: st
 
 
 def change_own_password(ctx: AppContext, principal: Principal, current: str, new: str) -> int:
-    """Change the caller's password (current one required); revoke their other sessions."""
+    """Change the caller's password (current one required); revoke their other sessions.
+
+    Wrong current passwords are counted per account like login failures; 429 once they fill the window.
+    """
     if len(current.encode()) > passwords.MAX_BYTES:
         raise ValidationFailed("current_password", f"must be at most {passwords.MAX_BYTES} bytes")
     passwords.check_policy(new, "new_password")
@@ -201,9 +205,24 @@ def change_own_password(ctx: AppContext, principal: Principal, current: str, new
     )
     if row is None:
         raise NotFound("user not found", code="USER_NOT_FOUND")
+    rule = _own_password_rule(ctx)
+    # Checked before bcrypt: spent guesses cost nothing more.
+    ratelimit.require_room(ctx, rule, principal.user_id, "too many wrong current passwords, try again later")
     if not passwords.verify_password(current, row["password_hash"]):
+        ratelimit.record(ctx, rule, principal.user_id)
         raise Forbidden("the current password is wrong", code="CURRENT_PASSWORD_INCORRECT")
+    ratelimit.reset(ctx, rule, principal.user_id)
     return _set_password(ctx, principal.user_id, new, keep_session=principal.session_id, reason="password_changed")
+
+
+def _own_password_rule(ctx: AppContext) -> ratelimit.Limit:
+    """Wrong current passwords per user: the login failure window (cc_max_failed_logins per cc_lockout_minutes).
+
+    Keyed by the account, not the IP: whoever holds the access token guesses for that account.
+    """
+    cfg = app_config.get_all(ctx)
+    minutes = int(cfg["cc_lockout_minutes"])
+    return ratelimit.Limit("cc_pw_fail", int(cfg["cc_max_failed_logins"]), minutes * 60, durable=True)
 
 
 def reset_password(ctx: AppContext, caller: Principal, user_id: str, new: str) -> int:

@@ -60,7 +60,7 @@ def to_json(row: Row) -> dict[str, Any]:
 def sign_in_anonymous(ctx: AppContext, client_ip: str, user_agent: str | None) -> dict[str, Any]:
     """Create an anonymous customer and its session (rate limited per IP)."""
     limit = int(app_config.get(ctx, "anonymous_signins_per_ip_per_hour"))
-    ratelimit.hit(ctx, ratelimit.Limit("anon_ip", limit, HOUR), client_ip)
+    ratelimit.hit(ctx, ratelimit.Limit("anon_ip", limit, HOUR), ratelimit.client_network(client_ip))
     with ctx.db.transaction() as tx:
         row = tx.one(f"INSERT INTO customers (is_anonymous) VALUES (true) RETURNING {COLUMNS}")  # noqa: S608
         assert row is not None

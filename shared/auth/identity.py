@@ -52,7 +52,7 @@ def count_sign_in(ctx: AppContext, client_ip: str) -> None:
     Counted before the token is even parsed: every attempt costs the IP, garbage included.
     """
     limit = int(app_config.get(ctx, "identity_signins_per_ip_per_hour"))
-    ratelimit.hit(ctx, ratelimit.Limit("identity_ip", limit, HOUR), client_ip)
+    ratelimit.hit(ctx, ratelimit.Limit("identity_ip", limit, HOUR), ratelimit.client_network(client_ip))
 
 
 def _require_jwt_shape(token: str, provider: str) -> None:

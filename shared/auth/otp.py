@@ -5,6 +5,9 @@ to their request id and flow, and work once. TTL, cooldown, attempts and hourly 
 read from app_config on every request (the control center may change them). Per-IP and
 per-phone counters live in shared storage (shared.ratelimit); the resend cooldown is read
 from `otp_requests` under a per-phone advisory lock, so two instances cannot both send.
+Customer codes go only to the country calling codes of OTP_ALLOWED_COUNTRY_CODES (default
+Indonesia, 62), else 400 PHONE_COUNTRY_NOT_ALLOWED before anything is counted or sent: a
+service that texts any number pays for SMS pumping to premium ranges.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from shared import app_config, mitras, ratelimit, sms
+from shared import app_config, mitras, phones, ratelimit, sms
 from shared.context import AppContext
 from shared.db import Tx
-from shared.errors import ApiError, ConfigError, NotFound, RateLimited
+from shared.errors import ApiError, BadRequest, ConfigError, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +56,14 @@ def new_code() -> str:
 
 def request_code(ctx: AppContext, flow: str, phone: str, client_ip: str) -> dict[str, Any]:
     """Create and send a code for `phone` (E.164); return request_id, expires_in, resend_after_seconds."""
+    if flow == "customer" and phones.calling_code(phone) not in ctx.settings.otp_allowed_country_codes:
+        raise BadRequest("codes are not sent to this country", code="PHONE_COUNTRY_NOT_ALLOWED", field="phone")
     cfg = app_config.get_all(ctx)
     ttl, cooldown = int(cfg["otp_ttl_seconds"]), int(cfg["otp_resend_cooldown_seconds"])
     # Counted before the phone is looked up: MITRA_NOT_FOUND / ACCOUNT_INACTIVE answers are
     # an enumeration oracle, so each one costs the caller's IP a hit like a sent code does.
-    ratelimit.hit(ctx, ratelimit.Limit("otp_ip", int(cfg["otp_max_requests_per_ip_per_hour"]), HOUR), client_ip)
+    per_ip = ratelimit.Limit("otp_ip", int(cfg["otp_max_requests_per_ip_per_hour"]), HOUR)
+    ratelimit.hit(ctx, per_ip, ratelimit.client_network(client_ip))
     if flow == "mitra":
         with ctx.db.transaction() as tx:
             mitras.require_active_by_phone(tx, phone)  # no SMS for unknown or deactivated mitras

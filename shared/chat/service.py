@@ -9,6 +9,7 @@ Valkey, the fallback to plain polling) is shared.chat.longpoll.
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from typing import Any
 
@@ -28,7 +29,6 @@ MAX_WAIT_SECONDS = 25
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
 FINAL_STATUSES = ("ended", "expired", "cancelled")
-_ALLOWED_CONTROLS = {"\n", "\t"}
 
 
 def _not_found() -> NotFound:
@@ -36,10 +36,15 @@ def _not_found() -> NotFound:
 
 
 def clean_body(value: Any) -> str:
-    """The message text: trimmed, 1..2000 characters, no control characters but newline and tab.
+    """The message text: trimmed, 1..2000 characters, something visible, no hidden-text tricks.
 
     CRLF line breaks are normalized to LF first (the only control character a keyboard
-    commonly adds); any other control character is refused rather than silently stripped.
+    commonly adds); anything refused is refused (400 naming `body`) rather than silently
+    stripped: control characters but newline and tab (C0, DEL, C1), the bidi embedding,
+    override and isolate controls (they make "exe.txt" display as "txt.exe"), and tag
+    characters (they carry text no one sees). A body of only spacing, format characters,
+    fillers and combining marks (U+200B, U+FEFF, U+3164 …) displays as an empty bubble and
+    is refused like an empty one. See docs/chat.md, "Message text".
     """
     if not isinstance(value, str):
         raise ValidationFailed("body", "must be a string" if value is not None else "is required")
@@ -48,9 +53,32 @@ def clean_body(value: Any) -> str:
         raise ValidationFailed("body", "is required")
     if len(body) > MAX_BODY_CHARS:
         raise ValidationFailed("body", f"must be at most {MAX_BODY_CHARS} characters")
-    if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in body):
+    if _CONTROLS.search(body):
         raise ValidationFailed("body", "must not contain control characters other than newline and tab")
+    if _BIDI_CONTROLS.search(body):
+        raise ValidationFailed("body", "must not contain bidi embedding, override or isolate controls")
+    if _TAGS.search(body):
+        raise ValidationFailed("body", "must not contain tag characters")
+    if not any(_visible(ch) for ch in body):
+        raise ValidationFailed("body", "must contain something visible")
     return body
+
+
+# Unicode's `Cc` category is exactly U+0000..U+001F and U+007F..U+009F; newline and tab stay.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# U+202A..U+202E (LRE, RLE, PDF, LRO, RLO) and U+2066..U+2069 (LRI, RLI, FSI, PDI). The marks
+# U+200E/U+200F stay allowed: right-to-left text needs them and they reorder nothing by force.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_TAGS = re.compile("[\U000e0000-\U000e007f]")
+# Letters and symbols that render as blank space: Hangul fillers, the Braille blank, Khmer
+# inherent vowels (https://www.unicode.org/reports/tr44/ lists none of them as whitespace).
+_BLANK_GRAPHICS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5")
+# Categories that draw nothing on their own: separators, format, combining marks, unassigned.
+_NOT_DRAWN = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Cn", "Mn", "Me"})
+
+
+def _visible(ch: str) -> bool:
+    return ch not in _BLANK_GRAPHICS and unicodedata.category(ch) not in _NOT_DRAWN
 
 
 def _party(principal: Principal, session: Row | None) -> Row:
@@ -78,7 +106,10 @@ def _peer(principal: Principal) -> str:
 def send(
     ctx: AppContext, principal: Principal, session_id: str, client_message_id: str, body: str
 ) -> tuple[dict[str, Any], bool]:
-    """Append a message from the caller; (message, created). A retry returns the first message."""
+    """Append a message from the caller; (message, created). A retry returns the first message.
+
+    `body` is already cleaned (`clean_body`); a retry whose text differs is 409 CLIENT_MESSAGE_ID_REUSED.
+    """
     sender_type, sender_id = principal.user_type, principal.user_id
     with ctx.db.transaction() as tx:
         _party(principal, sessions.get(tx, session_id))
@@ -86,7 +117,7 @@ def send(
         limit = int(app_config.get_in(tx, "chat_max_messages_per_minute"))
         sender_name = _sender_name(tx, principal)  # read before the lock: it keeps the lock short
     if existing is not None:
-        return store.to_json(existing), False  # a retried send; not counted again
+        return _retried(existing, body), False  # a retried send; not counted again
     ratelimit.hit(ctx, ratelimit.Limit("chat-send", limit, 60), f"{sender_type}:{sender_id}")
     now = ctx.now()
     with ctx.db.transaction() as tx:
@@ -94,7 +125,7 @@ def send(
         # Under the lock: a concurrent retry with the same id committed first, or it did not.
         existing = store.find_by_client_id(tx, session_id, sender_type, sender_id, client_message_id)
         if existing is not None:
-            return store.to_json(existing), False
+            return _retried(existing, body), False
         if not _is_open_for_chat(session, ctx):
             status = session["status"]
             raise Conflict(
@@ -117,6 +148,17 @@ def send(
     }
     notify.send(ctx, peer, [str(session[f"{peer}_id"])], push)
     return store.to_json(row), True
+
+
+def _retried(existing: Row, body: str) -> dict[str, Any]:
+    """The first message of a retried send; 409 when the retry carries another text (it would be lost)."""
+    if existing["body"] != body:
+        raise Conflict(
+            "this client_message_id was already used for another message",
+            code="CLIENT_MESSAGE_ID_REUSED",
+            message_id=existing["id"],
+        )
+    return store.to_json(existing)
 
 
 def _sender_name(tx: Tx, principal: Principal) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from shared import app_config, availability
+from shared import app_config, availability, ratelimit
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
@@ -109,6 +109,10 @@ def beacon(ctx: AppContext) -> dict[str, Any]:
 def request_session(ctx: AppContext, principal: Principal, duration_minutes: int | None) -> dict[str, Any]:
     """Create a searching session and blast it to up to PAIRING_BLAST_SIZE available mitras."""
     customer_id = principal.user_id
+    per_hour, cooldown = _request_limits(ctx)
+    if cooldown is not None:
+        ratelimit.require_room(ctx, cooldown, customer_id, "a new request must wait a moment after a cancel")
+    ratelimit.require_room(ctx, per_hour, customer_id, "too many chat requests, try again later")
     with ctx.db.transaction() as tx:
         existing = store.open_session_of(tx, customer_id)
         default = int(app_config.get_in(tx, "session_default_minutes"))
@@ -136,8 +140,17 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
             raise
         with ctx.db.transaction() as tx:  # a concurrent request of the same customer won
             raise _already_open(store.open_session_of(tx, customer_id)) from None
+    ratelimit.record(ctx, per_hour, customer_id)  # one open session at a time: no race past the peek
     _push_offers(ctx, row, picked)
     return view
+
+
+def _request_limits(ctx: AppContext) -> tuple[ratelimit.Limit, ratelimit.Limit | None]:
+    """(sessions created per customer per hour, the cooldown a cancel starts, None when 0 s); docs/pairing.md."""
+    cfg = app_config.get_all(ctx)
+    per_hour = ratelimit.Limit("session_request", int(cfg["session_requests_per_customer_per_hour"]), 3600)
+    seconds = int(cfg["session_cancel_cooldown_seconds"])
+    return per_hour, ratelimit.Limit("session_cancel", 1, seconds, "CANCEL_COOLDOWN") if seconds else None
 
 
 def _already_open(row: Row | None) -> Conflict:
@@ -174,6 +187,9 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         store.system_message(tx, session_id, "cancelled", now)
         view = _view(tx, row)
         tx.commit()
+    cooldown = _request_limits(ctx)[1]
+    if cooldown is not None:
+        ratelimit.record(ctx, cooldown, principal.user_id)
     effects.wake_readers(ctx, session_id)
     effects.push(ctx, "mitra", list(lost), "offer_closed", row)
     return view

@@ -8,6 +8,7 @@ and afterwards the Postgres pool must be whole: nothing lent out, every connecti
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -161,6 +162,81 @@ def test_hostile_values_in_every_field_are_a_json_4xx_and_leave_the_pool_whole(c
             assert resp.mimetype == "application/json", (name, label)
             assert resp.json["error"]["code"], (name, label)
     assert answered
+    assert_pool_whole(ctx)
+
+
+# ---- crafted cursors on every paged list ----------------------------------------------------
+
+# Timestamps Python parses whose conversion to UTC leaves datetime's range (year 1..9999).
+EDGE_TIMESTAMPS = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+
+
+def _paged_lists() -> list[tuple[str, str | None, str]]:
+    """(path, view, the list's cursor kind) of every documented list taking a `cursor`."""
+    found = []
+    for path, item in SPEC["paths"].items():
+        params = {p["name"]: p for p in map(_resolve, item.get("get", {}).get("parameters", []))}
+        if "cursor" not in params:
+            continue
+        views = _resolve(params["view"]["schema"])["enum"] if "view" in params else [None]
+        for view in views:
+            side = {"/api/client/": "customer", "/api/mitra/": "mitra"}.get(path[: path.index("/", 5) + 1])
+            found.append((path, view, f"sessions-{side}-{view}" if side else path.rsplit("/", 1)[-1]))
+    return found
+
+
+PAGED_LISTS = _paged_lists()
+
+
+def _cursor(kind: str, *values: str) -> str:
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_there_are_eight_paged_lists_in_five_routes():
+    assert len(PAGED_LISTS) == 8 and len({path for path, _, _ in PAGED_LISTS}) == 5
+
+
+@pytest.mark.parametrize("path,view,kind", PAGED_LISTS, ids=[f"{p} {v}" for p, v, _ in PAGED_LISTS])
+def test_a_cursor_at_the_edge_of_the_calendar_is_a_400_naming_cursor_and_loses_no_connection(ctx, path, view, kind):
+    caller = Caller(ctx)
+    fn = _function("GET", path)
+    assert_pool_whole(ctx)
+    opened = ctx.db.open_connections
+    crafted = [_cursor(kind, at, str(uuid.uuid4())) for at in EDGE_TIMESTAMPS]
+    crafted.append(_cursor(kind, "2026-11-28T10:00:00+00:00", str(uuid.uuid4())))  # a cursor in range: 200
+    answers = []
+    for cursor in crafted:
+        query = {"cursor": cursor, **({"view": view} if view else {})}
+        resp = client(fn.entry_point).get(path, query_string=query, headers=caller.headers(fn.auth))
+        answers.append(resp.status_code)
+        if resp.status_code == 400:
+            assert resp.json["error"]["field"] == "cursor", resp.json
+    assert answers == [400, 400, 200]
+    assert ctx.db.open_connections == opened  # none discarded
+    assert_pool_whole(ctx)
+
+
+# ---- chat text that hides or reorders what the reader sees ---------------------------------------
+
+CHAT_TEXT = {
+    "invisible_only": "\u200b\ufeff\u3164",
+    "bidi_override": "invoice \u202egpj.exe",
+    "bidi_isolate": "a\u2066b\u2069",
+    "tag_characters": "hi\U000e0041\U000e007f",
+    "c1_control": "a\u0085b",
+    "del": "a\u007fb",
+}
+
+
+@pytest.mark.parametrize("path", ["/api/client/chat-sessions/{id}/messages", "/api/mitra/chat-sessions/{id}/messages"])
+def test_chat_text_that_hides_or_reorders_what_is_shown_is_a_400_naming_body(ctx, path):
+    caller = Caller(ctx)
+    for label, text in CHAT_TEXT.items():
+        body = json.dumps({"client_message_id": str(uuid.uuid4()), "body": text})
+        resp = _send(caller, "POST", path, body)
+        assert resp.status_code == 400, (label, resp.get_data(as_text=True)[:300])
+        assert resp.json["error"]["field"] == "body", label
     assert_pool_whole(ctx)
 
 

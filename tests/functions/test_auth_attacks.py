@@ -209,3 +209,69 @@ def test_an_email_locks_for_everyone_only_after_failures_from_ten_ips(isolated_c
     for _ in range(2):
         _login(admin, "Wrong1234", "198.51.100.200")
     assert _login(admin, PASSWORD, "203.0.113.98").status_code == 401  # the documented ceiling
+
+
+# ---- per-IP limits: an IPv6 client owns a whole /64 --------------------------------------------
+
+
+def _in_one_64(n: int) -> list[str]:
+    """n addresses of one /64, as a single home or VM is given them."""
+    prefix = f"2001:db8:{uuid.uuid4().int % 0xFFFF:x}:{uuid.uuid4().int % 0xFFFF:x}"
+    return [f"{prefix}:{uuid.uuid4().int % 0xFFFF:x}:{i:x}:{uuid.uuid4().int % 0xFFFF:x}:1" for i in range(n)]
+
+
+def test_addresses_of_one_ipv6_64_share_the_anonymous_sign_in_limit(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "anonymous_signins_per_ip_per_hour", 3, "test")
+    statuses = [
+        client("auth_anonymous").post("/api/shared/auth/anonymous", headers={"X-Forwarded-For": address}).status_code
+        for address in _in_one_64(5)
+    ]
+    assert statuses == [201, 201, 201, 429, 429]
+    [elsewhere] = _in_one_64(1)  # another /64 is another client
+    assert (
+        client("auth_anonymous").post("/api/shared/auth/anonymous", headers={"X-Forwarded-For": elsewhere}).status_code
+        == 201
+    )
+
+
+def test_addresses_of_one_ipv6_64_share_the_otp_limit(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "otp_max_requests_per_ip_per_hour", 2, "test")
+    codes = [request_otp("customer", phone(), address).status_code for address in _in_one_64(4)]
+    assert codes == [201, 201, 429, 429]
+
+
+def test_ipv4_addresses_next_to_each_other_are_separate_clients(isolated_ctx, clock):
+    app_config.put(isolated_ctx, "anonymous_signins_per_ip_per_hour", 1, "test")
+    statuses = [
+        client("auth_anonymous").post("/api/shared/auth/anonymous", headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        for n in (40, 41, 42)
+    ]
+    assert [s.status_code for s in statuses] == [201, 201, 201]
+
+
+def test_a_staff_lockout_holds_across_the_addresses_of_one_ipv6_64(ctx):
+    email = _email()
+    cc_users.create_user(ctx, email, PASSWORD, "operator")
+    addresses = _in_one_64(7)
+    allowed = app_config.get(ctx, "cc_max_failed_logins")
+    for address in addresses[:allowed]:
+        assert _login(email, "Wrong12345", address).status_code == 401
+    assert _login(email, PASSWORD, addresses[-1]).status_code == 401  # locked out, whichever address of the /64
+    assert _login(email, PASSWORD, "203.0.113.77").status_code == 200  # the account itself is not locked
+
+
+# ---- SMS pumping: customer codes go only to the countries the service operates in ---------------
+
+
+@pytest.mark.parametrize("number", ["+37061234567", "+2250701234567", "+14155550123"])
+def test_a_customer_code_to_a_country_outside_the_allow_list_is_refused_and_sends_nothing(ctx, number):
+    resp = request_otp("customer", number)
+    assert resp.status_code == 400, resp.json
+    assert resp.json["error"]["code"] == "PHONE_COUNTRY_NOT_ALLOWED" and resp.json["error"]["field"] == "phone"
+    assert ctx.db.scalar("SELECT count(*) FROM otp_requests WHERE phone_e164 = :p", p=number) == 0
+
+
+def test_a_customer_code_to_an_indonesian_number_is_sent_by_default(ctx):
+    number = phone()
+    assert request_otp("customer", number).status_code == 201
+    assert ctx.db.scalar("SELECT count(*) FROM otp_requests WHERE phone_e164 = :p", p=number) == 1

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from shared import app_config
 from shared.auth import cc_users, cookies
 from tests.auth_support import bearer, client
 
@@ -183,6 +184,29 @@ def test_own_password_change_keeps_this_session_and_revokes_the_others(ctx):
     assert client("auth_cc_me").get("/internal/auth/me", headers=bearer(here)).status_code == 200
     assert client("auth_cc_me").get("/internal/auth/me", headers=bearer(elsewhere)).status_code == 401
     assert _login(email, "Newpass123").status_code == 200
+
+
+def test_wrong_current_passwords_are_counted_like_login_failures_and_then_refused_with_429(ctx):
+    email = _user(ctx)
+    token = _login(email).json["access_token"]
+
+    def change(current: str):
+        return client("cc_users_change_own_password").patch(
+            "/internal/control-center-users/me/password",
+            json={"current_password": current, "new_password": "Newpass123"},
+            headers=bearer(token),
+        )
+
+    allowed = app_config.get(ctx, "cc_max_failed_logins")
+    for attempt in range(allowed):
+        wrong = change(f"Guess{attempt:04d}")
+        assert wrong.status_code == 403 and wrong.json["error"]["code"] == "CURRENT_PASSWORD_INCORRECT"
+    # The guesses are spent: even the right password is refused until the window passes.
+    refused = change(PASSWORD)
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "RATE_LIMITED"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert _login(email, PASSWORD).status_code == 200  # unchanged
+    assert _login(email, "Newpass123").status_code == 401
 
 
 def test_admin_reset_revokes_every_session_of_the_user(ctx):

@@ -6,6 +6,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from shared.context import AppContext
 from tests.chat_support import active_session, mark_read, receive, send
 from tests.pairing_support import api, customer
@@ -55,12 +57,64 @@ def test_a_retried_send_returns_the_first_message_with_200(isolated_ctx: AppCont
     pair = active_session(isolated_ctx)
     cmid = str(uuid.uuid4())
     first = send("client", pair.customer, pair.session_id, "once", cmid)
-    again = send("client", pair.customer, pair.session_id, "once (edited retry)", cmid)
+    again = send("client", pair.customer, pair.session_id, " once\r\n", cmid)  # the same text once cleaned
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json == first.json
     assert _bodies(receive("client", pair.customer, pair.session_id)) == ["once"]
     # The same client id from the other party is its own message.
     assert send("mitra", pair.mitra, pair.session_id, "mine", cmid).status_code == 201
+
+
+def test_a_client_message_id_reused_with_another_body_is_409_and_keeps_the_first(isolated_ctx: AppContext) -> None:
+    pair = active_session(isolated_ctx)
+    cmid = str(uuid.uuid4())
+    assert send("client", pair.customer, pair.session_id, "once", cmid).status_code == 201
+    edited = send("client", pair.customer, pair.session_id, "once (edited retry)", cmid)
+    assert edited.status_code == 409 and edited.json["error"]["code"] == "CLIENT_MESSAGE_ID_REUSED"
+    assert _bodies(receive("client", pair.customer, pair.session_id)) == ["once"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b",  # zero-width space
+        "\ufeff",  # byte order mark
+        "\u3164",  # Hangul filler
+        "\u200b \ufeff\u3164\u2800\u200d\n\u3000",  # only invisible things and spacing
+        "\u0301",  # a lone combining mark
+    ],
+)
+def test_a_body_with_nothing_visible_is_400_naming_body(isolated_ctx: AppContext, body: str) -> None:
+    pair = active_session(isolated_ctx)
+    resp = send("client", pair.customer, pair.session_id, body)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "body", resp.json
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "pay here \u202etxt.exe",  # right-to-left override
+        "a\u202ab",
+        "a\u202cb",
+        "a\u2066b\u2069",  # isolates
+        "hi\U000e0041\U000e0042",  # tag characters smuggle invisible text
+        "x\U000e007f",
+        "del\u007f",  # DEL
+        "c1\u0085c1",  # a C1 control (NEL; at either end it is whitespace and trimmed)
+        "c1\u009f",
+    ],
+)
+def test_bidi_controls_tag_characters_and_c1_controls_are_400_naming_body(isolated_ctx: AppContext, body: str) -> None:
+    pair = active_session(isolated_ctx)
+    resp = send("client", pair.customer, pair.session_id, body)
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "body", resp.json
+
+
+def test_ordinary_text_in_any_script_with_emoji_is_accepted(isolated_ctx: AppContext) -> None:
+    pair = active_session(isolated_ctx)
+    for body in ("Halo kak 👋", "مرحبا\u200f!", "한국어 ㅋㅋ", "👨\u200d👩\u200d👧", "é"):
+        resp = send("client", pair.customer, pair.session_id, body)
+        assert resp.status_code == 201 and resp.json["body"] == body, (body, resp.json)
 
 
 def test_a_third_party_gets_404_for_every_chat_route(isolated_ctx: AppContext) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared import app_config
 from shared.context import AppContext
 from tests.chat_support import sessions
 from tests.helpers import FakeClock
@@ -65,7 +66,7 @@ def test_history_pages_newest_first_with_opaque_cursors(isolated_ctx: AppContext
         sid = api("request", auth).json["id"]
         assert api("cancel", auth, sid).status_code == 200
         made.append(sid)
-        clock.advance(1)
+        clock.advance(app_config.DEFAULTS["session_cancel_cooldown_seconds"])  # the cooldown a cancel starts
 
     pages, cursor = [], None
     while True:

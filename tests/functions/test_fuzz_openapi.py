@@ -145,5 +145,7 @@ def _function_for(case: Any) -> manifest.Function | None:
 def test_every_operation_answers_as_documented_and_never_5xx(case: Any, principals: Principals) -> None:
     fn = _function_for(case)
     headers = principals.authorization(fn.auth) if fn else {}
-    headers["X-Forwarded-For"] = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.1"
+    n = uuid.uuid4().int  # IPv4 and IPv6 clients alike (per-IP limits key IPv6 by its /64)
+    v4, v6 = f"10.{n % 250}.{(n >> 8) % 250}.1", f"2001:db8:{(n >> 16) % 0xFFFF:x}::{(n >> 32) % 0xFFFF:x}"
+    headers["X-Forwarded-For"] = v6 if n % 2 else v4
     case.call_and_validate(base_url="http://localhost", app=principals.app, headers=headers, checks=CHECKS)

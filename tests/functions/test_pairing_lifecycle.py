@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from shared import app_config
 from shared.context import AppContext
 from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, events, online_mitras, used
@@ -119,7 +120,7 @@ def test_other_customers_sessions_are_not_found(isolated_ctx: AppContext) -> Non
     assert api("extend", stranger, sid, json={"minutes": 5}).status_code == 404
 
 
-def test_cancel_while_searching_closes_every_offer(isolated_ctx: AppContext) -> None:
+def test_cancel_while_searching_closes_every_offer(isolated_ctx: AppContext, clock: FakeClock) -> None:
     ctx = isolated_ctx
     mitras = online_mitras(ctx, 3)
     _, auth = customer(ctx)
@@ -131,6 +132,7 @@ def test_cancel_while_searching_closes_every_offer(isolated_ctx: AppContext) -> 
     assert [r["response"] for r in responses] == ["lost"] * 3
     late = api("accept", mitras[0][1], sid)
     assert late.status_code == 409 and late.json["error"]["current_status"] == "cancelled"
+    clock.advance(app_config.DEFAULTS["session_cancel_cooldown_seconds"])  # the cooldown a cancel starts
     assert api("request", auth).status_code == 201  # a cancelled session is no longer open
 
 

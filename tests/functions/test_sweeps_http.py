@@ -102,3 +102,16 @@ def test_session_expiry_sweep_expires_a_stale_search_and_reports_it(call, isolat
     assert resp.json["expired"] == 1 and resp.json["expired_searching"] == 1 and resp.json["passes"] == 1
     status = isolated_ctx.db.scalar("SELECT status FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session["id"])
     assert status == "expired"
+
+
+def test_a_sweep_reads_its_caller_from_x_serverless_authorization_and_refuses_a_forged_authorization(
+    call, oidc_ctx, key
+):
+    owner = key.sign(google_claims(AUDIENCE, "owner@bestie-prod.iam.gserviceaccount.com"))
+    forged = RsaKey().sign(google_claims(AUDIENCE, SA))
+    client = call("sweep_heartbeat_mirror")
+    headers = {"X-Serverless-Authorization": f"Bearer {owner}", "Authorization": f"Bearer {forged}"}
+    refused = client.post("/sweeps/heartbeat-mirror", headers=headers)
+    assert refused.status_code == 403, refused.json
+    scheduler = {"X-Serverless-Authorization": _auth(key)["Authorization"]}
+    assert client.post("/sweeps/heartbeat-mirror", headers=scheduler).json["ran"] is True

@@ -1,11 +1,12 @@
-"""The sweep's caller check behind Cloud Run IAM: the forwarded token's claims, not its signature."""
+"""The sweep's caller check behind Cloud Run IAM: the identity Cloud Run verified, its claims, and
+a signature whenever Cloud Run did not vouch for one."""
 
 import pytest
 
 from shared.errors import ApiError
-from shared.sweeps.caller import check_scheduler_claims
+from shared.sweeps.caller import check_caller, check_scheduler_claims
 from tests.conftest import make_context
-from tests.loopback import RsaKey, google_claims
+from tests.loopback import RsaKey, StubServer, google_claims
 
 AUDIENCE = "https://asia-southeast2-bestie-prod.cloudfunctions.net/sweep-auto-offline"
 SA = "scheduler@bestie-prod.iam.gserviceaccount.com"
@@ -74,12 +75,68 @@ def test_unconfigured_verification_is_a_503_not_an_open_door():
 
 @pytest.mark.parametrize(
     "audience",
-    [f"{AUDIENCE}/other", f"https://evil.example/?next={AUDIENCE}", f"x{AUDIENCE}", AUDIENCE[:-1]],
-    ids=["extended", "embedded", "prefixed", "truncated"],
+    [
+        AUDIENCE + "/../sweep-session-expiry",
+        "https://evil.example/?next=" + AUDIENCE,
+        AUDIENCE.upper(),
+        [AUDIENCE + "x"],
+    ],
 )
-def test_an_audience_that_only_contains_the_expected_one_is_rejected(sweep_ctx, audience):
-    claims = google_claims(AUDIENCE, SA)
-    claims["aud"] = audience
+def test_an_audience_that_only_contains_the_expected_url_is_refused(sweep_ctx, audience):
     with pytest.raises(ApiError) as err:
-        check_scheduler_claims(sweep_ctx, forwarded(RsaKey().sign(claims)))
+        check_scheduler_claims(sweep_ctx, forwarded(RsaKey().sign(google_claims(AUDIENCE, SA, aud=audience))))
+    assert err.value.status == 401 and err.value.code == "OIDC_INVALID"
+
+
+@pytest.fixture
+def google():
+    """Google's signing key, its certs served on loopback, and a context that fetches them."""
+    key = RsaKey()
+    with StubServer() as certs:
+        certs.routes["/certs"] = (200, key.certs(), 0.0)
+        ctx = make_context(
+            scheduler_audience=AUDIENCE,
+            scheduler_service_account=SA,
+            sweep_auth="oidc",
+            google_certs_url=certs.url + "/certs",
+        )
+        yield key, ctx
+        ctx.close()
+
+
+def test_a_token_cloud_run_did_not_vouch_for_must_carry_googles_signature(google):
+    key, ctx = google
+    assert check_scheduler_claims(ctx, key.sign(google_claims(AUDIENCE, SA)))["email"] == SA
+    with pytest.raises(ApiError) as err:
+        check_scheduler_claims(ctx, RsaKey().sign(google_claims(AUDIENCE, SA)))  # signed by someone else
+    assert err.value.status == 401 and err.value.code == "OIDC_INVALID"
+    header, payload, _ = key.sign(google_claims(AUDIENCE, SA)).split(".")
+    with pytest.raises(ApiError) as err:
+        check_scheduler_claims(ctx, f"{header}.{payload}.AAAA")  # a signature that is not Google's marker
+    assert err.value.status == 401
+
+
+def test_the_identity_comes_from_x_serverless_authorization_when_both_headers_are_sent(sweep_ctx):
+    scheduler = "Bearer " + forwarded(RsaKey().sign(google_claims(AUDIENCE, SA)))
+    owner = "Bearer " + forwarded(RsaKey().sign(google_claims(AUDIENCE, "owner@bestie-prod.iam.gserviceaccount.com")))
+    assert check_caller(sweep_ctx, scheduler, None)["email"] == SA
+    assert check_caller(sweep_ctx, None, scheduler)["email"] == SA
+    assert check_caller(sweep_ctx, scheduler, scheduler)["email"] == SA
+    with pytest.raises(ApiError) as err:
+        check_caller(sweep_ctx, owner, scheduler)  # IAM let the owner in; the forged scheduler token rides along
+    assert err.value.status == 403 and err.value.code == "OIDC_WRONG_CALLER"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer {owner}", "Bearer not-a-token", "Basic c2NoZWR1bGVy"])
+def test_two_headers_naming_different_identities_are_refused(sweep_ctx, authorization):
+    scheduler = "Bearer " + forwarded(RsaKey().sign(google_claims(AUDIENCE, SA)))
+    owner = forwarded(RsaKey().sign(google_claims(AUDIENCE, "owner@bestie-prod.iam.gserviceaccount.com")))
+    with pytest.raises(ApiError) as err:
+        check_caller(sweep_ctx, scheduler, authorization.format(owner=owner))
+    assert err.value.status == 403 and err.value.code == "OIDC_IDENTITY_MISMATCH"
+
+
+def test_a_request_without_either_header_is_a_401(sweep_ctx):
+    with pytest.raises(ApiError) as err:
+        check_caller(sweep_ctx, None, None)
     assert err.value.status == 401

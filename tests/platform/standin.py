@@ -35,7 +35,10 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
   for the function's URL and name a member with the invoker role, else 401/403; the token
   is then forwarded with its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
   (https://cloud.google.com/run/docs/troubleshooting#signature-removed,
-  https://cloud.google.com/run/docs/authenticating/service-to-service).
+  https://cloud.google.com/run/docs/authenticating/service-to-service). When the request
+  carries `X-Serverless-Authorization`, that is the token IAM checks (and forwards without
+  its signature), and `Authorization` passes through untouched, whatever it holds
+  (https://cloud.google.com/run/docs/authenticating/service-to-service#acquire-token).
 - Request headers: X-Cloud-Trace-Context and traceparent on every request
   (https://cloud.google.com/trace/docs/trace-context).
 - Cloud Scheduler: `fire(job)` sends a job's request exactly as defined (URI, method, headers,
@@ -243,16 +246,19 @@ class Platform:
         """Add an invoker binding beyond the plan's (to test the function's own claim check)."""
         self.extra_invokers.setdefault(name, set()).add(member)
 
-    def _iam(self, name: str, request: Request, internal: bool) -> tuple[Response | None, str | None]:
-        """Cloud Run's checks on a private function: (refusal, forwarded Authorization)."""
+    def _iam(self, name: str, request: Request, internal: bool) -> tuple[Response | None, dict[str, str]]:
+        """Cloud Run's checks on a private function: (refusal, the credential headers forwarded)."""
         fp = self.by_name[name]
         if name in self.unbound:  # the deploy could not bind an invoker: nobody may call it
-            return Response("Forbidden", 403), None
+            return Response("Forbidden", 403), {}
+        credentials = ("Authorization", "X-Serverless-Authorization")
+        sent = {key: request.headers[key] for key in credentials if key in request.headers}
         if fp.public:
-            return None, request.headers.get("Authorization")
-        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            return None, sent
+        checked = "X-Serverless-Authorization" if "X-Serverless-Authorization" in sent else "Authorization"
+        scheme, _, token = sent.get(checked, "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return Response("Unauthorized", 401), None
+            return Response("Unauthorized", 401), {}
         try:
             claims = jwt.decode(
                 token,
@@ -262,12 +268,12 @@ class Platform:
                 issuer=GOOGLE_ISSUER,
             )
         except jwt.PyJWTError:
-            return Response("Unauthorized", 401), None
+            return Response("Unauthorized", 401), {}
         member = f"serviceAccount:{claims.get('email')}"
         if member not in (*fp.invokers, *self.extra_invokers.get(name, ())):
-            return Response("Forbidden", 403), None
+            return Response("Forbidden", 403), {}
         header, payload, _ = token.split(".")
-        return None, f"Bearer {header}.{payload}.{REMOVED}"
+        return None, {**sent, checked: f"Bearer {header}.{payload}.{REMOVED}"}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -286,12 +292,12 @@ class Platform:
             name = self.backends[urlmap.route(self.plan.url_map, request.method, request.path)]
             path = request.path
             chain = [*forwarded, client_ip, LB_IP]
-        refusal, authorization = self._iam(name, request, internal)
+        refusal, credentials = self._iam(name, request, internal)
         if refusal is not None:
             return refusal(environ, start_response)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "authorization")}
-        if authorization:
-            headers["Authorization"] = authorization
+        dropped = ("host", "authorization", "x-serverless-authorization")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+        headers.update(credentials)
         headers["X-Forwarded-For"] = ", ".join(chain)
         if "X-Cloud-Trace-Context" not in request.headers:
             trace, span = secrets.token_hex(16), secrets.token_hex(8)

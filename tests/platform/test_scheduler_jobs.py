@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from infra.deploy import Plan
-from tests.platform.standin import Platform
+from tests.loopback import google_claims
+from tests.platform.standin import REMOVED, Platform
 
 
 def _jobs(plan: Plan) -> dict[str, object]:
@@ -47,3 +50,48 @@ def test_a_sweep_without_a_token_never_reaches_the_function(platform: Platform, 
     job = _jobs(platform_plan)["sweep-auto-offline"]
     resp = platform.open("POST", job.http_target.uri, environ_base={"standin.internal": True})
     assert resp.status_code == 401
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    """A token anyone can write: Google's claim shape, no Google signature."""
+
+    def segment(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{segment({'alg': 'RS256', 'kid': 'forged', 'typ': 'JWT'})}.{segment(claims)}.{REMOVED}"
+
+
+def test_a_forged_authorization_beside_an_invokers_serverless_token_runs_no_sweep(platform: Platform, platform_plan):
+    # Any member with run.invoker (project owners and editors hold it) passes IAM with its own
+    # token in X-Serverless-Authorization; Cloud Run then forwards Authorization untouched.
+    job = _jobs(platform_plan)["sweep-availability-reseed"]
+    uri, oidc = job.http_target.uri, job.http_target.oidc_token
+    audience, scheduler_account = oidc.audience or uri, oidc.service_account_email
+    owner = "owner@bestie-prod.iam.gserviceaccount.com"
+    platform.grant_invoker("sweep-availability-reseed", f"serviceAccount:{owner}")
+    resp = platform.open(
+        "POST",
+        uri,
+        headers={
+            "X-Serverless-Authorization": f"Bearer {platform.id_token(owner, audience)}",
+            "Authorization": f"Bearer {_unsigned(google_claims(audience, scheduler_account))}",
+            "X-CloudScheduler-ScheduleTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        environ_base={"standin.internal": True},
+    )
+    assert resp.status_code == 403, resp.get_data(as_text=True)
+    assert resp.json["error"]["code"] in ("OIDC_WRONG_CALLER", "OIDC_IDENTITY_MISMATCH")
+
+
+def test_the_schedulers_token_in_x_serverless_authorization_runs_the_sweep(platform: Platform, platform_plan):
+    job = _jobs(platform_plan)["sweep-auto-offline"]
+    uri, oidc = job.http_target.uri, job.http_target.oidc_token
+    audience, scheduler_account = oidc.audience or uri, oidc.service_account_email
+    resp = platform.open(
+        "POST",
+        uri,
+        headers={"X-Serverless-Authorization": f"Bearer {platform.id_token(scheduler_account, audience)}"},
+        environ_base={"standin.internal": True},
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.json["ran"] is True

@@ -109,3 +109,11 @@ def test_the_repr_of_settings_shows_no_secret_and_no_database_password():
     assert "postgresql://" not in text
     for secret in ("pg-pass-123", "vk-pass-456", "jwt-secret-789", "db-pass-000"):
         assert secret not in text
+
+
+def test_otp_country_allow_list_defaults_to_indonesia_and_takes_calling_codes():
+    assert Settings.from_env(BASE).otp_allowed_country_codes == ("62",)
+    assert Settings.from_env({**BASE, "OTP_ALLOWED_COUNTRY_CODES": "+62, 60"}).otp_allowed_country_codes == ("62", "60")
+    for bad in ("ID", "0062", "6212", "６２"):
+        with pytest.raises(ConfigError, match="OTP_ALLOWED_COUNTRY_CODES"):
+            Settings.from_env({**BASE, "OTP_ALLOWED_COUNTRY_CODES": bad})

@@ -31,6 +31,8 @@ def test_a_cursor_round_trips_its_sort_key() -> None:
         paging.encode("customers", ("yesterday", str(uuid.uuid4()))),
         paging.encode("customers", ("2026-11-28T10:00:00", str(uuid.uuid4()))),  # no timezone
         paging.encode("customers", (datetime.now(UTC), "not-a-uuid")),
+        paging.encode("customers", ("0001-01-01T00:00:00+14:00", str(uuid.uuid4()))),  # before year 1 in UTC
+        paging.encode("customers", ("9999-12-31T23:59:59-14:00", str(uuid.uuid4()))),  # after year 9999 in UTC
         base64.urlsafe_b64encode(json.dumps({"kind": "customers"}).encode()).decode(),
         "A" * 600,
     ],
