@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from google.cloud import scheduler_v1
 
-from infra import bundle, scheduler
+from infra import bundle, monitoring, scheduler
 from infra.deploy import migration_job, prerequisites, urlmap
 from infra.deploy.config import REPO, DeployRefused
 from infra.deploy.planner import Plan
@@ -21,6 +21,25 @@ Runner = Callable[[Sequence[str]], None]
 def _run(argv: Sequence[str]) -> None:
     print("+ " + shlex.join(argv), flush=True)
     subprocess.run(list(argv), check=True, cwd=REPO)
+
+
+def _find(argv: Sequence[str]) -> str:
+    """Run a read-only lookup; its output (the resource's name, or nothing)."""
+    return subprocess.run(list(argv), check=True, cwd=REPO, capture_output=True, text=True).stdout
+
+
+def ensure(step: monitoring.Ensure, run: Runner, find: Callable[[Sequence[str]], str] | None = None) -> str:
+    """Update the resource `step` names when it exists, else create it; "updated" or "created".
+
+    Alert policies and dashboards get server-made names, so a second `create` would make a
+    duplicate: looking up first is what makes a re-run change nothing.
+    """
+    found = (find or _find)(step.find).strip().splitlines()
+    if found:
+        run([arg.replace("{found}", found[0]) for arg in step.update])
+        return "updated"
+    run(step.create)
+    return "created"
 
 
 ALREADY_DONE = ("already exists", "is already", "already in use by")
@@ -118,9 +137,11 @@ def execute(
     read_secret: SecretReader | None = None,
     check_scheduler: Callable[[Plan], None] | None = None,
     read: prerequisites.Reader | None = None,
+    find: Callable[[Sequence[str]], str] | None = None,
 ) -> None:
     """Carry out a plan: preflight, bundles, the migration job, functions, bindings, Scheduler
-    jobs, the load balancer. A failed step stops the deploy; what ran before it stays done."""
+    jobs, alerts and the dashboard, the load balancer. A failed step stops the deploy; what ran
+    before it stays done."""
     if p.local:
         raise DeployRefused("a local (make dev) plan is never deployed")
     problems = preflight(p, read_secret=read_secret, check_scheduler=check_scheduler, read=read)
@@ -139,6 +160,10 @@ def execute(
     if p.jobs:
         for name, action in scheduler.sync(scheduler_client or scheduler.client(), p.jobs):
             print(f"scheduler job {name}: {action}")
+    if p.monitoring:
+        monitoring.write(p.build_dir / "monitoring")
+        for step in p.monitoring:
+            ensure(step, run, find)
     if p.load_balancer and p.url_map:
         for cmd in p.lb_commands:
             (run_create if cmd[3] in ("create", "add-backend") else run)(cmd)

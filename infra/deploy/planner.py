@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud import scheduler_v1
 
-from infra import bundle, scheduler
+from infra import bundle, monitoring, scheduler
 from infra.deploy import budget, migration_job, needs, urlmap
 from infra.deploy.config import REPO, Config, DeployRefused, unsafe_settings
 from shared import manifest
@@ -166,6 +166,7 @@ class Plan:
     migration_secrets: dict[str, str] = field(default_factory=dict)  # the job's env var -> secret:version
     local: bool = False  # built for `make dev` (test routes, dev switches): never executed
     load_balancer: bool = False  # the NEGs, backends and URL map are applied (--load-balancer)
+    monitoring: list[monitoring.Ensure] = field(default_factory=list)  # metrics, alerts, dashboard
 
     def function(self, name: str) -> FunctionPlan:
         return next(fp for fp in self.functions if fp.fn.name == name)
@@ -333,4 +334,5 @@ def plan(
         migration_secrets={} if local else job_secrets,
         local=local,
         load_balancer=load_balancer,
+        monitoring=[] if local else monitoring.ensure_steps(config.project, Path(source_dir(build_dir, "monitoring"))),
     )

@@ -48,6 +48,10 @@ def render(p: Plan) -> str:
     applied = "applied by this deploy" if p.load_balancer else "applied only with --load-balancer"
     out.append(f"\n# 6. Load balancer: serverless NEG + backend service per public function ({applied})")
     out += [format_command(cmd) for cmd in p.lb_commands]
+    if p.monitoring:
+        out.append(f"\n# 7. Alerts and dashboard ({len(p.monitoring)}): written by `python -m infra.monitoring`,")
+        out.append("#    each looked up, then updated if found or created (docs/operations.md)")
+        out += [step.describe() for step in p.monitoring]
     if p.url_map:
         source = source_dir(p.build_dir, "urlmap.json")
         out.append(f"\n# URL map, written to {source} and imported with:")

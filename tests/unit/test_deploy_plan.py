@@ -279,8 +279,10 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
         read_secret=lambda project, secret: b"value",
         check_scheduler=lambda p: None,
         read=complete_project(plan),
+        find=lambda argv: "",  # a new project: no metric, policy or dashboard exists yet
     )
-    assert [cmd[2:4] for cmd in ran] == [
+    deployed = [cmd[2:4] for cmd in ran if cmd[1] != "logging" and cmd[2] not in ("policies", "dashboards")]
+    assert deployed == [
         ["jobs", "deploy"],  # the migration job first, and waited for
         ["jobs", "execute"],
         ["deploy", "healthz"],
@@ -289,6 +291,7 @@ def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_pa
         ["deploy", "sweep-auto-offline"],
         ["add-invoker-policy-binding", "sweep-auto-offline"],
     ]
+    assert [cmd[3] for cmd in ran[len(deployed) :]] == ["create"] * len(plan.monitoring)
     assert ran[1][-1] == "--wait"
     assert (tmp_path / "bestie-migrate" / "migrations").is_dir() and (
         tmp_path / "bestie-migrate" / "Procfile"
@@ -319,3 +322,25 @@ def test_refuses_a_config_whose_otp_provider_would_log_codes(tmp_path, line):
     override.write_text(f"[env]\n{line}\n")
     with pytest.raises(deploy.DeployRefused, match="OTP_PROVIDER"):
         _plan(deploy.load_config(PROJECT, REGION, override))
+
+
+def test_a_second_deploy_updates_every_metric_policy_and_the_dashboard_and_creates_none(config, tmp_path):
+    from infra import monitoring
+    from infra.deploy import executor
+
+    plan = deploy.plan(SAMPLE.functions, config, {}, tmp_path)
+    assert len(plan.monitoring) == len(monitoring.METRICS) + len(monitoring.alerts()) + 1
+    rendered = deploy.render(plan)
+    assert all(step.describe() in rendered for step in plan.monitoring)  # the dry run lists each one
+    existing: dict[str, str] = {}  # a project's resources: the step's lookup -> the name Google gave
+
+    def run(argv: list[str]) -> None:
+        if argv[3] == "create":
+            step = next(s for s in plan.monitoring if s.create == argv)
+            existing[" ".join(step.find)] = f"projects/p/things/{len(existing)}"
+
+    first = [executor.ensure(step, run, lambda argv: existing.get(" ".join(argv), "")) for step in plan.monitoring]
+    made = dict(existing)
+    second = [executor.ensure(step, run, lambda argv: existing.get(" ".join(argv), "")) for step in plan.monitoring]
+    assert set(first) == {"created"} and set(second) == {"updated"}
+    assert existing == made  # nothing new: no duplicate policy or dashboard
