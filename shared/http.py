@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 from urllib.parse import parse_qs
 
 import flask
@@ -305,24 +305,28 @@ def install_error_handlers(app: flask.Flask) -> None:
 View = Callable[[flask.Request], flask.Response]
 
 
-@overload
-def endpoint(handler: Handler) -> View: ...
-@overload
-def endpoint(*, authenticate: Authenticate) -> Callable[[Handler], View]: ...
-def endpoint(handler: Handler | None = None, *, authenticate: Authenticate | None = None) -> Any:
-    """Wrap a handler named after its manifest entry point into a Flask view.
+def endpoint(serves: str, *, auth: str, authenticate: Authenticate | None = None) -> Callable[[Handler], View]:
+    """Wrap a handler into a Flask view: `@endpoint("POST /api/client/chat-sessions", auth="customer")`.
 
-    `@endpoint` for public routes and bearer-JWT routes (AUTHENTICATE); a route of another
-    auth kind passes its check: `@endpoint(authenticate=caller.authenticate)`.
+    The handler says what it serves (method and route) and who may call it; the import fails
+    when the manifest entry of its name (infra/functions.toml, the deploy's source) says
+    otherwise, so a handler and its route cannot drift apart. A route of an auth kind with no
+    bearer check of its own passes one: `authenticate=caller.authenticate`.
     """
-    if handler is None:
-        return functools.partial(_wrap, authenticate=authenticate)
-    return _wrap(handler, authenticate=authenticate)
+    return functools.partial(_wrap, serves=serves, auth=auth, authenticate=authenticate)
 
 
-def declare(name: str, authenticate: Authenticate | None = None) -> tuple[manifest.Function, Authenticate | None]:
-    """The manifest entry of entry point `name` and its caller check; the process context is initialized."""
+def declare(
+    name: str, serves: str, auth: str, authenticate: Authenticate | None = None
+) -> tuple[manifest.Function, Authenticate | None]:
+    """The manifest entry of entry point `name`, checked against what its handler declares, and
+    its caller check; the process context is initialized."""
     fn = manifest.load().by_entry_point(name)
+    if (serves, auth) != (f"{fn.method} {fn.route}", fn.auth):
+        raise ConfigError(
+            f"{name} declares {serves!r} with auth {auth!r}, but the manifest has"
+            f" {fn.method} {fn.route} with auth {fn.auth!r}"
+        )
     check = None if fn.auth == "none" else authenticate or AUTHENTICATE.get(fn.auth)
     if fn.auth != "none" and check is None:
         raise ConfigError(f"{fn.name}: auth {fn.auth!r} has no check; pass endpoint(authenticate=...)")
@@ -330,8 +334,8 @@ def declare(name: str, authenticate: Authenticate | None = None) -> tuple[manife
     return fn, check
 
 
-def _wrap(handler: Handler, *, authenticate: Authenticate | None) -> View:
-    fn, check = declare(handler.__name__, authenticate)
+def _wrap(handler: Handler, *, serves: str, auth: str, authenticate: Authenticate | None) -> View:
+    fn, check = declare(handler.__name__, serves, auth, authenticate)
     if flask.has_app_context():
         # functions-framework loads the entry point module inside the app it is building
         # (create_app), before its own routing exists: a 404 for a path its `/<path:path>`

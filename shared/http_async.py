@@ -51,9 +51,15 @@ async def blocking(call: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_executor(), run)
 
 
-def async_endpoint(handler: AsyncHandler, *, authenticate: Authenticate | None = None) -> AsyncView:
-    """Wrap a coroutine handler named after its manifest entry point into a Starlette view."""
-    fn, check = declare(handler.__name__, authenticate)
+def async_endpoint(
+    serves: str, *, auth: str, authenticate: Authenticate | None = None
+) -> Callable[[AsyncHandler], AsyncView]:
+    """`endpoint` for a coroutine handler: the same declaration, checked against the manifest."""
+    return functools.partial(_wrap_async, serves=serves, auth=auth, authenticate=authenticate)
+
+
+def _wrap_async(handler: AsyncHandler, *, serves: str, auth: str, authenticate: Authenticate | None) -> AsyncView:
+    fn, check = declare(handler.__name__, serves, auth, authenticate)
 
     @functools.wraps(handler)
     async def view(request: Request) -> Response:

@@ -40,14 +40,14 @@ def _query_int(req: ApiRequest, name: str, default: int | None, maximum: int | N
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /healthz", auth="none")
 def healthz(req: ApiRequest) -> Reply:
     healthy, report = health.check(req.ctx)
     return Reply(report, 200 if healthy else 503)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/_test/seed-mitra", auth="none")
 def test_seed_mitra(req: ApiRequest) -> Reply:
     body = req.json()
     phone = phones.normalize(validate.string(body, "phone", max_len=32) or "")
@@ -60,7 +60,7 @@ def test_seed_mitra(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/mitras", auth="cc")
 def mitras_create(req: ApiRequest) -> Reply:
     body = req.json()
     phone, name = _new_mitra(body)
@@ -69,7 +69,7 @@ def mitras_create(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/mitras", auth="cc")
 def mitras_list(req: ApiRequest) -> dict:
     return availability.list_mitras(
         req.ctx,
@@ -81,13 +81,13 @@ def mitras_list(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/mitras/:id", auth="cc")
 def mitras_get(req: ApiRequest) -> dict:
     return availability.mitra_with_live(req.ctx, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PATCH /internal/mitras/:id", auth="cc")
 def mitras_patch(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
     changes = mitras.parse_edit(req.json())
@@ -95,19 +95,19 @@ def mitras_patch(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/mitras/:id/deactivate", auth="cc")
 def mitras_deactivate(req: ApiRequest) -> dict:
     return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/mitras/:id/activate", auth="cc")
 def mitras_activate(req: ApiRequest) -> dict:
     return availability.activate(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/mitras/:id/logs", auth="cc")
 def mitras_logs(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
     limit = _query_int(req, "limit", 50, PAGE_MAX) or 50
@@ -115,19 +115,19 @@ def mitras_logs(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/dashboard", auth="cc")
 def dashboard(req: ApiRequest) -> dict:
     return availability.dashboard(req.ctx)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/app-config/:key", auth="cc")
 def app_config_get(req: ApiRequest) -> dict:
     return app_config.read(req.ctx, req.params["key"])
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PUT /internal/app-config/:key", auth="cc_admin")
 def app_config_put(req: ApiRequest) -> dict:
     key = app_config.require_key(req.params["key"])
     body = req.json()
@@ -137,7 +137,7 @@ def app_config_put(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/chat-sessions/:id/payment-confirmed", auth="cc")
 def payment_confirmed(req: ApiRequest) -> dict:
     return pairing.confirm_payment(req.ctx, req.principal, req.uuid_param())
 
@@ -146,20 +146,20 @@ def payment_confirmed(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/customers", auth="cc")
 def customers_list(req: ApiRequest) -> dict:
     search = paging.search_text(req.query("search"))
     return customer_admin.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/customers/:id", auth="cc")
 def customers_get(req: ApiRequest) -> dict:
     return customer_admin.get_customer(req.ctx, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/customers/:id/block", auth="cc")
 def customers_block(req: ApiRequest) -> dict:
     customer_id = req.uuid_param()
     reason = validate.string(req.json(), "reason", required=False, max_len=customer_admin.REASON_MAX)
@@ -167,7 +167,7 @@ def customers_block(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/customers/:id/unblock", auth="cc")
 def customers_unblock(req: ApiRequest) -> dict:
     return customer_admin.unblock(req.ctx, req.uuid_param(), _actor(req))
 
@@ -176,7 +176,7 @@ def customers_unblock(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/chat-sessions", auth="cc")
 def chat_sessions_list(req: ApiRequest) -> dict:
     return sessions.list_sessions(
         req.ctx,
@@ -189,7 +189,7 @@ def chat_sessions_list(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/chat-sessions/:id", auth="cc")
 def chat_sessions_get(req: ApiRequest) -> dict:
     return sessions.get_session(req.ctx, req.uuid_param())
 
@@ -198,13 +198,13 @@ def chat_sessions_get(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PATCH /internal/control-center-users/:id", auth="cc_admin")
 def cc_users_patch(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
     return staff.update_user(req.ctx, req.principal, user_id, staff.parse_patch(req.json()))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/control-center-users/:id/unlock", auth="cc_admin")
 def cc_users_unlock(req: ApiRequest) -> dict:
     return staff.unlock(req.ctx, req.principal, req.uuid_param())

@@ -32,13 +32,13 @@ context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/shared/auth/anonymous", auth="none")
 def auth_anonymous(req: ApiRequest) -> Reply:
     return Reply(customers.sign_in_anonymous(req.ctx, req.ip, req.user_agent), 201)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/shared/auth/refresh", auth="none")
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
     issued = customers.rotate_refresh(req.ctx, token)
@@ -46,14 +46,14 @@ def auth_refresh(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/shared/auth/logout", auth="any")
 def auth_logout(req: ApiRequest) -> Reply:
     refresh.logout(req.ctx, req.principal.session_id)
     return Reply(None, 204)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/shared/auth/nonce", auth="none")
 def auth_nonce(req: ApiRequest) -> Reply:
     bearer = guard.optional(req.ctx, req, "customer")
     return Reply(nonces.issue(req.ctx, _nonce_binding(req, bearer)), 201)
@@ -77,13 +77,13 @@ def _otp_answer(req: ApiRequest) -> tuple[str, str]:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/auth/otp/request", auth="none")
 def auth_client_otp_request(req: ApiRequest) -> Reply:
     return Reply(otp.request_code(req.ctx, "customer", _phone(req), req.ip), 201)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/auth/otp/verify", auth="none")
 def auth_client_otp_verify(req: ApiRequest) -> dict:
     request_id, code = _otp_answer(req)
     bearer = guard.optional(req.ctx, req, "customer")
@@ -91,7 +91,7 @@ def auth_client_otp_verify(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/auth/google", auth="none")
 def auth_client_google(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
@@ -105,7 +105,7 @@ def auth_client_google(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/auth/apple", auth="none")
 def auth_client_apple(req: ApiRequest) -> dict:
     body = req.json()
     token = validate.string(body, "id_token", max_len=8192) or ""
@@ -127,34 +127,34 @@ def auth_client_apple(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/client/auth/me", auth="customer")
 def auth_client_me(req: ApiRequest) -> dict:
     return customers.get(req.ctx, req.principal.user_id)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("DELETE /api/client/auth/me", auth="customer")
 def auth_client_delete(req: ApiRequest) -> Reply:
     deletion.delete_customer(req.ctx, req.principal.user_id)
     return Reply(None, 204)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PATCH /api/client/auth/profile", auth="customer")
 def auth_client_profile(req: ApiRequest) -> dict:
     name = validate.string(req.json(), "display_name", max_len=80) or ""
     return customers.update_profile(req.ctx, req.principal.user_id, name)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/apple/notifications", auth="none")
 def apple_notifications(req: ApiRequest) -> dict:
     payload = validate.string(req.json(), "payload", max_len=16384) or ""
     return apple_notifications_service.handle(req.ctx, payload)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/apple/callback", auth="none")
 def apple_callback(req: ApiRequest) -> Reply:
     location = apple_accounts.android_redirect(req.ctx, req.form())
     return Reply(None, 307, headers={"Location": location})
@@ -164,20 +164,20 @@ def apple_callback(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/auth/otp/request", auth="none")
 def auth_mitra_otp_request(req: ApiRequest) -> Reply:
     return Reply(otp.request_code(req.ctx, "mitra", _phone(req), req.ip), 201)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/auth/otp/verify", auth="none")
 def auth_mitra_otp_verify(req: ApiRequest) -> dict:
     request_id, code = _otp_answer(req)
     return mitra_auth.sign_in(req.ctx, request_id, code, req.user_agent)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/mitra/auth/me", auth="mitra")
 def auth_mitra_me(req: ApiRequest) -> dict:
     return mitra_auth.me(req.ctx, req.principal.user_id)
 
@@ -186,7 +186,7 @@ def auth_mitra_me(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/auth/login", auth="none")
 def auth_cc_login(req: ApiRequest) -> Reply:
     cookies.check_origin(req.ctx, req.header("Origin"))
     body = req.json()
@@ -197,7 +197,7 @@ def auth_cc_login(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/auth/refresh", auth="none")
 def auth_cc_refresh(req: ApiRequest) -> Reply:
     cookies.check_origin(req.ctx, req.header("Origin"))
     token = req.cookie(cookies.NAME)
@@ -208,7 +208,7 @@ def auth_cc_refresh(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/auth/logout", auth="none")
 def auth_cc_logout(req: ApiRequest) -> Reply:
     cookies.check_origin(req.ctx, req.header("Origin"))
     token = req.cookie(cookies.NAME)
@@ -218,13 +218,13 @@ def auth_cc_logout(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/auth/me", auth="cc")
 def auth_cc_me(req: ApiRequest) -> dict:
     return cc_users.get(req.ctx, req.principal.user_id)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /internal/control-center-users", auth="cc_admin")
 def cc_users_create(req: ApiRequest) -> Reply:
     body = req.json()
     email = cc_users.normalize_email(validate.string(body, "email", max_len=254) or "")
@@ -235,13 +235,13 @@ def cc_users_create(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/control-center-users", auth="cc_admin")
 def cc_users_list(req: ApiRequest) -> dict:
     return {"users": staff.list_users(req.ctx)}
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PATCH /internal/control-center-users/me/password", auth="cc")
 def cc_users_change_own_password(req: ApiRequest) -> dict:
     body = req.json()
     current = validate.string(body, "current_password", strip=False, max_len=1024) or ""
@@ -251,7 +251,7 @@ def cc_users_change_own_password(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PATCH /internal/control-center-users/:id/password", auth="cc_admin")
 def cc_users_reset_password(req: ApiRequest) -> dict:
     user_id = req.uuid_param()
     new = validate.string(req.json(), "new_password", strip=False, max_len=1024) or ""
@@ -263,7 +263,7 @@ def cc_users_reset_password(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /internal/_test/last-otp", auth="none")
 def test_last_otp(req: ApiRequest) -> dict:
     phone = phones.normalize(req.query("phone") or "")
     code = sms.last_code(req.ctx, phone)

@@ -55,25 +55,25 @@ def _page(req: ApiRequest) -> tuple[str | None, int]:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/messages", auth="customer")
 def chat_client_send(req: ApiRequest) -> Reply:
     return _send(req)
 
 
 @aio.http
-@async_endpoint
+@async_endpoint("GET /api/client/chat-sessions/:id/messages", auth="customer")
 async def chat_client_messages(req: ApiRequest) -> dict:
     return await _receive(req)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/messages/read", auth="customer")
 def chat_client_read(req: ApiRequest) -> dict:
     return _read(req)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/client/chat-sessions", auth="customer")
 def chat_client_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", CUSTOMER_VIEWS, required=False, default="open")
     cursor, limit = _page(req)
@@ -84,25 +84,25 @@ def chat_client_sessions(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/chat-sessions/:id/messages", auth="mitra")
 def chat_mitra_send(req: ApiRequest) -> Reply:
     return _send(req)
 
 
 @aio.http
-@async_endpoint
+@async_endpoint("GET /api/mitra/chat-sessions/:id/messages", auth="mitra")
 async def chat_mitra_messages(req: ApiRequest) -> dict:
     return await _receive(req)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/chat-sessions/:id/messages/read", auth="mitra")
 def chat_mitra_read(req: ApiRequest) -> dict:
     return _read(req)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/mitra/chat-sessions", auth="mitra")
 def chat_mitra_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
     cursor, limit = _page(req)

@@ -17,31 +17,31 @@ def _actor(req: ApiRequest) -> str:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/status/online", auth="mitra")
 def mitra_status_online(req: ApiRequest) -> dict:
     return availability.set_online(req.ctx, req.principal.user_id, _actor(req))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/status/offline", auth="mitra")
 def mitra_status_offline(req: ApiRequest) -> dict:
     return availability.set_offline(req.ctx, req.principal.user_id, _actor(req))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/status/heartbeat", auth="mitra")
 def mitra_status_heartbeat(req: ApiRequest) -> dict:
     # The manifest sets revocation_check = "handler": the one heartbeat script checks it.
     return availability.heartbeat(req.ctx, req.principal)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/mitra/status", auth="mitra")
 def mitra_status_get(req: ApiRequest) -> dict:
     return availability.mitra_status(req.ctx, req.principal.user_id)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PUT /api/mitra/devices", auth="mitra")
 def mitra_devices_put(req: ApiRequest) -> dict:
     return devices.register(req.ctx, "mitra", req.principal.user_id, req.json())

@@ -16,13 +16,13 @@ context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/client/availability", auth="customer")
 def pairing_availability(req: ApiRequest) -> dict:
     return pairing.beacon(req.ctx)
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions", auth="customer")
 def pairing_request(req: ApiRequest) -> Reply:
     minutes = validate.integer(
         req.json(), "duration_minutes", required=False, minimum=MIN_DURATION_MINUTES, maximum=MAX_DURATION_MINUTES
@@ -31,19 +31,19 @@ def pairing_request(req: ApiRequest) -> Reply:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("GET /api/client/chat-sessions/:id", auth="customer")
 def pairing_get(req: ApiRequest) -> dict:
     return pairing.get_session(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/cancel", auth="customer")
 def pairing_cancel(req: ApiRequest) -> dict:
     return pairing.cancel(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/extend", auth="customer")
 def pairing_extend(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     minutes = validate.integer(req.json(), "minutes", minimum=1, maximum=MAX_EXTEND_MINUTES) or 0
@@ -51,13 +51,13 @@ def pairing_extend(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/end", auth="customer")
 def pairing_end(req: ApiRequest) -> dict:
     return pairing.end_by_customer(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/client/chat-sessions/:id/reroute", auth="customer")
 def pairing_reroute(req: ApiRequest) -> dict:
     return pairing.reroute(req.ctx, req.principal, req.uuid_param())
 
@@ -66,24 +66,24 @@ def pairing_reroute(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/chat-sessions/:id/accept", auth="mitra")
 def pairing_mitra_accept(req: ApiRequest) -> dict:
     return pairing.accept(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/chat-sessions/:id/decline", auth="mitra")
 def pairing_mitra_decline(req: ApiRequest) -> dict:
     return pairing.decline(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("POST /api/mitra/chat-sessions/:id/end", auth="mitra")
 def pairing_mitra_end(req: ApiRequest) -> dict:
     return pairing.end_by_mitra(req.ctx, req.principal, req.uuid_param())
 
 
 @functions_framework.http
-@endpoint
+@endpoint("PUT /api/client/devices", auth="customer")
 def client_devices_put(req: ApiRequest) -> dict:
     return devices.register(req.ctx, "customer", req.principal.user_id, req.json())

@@ -27,30 +27,30 @@ def _run(req: ApiRequest, name: str) -> dict:
 
 
 @functions_framework.http
-@endpoint(authenticate=caller.authenticate)
+@endpoint("POST /sweeps/auto-offline", auth="scheduler", authenticate=caller.authenticate)
 def sweep_auto_offline(req: ApiRequest) -> dict:
     return _run(req, "auto-offline")
 
 
 @functions_framework.http
-@endpoint(authenticate=caller.authenticate)
+@endpoint("POST /sweeps/heartbeat-mirror", auth="scheduler", authenticate=caller.authenticate)
 def sweep_heartbeat_mirror(req: ApiRequest) -> dict:
     return _run(req, "heartbeat-mirror")
 
 
 @functions_framework.http
-@endpoint(authenticate=caller.authenticate)
+@endpoint("POST /sweeps/availability-reseed", auth="scheduler", authenticate=caller.authenticate)
 def sweep_availability_reseed(req: ApiRequest) -> dict:
     return _run(req, "availability-reseed")
 
 
 @functions_framework.http
-@endpoint(authenticate=caller.authenticate)
+@endpoint("POST /sweeps/session-expiry", auth="scheduler", authenticate=caller.authenticate)
 def sweep_session_expiry(req: ApiRequest) -> dict:
     return _run(req, "session-expiry")
 
 
 @functions_framework.http
-@endpoint(authenticate=caller.authenticate)
+@endpoint("POST /sweeps/retention", auth="scheduler", authenticate=caller.authenticate)
 def sweep_retention(req: ApiRequest) -> dict:
     return _run(req, "retention")

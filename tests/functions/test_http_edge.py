@@ -296,4 +296,24 @@ def test_a_scheduler_route_without_its_caller_check_fails_at_import():
         return {}
 
     with pytest.raises(ConfigError, match="sweep-auto-offline"):
-        endpoint(sweep_auto_offline)
+        endpoint("POST /sweeps/auto-offline", auth="scheduler")(sweep_auto_offline)
+
+
+@pytest.mark.parametrize(
+    ("serves", "auth"),
+    [
+        ("GET /api/client/availability", "mitra"),  # the wrong caller
+        ("GET /api/client/availabilty", "customer"),  # a route the manifest does not give it
+        ("POST /api/client/availability", "customer"),  # the wrong method
+    ],
+)
+def test_a_handler_that_declares_another_route_or_caller_than_its_manifest_entry_fails_at_import(serves, auth):
+    from shared.errors import ConfigError
+    from shared.http import endpoint
+
+    def pairing_availability(req):
+        return {}
+
+    with pytest.raises(ConfigError, match="pairing_availability declares"):
+        endpoint(serves, auth=auth)(pairing_availability)
+    assert endpoint("GET /api/client/availability", auth="customer")(pairing_availability)

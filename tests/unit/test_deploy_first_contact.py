@@ -244,6 +244,7 @@ def test_a_rerun_with_the_load_balancer_runs_add_backend_as_a_create_step(cfg, t
         read_secret=lambda *_: b"v",
         check_scheduler=lambda _: None,
         read=complete_project(plan),
+        find=lambda argv: "projects/p/found",  # a rerun: the metrics, policies and dashboard exist
     )
     assert {cmd[3] for cmd in created} == {"create", "add-backend"}
     assert not any(cmd[3] in ("create", "add-backend") for cmd in ran if cmd[1] == "compute")
