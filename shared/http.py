@@ -264,7 +264,8 @@ def api_error_for(exc: HTTPException) -> ApiError:
         return known()
     if status >= 500:
         return ApiError()
-    return ApiError(code=(exc.name or "HTTP_ERROR").upper().replace(" ", "_"), status=status, message=exc.name)
+    # One documented code for the rest (the status says which); the name goes in the message.
+    return ApiError(code="HTTP_ERROR", status=status, message=exc.name)
 
 
 def _json_http_error(exc: HTTPException) -> flask.Response:
