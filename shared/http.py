@@ -205,6 +205,9 @@ def _cors_headers(ctx: AppContext, fn: manifest.Function, raw: flask.Request) ->
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",
+        # what the page's JavaScript may read besides the safelisted headers
+        # (https://fetch.spec.whatwg.org/#http-access-control-expose-headers)
+        "Access-Control-Expose-Headers": "Retry-After, X-Request-Id",
         "Vary": "Origin",
     }
 

@@ -115,6 +115,17 @@ def test_cors_on_internal_routes_only_for_the_control_center_origin(call, origin
     assert "Access-Control-Allow-Origin" not in get.headers  # /healthz is not an internal route
 
 
+def test_the_control_center_page_may_read_retry_after_and_the_request_id(call):
+    resp = call("auth_cc_login").post(
+        "/internal/auth/login",
+        json={"email": "nobody@example.test", "password": "Wrong-password-1"},
+        headers={"Origin": "https://cc.example.test"},
+    )
+    assert resp.status_code == 401 and resp.headers["Access-Control-Allow-Origin"] == "https://cc.example.test"
+    exposed = {h.strip().lower() for h in resp.headers.get("Access-Control-Expose-Headers", "").split(",")}
+    assert {"retry-after", "x-request-id"} <= exposed
+
+
 # ---- the edge filter: text Postgres cannot store, numbers it cannot hold ------------------------
 
 
