@@ -150,6 +150,8 @@ class Settings:
     apple_issuer: str = "https://appleid.apple.com"
     # Control center
     cc_origin: str | None = None
+    # Web builds of the apps: the origins allowed by CORS on /api routes (none by default)
+    app_web_origins: tuple[str, ...] = ()
     # Availability / pairing
     mitra_heartbeat_stale_seconds: int = 90
     pairing_blast_size: int = 25
@@ -238,6 +240,7 @@ class Settings:
             apple_jwks_url=_env("APPLE_JWKS_URL") or "",
             apple_issuer=_env("APPLE_ISSUER") or "",
             cc_origin=_env("CC_ORIGIN"),
+            app_web_origins=_list("APP_WEB_ORIGINS"),
             mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", minimum=5),
             pairing_blast_size=_int("PAIRING_BLAST_SIZE", minimum=1, maximum=500),
             pairing_timeout_seconds=_int("PAIRING_TIMEOUT_SECONDS", minimum=5),

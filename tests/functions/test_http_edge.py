@@ -126,6 +126,34 @@ def test_the_control_center_page_may_read_retry_after_and_the_request_id(call):
     assert {"retry-after", "x-request-id"} <= exposed
 
 
+def test_cors_on_api_routes_only_for_configured_app_web_origins(ctx, call):
+    from dataclasses import replace as _replace
+
+    from shared import context
+
+    web = "https://app.example.test"
+    preflight = {
+        "Origin": web,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    resp = call("pairing_availability").options("/api/client/availability", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in resp.headers  # none by default
+
+    context.install(type(ctx)(_replace(ctx.settings, app_web_origins=(web, "https://other.example.test"))))
+    resp = call("pairing_availability").options("/api/client/availability", headers=preflight)
+    assert resp.status_code == 204 and resp.headers["Access-Control-Allow-Origin"] == web
+    assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Credentials" not in resp.headers  # apps send bearer tokens, never cookies
+    got = call("pairing_availability").get("/api/client/availability", headers={"Origin": web})
+    assert got.status_code == 401 and got.headers["Access-Control-Allow-Origin"] == web
+    assert "Retry-After" in got.headers["Access-Control-Expose-Headers"]
+    evil = call("pairing_availability").get("/api/client/availability", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    internal = call("test_seed_mitra").options("/internal/_test/seed-mitra", headers={"Origin": web})
+    assert "Access-Control-Allow-Origin" not in internal.headers  # app origins never get the control center's routes
+
+
 # ---- the edge filter: text Postgres cannot store, numbers it cannot hold ------------------------
 
 
