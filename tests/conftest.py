@@ -75,7 +75,7 @@ def valkey_server(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-SERVER_FREE_TIERS = ("unit",)
+SERVER_FREE_TIERS = ("unit", "clients")
 
 
 @pytest.fixture(autouse=True)
