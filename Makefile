@@ -36,10 +36,13 @@ test: lint
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's
 # redis-server 7.0 (nearest to Memorystore's Valkey 7.2). Installs redis-server when missing;
-# not part of `make test`. See infra/compat.py.
+# not part of `make test`. See infra/compat.py. Then openapi-generator's dart-dio client with
+# zero warnings (tests/clients/dart_dio.py; installs a JRE when java is missing).
 test-compat: install
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
 	$(BIN)/python -m infra.compat $(PYTEST_ARGS)
+	@command -v java >/dev/null 2>&1 || { apt-get update && apt-get install -y default-jre-headless; }
+	$(BIN)/python -m tests.clients.dart_dio
 
 migrate: install
 	$(BIN)/python -m infra.migrate

@@ -76,11 +76,13 @@ _EXPLORER_PAGE = """<!doctype html>
 def api_explorer(app: gateway.WsgiApp) -> gateway.WsgiApp:
     """`make dev` only: Swagger UI at /docs over the project's own openapi.yaml; the rest goes to `app`.
 
-    The assets come from the swagger-ui-bundle package (a dev requirement, never in a bundle).
+    The assets are Swagger UI 5 (it reads OpenAPI 3.1) from the swagger-ui-py package's static
+    directory (a dev requirement, never in a bundle).
     """
-    from swagger_ui_bundle import swagger_ui_path
+    import swagger_ui
 
-    assets = SharedDataMiddleware(app, {f"{DOCS}/": str(swagger_ui_path)}, cache=False)
+    static = Path(swagger_ui.__file__).resolve().parent / "static"
+    assets = SharedDataMiddleware(app, {f"{DOCS}/": str(static)}, cache=False)
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

@@ -172,6 +172,8 @@ class Settings:
     apple_android_package: str | None = None
     # Control center
     cc_origin: str | None = None
+    # Web builds of the apps: the origins allowed by CORS on /api routes (none by default)
+    app_web_origins: tuple[str, ...] = ()
     # Availability / pairing
     mitra_heartbeat_stale_seconds: int = 90
     pairing_blast_size: int = 25
@@ -273,6 +275,7 @@ class Settings:
             apple_revoke_url=_env("APPLE_REVOKE_URL") or "",
             apple_android_package=_env("APPLE_ANDROID_PACKAGE"),
             cc_origin=_env("CC_ORIGIN"),
+            app_web_origins=_list("APP_WEB_ORIGINS"),
             mitra_heartbeat_stale_seconds=_int("MITRA_HEARTBEAT_STALE_SECONDS", minimum=5),
             pairing_blast_size=_int("PAIRING_BLAST_SIZE", minimum=1, maximum=500),
             pairing_timeout_seconds=_int("PAIRING_TIMEOUT_SECONDS", minimum=5),

@@ -213,13 +213,23 @@ def error_response(exc: ApiError) -> flask.Response:
 
 
 def _cors_headers(ctx: AppContext, fn: manifest.Function, raw: flask.Request) -> dict[str, str]:
+    """CORS for the control center (CC_ORIGIN, /internal, with its cookie) and the apps' web
+    builds (APP_WEB_ORIGINS, /api, bearer tokens only: no credentials)."""
     origin = raw.headers.get("Origin")
-    allowed = ctx.settings.cc_origin
-    if not fn.route.startswith("/internal") or not origin or not allowed or origin != allowed:
+    if not origin:
+        return {}
+    if fn.route.startswith("/internal") and origin == ctx.settings.cc_origin:
+        credentials = {"Access-Control-Allow-Credentials": "true"}
+    elif fn.route.startswith("/api/") and origin in ctx.settings.app_web_origins:
+        credentials = {}
+    else:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
+        **credentials,
+        # what the page's JavaScript may read besides the safelisted headers
+        # (https://fetch.spec.whatwg.org/#http-access-control-expose-headers)
+        "Access-Control-Expose-Headers": "Retry-After, X-Request-Id",
         "Vary": "Origin",
     }
 
@@ -279,7 +289,8 @@ def api_error_for(exc: HTTPException) -> ApiError:
         return known()
     if status >= 500:
         return ApiError()
-    return ApiError(code=(exc.name or "HTTP_ERROR").upper().replace(" ", "_"), status=status, message=exc.name)
+    # One documented code for the rest (the status says which); the name goes in the message.
+    return ApiError(code="HTTP_ERROR", status=status, message=exc.name)
 
 
 def _json_http_error(exc: HTTPException) -> flask.Response:

@@ -84,7 +84,7 @@ def valkey_server(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-SERVER_FREE_TIERS = ("unit",)
+SERVER_FREE_TIERS = ("unit", "clients")
 
 # ---- parallel runs: `make test` is `pytest -n auto --dist loadgroup` (pytest-xdist) ----------
 # Each worker is a pytest process of its own, with its own servers (the session fixtures above)

@@ -37,7 +37,9 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 
 
 @contextmanager
-def server(ctx: AppContext, groups: tuple[str, ...] = ("chat",)) -> Iterator[str]:
+def server(
+    ctx: AppContext, groups: tuple[str, ...] = ("chat",), extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Serve `groups` on a free port in a new Python process on ctx's database, Valkey and key prefix."""
     port = free_port()
     env = {
@@ -46,6 +48,7 @@ def server(ctx: AppContext, groups: tuple[str, ...] = ("chat",)) -> Iterator[str
         "VALKEY_URL": ctx.settings.valkey_url or "",
         "VALKEY_PREFIX": ctx.settings.valkey_prefix,
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE, str(port), ",".join(groups)],

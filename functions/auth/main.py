@@ -118,7 +118,7 @@ def auth_client_apple(req: ApiRequest) -> dict:
         req.ctx,
         id_token=token,
         raw_nonce=nonce,
-        code=code,
+        authorization_code=code,
         name=name,
         bearer=bearer,
         binding=_nonce_binding(req, bearer),

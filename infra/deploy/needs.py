@@ -8,6 +8,7 @@ nothing reads is mounted nowhere.
 
 A few narrowings keep the mounts to what a function does, not merely what its group can do:
 - CC_ORIGIN (CORS for the control center) only on /internal routes;
+- APP_WEB_ORIGINS (CORS for the apps' web builds) only on /api routes;
 - DATABASE_URL xor the Cloud SQL connector's settings, DB_PASSWORD only without IAM auth;
 - the Fazpass keys only when OTP_PROVIDER is fazpass;
 - VALKEY_CA_CERT / VALKEY_CA_FILE only when the deployment configures one.
@@ -70,6 +71,8 @@ def reads(fn: manifest.Function) -> frozenset[str]:
     found = set(_reads(fn.group, fn.auth))
     if not fn.route.startswith("/internal"):
         found.discard("CC_ORIGIN")
+    if not fn.route.startswith("/api/"):
+        found.discard("APP_WEB_ORIGINS")
     return frozenset(found)
 
 

@@ -19,7 +19,7 @@ def sign_in(
     *,
     id_token: str,
     raw_nonce: str | None,
-    code: str | None,
+    authorization_code: str | None,
     name: str | None,
     bearer: Principal | None,
     binding: str,
@@ -27,17 +27,17 @@ def sign_in(
 ) -> dict[str, Any]:
     """Verify the token and its nonce, exchange the code, then sign in or link, keeping Apple's token.
 
-    400 without `code` (the authorization code); see identity.verify_apple, nonces.consume and
+    400 without `authorization_code`; see identity.verify_apple, nonces.consume and
     apple.exchange_code for the other answers.
 
     The exchange runs before the transaction (no lock is held across a call to Apple).
     """
     apple.require_configured(ctx)
     verified = identity.verify_apple(ctx, id_token, raw_nonce)
-    if not code:  # checked after the token, so a garbage request is a 401 like any other
+    if not authorization_code:  # checked after the token, so a garbage request is a 401 like any other
         raise ValidationFailed("authorization_code", "is required")
     nonces.consume(ctx, raw_nonce, binding)
-    grant = apple.exchange_code(ctx, code, verified.audience or "", verified.subject)
+    grant = apple.exchange_code(ctx, authorization_code, verified.audience or "", verified.subject)
     sealed = apple.seal(ctx, grant.client_id, grant.refresh_token)
 
     def keep(tx: Tx, customer_id: str) -> None:

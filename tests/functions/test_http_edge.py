@@ -115,6 +115,45 @@ def test_cors_on_internal_routes_only_for_the_control_center_origin(call, origin
     assert "Access-Control-Allow-Origin" not in get.headers  # /healthz is not an internal route
 
 
+def test_the_control_center_page_may_read_retry_after_and_the_request_id(call):
+    resp = call("auth_cc_login").post(
+        "/internal/auth/login",
+        json={"email": "nobody@example.test", "password": "Wrong-password-1"},
+        headers={"Origin": "https://cc.example.test"},
+    )
+    assert resp.status_code == 401 and resp.headers["Access-Control-Allow-Origin"] == "https://cc.example.test"
+    exposed = {h.strip().lower() for h in resp.headers.get("Access-Control-Expose-Headers", "").split(",")}
+    assert {"retry-after", "x-request-id"} <= exposed
+
+
+def test_cors_on_api_routes_only_for_configured_app_web_origins(ctx, call):
+    from dataclasses import replace as _replace
+
+    from shared import context
+
+    web = "https://app.example.test"
+    preflight = {
+        "Origin": web,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    resp = call("pairing_availability").options("/api/client/availability", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in resp.headers  # none by default
+
+    context.install(type(ctx)(_replace(ctx.settings, app_web_origins=(web, "https://other.example.test"))))
+    resp = call("pairing_availability").options("/api/client/availability", headers=preflight)
+    assert resp.status_code == 204 and resp.headers["Access-Control-Allow-Origin"] == web
+    assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Credentials" not in resp.headers  # apps send bearer tokens, never cookies
+    got = call("pairing_availability").get("/api/client/availability", headers={"Origin": web})
+    assert got.status_code == 401 and got.headers["Access-Control-Allow-Origin"] == web
+    assert "Retry-After" in got.headers["Access-Control-Expose-Headers"]
+    evil = call("pairing_availability").get("/api/client/availability", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in evil.headers
+    internal = call("test_seed_mitra").options("/internal/_test/seed-mitra", headers={"Origin": web})
+    assert "Access-Control-Allow-Origin" not in internal.headers  # app origins never get the control center's routes
+
+
 # ---- the edge filter: text Postgres cannot store, numbers it cannot hold ------------------------
 
 
@@ -269,7 +308,16 @@ def test_refresh_cookie_that_is_not_clean_text_reads_as_absent(call, cookie):
 
 
 @pytest.mark.parametrize(
-    "status,code", [(404, "NOT_FOUND"), (405, "METHOD_NOT_ALLOWED"), (413, "PAYLOAD_TOO_LARGE"), (400, "BAD_REQUEST")]
+    "status,code",
+    [
+        (404, "NOT_FOUND"),
+        (405, "METHOD_NOT_ALLOWED"),
+        (413, "PAYLOAD_TOO_LARGE"),
+        (400, "BAD_REQUEST"),
+        # any other status keeps one documented code (the ErrorCode enum), never werkzeug's name
+        (408, "HTTP_ERROR"),
+        (431, "HTTP_ERROR"),
+    ],
 )
 def test_flask_aborts_outside_the_wrapper_are_json(status, code):
     import flask
