@@ -113,7 +113,7 @@ def job_for(fn: manifest.Function, settings: JobSettings, env: Mapping[str, str]
     seconds = cadence_seconds(fn, env or {})
     schedule, interval = cron_for(seconds)
     url = function_url(settings.project, settings.region, fn.name)
-    # The function answers its route at the root of its own URL (SPEC §13): the bare URL is a 404.
+    # The function answers its route at the root of its own URL (docs/deployment.md): the bare URL is a 404.
     uri = url + fn.route
     deadline, retries = attempts_within(interval, fn.timeout)
     passes = f"; {max(1, 60 // seconds)} passes per run" if seconds < 60 else ""

@@ -1,4 +1,4 @@
--- The whole schema of SPEC §3. Postgres is the source of truth; Valkey mirrors availability.
+-- The initial schema. Postgres is the source of truth; Valkey mirrors availability.
 
 CREATE TABLE customers (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),

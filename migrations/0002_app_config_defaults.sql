@@ -1,4 +1,4 @@
--- Defaults of SPEC §3; existing values (edited by the control center) are kept.
+-- The app_config defaults (shared/app_config.py); existing values (edited by the control center) are kept.
 INSERT INTO app_config (key, value) VALUES
     ('otp_ttl_seconds', '300'),
     ('otp_resend_cooldown_seconds', '60'),

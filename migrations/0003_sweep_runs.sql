@@ -1,5 +1,5 @@
 -- One row per (sweep, Cloud Scheduler schedule time): a retried delivery of the same
--- scheduled run finds the row and does not run the work twice (SPEC §9).
+-- scheduled run finds the row and does not run the work twice (docs/sweeps.md).
 CREATE TABLE sweep_runs (
     sweep          text NOT NULL,
     schedule_time  text NOT NULL,

@@ -1,4 +1,4 @@
--- Chat messages (SPEC §11): the conversation of a chat session, its read markers, and the
+-- Chat messages (docs/chat.md): the conversation of a chat session, its read markers, and the
 -- app_config keys of the chat (anonymity towards mitras, the per-sender send rate).
 
 CREATE TABLE chat_messages (
@@ -31,7 +31,7 @@ CREATE TABLE chat_read_markers (
     PRIMARY KEY (session_id, reader_type, reader_id)
 );
 
--- The apps' session lists (SPEC §12): newest first per customer and per mitra.
+-- The apps' session lists (docs/chat.md, Lists): newest first per customer and per mitra.
 CREATE INDEX chat_sessions_customer_list_idx ON chat_sessions (customer_id, requested_at DESC, id DESC);
 CREATE INDEX chat_sessions_mitra_list_idx ON chat_sessions (mitra_id, requested_at DESC, id DESC)
     WHERE mitra_id IS NOT NULL;

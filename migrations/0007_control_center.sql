@@ -1,4 +1,4 @@
--- Control center (SPEC §12): blocked customers, the audit trail of every staff change, and
+-- Control center (docs/control-center.md): blocked customers, the audit trail of every staff change, and
 -- the indexes behind the paged lists and searches.
 
 -- A blocked customer cannot sign in (403 ACCOUNT_BLOCKED); NULL = not blocked.

@@ -1,4 +1,4 @@
-"""What a mitra may know about a customer (SPEC §11, the control center's anonymity setting).
+"""What a mitra may know about a customer (docs/chat.md, the control center's anonymity setting).
 
 app_config `mitra_sees_customer_name` (0 or 1, default 0). With 0 a mitra sees a stable alias
 derived from the customer id ("Customer 7F3A"), never the display name, phone or email; with

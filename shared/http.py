@@ -156,7 +156,7 @@ def _request_id(raw: flask.Request) -> str:
 
 
 def client_ip(raw: flask.Request, hops: int) -> str:
-    """The client address: X-Forwarded-For counted `hops` entries from the right (SPEC §6).
+    """The client address: X-Forwarded-For counted `hops` entries from the right (docs/auth.md).
 
     An entry that is not an IP address (only possible where no trusted proxy appends one)
     is ignored in favour of the socket address, so the value is always safe to key and store.

@@ -1,7 +1,7 @@
 """Every Valkey key name of the system, built here and nowhere else.
 
 All mirror keys share the hash tag `{avail}` so multi-key scripts are legal on a Valkey
-cluster (SPEC §4); the configurable prefix (VALKEY_PREFIX) sits before the tag and keeps
+cluster (docs/availability.md); the configurable prefix (VALKEY_PREFIX) sits before the tag and keeps
 test runs and tenants apart without changing the slot.
 """
 

@@ -1,6 +1,6 @@
 """Phone numbers: E.164 normalization with Indonesia as the default region.
 
-0812…, 62812…, +62812… and "+62 812-…" are one number (SPEC §6).
+0812…, 62812…, +62812… and "+62 812-…" are one number (docs/auth.md).
 """
 
 from __future__ import annotations

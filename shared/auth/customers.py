@@ -1,6 +1,6 @@
 """Customer accounts: anonymous sign-in, phone / Google / Apple sign-in and linking, profile.
 
-Linking rule (SPEC §6): with a customer bearer, the verified identity is attached to that
+Linking rule (docs/auth.md): with a customer bearer, the verified identity is attached to that
 customer (an anonymous one becomes a full account). An identity already owned by another
 customer, or a bearer customer that already holds a different identity of the same kind,
 is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).

@@ -1,7 +1,7 @@
 """Password hashing (bcrypt at the configured cost, 12 by default) and the control-center password policy.
 
 bcrypt reads at most 72 bytes; a longer password is rejected with a clear 400 rather than
-silently truncated (SPEC §6).
+silently truncated (docs/auth.md).
 """
 
 from __future__ import annotations

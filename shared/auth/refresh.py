@@ -46,7 +46,7 @@ class Issued:
     account: Row | None = None  # what `account_of` read, when the caller asked for it
 
     def body(self, user: dict[str, Any], *, include_refresh: bool = True) -> dict[str, Any]:
-        """The token response of SPEC §5 (the refresh token is left out on cookie routes)."""
+        """The token response (docs/auth.md; the refresh token is left out on cookie routes)."""
         out: dict[str, Any] = {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in}
         if include_refresh:
             out["refresh_token"] = self.refresh_token

@@ -11,7 +11,7 @@ AUTH_JWT_PREVIOUS_SECRETS keep verifying until they expire.
 
 Revocation is recorded in Postgres (`auth_sessions.revoked_at`, the truth) and mirrored as
 `{avail}:revoked:<sid>` in Valkey with a TTL of one access-token lifetime, so a revoked
-token stops working at once (SPEC §6); shared.auth.revocation does both, durably.
+token stops working at once (docs/auth.md); shared.auth.revocation does both, durably.
 """
 
 from __future__ import annotations

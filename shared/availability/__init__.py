@@ -1,4 +1,4 @@
-"""Mitra availability: the Valkey mirror of SPEC §4 and its Postgres fallbacks.
+"""Mitra availability: the Valkey mirror (docs/availability.md) and its Postgres fallbacks.
 
 The stable public API used by the status, pairing, sweep and control-center functions.
 Design and protocols: docs/availability.md.

@@ -1,4 +1,4 @@
-"""Chat messages between a session's customer and mitra (SPEC §11) and the apps' lists (§12).
+"""Chat messages between a session's customer and mitra (docs/chat.md) and the apps' lists (docs/chat.md, Lists).
 
 Messages:  send, mark_read; the long poll with `wait` is shared.chat.longpoll.messages (async)
 Lists:     mitra_sessions (offers | current | history), customer_sessions (open | history)

@@ -1,4 +1,4 @@
-"""The apps' session lists (SPEC §12): what a restarted app needs to rebuild its state.
+"""The apps' session lists (docs/chat.md): what a restarted app needs to rebuild its state.
 
 Mitra:    offers (searching sessions offered to it and not answered, before their pairing
           deadline), current (its pending_payment and active sessions), history (sessions it

@@ -1,4 +1,4 @@
-"""Chat messages of SPEC §11: send (idempotent), receive (long poll), read markers.
+"""Chat messages (docs/chat.md): send (idempotent), receive (long poll), read markers.
 
 Send: one transaction that locks the session row, re-checks the sender is a party and the
 session is active, and inserts; after the commit, a wake-up through Valkey and an FCM push to
@@ -180,7 +180,7 @@ def read(ctx: AppContext, principal: Principal, session_id: str, after: int, lim
         peer = _peer(principal)
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
     if settle.settle(ctx, [session]):
-        # Past its deadline (SPEC §12): ended/expired now, with its system message; read again.
+        # Past its deadline (docs/chat.md): ended/expired now, with its system message; read again.
         return read(ctx, principal, session_id, after, limit)
     messages = [store.to_json(r) for r in rows]
     return {

@@ -1,4 +1,4 @@
-"""Chat-session transitions of SPEC §8: request, accept/decline, payment, extend, end, reroute, cancel.
+"""Chat-session transitions (docs/pairing.md): request, accept/decline, payment, extend, end, reroute, cancel.
 
 Every transition follows one shape: one Postgres transaction that applies a conditional
 UPDATE (the state machine is enforced by `WHERE status = ...`, so concurrent requests cannot

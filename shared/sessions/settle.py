@@ -8,7 +8,7 @@ Idempotent and safe to run concurrently: each batch is one statement that locks 
 with FOR UPDATE SKIP LOCKED and re-checks the status, so a session moves (and is pushed, and
 gets its event) exactly once however many passes overlap. Time is `ctx.now()` throughout.
 
-Deadlines are exact (SPEC §12): every read and every transition first `settle`s the sessions
+Deadlines are exact (docs/chat.md): every read and every transition first `settle`s the sessions
 it touches, which runs the very same conditional update for those sessions only, so nobody
 sees a session past its deadline in a live state and no transition applies to one; the
 sweep still moves the sessions nobody touches.

@@ -1,1 +1,1 @@
-"""Sweeps: periodic work invoked by Cloud Scheduler (SPEC §9)."""
+"""Sweeps: periodic work invoked by Cloud Scheduler (docs/sweeps.md)."""

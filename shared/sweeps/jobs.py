@@ -1,4 +1,4 @@
-"""The four sweeps of SPEC §9, each one idempotent pass run by `shared.sweeps.runner`.
+"""The sweeps (docs/sweeps.md), each one idempotent pass run by `shared.sweeps.runner`.
 
 - auto-offline: stale heartbeats come from the mirror (a ZSET range, not a scan of every
   mitra). Any Valkey error, or a mirror that is not seeded, aborts the pass before Postgres

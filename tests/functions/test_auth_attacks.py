@@ -1,4 +1,4 @@
-"""Attacks on the auth routes, from the attacker's side (issue 11, findings 4-7).
+"""Attacks on the auth routes, from the attacker's side (lockout, enumeration, sign-in amplification, takeover).
 
 Each test states what an attacker must not be able to do, and fails on the code before the fix.
 """
@@ -39,7 +39,7 @@ def _login(email: str, password: str = PASSWORD, ip: str = "203.0.113.7"):
     )
 
 
-# ---- finding 6: an admin's stolen access token must not become a permanent takeover -----------
+# ---- an admin's stolen access token must not become a permanent takeover -----------
 
 
 def test_admin_cannot_reset_their_own_password_without_the_current_one(ctx):
@@ -56,7 +56,7 @@ def test_admin_cannot_reset_their_own_password_without_the_current_one(ctx):
     assert _login(email, "Takeover123").status_code == 401
 
 
-# ---- finding 5: one IP must not map every mitra phone number ----------------------------------
+# ---- one IP must not map every mitra phone number ----------------------------------
 
 
 def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
@@ -69,7 +69,7 @@ def test_mitra_phone_lookups_count_toward_the_ip_limit(isolated_ctx, clock):
     assert codes == ["MITRA_NOT_FOUND", "ACCOUNT_INACTIVE", "MITRA_NOT_FOUND", "RATE_LIMITED", "RATE_LIMITED"]
 
 
-# ---- finding 7: sign-in routes must not be a free amplifier -----------------------------------
+# ---- sign-in routes must not be a free amplifier -----------------------------------
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_staff_login_is_limited_per_ip_before_any_bcrypt(isolated_ctx, clock):
     assert _login(email, PASSWORD, "198.51.100.41").status_code == 200
 
 
-# ---- finding 4: the lockout must not reveal which staff emails exist, nor lock the admin out --
+# ---- the lockout must not reveal which staff emails exist, nor lock the admin out --
 
 
 @pytest.fixture

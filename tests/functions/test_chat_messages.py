@@ -1,4 +1,4 @@
-"""Chat messages through the real entry points (SPEC §11): send, retry, receive, read markers, limits."""
+"""Chat messages through the real entry points (docs/chat.md): send, retry, receive, read markers, limits."""
 
 from __future__ import annotations
 

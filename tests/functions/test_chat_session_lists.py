@@ -1,4 +1,4 @@
-"""The apps' session lists (SPEC §12): a restarted app rebuilds its state from them alone."""
+"""The apps' session lists (docs/chat.md): a restarted app rebuilds its state from them alone."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact deadlines (SPEC §12): reads and transitions settle an overdue session themselves, with no
+"""Exact deadlines (docs/chat.md): reads and transitions settle an overdue session themselves, with no
 sweep run, so nobody sees it live past its deadline and nothing late is accepted."""
 
 from __future__ import annotations

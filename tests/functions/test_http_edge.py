@@ -46,7 +46,7 @@ def test_nan_is_not_json(call):
 
 
 def test_missing_field_is_named(call):
-    # display_name is optional (SPEC 12); phone is not.
+    # display_name is optional (docs/control-center.md); phone is not.
     resp = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"display_name": "Sari"})
     assert resp.status_code == 400
     assert resp.json["error"] == {

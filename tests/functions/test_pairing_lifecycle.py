@@ -67,7 +67,7 @@ def test_a_payment_confirmed_at_the_deadline_is_refused_and_the_session_expires_
 
     resp = api("pay", bearer(cc_token(ctx)), sid)
 
-    # Deadlines are exact (SPEC §12): the payment finds the session due and expires it first.
+    # Deadlines are exact (docs/chat.md): the payment finds the session due and expires it first.
     assert resp.status_code == 409, resp.json
     assert resp.json["error"]["code"] == "PAYMENT_DEADLINE_PASSED"
     assert resp.json["error"]["current_status"] == "expired"

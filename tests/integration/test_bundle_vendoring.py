@@ -146,7 +146,7 @@ def test_heartbeat_bundle_ships_neither_firebase_nor_the_scheduler_client(probes
 
 
 def test_sweeps_bundle_ships_firebase_only_for_the_expiry_push_and_never_the_scheduler_client(probes):
-    # session-expiry pushes "expired" to the customer (SPEC §9), so firebase-admin is installed,
+    # session-expiry pushes "expired" to the customer (docs/sweeps.md), so firebase-admin is installed,
     # but it is imported only when a push is sent: the cold-start test above proves that.
     requirements = (Path(probes["sweeps"]["path"]) / "requirements.txt").read_text()
     assert "google-cloud-scheduler" not in requirements

@@ -148,3 +148,41 @@ def test_a_no_transaction_migration_builds_an_index_concurrently(empty_db):
     assert empty_db.scalar(valid) is True
     with pytest.raises(Exception, match="transaction block"):  # why the opt-out exists
         migrate.migrate(empty_db, [*migrate.discover(), concurrent, in_a_transaction])
+
+
+def _without_comments(sql: str) -> list[str]:
+    return [line for line in sql.splitlines() if line.strip() and not line.strip().startswith("--")]
+
+
+def test_a_database_migrated_before_a_comment_only_edit_accepts_the_edited_file(empty_db):
+    superseded = migrate.load_superseded()
+    assert superseded, "no superseded checksum to test"
+    migrate.migrate(empty_db)
+    with empty_db.transaction() as tx:  # as a database migrated before the edit recorded them
+        for version, checksums in superseded.items():
+            tx.execute("UPDATE schema_migrations SET checksum = :c WHERE version = :v", c=checksums[0], v=version)
+        tx.commit()
+    assert migrate.migrate(empty_db) == []
+    recorded = {r["version"]: r["checksum"] for r in empty_db.rows("SELECT version, checksum FROM schema_migrations")}
+    assert recorded == {m.version: m.checksum for m in migrate.discover()}  # the new texts are recorded
+
+
+def test_every_superseded_checksum_is_a_past_text_of_the_file_with_the_same_sql():
+    import hashlib
+    import subprocess
+
+    repo = migrate.MIGRATIONS_DIR.parent
+    current = {m.version: m.sql for m in migrate.discover()}
+    for version, checksums in migrate.load_superseded().items():
+        path = f"migrations/{version}.sql"
+        commits = subprocess.run(
+            ["git", "-C", str(repo), "log", "--format=%H", "--", path], capture_output=True, text=True, check=True
+        ).stdout.split()
+        texts = {}
+        for commit in commits:
+            text = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True)
+            if text.returncode == 0:
+                texts[hashlib.sha256(text.stdout.encode()).hexdigest()] = text.stdout
+        for checksum in checksums:
+            assert checksum in texts, f"{version}: {checksum[:12]} is no past text of the file"
+            assert _without_comments(texts[checksum]) == _without_comments(current[version]), version

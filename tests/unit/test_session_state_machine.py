@@ -1,4 +1,4 @@
-"""The chat-session state machine of SPEC §8, as the services check it before each UPDATE."""
+"""The chat-session state machine (docs/pairing.md), as the services check it before each UPDATE."""
 
 import itertools
 
@@ -8,7 +8,7 @@ from shared.sessions.states import TRANSITIONS, next_status
 
 STATUSES = ("searching", "pending_payment", "active", "cancelled", "ended", "expired")
 
-# SPEC §8, written out independently of the table under test.
+# docs/pairing.md, written out independently of the table under test.
 ALLOWED = {
     ("accept", "searching"): "pending_payment",
     ("decline", "searching"): "searching",
