@@ -13,7 +13,7 @@ import pg8000.native
 
 from shared.auth import customers
 from shared.auth.identity import Identity
-from shared.cc import customers as cc_customers
+from shared.cc import customer_admin as cc_customers
 from shared.context import AppContext
 from shared.db import parse_database_url
 from shared.errors import ApiError
