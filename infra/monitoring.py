@@ -200,7 +200,7 @@ def sweep_cadences(settings: Settings | None = None) -> dict[str, int]:
     cadence = {
         "auto-offline": s.mitra_auto_offline_sweep_seconds,
         "heartbeat-mirror": s.heartbeat_mirror_interval_seconds,
-        "availability-reseed": s.valkey_online_mirror_sweep_seconds,
+        "availability-reseed": s.availability_reseed_sweep_seconds,
         "session-expiry": s.session_expiry_sweep_seconds,
         "retention": s.retention_sweep_seconds,
     }

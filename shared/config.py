@@ -8,6 +8,7 @@ written once: on its Settings field (`default("NAME")` reads it, for the deploy 
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Mapping, Sequence
@@ -107,6 +108,21 @@ def _calling_codes(name: str) -> tuple[str, ...]:
 
 _current: Mapping[str, str] = os.environ
 
+# Old names still accepted, each read as its new name with one deprecation line in the log.
+RENAMED = {"VALKEY_ONLINE_MIRROR_SWEEP_SECONDS": "AVAILABILITY_RESEED_SWEEP_SECONDS"}
+
+
+def _with_renamed(env: Mapping[str, str]) -> Mapping[str, str]:
+    """`env` with each old name of RENAMED copied to its new name when only the old one is set."""
+    old = [name for name in RENAMED if env.get(name) and not env.get(RENAMED[name])]
+    if not old:
+        return env
+    for name in old:
+        logging.getLogger(__name__).warning(
+            "%s is deprecated: set %s instead", name, RENAMED[name], extra={"deprecated": name}
+        )
+    return {**env, **{RENAMED[name]: env[name] for name in old}}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -182,7 +198,7 @@ class Settings:
     # Sweeps
     mitra_auto_offline_sweep_seconds: int = 30
     heartbeat_mirror_interval_seconds: int = 60
-    valkey_online_mirror_sweep_seconds: int = 300
+    availability_reseed_sweep_seconds: int = 300
     session_expiry_sweep_seconds: int = 30
     retention_sweep_seconds: int = 3600
     auto_offline_max_fraction: float = 0.5
@@ -205,7 +221,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
         """Parse `env` (default os.environ); raise ConfigError naming any missing required variable."""
         global _current
-        previous, _current = _current, (os.environ if env is None else env)
+        previous, _current = _current, _with_renamed(os.environ if env is None else env)
         try:
             _check_required(required)
             return cls._parse()
@@ -282,7 +298,7 @@ class Settings:
             payment_timeout_seconds=_int("PAYMENT_TIMEOUT_SECONDS", minimum=10),
             mitra_auto_offline_sweep_seconds=_int("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", minimum=1),
             heartbeat_mirror_interval_seconds=_int("HEARTBEAT_MIRROR_INTERVAL_SECONDS", minimum=1),
-            valkey_online_mirror_sweep_seconds=_int("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", minimum=1),
+            availability_reseed_sweep_seconds=_int("AVAILABILITY_RESEED_SWEEP_SECONDS", minimum=1),
             session_expiry_sweep_seconds=_int("SESSION_EXPIRY_SWEEP_SECONDS", minimum=1),
             retention_sweep_seconds=_int("RETENTION_SWEEP_SECONDS", minimum=60),
             auto_offline_max_fraction=_float("AUTO_OFFLINE_MAX_FRACTION"),

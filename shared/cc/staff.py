@@ -1,7 +1,8 @@
 """Staff accounts in the control center: role and active flag, unlock, the users list.
 
-Rules (docs/control-center.md): admins only; never on yourself (the admin password reset too) (403 SELF_CHANGE_FORBIDDEN: an admin who
-could demote or deactivate themself could leave nobody in charge); never leaving no active
+Rules (docs/control-center.md): admins only; never on yourself (the admin password reset too)
+(403 SELF_CHANGE_FORBIDDEN: an admin who could demote or deactivate themself could leave
+nobody in charge); never leaving no active
 admin (409 LAST_ADMIN). The check locks every active admin row (`FOR UPDATE`, in id order)
 before counting, so two admins demoting each other at once are serialized and the second
 finds itself the last. Deactivating revokes every session of the user at once (Postgres, then

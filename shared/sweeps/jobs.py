@@ -173,7 +173,7 @@ def retention_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
 SWEEPS: dict[str, tuple[Callable[[Settings], int], Callable[[AppContext, Tx], PassResult]]] = {
     "auto-offline": (lambda s: s.mitra_auto_offline_sweep_seconds, auto_offline_pass),
     "heartbeat-mirror": (lambda s: s.heartbeat_mirror_interval_seconds, heartbeat_mirror_pass),
-    "availability-reseed": (lambda s: s.valkey_online_mirror_sweep_seconds, reseed_pass),
+    "availability-reseed": (lambda s: s.availability_reseed_sweep_seconds, reseed_pass),
     "session-expiry": (lambda s: s.session_expiry_sweep_seconds, session_expiry_pass),
     "retention": (lambda s: s.retention_sweep_seconds, retention_pass),
 }

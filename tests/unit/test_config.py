@@ -57,7 +57,7 @@ def test_defaults_follow_the_spec():
     s = Settings.from_env(BASE)
     assert (s.access_token_ttl_seconds, s.refresh_token_ttl_days, s.refresh_reuse_grace_seconds) == (3600, 30, 10)
     assert (s.mitra_auto_offline_sweep_seconds, s.heartbeat_mirror_interval_seconds) == (30, 60)
-    assert (s.valkey_online_mirror_sweep_seconds, s.session_expiry_sweep_seconds) == (300, 30)
+    assert (s.availability_reseed_sweep_seconds, s.session_expiry_sweep_seconds) == (300, 30)
     assert (s.pairing_blast_size, s.mitra_heartbeat_stale_seconds, s.trusted_proxy_hops) == (25, 90, 1)
     assert (s.auto_offline_max_fraction, s.auto_offline_breaker_min) == (0.5, 20)
 
@@ -117,3 +117,14 @@ def test_otp_country_allow_list_defaults_to_indonesia_and_takes_calling_codes():
     for bad in ("ID", "0062", "6212", "６２"):
         with pytest.raises(ConfigError, match="OTP_ALLOWED_COUNTRY_CODES"):
             Settings.from_env({**BASE, "OTP_ALLOWED_COUNTRY_CODES": bad})
+
+
+def test_the_old_name_of_the_reseed_cadence_is_still_read_with_a_deprecation_line(caplog):
+    from shared.config import Settings
+
+    with caplog.at_level("WARNING"):
+        settings = Settings.from_env({"VALKEY_ONLINE_MIRROR_SWEEP_SECONDS": "600"})
+    assert settings.availability_reseed_sweep_seconds == 600
+    assert "VALKEY_ONLINE_MIRROR_SWEEP_SECONDS is deprecated" in caplog.text
+    both = Settings.from_env({"VALKEY_ONLINE_MIRROR_SWEEP_SECONDS": "600", "AVAILABILITY_RESEED_SWEEP_SECONDS": "120"})
+    assert both.availability_reseed_sweep_seconds == 120  # the new name wins

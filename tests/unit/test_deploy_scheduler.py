@@ -16,7 +16,7 @@ SCHEDULER_SA = f"bestie-scheduler@{PROJECT}.iam.gserviceaccount.com"
 SWEEPS = {
     "sweep-auto-offline": ("MITRA_AUTO_OFFLINE_SWEEP_SECONDS", 30, "* * * * *"),
     "sweep-heartbeat-mirror": ("HEARTBEAT_MIRROR_INTERVAL_SECONDS", 60, "* * * * *"),
-    "sweep-availability-reseed": ("VALKEY_ONLINE_MIRROR_SWEEP_SECONDS", 300, "*/5 * * * *"),
+    "sweep-availability-reseed": ("AVAILABILITY_RESEED_SWEEP_SECONDS", 300, "*/5 * * * *"),
     "sweep-session-expiry": ("SESSION_EXPIRY_SWEEP_SECONDS", 30, "* * * * *"),
 }
 
@@ -100,7 +100,7 @@ def test_cron_matches_the_cadence_and_sub_minute_sweeps_run_every_minute():
 
 def test_the_deployment_value_of_the_cadence_env_wins(tmp_path):
     override = tmp_path / "deploy.toml"
-    override.write_text('[env]\nVALKEY_ONLINE_MIRROR_SWEEP_SECONDS = "600"\n')
+    override.write_text('[env]\nAVAILABILITY_RESEED_SWEEP_SECONDS = "600"\n')
     jobs = {job.name.rsplit("/", 1)[1]: job for job in _dry_run_jobs(env_file=override)}
     assert jobs["sweep-availability-reseed"].schedule == "*/10 * * * *"
 
@@ -147,7 +147,7 @@ def test_sync_updates_a_job_whose_cadence_changed(tmp_path):
     fake = FakeScheduler()
     scheduler.sync(fake, _dry_run_jobs())
     override = tmp_path / "deploy.toml"
-    override.write_text('[env]\nVALKEY_ONLINE_MIRROR_SWEEP_SECONDS = "900"\n')
+    override.write_text('[env]\nAVAILABILITY_RESEED_SWEEP_SECONDS = "900"\n')
     results = dict(scheduler.sync(fake, _dry_run_jobs(env_file=override)))
     name = f"projects/{PROJECT}/locations/{REGION}/jobs/sweep-availability-reseed"
     assert results.pop(name) == "updated"
@@ -173,7 +173,7 @@ def _worst_case_seconds(job: scheduler_v1.Job) -> float:
 
 
 @pytest.mark.parametrize(
-    "env", [{}, {"SESSION_EXPIRY_SWEEP_SECONDS": "600", "VALKEY_ONLINE_MIRROR_SWEEP_SECONDS": "3600"}]
+    "env", [{}, {"SESSION_EXPIRY_SWEEP_SECONDS": "600", "AVAILABILITY_RESEED_SWEEP_SECONDS": "3600"}]
 )
 def test_a_failing_or_slow_sweep_never_delays_the_next_run_past_its_cadence(env):
     # "As a general rule, execution n + 1 of a job will not begin until execution n has

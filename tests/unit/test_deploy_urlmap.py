@@ -29,7 +29,7 @@ SAMPLE = manifest.parse(
                 "POST",
                 "/sweeps/reseed",
                 auth="scheduler",
-                schedule_env="VALKEY_ONLINE_MIRROR_SWEEP_SECONDS",
+                schedule_env="AVAILABILITY_RESEED_SWEEP_SECONDS",
             ),
             _fn("test-seed-mitra", "POST", "/internal/_test/seed-mitra", auth="none", test_only=True),
         ]
