@@ -34,12 +34,10 @@ TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,auto)
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# The inner loop, under 30 s: lint, the unit tier (no servers), then the server tests that failed
-# in the last run, if any (README, "Tests").
+# The inner loop, under 30 s: lint, then the unit tier (no servers) and any test files named in
+# CHECK_TESTS, in one process (README, "Tests").
 check: lint
-	$(BIN)/python -m pytest -p no:xdist -q tests/unit $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -p no:xdist -q --lf --lfnf=none -m "not slow" \
-		tests/integration tests/functions tests/faults tests/platform $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:xdist -q tests/unit $(CHECK_TESTS) $(PYTEST_ARGS)
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's
 # redis-server 7.0 (nearest to Memorystore's Valkey 7.2). Installs redis-server when missing;

@@ -117,14 +117,10 @@ def _group_names(item: pytest.Item) -> list[str]:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark the XDIST_GROUPS tests, and all of them `slow` (`make check` leaves those out).
-
-    Done as each test is collected: before -m selects and before xdist reads the marks.
-    """
+    """Mark the XDIST_GROUPS tests as each is collected: before -m selects and xdist reads marks."""
     group = None if item.get_closest_marker("xdist_group") else _xdist_group(item)
     if group:
         item.add_marker(pytest.mark.xdist_group(group))
-        item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's own hook
