@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install dev test test-compat lint fmt migrate bench cost load bundle mutants clean
+.PHONY: install dev test check test-compat lint fmt migrate bench cost load bundle mutants clean
 
 install: $(STAMP)
 
@@ -29,10 +29,19 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# pytest-xdist workers, each with its own embedded Postgres and Valkey (README, "Tests"). Servers
+# of your own (TEST_DATABASE_URL) would be shared by the workers, so that run is serial.
 # Debian's redis-server (built with TLS) serves the Valkey TLS tests (tests/integration/test_valkey_tls.py).
+TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,auto)
+
 test: lint
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The inner loop, under 30 s: lint, then the unit tier (no servers) and any test files named in
+# CHECK_TESTS, in one process (README, "Tests").
+check: lint
+	$(BIN)/python -m pytest -p no:xdist -q tests/unit $(CHECK_TESTS) $(PYTEST_ARGS)
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's
 # redis-server 7.0 (nearest to Memorystore's Valkey 7.2). Installs redis-server when missing;

@@ -50,9 +50,10 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     """A Popen `preexec_fn` that makes the child get `sig` when the starting thread dies (Linux).
 
-    The child sets it after Popen's user switch, so it survives that (prctl(2): a credential
-    change clears it). None (no preexec_fn) off Linux, and off the main thread, whose end would
-    otherwise take a server down with it while the process still uses it.
+    The child sets it after Popen's user switch, so it survives that (a credential change
+    clears it: https://man7.org/linux/man-pages/man2/prctl.2.html, PR_SET_PDEATHSIG). None (no
+    preexec_fn) off Linux, and off the main thread, whose end would otherwise take a server down
+    with it while the process still uses it.
     """
     if _LIBC is None or threading.current_thread() is not threading.main_thread():
         return None
@@ -92,7 +93,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 

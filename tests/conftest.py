@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -116,7 +117,7 @@ def _group_names(item: pytest.Item) -> list[str]:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Mark the XDIST_GROUPS tests (as collected: before -m selects and xdist reads the marks)."""
+    """Mark the XDIST_GROUPS tests as each is collected: before -m selects and xdist reads marks."""
     group = None if item.get_closest_marker("xdist_group") else _xdist_group(item)
     if group:
         item.add_marker(pytest.mark.xdist_group(group))
@@ -124,12 +125,19 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 @pytest.hookimpl(trylast=True)  # after xdist's own hook
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give every grouped test the `@group` node-id suffix that loadgroup schedules by.
+    """Node ids that xdist can schedule by: one per test, with the `@group` suffix of a group.
 
-    pytest-xdist 3.8 writes that suffix to `item._nodeid`, which pytest 9.2 no longer reads (it
-    keeps a structured `item._id`), so groups were silently ignored:
-    https://github.com/pytest-dev/pytest-xdist/issues/1386. Nothing to do once xdist sets it.
+    schemathesis gives every operation of the fuzz test the test function's node id, and xdist
+    keys its schedule by node id, so all but one operation were silently dropped: a repeated
+    id is rebuilt from the item's own name (`...[GET /healthz]`). pytest-xdist 3.8 writes the
+    group suffix to `item._nodeid`, which pytest 9.2 no longer reads (it keeps a structured
+    `item._id`), so groups were ignored: https://github.com/pytest-dev/pytest-xdist/issues/1386.
+    Nothing to do once xdist sets it.
     """
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
     if not getattr(config.option, "loadgroup", False):  # set on the workers of a --dist loadgroup run
         return
     for item in items:

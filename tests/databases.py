@@ -139,8 +139,6 @@ class IsolatedDatabases:
             conn.close()
         self._free: list[str] = []
         self._made: set[str] = set()
-        self.clones = 0  # CREATE DATABASE statements so far
-        self.resets = 0
         IsolatedDatabases._by_template[template] = self
 
     @classmethod
@@ -168,7 +166,6 @@ class IsolatedDatabases:
         finally:
             admin.close()
         self._made.add(name)
-        self.clones += 1
         return name
 
     def _reset_or_drop(self, name: str) -> bool:
@@ -177,7 +174,6 @@ class IsolatedDatabases:
         try:
             conn.run("SET lock_timeout = '20s'")
             conn.run(self._reset)
-            self.resets += 1
             return True
         except pg8000.native.DatabaseError as exc:
             if SCHEMA_CHANGED not in str(exc):

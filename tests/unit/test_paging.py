@@ -36,6 +36,17 @@ def test_a_cursor_round_trips_its_sort_key() -> None:
         base64.urlsafe_b64encode(json.dumps({"kind": "customers"}).encode()).decode(),
         "A" * 600,
     ],
+    ids=[  # fixed names: pytest-xdist workers must collect the same ids (the values hold the time)
+        "bad-chars",
+        "not-base64",
+        "another-lists-cursor",
+        "wrong-arity",
+        "not-a-time",
+        "no-timezone",
+        "not-a-uuid",
+        "not-a-list",
+        "too-long",
+    ],
 )
 def test_anything_but_a_cursor_of_this_list_is_a_400_naming_cursor(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as raised:
