@@ -50,6 +50,7 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import secrets
@@ -393,4 +394,18 @@ def test_secret_values(database_url: str, valkey_url: str) -> dict[str, str]:
         "DB_PASSWORD": "unused",
         "VALKEY_CA_CERT": "unused",
         "ADMIN_PASSWORD": "unused",
+        "APPLE_PRIVATE_KEY": _apple_key_pem(),
+        "APPLE_TOKEN_ENCRYPTION_KEY": base64.b64encode(b"k" * 32).decode(),
     }
+
+
+def _apple_key_pem() -> str:
+    """A P-256 key in PEM, the shape of a Sign in with Apple key (.p8)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
