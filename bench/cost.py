@@ -4,7 +4,8 @@ One run measures, for each hot function through its real entry point on embedded
 CPU-seconds and the wall time of one request, and the rows and bytes Postgres gains per chat.
 The model multiplies them by a stated usage profile and Google's published prices, under both
 Cloud Run billing modes, and picks the cheaper mode per function (the manifest's `billing`).
-It writes docs/cost.md and docs/cost.png. Run: `.venv/bin/python -m bench.cost`.
+It writes docs/cost.md and docs/cost.png, with the rows and bytes each table gains a day.
+Run: `.venv/bin/python -m bench.cost`.
 
 Prices, as published on the pages below on 2026-12-03 (Tier 1 regions, e.g. asia-southeast2
 is Tier 2 and costs more; the ratios between modes hold):
@@ -131,17 +132,29 @@ def measure() -> tuple[list[Measured], dict[str, float]]:
             "auth-refresh": refresh,
         }
         measured = []
+        growth: dict[str, dict[str, tuple[float, float]]] = {}
         for name, call in calls.items():
-            before = _bytes(ctx)
+            before = _tables(ctx)
             measured.append(_measure(name, call))
-            if name == "chat-client-send":
-                per_message = (_bytes(ctx) - before) / REPEAT
+            after = _tables(ctx)
+            growth[name] = {
+                table: ((after[table][0] - rows) / REPEAT, (after[table][1] - size) / REPEAT)
+                for table, (rows, size) in before.items()
+                if after[table][0] != rows
+            }
         ctx.close()
-    return measured, {"bytes_per_message": per_message}
+    return measured, growth
 
 
-def _bytes(ctx: Any) -> float:
-    return float(ctx.db.scalar("SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r'"))
+def _tables(ctx: Any) -> dict[str, tuple[float, float]]:
+    """(rows, bytes with indexes and TOAST) of every table; rows exact, from count(*)."""
+    names = [r["relname"] for r in ctx.db.rows("SELECT relname FROM pg_stat_user_tables")]
+    out = {}
+    for name in names:
+        rows = ctx.db.scalar(f'SELECT count(*) FROM "{name}"')  # noqa: S608 (a name Postgres listed)
+        size = ctx.db.scalar("SELECT pg_total_relation_size(CAST(:n AS regclass))", n=name)
+        out[name] = (float(rows), float(size))
+    return out
 
 
 def requests_per_second(online: int) -> dict[str, float]:
@@ -218,7 +231,7 @@ def memorystore(online: int) -> str:
     return f"{shards} shard(s) x standard-small, 1 replica each"
 
 
-def report(measured: list[Measured], storage: dict[str, float]) -> str:
+def report(measured: list[Measured], growth: dict[str, dict[str, tuple[float, float]]]) -> str:
     load = os.getloadavg()[0]
     lines = ["# Cost at 1k, 10k and 100k online mitras", ""]
     lines += [
@@ -254,7 +267,7 @@ def report(measured: list[Measured], storage: dict[str, float]) -> str:
             for c in costs
         ]
         otp = requests_per_second(online)["chat-client-send"] / MESSAGES_PER_CHAT * OTP_PER_CHAT * MONTH_SECONDS
-        gb_month = storage["bytes_per_message"] * rates["chat-client-send"] * MONTH_SECONDS / 1e9
+        daily = _daily_growth(growth, rates)
         lines += [
             "",
             f"- Hot functions, cheaper mode each: **${chosen:,.0f}/month** "
@@ -262,8 +275,10 @@ def report(measured: list[Measured], storage: dict[str, float]) -> str:
             f"- Cloud SQL {shape}: ${sql_price:,.0f}/month."
             f" Memorystore: {memorystore(online)} (price per node-hour on its page).",
             f"- SMS: {otp:,.0f} OTP a month x ${SMS_PRICE_USD} = ${otp * SMS_PRICE_USD:,.0f}.",
-            f"- Postgres grows about {gb_month:,.1f} GB a month from chat messages "
-            f"({storage['bytes_per_message']:.0f} bytes per message, indexes included).",
+            "",
+            "| table | rows added a day | MB added a day |",
+            "|---|---|---|",
+            *[f"| {table} | {rows:,.0f} | {size / 1e6:,.1f} |" for table, (rows, size) in sorted(daily.items())],
             "",
         ]
     largest = requests_per_second(SIZES[-1])
@@ -286,9 +301,26 @@ def report(measured: list[Measured], storage: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _daily_growth(
+    growth: dict[str, dict[str, tuple[float, float]]], rates: dict[str, float]
+) -> dict[str, tuple[float, float]]:
+    """Rows and bytes each table gains a day: the measured growth per request times the day's requests.
+
+    Heartbeats add no row (a mitra's ping updates its row in mitra_pings); sweeps' and sign-ins'
+    rows are small next to these and the retention sweep bounds them (docs/retention.md).
+    """
+    daily: dict[str, tuple[float, float]] = {}
+    for function, tables in growth.items():
+        requests = rates[function] * 86_400
+        for table, (rows, size) in tables.items():
+            was = daily.get(table, (0.0, 0.0))
+            daily[table] = (was[0] + rows * requests, was[1] + size * requests)
+    return daily
+
+
 def main(argv: list[str] | None = None) -> int:
-    measured, storage = measure()
-    text = report(measured, storage)
+    measured, growth = measure()
+    text = report(measured, growth)
     (REPO / "docs" / "cost.md").write_text(text)
     _plot(measured)
     print(text)
