@@ -152,7 +152,11 @@ def app_config_put(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint
 def payment_confirmed(req: ApiRequest) -> dict:
-    return pairing.confirm_payment(req.ctx, req.principal, req.uuid_param())
+    session_id = req.uuid_param()
+    reason = validate.string(req.json(), "reason", required=False, max_len=500)  # why staff confirm it
+    session = pairing.confirm_payment(req.ctx, req.principal, session_id, reason)
+    _record(req, "payment.confirm", "chat_session", session_id, {"reason": reason, "status": session["status"]})
+    return session
 
 
 # ---- customers ---------------------------------------------------------------------------------

@@ -1,0 +1,262 @@
+"""Money rules of chat sessions: prices, the payment of a session and of each extension,
+provider notifications, staff confirmation, and refunds due (docs/payments.md).
+
+- Prices: `price_per_minute_idr` and `session_allowed_minutes` (app_config); a session's
+  amount is fixed when it is requested, an extension's when it is asked for.
+- A payment row is written in the same transaction as the transition that asks for it (accept,
+  extend); the provider is called after the commit (no row lock held over HTTP), and its token
+  and page are stored on the row.
+- Paid time is paid for: a session becomes active, and an extension moves expires_at, only
+  when its payment is settled `paid` (by the provider's verified status, or by staff).
+- A payment settled paid that can no longer deliver its time (the session closed or moved on
+  first) records a refund due instead of changing the session.
+
+Every settlement is one transaction: the payment's conditional UPDATE (pending -> paid|failed)
+and the session's, with their events; the caller answers only after it committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import app_config
+from shared.chat import events as chat
+from shared.context import AppContext
+from shared.db import Row, Tx
+from shared.errors import ApiError, Unauthorized, ValidationFailed
+from shared.pairing import effects
+from shared.pairing import store as sessions
+from shared.payments import store
+from shared.payments.provider import PaymentProviderError, provider
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRICE_PER_MINUTE_IDR = 1000
+NOTIFICATION_ACTOR = "system:midtrans"
+
+
+class PaymentNotFound(ApiError):
+    status, code, default_message = 404, "PAYMENT_NOT_FOUND", "no payment has this order id"
+
+
+# ---- prices ---------------------------------------------------------------------------------
+
+
+def price_per_minute(tx: Tx) -> int:
+    value = app_config.get_in(tx, "price_per_minute_idr")
+    return int(value) if isinstance(value, int) and value >= 0 else DEFAULT_PRICE_PER_MINUTE_IDR
+
+
+def allowed_minutes(tx: Tx) -> list[int] | None:
+    """The durations a session may be booked for; None (any duration in range) when unset."""
+    value = app_config.get_in(tx, "session_allowed_minutes")
+    if isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value):
+        return sorted(value)
+    return None
+
+
+def amount_for(tx: Tx, minutes: int) -> int:
+    """What `minutes` cost at today's price, in whole IDR."""
+    return price_per_minute(tx) * minutes
+
+
+def check_duration(tx: Tx, minutes: int) -> None:
+    """400 VALIDATION_FAILED on duration_minutes when it is not one of the allowed durations."""
+    allowed = allowed_minutes(tx)
+    if allowed is not None and minutes not in allowed:
+        raise ValidationFailed("duration_minutes", f"must be one of {allowed}")
+
+
+# ---- asking for a payment -------------------------------------------------------------------
+
+
+def open_for_session(ctx: AppContext, tx: Tx, session: Row, now: datetime) -> Row:
+    """The accepted session's payment (its amount, due by its payment deadline), in the accept's transaction."""
+    amount = session["amount_idr"] if session["amount_idr"] is not None else amount_for(tx, session["duration_minutes"])
+    return store.insert(
+        tx,
+        str(session["id"]),
+        "session",
+        session["duration_minutes"],
+        int(amount),
+        provider(ctx).name,
+        session["payment_deadline_at"],
+        now,
+    )
+
+
+def open_for_extension(ctx: AppContext, tx: Tx, session: Row, minutes: int, now: datetime) -> Row:
+    """A pending extension: due within the payment timeout, and never after the session ends."""
+    deadline = min(now + timedelta(seconds=ctx.settings.payment_timeout_seconds), session["expires_at"])
+    return store.insert(
+        tx, str(session["id"]), "extension", minutes, amount_for(tx, minutes), provider(ctx).name, deadline, now
+    )
+
+
+def checkout(ctx: AppContext, payment: Row) -> None:
+    """After the commit: create the payment at the provider and keep its token and page.
+
+    A provider failure is logged and leaves the payment without a token (the customer's app
+    shows the amount and deadline; staff can still confirm it); the deadline still applies.
+    """
+    try:
+        created = provider(ctx).create(
+            payment["order_id"], int(payment["amount_idr"]), payment["deadline_at"], ctx.now()
+        )
+    except PaymentProviderError:
+        log.warning("payment creation failed", extra={"order_id": payment["order_id"]})
+        return
+    if created.token is None and created.redirect_url is None:
+        return
+    with ctx.db.transaction() as tx:
+        store.set_checkout(tx, str(payment["id"]), created.token, created.redirect_url)
+        tx.commit()
+
+
+def view(tx: Tx, session_id: str, now: datetime) -> dict[str, Any] | None:
+    """The customer's `payment`: the one waiting, else the latest; None before any was asked for.
+
+    A payment still pending past its deadline can no longer be paid: it shows as `expired`.
+    """
+    row = store.pending_of(tx, session_id) or store.latest_of(tx, session_id)
+    if row is None:
+        return None
+    status = "expired" if row["status"] == "pending" and row["deadline_at"] <= now else row["status"]
+    return {
+        "kind": row["kind"],
+        "minutes": row["minutes"],
+        "amount": row["amount_idr"],
+        "status": status,
+        "token": row["token"],
+        "redirect_url": row["redirect_url"],
+        "deadline": row["deadline_at"].isoformat(),
+    }
+
+
+# ---- settling a payment ---------------------------------------------------------------------
+
+
+def settle_paid(tx: Tx, payment: Row, actor: str, now: datetime, reason: str | None, raw: str | None) -> Row | None:
+    """pending -> paid, and deliver its time: the session becomes active, or the extension moves expires_at.
+
+    Returns the changed session row, or None when nothing changed (already settled, or the
+    session could no longer take the time: then a refund due is recorded for the payment).
+    """
+    settled = store.settle(tx, str(payment["id"]), "paid", actor, now, reason, raw)
+    if settled is None:
+        return None
+    session_id = str(payment["session_id"])
+    detail = {"order_id": payment["order_id"], "amount_idr": payment["amount_idr"], "reason": reason}
+    if payment["kind"] == "session":
+        row = sessions.confirm_payment(tx, session_id, now)
+        if row is not None:
+            sessions.record_event(tx, session_id, "payment_confirmed", actor, now, detail)
+            chat.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
+    else:
+        from shared.pairing.service import MAX_DURATION_MINUTES
+
+        row = None
+        if payment["deadline_at"] > now:  # an extension paid after its deadline delivers nothing
+            row = sessions.extend(tx, session_id, int(payment["minutes"]), now, MAX_DURATION_MINUTES)
+        if row is not None:
+            extended = {**detail, "minutes": payment["minutes"], "expires_at": row["expires_at"].isoformat()}
+            sessions.record_event(tx, session_id, "extended", actor, now, extended)
+            chat.system_message(
+                tx, session_id, "extended", now, minutes=payment["minutes"], expires_at=row["expires_at"]
+            )
+    if row is None:
+        store.record_refund(tx, session_id, int(payment["amount_idr"]), "paid_after_close", now, str(payment["id"]))
+        sessions.record_event(tx, session_id, "refund_due", actor, now, {**detail, "why": "paid_after_close"})
+    return row
+
+
+def after_paid(ctx: AppContext, kind: str, row: Row) -> None:
+    """After the commit: wake chat readers, mirror capacity, tell both parties."""
+    chat.wake_readers(ctx, str(row["id"]))
+    effects.recompute(ctx, [row["mitra_id"]])
+    expires = row["expires_at"].isoformat()
+    push = "session_active" if kind == "session" else "session_extended"
+    effects.push(ctx, "customer", [row["customer_id"]], push, row, expires_at=expires)
+    effects.push(ctx, "mitra", [row["mitra_id"]], push, row, expires_at=expires)
+
+
+def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> bool:
+    """An active paid session ended early through no fault of the customer: its unused time is owed back.
+
+    The unused share of what the customer paid (session and paid extensions), pro rata to the
+    seconds left of the paid time, rounded down to whole IDR.
+    """
+    if row["paid_at"] is None or row["expires_at"] is None or row["expires_at"] <= now:
+        return False
+    paid = int(
+        tx.scalar(
+            "SELECT coalesce(sum(amount_idr), 0) FROM payments WHERE session_id = CAST(:s AS uuid) AND status = 'paid'",
+            s=str(row["id"]),
+        )
+        or 0
+    )
+    total = row["duration_minutes"] * 60
+    left = (row["expires_at"] - now).total_seconds()
+    amount = int(paid * min(left, total) // total) if total else 0
+    return store.record_refund(tx, str(row["id"]), amount, reason, now)
+
+
+# ---- provider notifications -----------------------------------------------------------------
+
+
+def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]:
+    """A provider's notification: verify, re-read the status from the provider, act once, then answer.
+
+    Nothing in the notification but its order id is trusted: the outcome and the amount come
+    from the provider's status API. Repeats and out-of-order deliveries change nothing (the
+    payment moves out of `pending` once); a status that disagrees with the notification, an
+    amount that is not the payment's, and a session past its deadline change nothing either.
+    """
+    gateway = provider(ctx)
+    if not gateway.verify_notification(body):
+        raise Unauthorized("the notification signature does not verify", code="INVALID_SIGNATURE", headers={})
+    order_id = str(body["order_id"])
+    with ctx.db.transaction() as tx:
+        payment = store.by_order(tx, order_id)
+    if payment is None:
+        raise PaymentNotFound()
+    status = gateway.status(order_id)  # the provider's own answer; the notification only says "look"
+    now = ctx.now()
+    if status.outcome is None:
+        return {"order_id": order_id, "result": "ignored", "status": payment["status"]}
+    if status.gross_amount != int(payment["amount_idr"]):
+        log.warning("payment amount mismatch", extra={"order_id": order_id})
+        return {"order_id": order_id, "result": "amount_mismatch", "status": payment["status"]}
+    if status.outcome == "paid":
+        from shared.pairing import expiry  # the session is settled to its deadline first
+
+        expiry.settle_one(ctx, str(payment["session_id"]), now)
+    with ctx.db.transaction() as tx:
+        current = store.by_order(tx, order_id, lock=True)
+        assert current is not None
+        row = None
+        if current["status"] != "pending":
+            if status.outcome == "paid" and current["status"] == "failed":  # closed here, yet paid there
+                store.record_refund(
+                    tx,
+                    str(current["session_id"]),
+                    int(current["amount_idr"]),
+                    "paid_after_close",
+                    now,
+                    str(current["id"]),
+                )
+            result = "unchanged"
+        elif status.outcome == "failed":
+            store.settle(tx, str(current["id"]), "failed", NOTIFICATION_ACTOR, now, None, status.raw_status)
+            result = "failed"
+        else:
+            row = settle_paid(tx, current, NOTIFICATION_ACTOR, now, None, status.raw_status)
+            result = "paid" if row is not None else "refund_due"
+        settled = store.by_order(tx, order_id)
+        tx.commit()
+    if row is not None:
+        after_paid(ctx, current["kind"], row)
+    assert settled is not None
+    return {"order_id": order_id, "result": result, "status": settled["status"]}
