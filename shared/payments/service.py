@@ -29,6 +29,7 @@ from shared.errors import ApiError, Unauthorized, ValidationFailed
 from shared.pairing import effects
 from shared.pairing import store as sessions
 from shared.payments import store
+from shared.payments.midtrans import whole_idr
 from shared.payments.provider import PaymentProviderError, provider
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]
     now = ctx.now()
     if status.outcome is None:
         return {"order_id": order_id, "result": "ignored", "status": payment["status"]}
-    if status.gross_amount != int(payment["amount_idr"]):
+    amount = int(payment["amount_idr"])
+    if status.gross_amount != amount or whole_idr(body.get("gross_amount")) != amount:
         log.warning("payment amount mismatch", extra={"order_id": order_id})
         return {"order_id": order_id, "result": "amount_mismatch", "status": payment["status"]}
     if status.outcome == "paid":
