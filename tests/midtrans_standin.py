@@ -35,6 +35,9 @@ import requests
 
 from shared.payments.midtrans import signature
 
+# Development's "pay from the terminal" (infra/pay.py): POST {stand-in}/_standin/pay/<session id>.
+PAY_PATH = "/_standin/pay/"
+
 # (url, JSON body) -> HTTP status of the merchant's answer. Default: POST over HTTP.
 Deliver = Callable[[str, dict[str, Any]], int]
 
@@ -51,6 +54,7 @@ class MidtransStandIn:
         self,
         server_key: str,
         notification_url: str = "",
+        port: int = 0,
         deliver: Deliver = _http_deliver,
         retry_delays: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2),
     ) -> None:
@@ -84,7 +88,9 @@ class MidtransStandIn:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path != "/snap/v1/transactions":
+                if self.path.startswith(PAY_PATH):  # development only: "the customer pays"
+                    self._reply(*standin.pay_session(self.path[len(PAY_PATH) :]))
+                elif self.path != "/snap/v1/transactions":
                     self._reply(404, {"error_messages": ["not found"]})
                 elif self._authorized():
                     self._reply(*standin.create(body))
@@ -99,7 +105,7 @@ class MidtransStandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -166,6 +172,19 @@ class MidtransStandIn:
     def pay(self, order_id: str) -> int:
         """The customer pays (settlement), and the signed notification is sent."""
         return self.notify(self.set_status(order_id, "settlement"))
+
+    def pay_session(self, session_id: str) -> tuple[int, dict[str, Any]]:
+        """Pay the latest pending order of a session (its own or an extension's); the merchant's answer."""
+        with self._lock:
+            waiting = [
+                order_id
+                for order_id, order in self.orders.items()
+                if session_id in order_id and order["transaction_status"] == "pending"
+            ]
+        if not waiting:
+            return 404, {"error": f"no pending order of session {session_id}"}
+        order_id = waiting[-1]
+        return 200, {"order_id": order_id, "merchant_answer": self.pay(order_id)}
 
     def expire(self, order_id: str) -> int:
         return self.notify(self.set_status(order_id, "expire"))

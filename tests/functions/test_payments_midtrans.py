@@ -265,3 +265,19 @@ def test_a_mitra_ending_a_paid_session_early_owes_the_unused_time(gateway: Midtr
     assert api("mitra_end", mitra_auth, sid).status_code == 200
 
     assert _refunds(ctx, sid) == [(6_000, "mitra_ended_early")]
+
+
+def test_paying_from_the_terminal_settles_the_sessions_waiting_order(gateway: MidtransStandIn) -> None:
+    """`python -m infra.pay SESSION_ID` asks the stand-in to pay; the signed notification does the rest."""
+    import requests
+
+    from tests.midtrans_standin import PAY_PATH
+
+    ctx = _ctx(gateway)
+    sid, _, _ = _accepted(gateway)
+
+    resp = requests.post(f"{gateway.url}{PAY_PATH}{sid}", timeout=30)
+
+    assert resp.status_code == 200 and resp.json() == {"order_id": f"S-{sid}-1", "merchant_answer": 200}
+    assert _session(ctx, sid)["status"] == "active"
+    assert requests.post(f"{gateway.url}{PAY_PATH}{sid}", timeout=30).status_code == 404  # nothing waits now
