@@ -22,3 +22,5 @@ CREATE TABLE payments (
 CREATE INDEX payments_session_idx ON payments (session_id, created_at);
 -- At most one extension waits for payment per session.
 CREATE UNIQUE INDEX payments_one_pending_extension ON payments (session_id) WHERE kind = 'extension' AND status = 'pending';
+-- The expiry sweep's reconciliation asks the provider about pending payments near their deadline.
+CREATE INDEX payments_pending_deadline_idx ON payments (deadline_at) WHERE status = 'pending';

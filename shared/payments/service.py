@@ -30,7 +30,7 @@ from shared.pairing import effects
 from shared.pairing import store as sessions
 from shared.payments import store
 from shared.payments.midtrans import whole_idr
-from shared.payments.provider import PaymentProviderError, provider
+from shared.payments.provider import PaymentProviderError, Status, provider
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,8 @@ def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> bool:
 def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]:
     """A provider's notification: verify, re-read the status from the provider, act once, then answer.
 
-    Nothing in the notification but its order id is trusted: the outcome and the amount come
-    from the provider's status API. Repeats and out-of-order deliveries change nothing (the
+    The notification only names the order: the outcome comes from the provider's status API,
+    and the amount must be the payment's both there and in the notification. Repeats and out-of-order deliveries change nothing (the
     payment moves out of `pending` once); a status that disagrees with the notification, an
     amount that is not the payment's, and a session past its deadline change nothing either.
     """
@@ -224,11 +224,19 @@ def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]
     if payment is None:
         raise PaymentNotFound()
     status = gateway.status(order_id)  # the provider's own answer; the notification only says "look"
+    if status.outcome is not None and whole_idr(body.get("gross_amount")) != int(payment["amount_idr"]):
+        log.warning("payment amount mismatch", extra={"order_id": order_id})
+        return {"order_id": order_id, "result": "amount_mismatch", "status": payment["status"]}
+    return _apply(ctx, payment, status, NOTIFICATION_ACTOR)
+
+
+def _apply(ctx: AppContext, payment: Row, status: Status, actor: str) -> dict[str, Any]:
+    """Act once on the provider's status of a payment; the answer after the commit."""
+    order_id = str(payment["order_id"])
     now = ctx.now()
     if status.outcome is None:
         return {"order_id": order_id, "result": "ignored", "status": payment["status"]}
-    amount = int(payment["amount_idr"])
-    if status.gross_amount != amount or whole_idr(body.get("gross_amount")) != amount:
+    if status.gross_amount != int(payment["amount_idr"]):
         log.warning("payment amount mismatch", extra={"order_id": order_id})
         return {"order_id": order_id, "result": "amount_mismatch", "status": payment["status"]}
     if status.outcome == "paid":
@@ -251,10 +259,10 @@ def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]
                 )
             result = "unchanged"
         elif status.outcome == "failed":
-            store.settle(tx, str(current["id"]), "failed", NOTIFICATION_ACTOR, now, None, status.raw_status)
+            store.settle(tx, str(current["id"]), "failed", actor, now, None, status.raw_status)
             result = "failed"
         else:
-            row = settle_paid(tx, current, NOTIFICATION_ACTOR, now, None, status.raw_status)
+            row = settle_paid(tx, current, actor, now, None, status.raw_status)
             result = "paid" if row is not None else "refund_due"
         settled = store.by_order(tx, order_id)
         tx.commit()
@@ -262,3 +270,40 @@ def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]
         after_paid(ctx, current["kind"], row)
     assert settled is not None
     return {"order_id": order_id, "result": result, "status": settled["status"]}
+
+
+RECONCILE_AHEAD_SECONDS = 60  # pending payments this close to their deadline are asked about
+RECONCILE_BEHIND_SECONDS = 600  # and those past it this recently (a settlement whose notification was lost)
+RECONCILE_BATCH = 100
+RECONCILE_ACTOR = "system:payment-reconciliation"
+
+
+def reconcile_pending(ctx: AppContext) -> dict[str, int]:
+    """The session-expiry sweep's reconciliation: ask the provider about payments still pending near their deadline.
+
+    A notification Midtrans could not deliver (or we could not take) must not cost a customer
+    who paid: before the sweep expires unpaid sessions, each pending payment of this provider
+    whose deadline is within RECONCILE_AHEAD_SECONDS (or passed in the last
+    RECONCILE_BEHIND_SECONDS) is read from the status API and applied like a notification.
+    A provider failure skips that payment until the next pass. Counts per result.
+    """
+    gateway = provider(ctx)
+    if gateway.name == "manual":
+        return {}
+    now = ctx.now()
+    with ctx.db.transaction() as tx:
+        due = store.pending_near_deadline(
+            tx,
+            gateway.name,
+            now - timedelta(seconds=RECONCILE_BEHIND_SECONDS),
+            now + timedelta(seconds=RECONCILE_AHEAD_SECONDS),
+            RECONCILE_BATCH,
+        )
+    counts: dict[str, int] = {}
+    for payment in due:
+        try:
+            result = _apply(ctx, payment, gateway.status(str(payment["order_id"])), RECONCILE_ACTOR)["result"]
+        except PaymentProviderError:
+            result = "provider_error"
+        counts[result] = counts.get(result, 0) + 1
+    return counts

@@ -102,6 +102,18 @@ def fail_pending(tx: Tx, session_id: str, actor: str, reason: str, now: datetime
     )
 
 
+def pending_near_deadline(tx: Tx, provider: str, after: datetime, before: datetime, limit: int) -> list[Row]:
+    """Pending payments of `provider` whose deadline falls in (after, before], soonest first."""
+    return tx.rows(
+        f"SELECT {COLUMNS} FROM payments WHERE status = 'pending' AND provider = :p"  # noqa: S608
+        " AND deadline_at > :after AND deadline_at <= :before ORDER BY deadline_at, id LIMIT :n",
+        p=provider,
+        after=after,
+        before=before,
+        n=limit,
+    )
+
+
 def fail_overdue(tx: Tx, session_id: str, now: datetime) -> int:
     """Close the session's pending payments whose deadline has passed (never payable any more)."""
     return tx.execute(

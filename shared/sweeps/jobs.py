@@ -150,9 +150,14 @@ def reseed_pass(ctx: AppContext) -> PassResult:
 def session_expiry_pass(ctx: AppContext) -> PassResult:
     """Expire searching / unpaid sessions and end overdue active ones."""
     from shared.pairing import expire_due_sessions  # the pairing service owns the transitions
+    from shared.payments.service import reconcile_pending
 
+    # Money rule (docs/payments.md): payments settled at the gateway whose notification was lost
+    # are applied before their sessions would expire unpaid.
+    reconciled = reconcile_pending(ctx)
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
+    counts["payments_reconciled"] = reconciled
     return counts
 
 

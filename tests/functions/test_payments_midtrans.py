@@ -281,3 +281,25 @@ def test_paying_from_the_terminal_settles_the_sessions_waiting_order(gateway: Mi
     assert resp.status_code == 200 and resp.json() == {"order_id": f"S-{sid}-1", "merchant_answer": 200}
     assert _session(ctx, sid)["status"] == "active"
     assert requests.post(f"{gateway.url}{PAY_PATH}{sid}", timeout=30).status_code == 404  # nothing waits now
+
+
+def test_the_expiry_sweep_applies_a_payment_whose_notification_was_lost(
+    gateway: MidtransStandIn, clock: FakeClock
+) -> None:
+    """Rule: before unpaid sessions expire, the sweep asks the status API about payments near their deadline."""
+    from shared.sweeps.jobs import session_expiry_pass
+
+    ctx = _ctx(gateway)
+    sid, _, _ = _accepted(gateway)
+    other, _, _ = _accepted(gateway)
+    gateway.set_status(f"S-{sid}-1", "settlement")  # paid at the gateway; the notification never arrives
+    clock.advance(ctx.settings.payment_timeout_seconds - 30)
+
+    result = session_expiry_pass(ctx)
+
+    assert result["payments_reconciled"] == {"paid": 1, "ignored": 1}
+    assert _session(ctx, sid)["status"] == "active"
+    assert _session(ctx, other)["status"] == "pending_payment"
+    clock.advance(30)
+    assert session_expiry_pass(ctx)["expired_unpaid"] == 1
+    assert _session(ctx, other)["status"] == "expired"
