@@ -66,6 +66,7 @@ class MidtransStandIn:
         self.created: list[dict[str, Any]] = []  # every Snap create body, in order
         self.deliveries: list[tuple[str, int]] = []  # (order_id, merchant's answer) per attempt
         self.status_override: dict[str, dict[str, Any]] = {}  # order_id -> fields the status API lies about
+        self.down = False  # every API call answers 503 (an outage)
         self._lock = threading.Lock()
         auth = "Basic " + base64.b64encode(f"{server_key}:".encode()).decode()
         standin = self
@@ -92,6 +93,8 @@ class MidtransStandIn:
                     self._reply(*standin.pay_session(self.path[len(PAY_PATH) :]))
                 elif self.path != "/snap/v1/transactions":
                     self._reply(404, {"error_messages": ["not found"]})
+                elif standin.down:
+                    self._reply(503, {"error_messages": ["service unavailable"]})
                 elif self._authorized():
                     self._reply(*standin.create(body))
 
@@ -99,6 +102,8 @@ class MidtransStandIn:
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "v2" or parts[2] != "status":
                     self._reply(404, {"error_messages": ["not found"]})
+                elif standin.down:
+                    self._reply(503, {"error_messages": ["service unavailable"]})
                 elif self._authorized():
                     self._reply(200, standin.status(parts[1]))
 

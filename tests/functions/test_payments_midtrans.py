@@ -303,3 +303,59 @@ def test_the_expiry_sweep_applies_a_payment_whose_notification_was_lost(
     clock.advance(30)
     assert session_expiry_pass(ctx)["expired_unpaid"] == 1
     assert _session(ctx, other)["status"] == "expired"
+
+
+def test_notifications_and_a_staff_confirmation_at_once_settle_the_payment_once(gateway: MidtransStandIn) -> None:
+    """Rule: a payment settles once, whoever races for it (Midtrans's retries, staff)."""
+    import threading
+
+    from tests.tokens import bearer, cc_token
+
+    ctx = _ctx(gateway)
+    sid, _, _ = _accepted(gateway)
+    body = gateway.set_status(f"S-{sid}-1", "settlement")
+    staff = bearer(cc_token(ctx))
+    barrier = threading.Barrier(5)
+    answers: list[int] = []
+
+    def run(kind: str) -> None:
+        app = client("payments_midtrans_notification" if kind == "notify" else "payment_confirmed")
+        barrier.wait()
+        if kind == "notify":
+            answers.append(app.post(NOTIFY, json=body).status_code)
+        else:
+            answers.append(api("pay", staff, sid, app=app).status_code)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in ("notify",) * 4 + ("staff",)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(answers) == [200] * 5
+    assert events(ctx, sid).count("payment_confirmed") == 1
+    assert ctx.db.scalar("SELECT count(*) FROM payments WHERE session_id = CAST(:s AS uuid)", s=sid) == 1
+    assert _session(ctx, sid)["status"] == "active"
+    assert _refunds(ctx, sid) == []
+
+
+def test_a_gateway_outage_keeps_the_accept_and_makes_the_notification_retry(gateway: MidtransStandIn) -> None:
+    """Faults: Snap down at accept leaves a payment without a token (staff can still confirm);
+    the status API down answers 502, so Midtrans retries, and nothing changes meanwhile."""
+    ctx = _ctx(gateway)
+    gateway.down = True
+    sid, auth, _ = _accepted(gateway)
+    payment = api("get", auth, sid).json["payment"]
+    assert (payment["amount"], payment["token"], payment["status"]) == (10_000, None, "pending")
+
+    gateway.down = False
+    gateway.create({"transaction_details": {"order_id": f"S-{sid}-1", "gross_amount": 10_000}})
+    body = gateway.set_status(f"S-{sid}-1", "settlement")
+    gateway.down = True
+    resp = notify(body)
+    assert resp.status_code == 502 and resp.json["error"]["code"] == "PAYMENT_PROVIDER_ERROR"
+    assert _session(ctx, sid)["status"] == "pending_payment"
+
+    gateway.down = False
+    assert notify(body).json["result"] == "paid"
+    assert _session(ctx, sid)["status"] == "active"
