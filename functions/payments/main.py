@@ -1,4 +1,5 @@
-"""Payment gateway functions: Midtrans's HTTP notification (public, signature-checked).
+"""Payment functions: Midtrans's HTTP notification (public, signature-checked), and the staff
+view of a session's payments and refunds due, with the route that marks a refund paid back.
 
 Thin entry point only: it parses, calls shared.payments.service, and returns. The answer is
 2xx only once the change is committed; any failure is non-2xx, so Midtrans retries it
@@ -8,10 +9,11 @@ Thin entry point only: it parses, calls shared.payments.service, and returns. Th
 import functions_framework
 
 from shared import config, context, validate
+from shared.cc import audit
 from shared.http import ApiRequest, endpoint
 from shared.payments import service as payments
 
-context.init(required=(config.DATABASE, config.VALKEY))
+context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
 
 @functions_framework.http
@@ -21,3 +23,24 @@ def payments_midtrans_notification(req: ApiRequest) -> dict:
     for name in ("order_id", "status_code", "gross_amount", "signature_key"):
         validate.string(body, name, max_len=256)
     return payments.handle_notification(req.ctx, body)
+
+
+@functions_framework.http
+@endpoint
+def payments_of_session(req: ApiRequest) -> dict:
+    return payments.money_of(req.ctx, req.uuid_param())
+
+
+@functions_framework.http
+@endpoint
+def payments_refunded(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    body = req.json()
+    refund_id = validate.uuid_value(validate.string(body, "refund_id", max_len=64), "refund_id")
+    note = validate.string(body, "reason", required=False, max_len=500)
+    actor = f"cc:{req.principal.user_id}"
+    money = payments.mark_refunded(req.ctx, actor, session_id, refund_id)
+    audit.record_now(
+        req.ctx, actor, "refund.mark_refunded", "chat_session", session_id, {"refund_id": refund_id, "reason": note}
+    )
+    return money

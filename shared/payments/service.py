@@ -25,7 +25,7 @@ from shared import app_config
 from shared.chat import events as chat
 from shared.context import AppContext
 from shared.db import Row, Tx
-from shared.errors import ApiError, Unauthorized, ValidationFailed
+from shared.errors import ApiError, Conflict, NotFound, Unauthorized, ValidationFailed
 from shared.pairing import effects
 from shared.pairing import store as sessions
 from shared.payments import store
@@ -211,9 +211,10 @@ def handle_notification(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]
     """A provider's notification: verify, re-read the status from the provider, act once, then answer.
 
     The notification only names the order: the outcome comes from the provider's status API,
-    and the amount must be the payment's both there and in the notification. Repeats and out-of-order deliveries change nothing (the
-    payment moves out of `pending` once); a status that disagrees with the notification, an
-    amount that is not the payment's, and a session past its deadline change nothing either.
+    and the amount must be the payment's both there and in the notification. Repeats and
+    out-of-order deliveries change nothing (the payment moves out of `pending` once); a status
+    that disagrees with the notification, an amount that is not the payment's, and a session
+    past its deadline change nothing either.
     """
     gateway = provider(ctx)
     if not gateway.verify_notification(body):
@@ -307,3 +308,67 @@ def reconcile_pending(ctx: AppContext) -> dict[str, int]:
             result = "provider_error"
         counts[result] = counts.get(result, 0) + 1
     return counts
+
+
+# ---- staff ----------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _refund_json(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "payment_id": str(row["payment_id"]) if row["payment_id"] else None,
+        "amount_idr": int(row["amount_idr"]),
+        "reason": row["reason"],
+        "created_at": _iso(row["created_at"]),
+        "refunded_at": _iso(row["refunded_at"]),
+        "refunded_by": row["refunded_by"],
+    }
+
+
+def money_of(ctx: AppContext, session_id: str) -> dict[str, Any]:
+    """Staff view of a session's money: every payment asked, and every refund due."""
+    with ctx.db.transaction() as tx:
+        if sessions.get(tx, session_id) is None:
+            raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
+        paid = store.payments_of(tx, session_id)
+        refunds = store.refunds_of(tx, session_id)
+    return {
+        "session_id": session_id,
+        "payments": [
+            {
+                "id": str(p["id"]),
+                "kind": p["kind"],
+                "order_id": p["order_id"],
+                "provider": p["provider"],
+                "minutes": int(p["minutes"]),
+                "amount_idr": int(p["amount_idr"]),
+                "status": p["status"],
+                "deadline_at": _iso(p["deadline_at"]),
+                "created_at": _iso(p["created_at"]),
+                "settled_at": _iso(p["settled_at"]),
+                "settled_by": p["settled_by"],
+                "reason": p["reason"],
+            }
+            for p in paid
+        ],
+        "refunds": [_refund_json(r) for r in refunds],
+        "refund_due_idr": sum(int(r["amount_idr"]) for r in refunds if r["refunded_at"] is None),
+    }
+
+
+def mark_refunded(ctx: AppContext, actor: str, session_id: str, refund_id: str) -> dict[str, Any]:
+    """Staff record that a refund due was paid back (once: a repeat is 409 ALREADY_REFUNDED)."""
+    with ctx.db.transaction() as tx:
+        if sessions.get(tx, session_id) is None:
+            raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
+        if store.mark_refunded(tx, session_id, refund_id, actor, ctx.now()) is None:
+            known = {str(r["id"]): r for r in store.refunds_of(tx, session_id)}
+            if refund_id not in known:
+                raise NotFound("this session has no such refund", code="REFUND_NOT_FOUND")
+            raise Conflict("this refund is already marked refunded", code="ALREADY_REFUNDED")
+        tx.commit()
+    return money_of(ctx, session_id)

@@ -151,3 +151,23 @@ def refunds_of(tx: Tx, session_id: str) -> list[Row]:
         " WHERE session_id = CAST(:s AS uuid) ORDER BY created_at, id",
         s=session_id,
     )
+
+
+def payments_of(tx: Tx, session_id: str) -> list[Row]:
+    return tx.rows(
+        f"SELECT {COLUMNS} FROM payments WHERE session_id = CAST(:s AS uuid) ORDER BY created_at, id",  # noqa: S608
+        s=session_id,
+    )
+
+
+def mark_refunded(tx: Tx, session_id: str, refund_id: str, actor: str, now: datetime) -> Row | None:
+    """A refund due -> refunded (once); None when it is not this session's or was refunded already."""
+    return tx.one(
+        "UPDATE session_refunds SET refunded_at = :now, refunded_by = :actor"
+        " WHERE id = CAST(:r AS uuid) AND session_id = CAST(:s AS uuid) AND refunded_at IS NULL"
+        " RETURNING id",
+        r=refund_id,
+        s=session_id,
+        actor=actor,
+        now=now,
+    )

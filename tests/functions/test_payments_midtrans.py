@@ -359,3 +359,35 @@ def test_a_gateway_outage_keeps_the_accept_and_makes_the_notification_retry(gate
     gateway.down = False
     assert notify(body).json["result"] == "paid"
     assert _session(ctx, sid)["status"] == "active"
+
+
+def test_staff_see_the_refund_due_and_mark_it_refunded_once(gateway: MidtransStandIn, clock: FakeClock) -> None:
+    from tests.tokens import bearer, cc_user
+
+    ctx = _ctx(gateway)
+    sid, _, (_, mitra_auth) = _accepted(gateway, minutes=10)
+    gateway.pay(f"S-{sid}-1")
+    clock.advance(4 * 60)
+    api("mitra_end", mitra_auth, sid)
+    staff_id, token = cc_user(ctx, "operator")
+    staff = bearer(token)
+    url = f"/internal/chat-sessions/{sid}"
+
+    money = client("payments_of_session").get(f"{url}/payments", headers=staff).json
+    assert [(p["kind"], p["status"], p["settled_by"]) for p in money["payments"]] == [
+        ("session", "paid", "system:midtrans")
+    ]
+    [refund] = money["refunds"]
+    assert (refund["amount_idr"], refund["reason"], money["refund_due_idr"]) == (6_000, "mitra_ended_early", 6_000)
+
+    done = client("payments_refunded").post(
+        f"{url}/refunded", headers=staff, json={"refund_id": refund["id"], "reason": "BCA transfer 77"}
+    )
+    assert done.status_code == 200 and done.json["refund_due_idr"] == 0
+    assert done.json["refunds"][0]["refunded_by"] == f"cc:{staff_id}"
+    again = client("payments_refunded").post(f"{url}/refunded", headers=staff, json={"refund_id": refund["id"]})
+    assert again.status_code == 409 and again.json["error"]["code"] == "ALREADY_REFUNDED"
+    unknown = client("payments_refunded").post(f"{url}/refunded", headers=staff, json={"refund_id": sid})
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "REFUND_NOT_FOUND"
+    audit = ctx.db.rows("SELECT actor, detail FROM cc_audit_log WHERE action = 'refund.mark_refunded'")
+    assert [(a["actor"], a["detail"]["reason"]) for a in audit] == [(f"cc:{staff_id}", "BCA transfer 77")]
