@@ -34,7 +34,6 @@ from shared.payments.provider import PaymentProviderError, Status, provider
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PRICE_PER_MINUTE_IDR = 1000
 NOTIFICATION_ACTOR = "system:midtrans"
 
 
@@ -47,7 +46,9 @@ class PaymentNotFound(ApiError):
 
 def price_per_minute(tx: Tx) -> int:
     value = app_config.get_in(tx, "price_per_minute_idr")
-    return int(value) if isinstance(value, int) and value >= 0 else DEFAULT_PRICE_PER_MINUTE_IDR
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return int(app_config.DEFAULTS["price_per_minute_idr"])  # type: ignore[arg-type]
 
 
 def allowed_minutes(tx: Tx) -> list[int] | None:

@@ -66,3 +66,22 @@ def test_a_request_for_a_duration_not_on_the_price_list_is_refused(isolated_ctx:
     resp = api("request", auth, json={"duration_minutes": 7})
     assert resp.status_code == 400 and resp.json["error"]["field"] == "duration_minutes"
     assert api("request", auth, json={"duration_minutes": 15}).json["amount_idr"] == 15_000
+
+
+def test_staff_set_the_price_and_the_duration_list_and_new_requests_follow(isolated_ctx: AppContext) -> None:
+    from tests.apps import client
+
+    online_mitras(isolated_ctx, 1)
+    _, auth = customer(isolated_ctx)
+    admin = bearer(cc_user(isolated_ctx, "admin")[1])
+    put = client("app_config_put")
+
+    bad = put.put("/internal/app-config/session_allowed_minutes", headers=admin, json={"value": [15, 15]})
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "value"
+    assert put.put("/internal/app-config/session_allowed_minutes", headers=admin, json={"value": 15}).status_code == 400
+    saved = put.put("/internal/app-config/session_allowed_minutes", headers=admin, json={"value": [25, 7]})
+    assert saved.status_code == 200 and saved.json["value"] == [7, 25]
+    assert put.put("/internal/app-config/price_per_minute_idr", headers=admin, json={"value": 1500}).status_code == 200
+
+    assert api("request", auth, json={"duration_minutes": 15}).status_code == 400
+    assert api("request", auth, json={"duration_minutes": 7}).json["amount_idr"] == 10_500
