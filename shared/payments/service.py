@@ -52,7 +52,7 @@ def price_per_minute(tx: Tx) -> int:
 
 
 def allowed_minutes(tx: Tx) -> list[int] | None:
-    """The durations a session may be booked for; None (any duration in range) when unset."""
+    """The durations a session may be booked for; None (any duration in range) when the row is malformed."""
     value = app_config.get_in(tx, "session_allowed_minutes")
     if isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value):
         return sorted(value)
