@@ -458,7 +458,7 @@ def confirm_payment(
     now = ctx.now()
     expiry.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
-        current = store.get(tx, session_id)
+        current = store.get(tx, session_id, lock=True)  # the session row first, then its payments
         if current is None:
             raise _not_found()
         pending = payment_rows.pending_of(tx, session_id, lock=True)

@@ -246,6 +246,8 @@ def _apply(ctx: AppContext, payment: Row, status: Status, actor: str) -> dict[st
 
         expiry.settle_one(ctx, str(payment["session_id"]), now)
     with ctx.db.transaction() as tx:
+        # Locks in the order every transition takes them: the session row, then its payments.
+        sessions.get(tx, str(payment["session_id"]), lock=True)
         current = store.by_order(tx, order_id, lock=True)
         assert current is not None
         row = None

@@ -391,3 +391,44 @@ def test_staff_see_the_refund_due_and_mark_it_refunded_once(gateway: MidtransSta
     assert unknown.status_code == 404 and unknown.json["error"]["code"] == "REFUND_NOT_FOUND"
     audit = ctx.db.rows("SELECT actor, detail FROM cc_audit_log WHERE action = 'refund.mark_refunded'")
     assert [(a["actor"], a["detail"]["reason"]) for a in audit] == [(f"cc:{staff_id}", "BCA transfer 77")]
+
+
+def _pay_and_reroute_at_once(standin: MidtransStandIn) -> tuple[str, dict[str, int]]:
+    import threading
+
+    sid, auth, _ = _accepted(standin)
+    online_mitras(_ctx(standin), 1)  # someone to reroute to
+    body = standin.set_status(f"S-{sid}-1", "settlement")
+    barrier = threading.Barrier(2)
+    answers: dict[str, int] = {}
+
+    def pay() -> None:
+        app = client("payments_midtrans_notification")
+        barrier.wait()
+        answers["pay"] = app.post(NOTIFY, json=body).status_code
+
+    def reroute() -> None:
+        app = client("pairing_reroute")
+        barrier.wait()
+        answers["reroute"] = api("reroute", auth, sid, app=app).status_code
+
+    threads = [threading.Thread(target=pay), threading.Thread(target=reroute)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sid, answers
+
+
+def test_a_payment_and_a_reroute_at_once_leave_the_money_consistent(gateway: MidtransStandIn) -> None:
+    """Rule: whichever wins, the customer either keeps the paid session or is owed the payment back."""
+    ctx = _ctx(gateway)
+    for _ in range(5):
+        sid, answers = _pay_and_reroute_at_once(gateway)
+
+        # The reroute may lose to the payment (409: the session it read as unpaid is active now).
+        assert answers["pay"] == 200 and answers["reroute"] in (200, 409), answers
+        row = _session(ctx, sid)
+        paid = row["paid_at"] is not None
+        assert row["status"] == ("active" if answers["reroute"] == 409 else "searching")
+        assert _refunds(ctx, sid) == ([] if paid else [(10_000, "paid_after_close")])
