@@ -97,7 +97,8 @@ class MidtransSnap:
         )
 
     def create(self, order_id: str, amount_idr: int, deadline: datetime, now: datetime) -> Created:
-        # Whole minutes, rounded down: the gateway stops taking the payment at or before our deadline.
+        # Whole minutes, rounded down (at least one): the gateway stops taking the payment at our
+        # deadline, or within a minute after it when less than one is left (then it is owed back).
         minutes = max(1, int((deadline - now).total_seconds() // 60))
         body = {
             "transaction_details": {"order_id": order_id, "gross_amount": amount_idr},
