@@ -44,6 +44,8 @@ def test_a_cursor_round_trips_its_sort_key() -> None:
         "not-a-time",
         "no-timezone",
         "not-a-uuid",
+        "before-year-1",
+        "after-year-9999",
         "not-a-list",
         "too-long",
     ],
