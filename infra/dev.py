@@ -128,6 +128,28 @@ def start_apple_standin() -> AppleStandIn | None:
     return stand_in
 
 
+def midtrans_standin(gateway_url: str) -> Any:
+    """The loopback Midtrans stand-in (tests/midtrans_standin.py), unless PAYMENT_PROVIDER is set.
+
+    Payments go through the real Midtrans adapter to it; `python -m infra.pay SESSION_ID` pays
+    a session's waiting payment (its URL is kept in .data/, see infra/pay.py).
+    """
+    if os.environ.get("PAYMENT_PROVIDER"):
+        return None
+    from tests.midtrans_standin import MidtransStandIn
+
+    key = _dev_secret("MIDTRANS_SERVER_KEY")
+    standin = MidtransStandIn(key, f"{gateway_url}/api/payments/midtrans/notification").start()
+    os.environ.update(
+        PAYMENT_PROVIDER="midtrans",
+        MIDTRANS_SERVER_KEY=key,
+        MIDTRANS_SNAP_URL=standin.url,
+        MIDTRANS_API_URL=standin.url,
+    )
+    (DATA / "midtrans-standin.url").write_text(standin.url)
+    return standin
+
+
 def seed(ctx: object) -> None:
     """Idempotent demo data: the admin account and a few mitras."""
     from shared.auth.cc_users import ensure_admin
@@ -185,6 +207,7 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     with embedded.services(DATA, persistent=True) as env:
         os.environ.update(env)
+        standin = midtrans_standin(f"http://{host}:{port}")
         from shared import context
 
         ctx = context.init()
@@ -202,6 +225,10 @@ def main() -> int:
         print(f"control center admin: {os.environ['ADMIN_EMAIL']} / {shown}\n", flush=True)
         if apple is not None:
             print(f"Sign in with Apple: loopback stand-in at {apple.url} (POST /_dev/authorize)\n", flush=True)
+        if standin is not None:
+            print(
+                f"payments: Midtrans stand-in on {standin.url}; pay with `python -m infra.pay SESSION_ID`\n", flush=True
+            )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         scheduler = LocalScheduler(f"http://{host}:{port}", plan)
         scheduler.start()
@@ -211,6 +238,8 @@ def main() -> int:
             pass
         finally:
             scheduler.stop()
+            if standin is not None:
+                standin.stop()
             ctx.close()
             if apple is not None:
                 apple.stop()

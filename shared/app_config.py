@@ -15,7 +15,7 @@ from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import NotFound, ValidationFailed
 
-DEFAULTS: dict[str, int] = {
+DEFAULTS: dict[str, int | list[int]] = {
     "otp_ttl_seconds": 300,
     "otp_resend_cooldown_seconds": 60,
     "otp_max_requests_per_hour": 5,
@@ -32,6 +32,8 @@ DEFAULTS: dict[str, int] = {
     "chat_max_messages_per_minute": 60,  # per sender (shared.chat)
     "session_requests_per_customer_per_hour": 20,  # sessions created (shared.pairing)
     "session_cancel_cooldown_seconds": 15,  # no new request this long after a cancel
+    "price_per_minute_idr": 1000,  # whole IDR (shared.payments, docs/payments.md)
+    "session_allowed_minutes": [5, 10, 15, 20, 30, 45, 60, 90, 120],  # bookable durations (a list)
 }
 
 
@@ -77,7 +79,12 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "chat_max_messages_per_minute": (1, 10_000),
     "session_requests_per_customer_per_hour": (1, 10_000),
     "session_cancel_cooldown_seconds": (0, 3600),
+    "price_per_minute_idr": (0, 10_000_000),
+    "session_allowed_minutes": (1, 1440),  # each item of the list
 }
+# Keys whose value is a list of distinct integers, each within BOUNDS (at most LIST_MAX items).
+LIST_KEYS = frozenset({"session_allowed_minutes"})
+LIST_MAX = 50
 
 
 def require_key(key: str) -> str:
@@ -87,9 +94,20 @@ def require_key(key: str) -> str:
     return key
 
 
-def validate(key: str, value: Any) -> int:
-    """The value as the integer the key accepts, or 400 VALIDATION_FAILED on `value`."""
+def validate(key: str, value: Any) -> int | list[int]:
+    """The value as the integer (or list) the key accepts, or 400 VALIDATION_FAILED on `value`."""
     low, high = BOUNDS[require_key(key)]
+    if key in LIST_KEYS:
+        if not isinstance(value, list) or not 1 <= len(value) <= LIST_MAX:
+            raise ValidationFailed("value", f"must be a list of 1 to {LIST_MAX} integers")
+        items = [_integer(v, low, high) for v in value]
+        if len(set(items)) != len(items):
+            raise ValidationFailed("value", "must not repeat an item")
+        return sorted(items)
+    return _integer(value, low, high)
+
+
+def _integer(value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
         raise ValidationFailed("value", "must be an integer")
     if not low <= int(value) <= high:

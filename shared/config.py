@@ -36,6 +36,7 @@ SECRET_VARIABLES = (
     "FAZPASS_GATEWAY_KEY",
     "APPLE_PRIVATE_KEY",
     "APPLE_TOKEN_ENCRYPTION_KEY",
+    "MIDTRANS_SERVER_KEY",
 )
 # Auth kinds whose guard checks our JWTs (and so needs the signing secret at cold start).
 JWT_AUTH_KINDS = ("customer", "mitra", "cc", "cc_admin", "any")
@@ -216,6 +217,13 @@ class Settings:
     # Passwords: the bcrypt work factor of new hashes (each step doubles a hash's cost). Tests
     # set 4; a deployment keeps 12 (docs/auth.md, "Passwords").
     bcrypt_cost: int = 12
+    # Payments (docs/payments.md)
+    payment_provider: str = "manual"  # manual (staff confirm) | midtrans (Snap)
+    midtrans_server_key: str | None = field(default=None, repr=False)
+    midtrans_production: bool = False  # false: the sandbox
+    midtrans_snap_url: str | None = None  # unset: Midtrans's own (sandbox or production)
+    midtrans_api_url: str | None = None  # unset: Midtrans's own (sandbox or production)
+    midtrans_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, required: Sequence[str] = ()) -> Settings:
@@ -312,6 +320,12 @@ class Settings:
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
             chat_max_waits_per_caller=_int("CHAT_MAX_WAITS_PER_CALLER", minimum=1, maximum=1000),
             bcrypt_cost=_int("BCRYPT_COST", minimum=4, maximum=31),
+            payment_provider=(_env("PAYMENT_PROVIDER") or "").lower(),
+            midtrans_server_key=_env("MIDTRANS_SERVER_KEY"),
+            midtrans_production=_bool("MIDTRANS_PRODUCTION"),
+            midtrans_snap_url=_env("MIDTRANS_SNAP_URL"),
+            midtrans_api_url=_env("MIDTRANS_API_URL"),
+            midtrans_timeout_seconds=_float("MIDTRANS_TIMEOUT_SECONDS", minimum=0.5, maximum=60.0),
         )
 
 

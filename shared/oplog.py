@@ -94,6 +94,11 @@ CATALOG: dict[str, Event] = {
         {"provider": str, "reason": str},
         "The SMS provider could not be reached or refused the message.",
     ),
+    "payments.failed": Event(
+        logging.WARNING,
+        {"provider": str, "reason": str},
+        "The payment gateway could not be reached or refused a create or status request.",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared import notify
 from shared.context import AppContext
 from tests.auth_support import client
 from tests.pairing_support import api, customer, online_mitras
@@ -43,6 +44,9 @@ def active_session(ctx: AppContext, customer_name: str | None = None) -> Pair:
     session = api("request", customer_auth).json
     assert api("accept", mitra_auth, session["id"]).status_code == 200
     assert api("pay", bearer(cc_token(ctx)), session["id"]).status_code == 200
+    # The setup's pushes are delivered before the caller registers devices or reads pushes: a
+    # queued push looks its devices up when a worker sends it (shared.notify).
+    assert notify.drain(ctx)
     return Pair(session["id"], customer_id, customer_auth, mitra_id, mitra_auth)
 
 

@@ -7,7 +7,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 
 import functions_framework
 
-from shared import app_config, availability, context, health, mitras, paging, pairing, phones, validate
+from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
 from shared.cc import customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -139,7 +139,12 @@ def app_config_put(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("POST /internal/chat-sessions/:id/payment-confirmed", auth="cc")
 def payment_confirmed(req: ApiRequest) -> dict:
-    return pairing.confirm_payment(req.ctx, req.principal, req.uuid_param())
+    session_id = req.uuid_param()
+    reason = validate.string(req.json(), "reason", required=False, max_len=500)  # why staff confirm it
+    session = pairing.confirm_payment(req.ctx, req.principal, session_id, reason)
+    detail = {"reason": reason, "status": session["status"]}
+    audit.record_now(req.ctx, _actor(req), "payment.confirm", "chat_session", session_id, detail)
+    return session
 
 
 # ---- customers ---------------------------------------------------------------------------------

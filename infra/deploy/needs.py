@@ -11,6 +11,7 @@ A few narrowings keep the mounts to what a function does, not merely what its gr
 - APP_WEB_ORIGINS (CORS for the apps' web builds) only on /api routes;
 - DATABASE_URL xor the Cloud SQL connector's settings, DB_PASSWORD only without IAM auth;
 - the Fazpass keys only when OTP_PROVIDER is fazpass;
+- the Midtrans server key only when PAYMENT_PROVIDER is midtrans;
 - VALKEY_CA_CERT / VALKEY_CA_FILE only when the deployment configures one.
 """
 
@@ -88,6 +89,8 @@ def secret_names(fn: manifest.Function, env: Mapping[str, str], configured: Iter
         wanted.discard("DB_PASSWORD")
     if (env.get("OTP_PROVIDER") or config.default("OTP_PROVIDER")).strip().lower() != "fazpass":
         wanted -= {"FAZPASS_MERCHANT_KEY", "FAZPASS_GATEWAY_KEY"}
+    if (env.get("PAYMENT_PROVIDER") or config.default("PAYMENT_PROVIDER")).strip().lower() != "midtrans":
+        wanted.discard("MIDTRANS_SERVER_KEY")
     if "VALKEY_CA_CERT" not in set(configured):
         wanted.discard("VALKEY_CA_CERT")
     return sorted(wanted)

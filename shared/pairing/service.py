@@ -33,12 +33,14 @@ from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.pairing import store as offers
+from shared.payments import service as payments  # money rules: docs/payments.md
+from shared.payments import store as payment_rows
 from shared.sessions import effects, settle, states, store
+from shared.sessions.states import MAX_DURATION_MINUTES as MAX_DURATION_MINUTES  # re-exported (entry points)
 
 log = logging.getLogger(__name__)
 
 MIN_DURATION_MINUTES = 1
-MAX_DURATION_MINUTES = 1440  # a booked session (extensions included) lasts at most a day
 MAX_EXTEND_MINUTES = 240
 
 
@@ -122,13 +124,16 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
     if existing is not None:
         raise _already_open(existing)
     duration = duration_minutes or default
+    with ctx.db.transaction() as tx:  # money rule: an allowed duration, and its amount at today's price
+        payments.check_duration(tx, duration)
+        amount = payments.amount_for(tx, duration)
     picked = availability.find_available_mitras(ctx, ctx.settings.pairing_blast_size)
     if not picked:
         raise Conflict("no mitra is available right now", code="NO_MITRA_AVAILABLE")
     now = ctx.now()
     try:
         with ctx.db.transaction() as tx:
-            row = store.insert_session(tx, customer_id, duration, now)
+            row = store.insert_session(tx, customer_id, duration, now, amount)
             session_id = str(row["id"])
             offers.insert_offers(tx, session_id, picked, now)
             store.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
@@ -162,15 +167,20 @@ def _already_open(row: Row | None) -> Conflict:
     )
 
 
+def _customer_view(tx: Tx, row: Row, now: datetime) -> dict[str, Any]:
+    """The session as its customer sees it: with the payment asked of them (docs/payments.md)."""
+    return {**_view(tx, row), "payment": payments.view(tx, str(row["id"]), now)}
+
+
 def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
     """The customer's own session (settled first: never shown live past its deadline)."""
     with ctx.db.transaction() as tx:
         row = _owned(tx, principal, session_id)
-        view = _view(tx, row)
+        view = _customer_view(tx, row, ctx.now())
     if not settle.settle(ctx, [row]):
         return view
     with ctx.db.transaction() as tx:
-        return _view(tx, _owned(tx, principal, session_id))
+        return _customer_view(tx, _owned(tx, principal, session_id), ctx.now())
 
 
 def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
@@ -196,32 +206,29 @@ def cancel(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
 
 
 def extend(ctx: AppContext, principal: Principal, session_id: str, minutes: int) -> dict[str, Any]:
-    """active -> active with expires_at (and the booked duration) moved by `minutes`."""
+    """active -> active with a pending extension of `minutes`: its own payment and deadline.
+
+    Money rule (docs/payments.md): expires_at moves only when the extension is paid
+    (shared.payments.service.settle_paid); one extension waits for payment at a time.
+    """
     now = ctx.now()
     settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
-        _owned(tx, principal, session_id)
-        row = store.extend(tx, session_id, minutes, now, MAX_DURATION_MINUTES)
-        if row is None:
-            current = store.get(tx, session_id)
-            if current is None or current["status"] != "active":
-                raise _invalid(current, "extend")
+        current = _owned(tx, principal, session_id)
+        if current["status"] != "active" or current["expires_at"] <= now:
+            raise _invalid(current, "extend")
+        if current["duration_minutes"] + minutes > MAX_DURATION_MINUTES:
             raise ValidationFailed("minutes", f"a session lasts at most {MAX_DURATION_MINUTES} minutes in total")
-        store.record_event(
-            tx,
-            session_id,
-            "extended",
-            _actor(principal),
-            now,
-            {"minutes": minutes, "expires_at": row["expires_at"].isoformat()},
-        )
-        store.system_message(tx, session_id, "extended", now, minutes=minutes, expires_at=row["expires_at"])
-        view = _view(tx, row)
+        payment_rows.fail_overdue(tx, session_id, now)
+        if payment_rows.pending_of(tx, session_id) is not None:
+            raise Conflict("an extension is already waiting for payment", code="EXTENSION_PENDING")
+        payment = payments.open_for_extension(ctx, tx, current, minutes, now)
+        detail = {"minutes": minutes, "amount_idr": payment["amount_idr"], "order_id": payment["order_id"]}
+        store.record_event(tx, session_id, "extension_requested", _actor(principal), now, detail)
         tx.commit()
-    effects.wake_readers(ctx, session_id)
-    effects.recompute(ctx, [row["mitra_id"]])
-    effects.push(ctx, "mitra", [row["mitra_id"]], "session_extended", row, expires_at=row["expires_at"].isoformat())
-    return view
+    payments.checkout(ctx, payment)
+    with ctx.db.transaction() as tx:
+        return _customer_view(tx, _owned(tx, principal, session_id), now)
 
 
 def end_by_customer(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
@@ -244,6 +251,11 @@ def _end(
             raise _invalid(store.get(tx, session_id), "end")
         store.record_event(tx, session_id, "ended", _actor(principal), now, {"reason": reason})
         store.system_message(tx, session_id, "ended", now, end_reason=reason)
+        # Money rules (docs/payments.md): nothing stays payable on an ended session, and a paid
+        # session the mitra ends early owes the customer its unused time.
+        payment_rows.fail_pending(tx, session_id, _actor(principal), "session_ended", now)
+        if reason == "mitra_ended":
+            payments.refund_unused(tx, row, "mitra_ended_early", now)
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -276,6 +288,8 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
         if row is None:
             raise _invalid(store.get(tx, session_id), "reroute")
         offers.insert_offers(tx, session_id, picked, now)
+        # Money rule (docs/payments.md): a payment asked while the previous mitra held it is closed.
+        payment_rows.fail_pending(tx, session_id, _actor(principal), "rerouted", now)
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
         store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
@@ -353,8 +367,13 @@ def accept(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, 
         store.system_message(tx, session_id, "accepted", now, payment_deadline_at=won["payment_deadline_at"])
         if won["status"] == "active":  # a rerouted paid session starts at once
             store.system_message(tx, session_id, "active", now, expires_at=won["expires_at"])
+        # Money rule (docs/payments.md): the payment is asked for with the accept, created at the
+        # provider after the commit.
+        payment = payments.open_for_session(ctx, tx, won, now) if won["status"] == "pending_payment" else None
         view = _view(tx, won)
         tx.commit()
+    if payment is not None:
+        payments.checkout(ctx, payment)
     effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [me])
     extra = {
@@ -436,30 +455,43 @@ def end_by_mitra(ctx: AppContext, principal: Principal, session_id: str) -> dict
 # ---- payment webhook (control center) --------------------------------------------------------
 
 
-def confirm_payment(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
-    """pending_payment -> active (started now, expires after duration_minutes); a repeat is a no-op."""
+def confirm_payment(
+    ctx: AppContext, principal: Principal, session_id: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Staff confirm the payment waiting on a session (the manual path; docs/payments.md).
+
+    pending_payment -> active (started now, expires after duration_minutes), or an active
+    session's pending extension paid (expires_at moves). Who confirmed and why are kept on the
+    payment and in the session's events; a repeat is a no-op.
+    """
     now = ctx.now()
     settle.settle_one(ctx, session_id, now)
     with ctx.db.transaction() as tx:
-        row = store.confirm_payment(tx, session_id, now)
-        if row is None:
-            current = store.get(tx, session_id)
-            if current is None:
-                raise _not_found()
-            if current["status"] == "active" and current["paid_at"] is not None:
-                return _view(tx, current)  # the payment provider retried its webhook
-            if current["status"] == "pending_payment":
-                raise Conflict(
-                    "the payment deadline has passed", code="PAYMENT_DEADLINE_PASSED", current_status="pending_payment"
-                )
-            raise _invalid(current, "confirm payment of")
-        store.record_event(tx, session_id, "payment_confirmed", _actor(principal), now)
-        store.system_message(tx, session_id, "active", now, expires_at=row["expires_at"])
-        view = _view(tx, row)
-        tx.commit()
-    effects.wake_readers(ctx, session_id)
-    effects.recompute(ctx, [row["mitra_id"]])
-    expires = row["expires_at"].isoformat()
-    effects.push(ctx, "customer", [row["customer_id"]], "session_active", row, expires_at=expires)
-    effects.push(ctx, "mitra", [row["mitra_id"]], "session_active", row, expires_at=expires)
-    return view
+        current = store.get(tx, session_id, lock=True)  # the session row first, then its payments
+        if current is None:
+            raise _not_found()
+        pending = payment_rows.pending_of(tx, session_id, lock=True)
+        wanted = "session" if current["status"] == "pending_payment" else "extension"
+        if (
+            pending is not None
+            and pending["kind"] == wanted
+            and pending["deadline_at"] > now
+            and current["status"] in states.CAPACITY_STATUSES
+        ):
+            row = payments.settle_paid(tx, pending, _actor(principal), now, reason, "manual")
+            if row is not None:
+                view = _view(tx, row)
+                tx.commit()
+                payments.after_paid(ctx, pending["kind"], row)
+                return view
+            error = _invalid(store.get(tx, session_id), "confirm payment of")
+            tx.commit()  # its time could not be delivered any more: the refund due is kept
+            raise error
+        view = _view(tx, current)
+        if current["status"] == "active" and current["paid_at"] is not None:
+            return view  # confirmed already, and no extension waits
+        if current["status"] == "pending_payment":
+            raise Conflict(
+                "the payment deadline has passed", code="PAYMENT_DEADLINE_PASSED", current_status="pending_payment"
+            )
+        raise _invalid(current, "confirm payment of")

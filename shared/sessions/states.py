@@ -15,6 +15,9 @@ from shared.db import Row
 OPEN_STATUSES = ("searching", *CAPACITY_STATUSES)
 FINAL_STATUSES = ("ended", "expired", "cancelled")
 STATUSES = (*OPEN_STATUSES, *FINAL_STATUSES)
+# A booked session (extensions included) lasts at most a day: pairing checks it when an extension
+# is asked for, payments again when its payment would move expires_at.
+MAX_DURATION_MINUTES = 1440
 
 
 def status_in_sql(status: str, statuses: tuple[str, ...]) -> str:

@@ -24,7 +24,7 @@ from shared.sessions.states import EXPIRY_KINDS, OPEN_STATUSES, end_reason_for_m
 SESSION_COLUMNS = (
     "id, customer_id, mitra_id, status, duration_minutes, requested_at, search_started_at, accepted_at,"
     " payment_deadline_at, paid_at, started_at, expires_at, ended_at, end_reason, extension_count,"
-    " excluded_mitra_ids"
+    " excluded_mitra_ids, amount_idr, paid_seconds_left"  # the last two: money rules (docs/payments.md)
 )
 ONE_OPEN_PER_CUSTOMER = "chat_sessions_one_open_per_customer"
 _OPEN = status_in_sql("status", OPEN_STATUSES)
@@ -53,6 +53,7 @@ def to_json(row: Row, offered_count: int) -> dict[str, Any]:
         "end_reason": row["end_reason"],
         "extension_count": row["extension_count"],
         "offered_count": offered_count,
+        "amount_idr": row["amount_idr"],  # what the booked minutes cost (docs/payments.md)
     }
 
 
@@ -116,14 +117,15 @@ def offers_of(tx: Tx, session_id: str) -> list[Row]:
 # ---- writes --------------------------------------------------------------------------------
 
 
-def insert_session(tx: Tx, customer_id: str, duration_minutes: int, now: datetime) -> Row:
+def insert_session(tx: Tx, customer_id: str, duration_minutes: int, now: datetime, amount_idr: int) -> Row:
     """A new searching session (raises the unique violation ONE_OPEN_PER_CUSTOMER if one is open)."""
     row = tx.one(
-        f"INSERT INTO chat_sessions (customer_id, status, duration_minutes, requested_at, search_started_at)"  # noqa: S608
-        f" VALUES (CAST(:c AS uuid), 'searching', :d, :now, :now) RETURNING {SESSION_COLUMNS}",
+        "INSERT INTO chat_sessions (customer_id, status, duration_minutes, requested_at, search_started_at, amount_idr)"  # noqa: S608
+        f" VALUES (CAST(:c AS uuid), 'searching', :d, :now, :now, :a) RETURNING {SESSION_COLUMNS}",
         c=customer_id,
         d=duration_minutes,
         now=now,
+        a=amount_idr,
     )
     assert row is not None
     return row
@@ -140,8 +142,11 @@ def accept(tx: Tx, session_id: str, mitra_id: str, now: datetime, payment_deadli
         " status = CASE WHEN paid_at IS NULL THEN 'pending_payment' ELSE 'active' END,"
         " payment_deadline_at = CASE WHEN paid_at IS NULL THEN CAST(:deadline AS timestamptz) END,"
         " started_at = CASE WHEN paid_at IS NOT NULL THEN CAST(:now AS timestamptz) END,"
-        " expires_at = CASE WHEN paid_at IS NOT NULL"
-        "   THEN CAST(:now AS timestamptz) + make_interval(mins => duration_minutes) END"
+        # Money rule (docs/payments.md): a rerouted paid session gives the next mitra the paid
+        # time it had left (paid_seconds_left), not a fresh full duration.
+        " expires_at = CASE WHEN paid_at IS NOT NULL THEN CAST(:now AS timestamptz)"
+        "   + coalesce(make_interval(secs => paid_seconds_left), make_interval(mins => duration_minutes)) END,"
+        " paid_seconds_left = NULL"
         f" WHERE id = CAST(:id AS uuid) AND status = 'searching' RETURNING {SESSION_COLUMNS}",
         id=session_id,
         m=mitra_id,
@@ -201,6 +206,9 @@ def reroute(tx: Tx, session_id: str, from_status: str, previous_mitra: str, now:
     return tx.one(
         "UPDATE chat_sessions SET status = 'searching', mitra_id = NULL, search_started_at = :now,"  # noqa: S608 (constant SQL)
         " accepted_at = NULL, payment_deadline_at = NULL, started_at = NULL, expires_at = NULL,"
+        # Money rule (docs/payments.md): an active paid session keeps the paid time it has left.
+        " paid_seconds_left = CASE WHEN status = 'active' THEN"
+        "   greatest(0, floor(extract(epoch FROM expires_at - CAST(:now AS timestamptz)))) END,"
         " excluded_mitra_ids = array_append(excluded_mitra_ids, CAST(:m AS uuid))"
         " WHERE id = CAST(:id AS uuid) AND status = :from_status AND mitra_id = CAST(:m AS uuid)"
         f" RETURNING {SESSION_COLUMNS}",

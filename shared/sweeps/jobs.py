@@ -151,14 +151,20 @@ def reseed_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
 
 
 def session_expiry_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
-    """Expire searching / unpaid sessions and end overdue active ones; then retry the Apple token
-    revocations that account deletions left due (shared.auth.apple_tokens)."""
+    """Reconcile pending payments, expire searching / unpaid sessions and end overdue active ones;
+    then retry the Apple token revocations that account deletions left due
+    (shared.auth.apple_tokens)."""
     from shared.auth import apple_tokens
+    from shared.payments.service import reconcile_pending
     from shared.sessions.settle import expire_due_sessions
 
     del lock_tx  # it commits batch by batch, each with its effects, in transactions of its own
+    # Money rule (docs/payments.md): payments settled at the gateway whose notification was lost
+    # are applied before their sessions would expire unpaid.
+    reconciled = reconcile_pending(ctx)
     counts: dict[str, Any] = expire_due_sessions(ctx)
     counts["expired"] = sum(v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool))
+    counts["payments_reconciled"] = reconciled
     counts.update(apple_tokens.revoke_due(ctx))
     return counts
 

@@ -82,9 +82,13 @@ def test_blocking_kills_tokens_at_once_ends_the_session_and_frees_the_mitra(
     assert used(ctx, mitra) == (0, 0)
     assert mitra in mirror_state.actual(ctx)["available"]
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
-    audit = ctx.db.rows("SELECT actor, action, target_id, detail FROM cc_audit_log")
-    assert [(a["action"], a["target_id"]) for a in audit] == [("customer.block", customer_id)]
-    assert audit[0]["actor"] == resp.json["blocked_by"] and audit[0]["detail"]["reason"] == "abusive messages"
+    audit = ctx.db.rows("SELECT actor, action, target_id, detail FROM cc_audit_log ORDER BY id")
+    # The setup's staff payment confirmation is audited too (docs/payments.md), then the block.
+    assert [(a["action"], a["target_id"]) for a in audit] == [
+        ("payment.confirm", chat),
+        ("customer.block", customer_id),
+    ]
+    assert audit[1]["actor"] == resp.json["blocked_by"] and audit[1]["detail"]["reason"] == "abusive messages"
 
 
 def test_blocking_while_valkey_is_down_still_kills_tokens_and_the_mirror_heals(

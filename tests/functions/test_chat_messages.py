@@ -11,6 +11,7 @@ import pytest
 from shared.context import AppContext
 from tests.chat_support import active_session, mark_read, receive, send
 from tests.pairing_support import api, customer
+from tests.tokens import bearer, cc_token
 
 
 def _bodies(resp) -> list[str]:
@@ -44,6 +45,8 @@ def test_customer_and_mitra_exchange_messages_both_ways_in_order(isolated_ctx: A
 def test_lifecycle_transitions_appear_as_system_messages(isolated_ctx: AppContext) -> None:
     pair = active_session(isolated_ctx)
     assert api("extend", pair.customer, pair.session_id, json={"minutes": 10}).status_code == 200
+    # The extension shows once it is paid (docs/payments.md); staff confirm it here.
+    assert api("pay", bearer(cc_token(isolated_ctx)), pair.session_id).status_code == 200
     assert api("end", pair.customer, pair.session_id).status_code == 200
 
     got = receive("mitra", pair.mitra, pair.session_id).json

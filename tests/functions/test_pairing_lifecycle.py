@@ -39,7 +39,12 @@ def test_full_lifecycle_moves_capacity_0_1_1_1_0_in_the_mirror(isolated_ctx: App
     assert datetime.fromisoformat(resp.json["expires_at"]) == clock() + timedelta(minutes=45)
     seen.append(used(ctx, mitra))
 
+    # Paid time is paid for (docs/payments.md): the extension waits for its own payment.
     resp = api("extend", auth, sid, json={"minutes": 15})
+    assert resp.status_code == 200, resp.json
+    assert datetime.fromisoformat(resp.json["expires_at"]) == clock() + timedelta(minutes=45)
+    assert resp.json["payment"]["kind"] == "extension" and resp.json["payment"]["status"] == "pending"
+    resp = api("pay", bearer(cc_token(ctx)), sid)
     assert resp.status_code == 200, resp.json
     assert datetime.fromisoformat(resp.json["expires_at"]) == clock() + timedelta(minutes=60)
     assert resp.json["extension_count"] == 1
@@ -51,7 +56,15 @@ def test_full_lifecycle_moves_capacity_0_1_1_1_0_in_the_mirror(isolated_ctx: App
     seen.append(used(ctx, mitra))
 
     assert seen == [(0, 0), (1, 1), (1, 1), (1, 1), (0, 0)]
-    assert events(ctx, sid) == ["requested", "offered", "accepted", "payment_confirmed", "extended", "ended"]
+    assert events(ctx, sid) == [
+        "requested",
+        "offered",
+        "accepted",
+        "payment_confirmed",
+        "extension_requested",
+        "extended",
+        "ended",
+    ]
     assert api("get", auth, sid).json["status"] == "ended"
 
 
@@ -167,7 +180,7 @@ def test_reroute_excludes_the_previous_mitra_and_reblasts(isolated_ctx: AppConte
     assert events(ctx, sid) == ["requested", "offered", "accepted", "rerouted", "offered", "accepted"]
 
 
-def test_reroute_of_a_paid_session_goes_straight_to_active_with_the_next_mitra(
+def test_reroute_of_a_paid_session_goes_straight_to_active_with_the_paid_time_left(
     isolated_ctx: AppContext, clock: FakeClock
 ) -> None:
     ctx = isolated_ctx
@@ -182,7 +195,8 @@ def test_reroute_of_a_paid_session_goes_straight_to_active_with_the_next_mitra(
     resp = api("accept", loser_auth, sid)
     assert resp.status_code == 200, resp.json
     assert resp.json["status"] == "active"
-    assert datetime.fromisoformat(resp.json["expires_at"]) == clock() + timedelta(minutes=20)
+    # Paid time is paid for (docs/payments.md): 19 of the 20 paid minutes are left, not a fresh 20.
+    assert datetime.fromisoformat(resp.json["expires_at"]) == clock() + timedelta(minutes=19)
     assert used(ctx, winner) == (0, 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,13 @@ def test_a_second_deploy_updates_every_metric_policy_and_the_dashboard_and_creat
     second = [executor.ensure(step, run, lambda argv: existing.get(" ".join(argv), "")) for step in plan.monitoring]
     assert set(first) == {"created"} and set(second) == {"updated"}
     assert existing == made  # nothing new: no duplicate policy or dashboard
+
+
+def test_a_midtrans_deploy_mounts_the_pinned_server_key_on_the_notification_function(config):
+    real = manifest.load().functions
+    manual = _flags(_by_name(_plan(config, real), "payments-midtrans-notification").command)["set-secrets"]
+    midtrans = dataclasses.replace(config, env={**config.env, "PAYMENT_PROVIDER": "midtrans"})
+    the_plan = _plan(midtrans, real)  # a plan that would float a secret's version refuses to build
+    secrets = _flags(_by_name(the_plan, "payments-midtrans-notification").command)["set-secrets"]
+    assert "MIDTRANS_SERVER_KEY=MIDTRANS_SERVER_KEY:1" in secrets.split(",")
+    assert "MIDTRANS_SERVER_KEY" not in manual  # the manual provider needs no Midtrans key

@@ -55,6 +55,10 @@ def test_the_repository_keeps_every_import_contract(tmp_path: Path) -> None:
     [
         # the session core importing a service built on it
         ("shared/sessions/store.py", "import shared.pairing.service", "Services, then the session core"),
+        # the session core importing the payments built on it
+        ("shared/sessions/store.py", "import shared.payments.service", "Services, then the session core"),
+        # payments importing a service above it
+        ("shared/payments/service.py", "import shared.pairing.service", "Services, then the session core"),
         # an adapter importing a service
         ("shared/db.py", "import shared.sessions.store", "Services, then the session core"),
         # a service importing an entry point
