@@ -93,6 +93,12 @@ METRICS: tuple[LogMetric, ...] = (
         value_field="jsonPayload.drift",
     ),
     LogMetric(
+        "bestie/mirror_repair_failed",
+        "Failed repairs of the mirror's access marks: instances not trusting the mirror.",
+        _event("mirror.repair_failed"),
+        {"reason": "jsonPayload.reason"},
+    ),
+    LogMetric(
         "bestie/db_pool_exhausted", "Requests that found no free Postgres connection.", _event("db.pool_exhausted")
     ),
     # The functions' own access lines (shared/http.py), not Cloud Run's request log, which has
@@ -224,6 +230,14 @@ def alerts(settings: Settings | None = None) -> list[Alert]:
             threshold=DRIFT_THRESHOLD,
             aligner="ALIGN_PERCENTILE_99",
             reducer="REDUCE_MAX",
+        ),
+        Alert(
+            "mirror-untrusted",
+            "the mirror has not been trusted for more than 5 minutes",
+            _user("bestie/mirror_repair_failed"),
+            window_seconds=60,
+            duration_seconds=300,  # repairs failing every minute for 5 minutes
+            group_by=("metric.label.reason",),
         ),
         Alert("db-unavailable", "Postgres pool exhausted", _user("bestie/db_pool_exhausted")),
         Alert(

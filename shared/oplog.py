@@ -54,6 +54,17 @@ CATALOG: dict[str, Event] = {
         {"drift": int, "mitras": int},
         "The reseed found the mirror different from Postgres and rewrote it.",
     ),
+    "mirror.repaired": Event(
+        logging.INFO,
+        {"sessions": int, "mitras": int, "pings": int},
+        "An instance rewrote the mirror's access marks from Postgres and trusts it again.",
+    ),
+    "mirror.repair_failed": Event(
+        logging.WARNING,
+        {"reason": str, "error": str},
+        "An instance could not repair the mirror (valkey_error: it answers from Postgres;"
+        " postgres_down: the mirror answers unverified); it tries again on its next call.",
+    ),
     "db.pool_exhausted": Event(
         logging.ERROR,
         {"pool_size": int, "wait_seconds": float},

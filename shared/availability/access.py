@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from shared import mitras as mitras_table
+from shared import oplog
 from shared.availability import mirror, truth
 from shared.context import AppContext
 from shared.db import DatabaseUnavailable, Tx
@@ -233,11 +234,13 @@ def _repair(ctx: AppContext) -> Mark | None:
         # more repair; a higher one is never written before its marks.
         ctx.valkey.set(ctx.keys.access_repaired, missed)
     except DatabaseUnavailable:
-        log.warning("access mirror repair needs Postgres, which is down; using the mirror unverified")
+        # Postgres is down: the mirror answers unverified (docs/availability.md).
+        oplog.emit("mirror.repair_failed", reason="postgres_down", error="DatabaseUnavailable")
         mark_suspect(ctx)
         return _mark(ctx)
     except VALKEY_ERRORS as exc:
-        log.warning("access mirror repair failed; answering from Postgres", extra={"error": type(exc).__name__})
+        # The access checks answer from Postgres until a repair succeeds.
+        oplog.emit("mirror.repair_failed", reason="valkey_error", error=type(exc).__name__)
         mark_suspect(ctx)
         return None
     state = _trust(ctx)
@@ -246,8 +249,5 @@ def _repair(ctx: AppContext) -> Mark | None:
         state.pings_missed = False
     with state.check_lock:
         state.checked_at = max(state.checked_at, started)
-    log.info(
-        "access mirror repaired from Postgres",
-        extra={"sessions": len(revoked), "mitras": len(mitras), "pings": len(pings)},
-    )
+    oplog.emit("mirror.repaired", sessions=len(revoked), mitras=len(mitras), pings=len(pings))
     return connects

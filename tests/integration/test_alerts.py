@@ -251,3 +251,18 @@ def test_push_failures_fire_on_an_fcm_error_and_name_its_code(ctx: AppContext):
         notify.deliver(ctx, "customer", [customer_id], msg)
     [entry] = fired("push-failures", entries)
     assert extracted("bestie/push_failed", "error", entry) == "UNAVAILABLE"
+
+
+def test_mirror_untrusted_fires_while_an_instance_cannot_repair_the_mirror(isolated_ctx: AppContext):
+    from shared.availability import access
+
+    with installed(_unreachable_valkey(isolated_ctx)) as ctx, captured() as entries:
+        assert access.repair(ctx) is False  # Valkey unreachable: the instance keeps answering from Postgres
+    [entry] = fired("mirror-untrusted", entries)
+    assert extracted("bestie/mirror_repair_failed", "reason", entry) == "valkey_error"
+    repaired = [e for e in entries if e["jsonPayload"].get("event") == "mirror.repaired"]
+    assert repaired == []
+    with captured() as entries:
+        assert access.repair(isolated_ctx) is True
+    assert fired("mirror-untrusted", entries) == []
+    assert [e["jsonPayload"]["event"] for e in entries if "event" in e["jsonPayload"]] == ["mirror.repaired"]
