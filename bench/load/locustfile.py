@@ -40,12 +40,13 @@ PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_text())
 HOSTS: list[str] = PLAN["hosts"]
 PACE: dict[str, float] = PLAN["pace"]
 
-# The kind of a request -> the 409 codes that are part of the business there, not failures.
+# The kind of a request -> the 409 (and 429) codes that are part of the business there, not failures.
 BUSINESS_409 = {"INVALID_TRANSITION", "SESSION_EXPIRED"}
 EXPECTED: dict[str, set[str]] = {
     "accept": {"ALREADY_TAKEN", "OFFER_CLOSED", "AT_CAPACITY", "OFFER_DECLINED", *BUSINESS_409},
     "decline": {"OFFER_CLOSED", "ALREADY_TAKEN", *BUSINESS_409},
-    "request": {"NO_MITRA_AVAILABLE", "SESSION_ALREADY_OPEN"},
+    # A request right after the customer's own cancel waits out the cooldown (429), as the app does.
+    "request": {"NO_MITRA_AVAILABLE", "SESSION_ALREADY_OPEN", "CANCEL_COOLDOWN"},
     "cancel": BUSINESS_409,
     "pay": {"PAYMENT_DEADLINE_PASSED", *BUSINESS_409},
     "extend": BUSINESS_409,
@@ -99,7 +100,7 @@ class ApiUser(FastHttpUser):
                 resp.success()
                 return status, data
             code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
-            if status == 409 and code in EXPECTED.get(kind, set()):
+            if status in (409, 429) and code in EXPECTED.get(kind, set()):
                 BUSINESS[f"{name} {code}"] += 1
                 resp.success()
                 return status, data
@@ -268,6 +269,9 @@ class CustomerUser(ApiUser):
         if status == 201:
             return body
         code = (body.get("error") or {}).get("code")
+        if code == "CANCEL_COOLDOWN":
+            self.gevent_sleep(float(body["error"].get("retry_after_seconds", 1)))
+            return None
         if code == "SESSION_ALREADY_OPEN":
             status, page = self.call(
                 "GET", "/api/client/chat-sessions?view=open", "GET /api/client/chat-sessions?view=open"
