@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from shared.auth import apple_tokens
 from shared.sweeps import jobs
 from tests import auth_support
 from tests.auth_support import (
     GOOGLE_CLIENT,
-    RsaKey,
     apple_sign_in,
     bearer,
     client,
-    identity_providers,
     otp_sign_in,
     phone,
     refresh,
 )
 from tests.chat_support import active_session, send, sessions
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _delete(headers):

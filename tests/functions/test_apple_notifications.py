@@ -9,26 +9,13 @@ import pytest
 from tests import auth_support
 from tests.auth_support import (
     APPLE_SERVICE,
-    RsaKey,
     apple_sign_in,
     bearer,
     client,
-    identity_providers,
     otp_sign_in,
     phone,
     refresh,
 )
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _notify(body):

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from shared.auth import apple
 from tests import auth_support
 from tests.auth_support import (
     APPLE_SERVICE,
-    RsaKey,
     apple_body,
     apple_code,
     apple_sign_in,
@@ -19,17 +16,6 @@ from tests.auth_support import (
     post_apple,
     sign_in_nonce,
 )
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _token_row(app_ctx, customer_id: str):

@@ -19,20 +19,8 @@ from tests.auth_support import (
     apple_sign_in,
     bearer,
     client,
-    identity_providers,
     sign_in_nonce,
 )
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _google_token(key: RsaKey, sub: str, **overrides) -> str:

@@ -8,27 +8,14 @@ import pytest
 
 from tests.auth_support import (
     GOOGLE_CLIENT,
-    RsaKey,
     anonymous,
     apple_sign_in,
     bearer,
     client,
-    identity_providers,
     otp_sign_in,
     phone,
     refresh,
 )
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _link_google(keys, headers):

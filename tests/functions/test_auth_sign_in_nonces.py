@@ -6,8 +6,6 @@ import threading
 import time
 import uuid
 
-import pytest
-
 from shared.auth.nonces import NONCE_TTL_SECONDS
 from tests.auth_support import (
     GOOGLE_CLIENT,
@@ -21,17 +19,6 @@ from tests.auth_support import (
     post_apple,
     sign_in_nonce,
 )
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return RsaKey(), RsaKey()  # google, apple
-
-
-@pytest.fixture
-def providers(keys):
-    with identity_providers(*keys) as provided:
-        yield provided
 
 
 def _sessions_of(app_ctx, user_id: str) -> int:
