@@ -54,36 +54,11 @@ def _start_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _active_session(ctx: Any) -> tuple[str, dict[str, str], dict[str, str]]:
-    from datetime import timedelta
+    """(session id, customer Authorization, mitra Authorization) of a new active session."""
+    from bench.common import active_sessions
 
-    from shared.auth.principal import Principal
-    from shared.auth.tokens import create_session, encode_access
-
-    now = ctx.now()
-    with ctx.db.transaction() as tx:
-        customer = str(tx.scalar("INSERT INTO customers (display_name) VALUES ('bench') RETURNING id"))
-        mitra = str(
-            tx.scalar(
-                "INSERT INTO mitras (phone_e164, display_name) VALUES (:p, 'bench') RETURNING id",
-                p=f"+62819{uuid.uuid4().int % 10**8:08d}",
-            )
-        )
-        session = str(
-            tx.scalar(
-                "INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes, paid_at, started_at,"
-                " expires_at) VALUES (CAST(:c AS uuid), CAST(:m AS uuid), 'active', 60, :now, :now, :end) RETURNING id",
-                c=customer,
-                m=mitra,
-                now=now,
-                end=now + timedelta(hours=1),
-            )
-        )
-        headers = {}
-        for kind, user in (("customer", customer), ("mitra", mitra)):
-            sid = create_session(tx, ctx.settings, kind, user, now)
-            headers[kind] = {"Authorization": f"Bearer {encode_access(ctx.settings, Principal(kind, user, sid), now)}"}
-        tx.commit()
-    return session, headers["customer"], headers["mitra"]
+    [one] = active_sessions(ctx, 1)
+    return one.session, one.customer, one.mitra
 
 
 def main() -> int:

@@ -7,8 +7,10 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,52 @@ def own_servers(prefix: str) -> Iterator[AppContext]:
         vk.stop()
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActiveSession:
+    """An active chat session of a new customer and a new mitra, with both parties' credentials."""
+
+    session: str
+    customer: dict[str, str]  # Authorization header
+    mitra: dict[str, str]  # Authorization header
+    mitra_principal: Any
+
+
+def active_sessions(ctx: AppContext, n: int) -> list[ActiveSession]:
+    """n active, paid sessions of an hour, written straight to Postgres, with access tokens."""
+    from shared.auth.principal import Principal
+    from shared.auth.tokens import create_session, encode_access
+
+    now = ctx.now()
+    out = []
+    with ctx.db.transaction() as tx:
+        for _ in range(n):
+            customer = str(tx.scalar("INSERT INTO customers (display_name) VALUES ('bench') RETURNING id"))
+            mitra = str(
+                tx.scalar(
+                    "INSERT INTO mitras (phone_e164, display_name) VALUES (:p, 'bench') RETURNING id",
+                    p=f"+62819{uuid.uuid4().int % 10**8:08d}",
+                )
+            )
+            session = str(
+                tx.scalar(
+                    "INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes, paid_at,"
+                    " started_at, expires_at) VALUES (CAST(:c AS uuid), CAST(:m AS uuid), 'active', 60, :now,"
+                    " :now, :end) RETURNING id",
+                    c=customer,
+                    m=mitra,
+                    now=now,
+                    end=now + timedelta(hours=1),
+                )
+            )
+            principals = [
+                Principal(kind, user, create_session(tx, ctx.settings, kind, user, now))
+                for kind, user in (("customer", customer), ("mitra", mitra))
+            ]
+            customer_auth, mitra_auth = (
+                {"Authorization": f"Bearer {encode_access(ctx.settings, p, now)}"} for p in principals
+            )
+            out.append(ActiveSession(session, customer_auth, mitra_auth, principals[1]))
+        tx.commit()
+    return out

@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,43 +55,9 @@ PATH = "/api/client/chat-sessions/{}/messages"
 
 def _sessions(ctx: AppContext, n: int) -> list[dict[str, Any]]:
     """n active sessions, each of a new customer and a new mitra, with both parties' tokens."""
-    from shared.auth.principal import Principal
-    from shared.auth.tokens import create_session, encode_access
+    from bench.common import active_sessions
 
-    now = ctx.now()
-    out = []
-    with ctx.db.transaction() as tx:
-        for _ in range(n):
-            customer = str(tx.scalar("INSERT INTO customers (display_name) VALUES ('bench') RETURNING id"))
-            mitra = str(
-                tx.scalar(
-                    "INSERT INTO mitras (phone_e164, display_name) VALUES (:p, 'bench') RETURNING id",
-                    p=f"+62819{uuid.uuid4().int % 10**8:08d}",
-                )
-            )
-            session = str(
-                tx.scalar(
-                    "INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes, paid_at,"
-                    " started_at, expires_at) VALUES (CAST(:c AS uuid), CAST(:m AS uuid), 'active', 60, :now,"
-                    " :now, :end) RETURNING id",
-                    c=customer,
-                    m=mitra,
-                    now=now,
-                    end=now + timedelta(hours=1),
-                )
-            )
-            sid = create_session(tx, ctx.settings, "customer", customer, now)
-            token = encode_access(ctx.settings, Principal("customer", customer, sid), now)
-            mitra_sid = create_session(tx, ctx.settings, "mitra", mitra, now)
-            out.append(
-                {
-                    "session": session,
-                    "headers": {"Authorization": f"Bearer {token}"},
-                    "mitra": Principal("mitra", mitra, mitra_sid),
-                }
-            )
-        tx.commit()
-    return out
+    return [{"session": a.session, "headers": a.customer, "mitra": a.mitra_principal} for a in active_sessions(ctx, n)]
 
 
 @contextmanager
