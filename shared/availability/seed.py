@@ -20,7 +20,9 @@ from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
 
-SEED_LOCK_TTL_MS = 120_000
+# The seed lock is a lease renewed by every fill call (seed_fill.lua): a seeder that dies or
+# loses Valkey mid-seed (its release then fails too) blocks the next seed for at most this long.
+SEED_LOCK_TTL_MS = 30_000
 # Pings are scored with the pinging instance's clock: the swap re-applies live pings this much
 # older than the fill's start too, so a skewed clock does not lose one.
 PING_SKEW_MS = 1000
@@ -123,7 +125,11 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     )
     _drop_temp_keys(ctx, token)
     merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
-    compared = _fill(ctx, slices, temp, live)
+    compared = _fill(ctx, slices, temp, live, token)
+    if compared is None:
+        _drop_temp_keys(ctx, token)
+        log.warning("seed lock lost during the fill; another seed wins")
+        return SeedReport(ran=False)
     pipe = ctx.valkey.pipeline(transaction=False)
     pipe.hset(temp["config"], "default_max", default)
     # Revocations go straight to their live keys, before `seeded` makes the guard trust Valkey.
@@ -166,14 +172,15 @@ _COMPARED = ("online", "deactivated", "used", "max", "available")  # seed_fill.l
 
 
 def _fill(
-    ctx: AppContext, slices: list[truth.SeedSlice], temp: dict[str, str], live: dict[str, str]
-) -> dict[str, tuple[int, int, int]]:
+    ctx: AppContext, slices: list[truth.SeedSlice], temp: dict[str, str], live: dict[str, str], token: str
+) -> dict[str, tuple[int, int, int]] | None:
     """Write every slice into the temp keys, merging live pings and comparing with the live twins.
 
-    Returns per compared structure (members, present live, present live with an equal value).
+    Returns per compared structure (members, present live, present live with an equal value), or
+    None when the lock lease was lost (it expired, or another seed took it) before the fill ended.
     """
     fill = mirror.scripts(ctx)["seed_fill"]
-    keys = [temp[name] for name in _FILLED] + [live[name] for name in _FILLED[:-1]]
+    keys = [temp[name] for name in _FILLED] + [live[name] for name in _FILLED[:-1]] + [ctx.keys.seed_lock]
     compared: dict[str, tuple[int, int, int]] = {}
     for s in slices:  # one short script per slice (a cluster pipeline cannot carry scripts)
         reply = fill(
@@ -187,8 +194,12 @@ def _fill(
                 s.used_vals,
                 s.max_ids,
                 s.max_vals,
+                token,
+                SEED_LOCK_TTL_MS,
             ],
         )
+        if reply and reply[0] == "lost":
+            return None
         for i, name in enumerate(_COMPARED):
             seen = compared.get(name, (0, 0, 0))
             members = int(getattr(s, name))  # the slice's count of that structure

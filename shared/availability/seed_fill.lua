@@ -9,14 +9,20 @@
 --     pings that land after their slice was filled are applied by swap_seed;
 --   * measures drift: how many of the slice's members each live structure has (and, for
 --     hashes, with an equal value), from which the caller computes what the swap heals.
+-- The seed lock is a lease: each call first checks it still holds the seeder's token and
+-- extends it, so a long seed keeps it and a seeder that died lets it go within one TTL.
 -- KEYS: temp online, deactivated, used, max, heartbeat, available, ring;
---       live online, deactivated, used, max, heartbeat, available
+--       live online, deactivated, used, max, heartbeat, available; seed lock
 -- ARGV: online ids, their pings (ms), their available flags ('1' or '0' each, no separator),
---       deactivated ids, used ids, used counts, max ids, max values
--- Returns {present live, present live with an equal value} for online, deactivated, used, max
--- and available, in that order (ten integers).
+--       deactivated ids, used ids, used counts, max ids, max values; lock token, lock TTL (ms)
+-- Returns {'lost'} when the lock is no longer the seeder's, else {present live, present live
+-- with an equal value} for online, deactivated, used, max and available, in that order (ten
+-- integers).
 local T_ON, T_DE, T_USED, T_MAX, T_HB, T_AV, T_RING = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local L_ON, L_DE, L_USED, L_MAX, L_HB, L_AV = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local K_LOCK = KEYS[14]
+if redis.call('GET', K_LOCK) ~= ARGV[9] then return {'lost'} end
+redis.call('PEXPIRE', K_LOCK, ARGV[10])
 local BATCH = 500  -- well under Lua's unpack limit
 local call, unpack, tonumber, byte = redis.call, unpack, tonumber, string.byte
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from shared import availability
 from shared.auth.principal import Principal
-from shared.availability import seed
+from shared.availability import mirror, seed
 from shared.context import AppContext
 from tests import mirror_state
 from tests.helpers import FakeClock, on_both_topologies
@@ -231,3 +232,48 @@ def test_reseed_counts_the_drift_of_every_structure_and_keeps_newer_live_pings(
     assert report.drift == {"online": 1, "deactivated": 1, "used": 1, "max": 1, "available": 1}
     assert ctx.valkey.zscore(k.heartbeat, b) == newer and ctx.valkey.zscore(k.available, b) == newer
     assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def _slow_fill(monkeypatch: Any, ctx: AppContext, between: Any) -> None:
+    """One mitra per seed slice, and `between()` run after each slice's fill call."""
+    monkeypatch.setattr(mirror, "SEED_CHUNK", 1)
+    scripts = dict(mirror.scripts(ctx))
+    fill = scripts["seed_fill"]
+
+    def fill_then_wait(*args: Any, **kwargs: Any) -> Any:
+        reply = fill(*args, **kwargs)
+        between()
+        return reply
+
+    scripts["seed_fill"] = fill_then_wait
+    monkeypatch.setattr(mirror, "scripts", lambda _ctx: scripts)
+
+
+def test_a_seed_longer_than_the_lock_ttl_keeps_its_lease_and_swaps(isolated_ctx: AppContext, monkeypatch: Any) -> None:
+    ctx = isolated_ctx
+    for _ in range(4):
+        availability.set_online(ctx, new_mitra(ctx), "test")
+    monkeypatch.setattr(seed, "SEED_LOCK_TTL_MS", 300)
+    _slow_fill(monkeypatch, ctx, lambda: time.sleep(0.2))  # 0.8 s of fill against a 0.3 s lease
+    assert seed.seed_from_postgres(ctx).ran
+    assert mirror_state.actual(ctx) == mirror_state.expected(ctx)
+
+
+def test_a_seed_whose_lease_another_seed_took_stops_without_touching_the_live_mirror(
+    isolated_ctx: AppContext, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    for _ in range(3):
+        availability.set_online(ctx, new_mitra(ctx), "test")
+    assert seed.seed_from_postgres(ctx).ran
+    before = mirror_state.actual(ctx)
+    ctx.valkey.sadd(ctx.keys.online, "not-a-mitra")  # a drift the lost seed must not heal
+
+    def lease_expired_and_taken() -> None:
+        ctx.valkey.set(ctx.keys.seed_lock, "another-seeder")
+
+    _slow_fill(monkeypatch, ctx, lease_expired_and_taken)
+    assert not seed.seed_from_postgres(ctx).ran
+    assert ctx.valkey.smembers(ctx.keys.online) == before["online"] | {"not-a-mitra"}
+    assert ctx.valkey.get(ctx.keys.seed_lock) == "another-seeder"
+    assert not ctx.valkey.keys(ctx.keys.temp("*", "*"))
