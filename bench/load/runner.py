@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,12 @@ class Server:
         ]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+                cmd,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so kill() takes the worker too
             )
         deadline = time.monotonic() + 120
         while True:
@@ -167,9 +172,11 @@ class Server:
             time.sleep(0.2)
 
     def kill(self) -> None:
-        """SIGKILL, as a crashed instance dies: no graceful shutdown."""
+        """SIGKILL to the master and its worker at once, as a crashed instance dies: no graceful
+        shutdown, and no orphaned worker left serving (and holding the port) until it notices."""
         if self.proc is not None:
-            self.proc.kill()
+            with suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
             self.proc = None
 
