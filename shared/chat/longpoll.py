@@ -268,6 +268,13 @@ def _built(ctx: AppContext, channel: str) -> Hub:
     return made
 
 
+async def messages_before(
+    ctx: AppContext, principal: Principal, session_id: str, before: int, limit: int
+) -> dict[str, Any]:
+    """The newest messages before `before` (0: the latest); never waits (it pages back, not forward)."""
+    return await blocking(service.read_before, ctx, principal, session_id, before, limit)
+
+
 async def messages(
     ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int, wait: int
 ) -> dict[str, Any]:

@@ -191,6 +191,29 @@ def read(ctx: AppContext, principal: Principal, session_id: str, after: int, lim
     }
 
 
+def read_before(ctx: AppContext, principal: Principal, session_id: str, before: int, limit: int) -> dict[str, Any]:
+    """The newest `limit` messages before id `before` (0: the latest ones), oldest first.
+
+    `next_before` pages further back (null when nothing older remains); `next_after` is where
+    the forward poll continues from a latest page (docs/chat.md, "The latest messages").
+    """
+    with ctx.db.transaction() as tx:
+        session = _party(principal, sessions.get(tx, session_id))
+        rows, older = store.before(tx, session_id, before, limit)
+        peer = _peer(principal)
+        peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
+    if settle.settle(ctx, [session]):
+        return read_before(ctx, principal, session_id, before, limit)
+    messages = [store.to_json(r) for r in rows]
+    return {
+        "messages": messages,
+        "next_after": messages[-1]["id"] if messages else 0,
+        "next_before": messages[0]["id"] if messages and older else None,
+        "session_status": session["status"],
+        "peer_last_read_id": peer_read,
+    }
+
+
 def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int) -> dict[str, Any]:
     """Move the caller's read marker to `up_to` (clamped to the last message); never back."""
     with ctx.db.transaction() as tx:
