@@ -15,6 +15,7 @@ from shared.chat.lists import CUSTOMER_VIEWS, DEFAULT_LIMIT, MAX_LIMIT, MITRA_VI
 from shared.chat.service import DEFAULT_LIMIT as DEFAULT_MESSAGES
 from shared.chat.service import MAX_LIMIT as MAX_MESSAGES
 from shared.chat.service import MAX_WAIT_SECONDS, clean_body
+from shared.errors import ValidationFailed
 from shared.http import ApiRequest, Reply, endpoint
 from shared.http_async import async_endpoint
 
@@ -38,7 +39,14 @@ async def _receive(req: ApiRequest) -> dict:
         req.query("limit"), "limit", minimum=1, maximum=MAX_MESSAGES, default=DEFAULT_MESSAGES
     )
     wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
-    return await longpoll.messages(req.ctx, req.principal, session_id, after, limit, wait)
+    before = validate.query_integer(req.query("before"), "before", minimum=0, maximum=MAX_MESSAGE_ID)
+    if before is None:
+        return await longpoll.messages(req.ctx, req.principal, session_id, after, limit, wait)
+    if req.query("after"):
+        raise ValidationFailed("before", "cannot be combined with after")
+    if wait:
+        raise ValidationFailed("before", "cannot be combined with wait (it pages back; wait with after)")
+    return await longpoll.messages_before(req.ctx, req.principal, session_id, before, limit)
 
 
 def _read(req: ApiRequest) -> dict:
@@ -107,3 +115,9 @@ def chat_mitra_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
     cursor, limit = _page(req)
     return chat.mitra_sessions(req.ctx, req.principal, view or "current", cursor, limit)
+
+
+@functions_framework.http
+@endpoint("GET /api/mitra/chat-sessions/:id", auth="mitra")
+def chat_mitra_session(req: ApiRequest) -> dict:
+    return chat.mitra_session(req.ctx, req.principal, req.uuid_param())

@@ -20,6 +20,7 @@ from shared import anonymity, paging
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row
+from shared.errors import NotFound
 from shared.sessions import settle, store
 from shared.sessions.states import (
     CAPACITY_STATUSES,
@@ -94,17 +95,44 @@ def mitra_sessions(ctx: AppContext, principal: Principal, view: str, cursor: str
     """One page of the mitra's offers, current or past sessions, newest first."""
     rows, next_cursor = _page(ctx, f"mitra-{view}", _MITRA_SQL[view], principal.user_id, cursor, limit)
     sees_name = anonymity.mitra_sees_name(ctx)
-    items = []
-    for row in rows:
-        item = _common(row)
-        item["customer"] = anonymity.customer_for_mitra(row["customer_id"], row["customer_name"], sees_name)
-        item["end_reason"] = end_reason_for_mitra(item["end_reason"])
-        if view == "offers":
-            deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
-            item["offered_at"] = row["sort_at"].isoformat()
-            item["offer_expires_at"] = deadline.isoformat()
-        items.append(item)
+    items = [_mitra_item(ctx, row, sees_name, offer=view == "offers") for row in rows]
     return {"view": view, "sessions": items, "next_cursor": next_cursor}
+
+
+_ONE_FOR_MITRA = (
+    f"SELECT {_S_COLUMNS}, o.offered_at AS sort_at, {_EXTRA}{_FROM}"
+    " LEFT JOIN pairing_offers o ON o.session_id = s.id AND o.mitra_id = CAST(:me AS uuid)"
+    " WHERE s.id = CAST(:id AS uuid)"
+    "   AND (s.mitra_id = CAST(:me AS uuid) OR (s.status = 'searching' AND o.response IS NULL))"
+)
+
+
+def mitra_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:
+    """One session as the mitra sees it: one it holds (or held), or an open offer to it.
+
+    The rules of its other session routes: the mitra holding the session reads it, also after
+    its end; a mitra with an unanswered offer reads the offer while it is searching; anybody
+    else (a mitra that lost, declined or was rerouted away, a stranger) gets 404
+    SESSION_NOT_FOUND, like an unknown id. Settled first, so never shown live past a deadline.
+    """
+    params = {"me": principal.user_id, "id": session_id}
+    row = ctx.db.one(_ONE_FOR_MITRA, **params)
+    if row is not None and settle.settle(ctx, [row]):
+        row = ctx.db.one(_ONE_FOR_MITRA, **params)
+    if row is None:
+        raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
+    return _mitra_item(ctx, row, anonymity.mitra_sees_name(ctx), offer=str(row["mitra_id"]) != principal.user_id)
+
+
+def _mitra_item(ctx: AppContext, row: Row, sees_name: bool, *, offer: bool) -> dict[str, Any]:
+    item = _common(row)
+    item["customer"] = anonymity.customer_for_mitra(row["customer_id"], row["customer_name"], sees_name)
+    item["end_reason"] = end_reason_for_mitra(item["end_reason"])
+    if offer:
+        deadline = row["search_started_at"] + timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+        item["offered_at"] = row["sort_at"].isoformat()
+        item["offer_expires_at"] = deadline.isoformat()
+    return item
 
 
 def customer_sessions(

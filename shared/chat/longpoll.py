@@ -29,7 +29,8 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -46,6 +47,11 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 FIRST_CONNECT_WAIT_SECONDS = 1.0  # a cold instance's first reader waits this long for the listener
 _POLL_SECONDS = 1.0
+# A wait wakes at its session's deadline to settle it: a little after it (clocks of one process
+# agree; the margin covers the rounding of timers), and never sooner than this again and again.
+DEADLINE_MARGIN_SECONDS = 0.05
+MIN_DEADLINE_SLEEP_SECONDS = 0.2
+T = TypeVar("T")
 _MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -65,7 +71,7 @@ class Hub:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._wakes: dict[str, int] = {}  # session id -> number of its last wake-up (while it has waiters)
         self._wake_numbers = itertools.count(1)  # never reused, so a finished generation never returns
-        self._reads: dict[tuple[Any, ...], asyncio.Future[dict[str, Any]]] = {}
+        self._reads: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._callers: dict[str, int] = {}
         self._connected = False
         self._stopping = False
@@ -136,7 +142,7 @@ class Hub:
         """The number of the last wake-up of `session_id`'s waiters (the generation of a re-read)."""
         return self._wakes.get(session_id, 0)
 
-    async def shared_read(self, key: tuple[Any, ...], read: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    async def shared_read(self, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
         """One read for every waiter asking the same `key` at the same time.
 
         Woken waiters of one session re-read the same rows; the key holds the caller, the
@@ -268,41 +274,79 @@ def _built(ctx: AppContext, channel: str) -> Hub:
     return made
 
 
+async def messages_before(
+    ctx: AppContext, principal: Principal, session_id: str, before: int, limit: int
+) -> dict[str, Any]:
+    """The newest messages before `before` (0: the latest); never waits (it pages back, not forward)."""
+    return await blocking(service.read_before, ctx, principal, session_id, before, limit)
+
+
 async def messages(
     ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int, wait: int
 ) -> dict[str, Any]:
-    """Messages after `after`; with `wait`, hold until one arrives, the status changes, or time is up."""
+    """Messages after `after`; with `wait`, hold until one arrives, the status or the other side's
+    read marker changes, or time is up.
 
-    async def read() -> dict[str, Any]:
-        return await blocking(service.read, ctx, principal, session_id, after, limit)
+    The wait also ends at the session's own deadline (the end of an active session, the payment
+    or pairing deadline): the re-read then settles it, so a poll never answers `active` past
+    `expires_at`. A wait that runs out reads once more, so it answers the read markers of the
+    moment it answers, not of the moment it started.
+    """
+
+    async def read() -> service.Poll:
+        return await blocking(service.poll, ctx, principal, session_id, after, limit)
 
     listener = hub(ctx)
     if wait <= 0 or not await listener.ready():
-        return await read()  # no wait, or Valkey down / the instance stopping: plain polling
+        return (await read()).view  # no wait, or Valkey down / the instance stopping: plain polling
     caller = f"{principal.user_type}:{principal.user_id}"
     if listener.full(caller):
-        view = await read()  # what there is now is never refused; only another wait is
-        if view["messages"] or view["session_status"] in service.FINAL_STATUSES:
-            return view
+        now = await read()  # what there is now is never refused; only another wait is
+        if now.view["messages"] or now.view["session_status"] in service.FINAL_STATUSES:
+            return now.view
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     with listener.admit(caller), listener.listen(session_id) as event:
         # Read once registered: a send that committed before we listened is seen here, and
         # one that commits after it publishes to an event we already hold.
-        view = await read()
-        status = view["session_status"]
-        if status in service.FINAL_STATUSES:
-            return view
+        current = await read()
+        first = current.view
+        if first["session_status"] in service.FINAL_STATUSES:
+            return first
+        ran_out = False
         # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
-        while not view["messages"] and view["session_status"] == status and listener.connected:
+        while _unchanged(current.view, first) and listener.connected:
             remaining = deadline - loop.time()
             if remaining <= 0:
+                ran_out = True
                 break
+            due = _seconds_until(ctx, current.deadline)
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(remaining if due is None else min(remaining, due)):
                     await event.wait()
             except TimeoutError:
-                break
+                if due is None or due >= remaining:
+                    ran_out = True
+                    break
+                # The session's deadline came: the re-read below settles it.
             event.clear()
-            view = await listener.shared_read((caller, session_id, after, limit, listener.wakes(session_id)), read)
-    return view
+            current = await listener.shared_read((caller, session_id, after, limit, listener.wakes(session_id)), read)
+    if ran_out:
+        current = await read()  # the read markers (and anything unpublished) as of now
+    return current.view
+
+
+def _unchanged(view: dict[str, Any], first: dict[str, Any]) -> bool:
+    """Nothing to answer yet: no message, the same status, the same read marker of the other side."""
+    return (
+        not view["messages"]
+        and view["session_status"] == first["session_status"]
+        and view["peer_last_read_id"] == first["peer_last_read_id"]
+    )
+
+
+def _seconds_until(ctx: AppContext, moment: datetime | None) -> float | None:
+    """Seconds until a session deadline (slightly after it, so the re-read finds it due)."""
+    if moment is None:
+        return None
+    return max((moment - ctx.now()).total_seconds() + DEADLINE_MARGIN_SECONDS, MIN_DEADLINE_SLEEP_SECONDS)

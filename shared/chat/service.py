@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from shared import anonymity, app_config, notify, ratelimit
 from shared.auth.principal import Principal
@@ -19,7 +20,7 @@ from shared.chat import store
 from shared.context import AppContext
 from shared.db import Row, Tx
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.sessions import effects, settle
+from shared.sessions import effects, settle, states
 from shared.sessions import store as sessions
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,20 @@ def _sender_name(tx: Tx, principal: Principal) -> str:
 # ---- receive ---------------------------------------------------------------------------------
 
 
+class Poll(NamedTuple):
+    """One read of the long poll: the answer, and when the session next moves by itself."""
+
+    view: dict[str, Any]
+    deadline: datetime | None
+
+
 def read(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> dict[str, Any]:
     """One read of the messages after `after` (blocking; the long poll around it is shared.chat.longpoll)."""
+    return poll(ctx, principal, session_id, after, limit).view
+
+
+def poll(ctx: AppContext, principal: Principal, session_id: str, after: int, limit: int) -> Poll:
+    """`read`, with the session's next deadline (the long poll wakes then to settle it)."""
     with ctx.db.transaction() as tx:
         session = _party(principal, sessions.get(tx, session_id))
         rows = store.after(tx, session_id, after, limit)
@@ -181,11 +194,35 @@ def read(ctx: AppContext, principal: Principal, session_id: str, after: int, lim
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
     if settle.settle(ctx, [session]):
         # Past its deadline (docs/chat.md): ended/expired now, with its system message; read again.
-        return read(ctx, principal, session_id, after, limit)
+        return poll(ctx, principal, session_id, after, limit)
+    messages = [store.to_json(r) for r in rows]
+    view = {
+        "messages": messages,
+        "next_after": messages[-1]["id"] if messages else after,
+        "session_status": session["status"],
+        "peer_last_read_id": peer_read,
+    }
+    return Poll(view, states.next_deadline(session, timedelta(seconds=ctx.settings.pairing_timeout_seconds)))
+
+
+def read_before(ctx: AppContext, principal: Principal, session_id: str, before: int, limit: int) -> dict[str, Any]:
+    """The newest `limit` messages before id `before` (0: the latest ones), oldest first.
+
+    `next_before` pages further back (null when nothing older remains); `next_after` is where
+    the forward poll continues from a latest page (docs/chat.md, "The latest messages").
+    """
+    with ctx.db.transaction() as tx:
+        session = _party(principal, sessions.get(tx, session_id))
+        rows, older = store.before(tx, session_id, before, limit)
+        peer = _peer(principal)
+        peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
+    if settle.settle(ctx, [session]):
+        return read_before(ctx, principal, session_id, before, limit)
     messages = [store.to_json(r) for r in rows]
     return {
         "messages": messages,
-        "next_after": messages[-1]["id"] if messages else after,
+        "next_after": messages[-1]["id"] if messages else 0,
+        "next_before": messages[0]["id"] if messages and older else None,
         "session_status": session["status"],
         "peer_last_read_id": peer_read,
     }
@@ -196,6 +233,9 @@ def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int
     with ctx.db.transaction() as tx:
         _party(principal, sessions.get(tx, session_id))
         target = min(up_to, store.last_id(tx, session_id))
+        before = store.read_marker(tx, session_id, principal.user_type, principal.user_id)
         marker = store.move_read_marker(tx, session_id, principal.user_type, principal.user_id, target, ctx.now())
         tx.commit()
+    if marker != before:
+        effects.wake_readers(ctx, session_id)  # the other side's wait answers the new marker
     return {"session_id": session_id, "last_read_id": marker}

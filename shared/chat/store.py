@@ -51,6 +51,19 @@ def after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
     )
 
 
+def before(tx: Tx, session_id: str, before_id: int, limit: int) -> tuple[list[Row], bool]:
+    """The newest `limit` messages of the session with id < before_id (0: no bound), oldest first; and
+    whether older ones remain."""
+    rows = tx.rows(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
+        " WHERE session_id = CAST(:s AS uuid) AND (:before = 0 OR id < :before) ORDER BY id DESC LIMIT :n",
+        s=session_id,
+        before=before_id,
+        n=limit + 1,
+    )
+    return rows[:limit][::-1], len(rows) > limit
+
+
 def last_id(tx: Tx, session_id: str) -> int:
     """The session's highest message id (0 when it has none)."""
     return int(

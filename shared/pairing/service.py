@@ -168,8 +168,12 @@ def _already_open(row: Row | None) -> Conflict:
 
 
 def _customer_view(tx: Tx, row: Row, now: datetime) -> dict[str, Any]:
-    """The session as its customer sees it: with the payment asked of them (docs/payments.md)."""
-    return {**_view(tx, row), "payment": payments.view(tx, str(row["id"]), now)}
+    """The session as its customer sees it: its mitra (as in its lists) and the payment asked (docs/payments.md)."""
+    return {
+        **_view(tx, row),
+        "mitra": offers.mitra_brief(tx, row["mitra_id"]),
+        "payment": payments.view(tx, str(row["id"]), now),
+    }
 
 
 def get_session(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ how they answered, who a re-blast must skip, and whether a mitra has room to acc
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shared.availability.truth import effective_max_sql, holds_capacity_sql, under_capacity_sql
 from shared.db import Row, Tx
@@ -109,3 +110,11 @@ def decline_offer(tx: Tx, session_id: str, mitra_id: str, now: datetime) -> bool
         )
         == 1
     )
+
+
+def mitra_brief(tx: Tx, mitra_id: Any) -> dict[str, Any] | None:
+    """{id, display_name} of the mitra holding a session (what its customer sees), None when none."""
+    if not mitra_id:
+        return None
+    name = tx.scalar("SELECT display_name FROM mitras WHERE id = CAST(:m AS uuid)", m=str(mitra_id))
+    return {"id": str(mitra_id), "display_name": name}

@@ -81,3 +81,15 @@ def due_kind(row: Row, now: datetime, pairing_timeout: timedelta) -> str | None:
     if status == "active" and row["expires_at"] is not None and row["expires_at"] <= now:
         return "ended_active"
     return None
+
+
+def next_deadline(row: Row, pairing_timeout: timedelta) -> datetime | None:
+    """When this session (a row of SESSION_COLUMNS) next moves by itself (`due_kind`), None when never."""
+    status = row["status"]
+    if status == "searching":
+        return row["search_started_at"] + pairing_timeout  # type: ignore[no-any-return]
+    if status == "pending_payment":
+        return row["payment_deadline_at"]  # type: ignore[no-any-return]
+    if status == "active":
+        return row["expires_at"]  # type: ignore[no-any-return]
+    return None

@@ -106,3 +106,29 @@ def test_retry_third_party_not_active_and_history_across_processes(
         history = _receive(base, side, pair, 0).json()
         assert history["session_status"] == "ended"
         assert [m["body"] for m in history["messages"] if m["sender_type"] == "customer"] == ["hello"]
+
+
+def test_a_read_marker_posted_on_one_process_wakes_a_wait_on_the_other(
+    isolated_ctx: AppContext, two_servers: tuple[str, str]
+) -> None:
+    first, second = two_servers
+    pair = active_session(isolated_ctx)
+    sent = _send(first, "client", pair, "seen?").json()
+    result: dict[str, Any] = {}
+
+    def wait() -> None:
+        resp = _receive(first, "client", pair, sent["id"], wait=20)
+        result["at"], result["body"] = time.monotonic(), resp.json()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.7)
+    assert thread.is_alive(), "the reader answered before the marker moved"
+    started = time.monotonic()
+    marked = requests.post(
+        _url(second, "mitra", pair, "messages/read"), json={"up_to": sent["id"]}, headers=pair.mitra, timeout=10
+    )
+    assert marked.status_code == 200, marked.text
+    thread.join(timeout=25)
+    assert result["body"]["messages"] == [] and result["body"]["peer_last_read_id"] == sent["id"]
+    assert result["at"] - started < 1.0
