@@ -5,9 +5,9 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 
 import functions_framework
 
-from shared import config, context, phones, sms, validate
+from shared import config, context, devices, phones, sms, validate
 from shared.accounts import apple_notifications as apple_notifications_service
-from shared.accounts import deletion
+from shared.accounts import deletion, sessions
 from shared.auth import (
     apple_accounts,
     cc_users,
@@ -46,10 +46,30 @@ def auth_refresh(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
-@endpoint("POST /api/shared/auth/logout", auth="any")
+@endpoint("POST /api/shared/auth/logout", auth="none")
 def auth_logout(req: ApiRequest) -> Reply:
-    refresh.logout(req.ctx, req.principal.session_id)
+    # The refresh token alone is enough: an expired access token must not block a logout.
+    body = req.json()
+    token = validate.string(body, "refresh_token", required=False, max_len=128)
+    fcm_token = validate.string(body, "fcm_token", required=False, max_len=devices.MAX_TOKEN_CHARS)
+    if token is not None:
+        caller = sessions.caller_of_refresh_token(req.ctx, token)
+    else:
+        caller = guard.verify(req.ctx, guard.bearer_token(req), "any")
+    sessions.logout(req.ctx, caller, fcm_token)
     return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint("POST /api/shared/auth/logout-all", auth="any")
+def auth_logout_all(req: ApiRequest) -> dict:
+    return sessions.logout_all(req.ctx, req.principal)
+
+
+@functions_framework.http
+@endpoint("GET /api/shared/auth/sessions", auth="any")
+def auth_sessions(req: ApiRequest) -> dict:
+    return sessions.list_sessions(req.ctx, req.principal)
 
 
 @functions_framework.http

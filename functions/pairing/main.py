@@ -86,4 +86,11 @@ def pairing_mitra_end(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("PUT /api/client/devices", auth="customer")
 def client_devices_put(req: ApiRequest) -> dict:
-    return devices.register(req.ctx, "customer", req.principal.user_id, req.json())
+    return devices.register(req.ctx, "customer", req.principal.user_id, req.json(), req.principal.session_id)
+
+
+@functions_framework.http
+@endpoint("DELETE /api/client/devices", auth="customer")
+def client_devices_delete(req: ApiRequest) -> Reply:
+    devices.unregister(req.ctx, "customer", req.principal.user_id, req.json())
+    return Reply(None, 204)
