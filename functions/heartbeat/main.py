@@ -1,4 +1,4 @@
-"""Mitra status functions: online, offline, heartbeat, status, devices (register, delete).
+"""Mitra status functions: online, offline, heartbeat, status, devices (register, delete), config.
 
 Thin entry points only: each parses, calls one service in shared/, and returns. This
 bundle imports neither firebase_admin nor google.cloud.scheduler.
@@ -6,7 +6,7 @@ bundle imports neither firebase_admin nor google.cloud.scheduler.
 
 import functions_framework
 
-from shared import availability, config, context, devices
+from shared import app_settings, availability, config, context, devices
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
@@ -52,3 +52,9 @@ def mitra_devices_put(req: ApiRequest) -> dict:
 def mitra_devices_delete(req: ApiRequest) -> Reply:
     devices.unregister(req.ctx, "mitra", req.principal.user_id, req.json())
     return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint("GET /api/mitra/config", auth="mitra")
+def mitra_config(req: ApiRequest) -> dict:
+    return app_settings.for_app(req.ctx, "mitra")
