@@ -42,7 +42,7 @@ def auth_anonymous(req: ApiRequest) -> Reply:
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
     issued = customers.rotate_refresh(req.ctx, token)
-    return issued.body({"id": issued.principal.user_id, "user_type": issued.principal.user_type})
+    return issued.body(customers.app_user(req.ctx, issued.principal))
 
 
 @functions_framework.http
@@ -93,7 +93,7 @@ def _phone(req: ApiRequest) -> str:
 def _otp_answer(req: ApiRequest) -> tuple[str, str]:
     body = req.json()
     request_id = validate.uuid_value(validate.string(body, "request_id", max_len=64), "request_id")
-    return request_id, validate.string(body, "code", max_len=12) or ""
+    return request_id, otp.parse_code(validate.string(body, "code", max_len=12) or "")
 
 
 @functions_framework.http
