@@ -17,37 +17,46 @@ from typing import Any
 
 from shared import validate
 from shared.context import AppContext
+from shared.db import Tx
 
 PLATFORMS = ("android", "ios", "web")
 MAX_DEVICES_PER_USER = 10
 MAX_TOKEN_CHARS = 1024
 
 
-def register(ctx: AppContext, user_type: str, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a PUT .../devices body {fcm_token, platform} and upsert it for this user."""
+def register(
+    ctx: AppContext, user_type: str, user_id: str, body: dict[str, Any], session_id: str | None = None
+) -> dict[str, Any]:
+    """Validate a PUT .../devices body {fcm_token, platform} and upsert it for this user (and session)."""
     token = validate.string(body, "fcm_token", max_len=MAX_TOKEN_CHARS) or ""
     platform = validate.choice(body, "platform", PLATFORMS) or ""
-    return upsert(ctx, user_type, user_id, token, platform)
+    return upsert(ctx, user_type, user_id, token, platform, session_id)
 
 
-def upsert(ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platform: str) -> dict[str, Any]:
-    """Register (or move) an FCM token to this user, evicting its oldest beyond the cap; return the device."""
+def upsert(
+    ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platform: str, session_id: str | None = None
+) -> dict[str, Any]:
+    """Register (or move) an FCM token to this user, evicting its oldest beyond the cap; return the device.
+
+    `session_id` is the auth session that registered it: its logout removes the token.
+    """
     with ctx.db.transaction() as tx:
         # One user's registrations in turn, so two at once cannot both keep the cap's last place.
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtext('devices'), hashtext(:t || ':' || :u))", t=user_type, u=user_id
         )
         row = tx.one(
-            "INSERT INTO devices (user_type, user_id, fcm_token, platform, updated_at)"
-            " VALUES (:t, CAST(:u AS uuid), :tok, :p, :now)"
+            "INSERT INTO devices (user_type, user_id, fcm_token, platform, updated_at, session_id)"
+            " VALUES (:t, CAST(:u AS uuid), :tok, :p, :now, CAST(:sid AS uuid))"
             " ON CONFLICT (fcm_token) DO UPDATE SET user_type = EXCLUDED.user_type, user_id = EXCLUDED.user_id,"
-            "   platform = EXCLUDED.platform, updated_at = EXCLUDED.updated_at"
+            "   platform = EXCLUDED.platform, updated_at = EXCLUDED.updated_at, session_id = EXCLUDED.session_id"
             " RETURNING platform, updated_at",
             t=user_type,
             u=user_id,
             tok=fcm_token,
             p=platform,
             now=ctx.now(),
+            sid=session_id,
         )
         tx.execute(
             "DELETE FROM devices WHERE fcm_token IN (SELECT fcm_token FROM devices"
@@ -60,6 +69,37 @@ def upsert(ctx: AppContext, user_type: str, user_id: str, fcm_token: str, platfo
         tx.commit()
     assert row is not None
     return {"registered": True, "platform": row["platform"], "updated_at": row["updated_at"].isoformat()}
+
+
+def unregister(ctx: AppContext, user_type: str, user_id: str, body: dict[str, Any]) -> None:
+    """Validate a DELETE .../devices body {fcm_token} and forget the token if it is this user's.
+
+    Idempotent: a token already gone, or registered to someone else, changes nothing (no error,
+    so a reply tells nobody whose a token is).
+    """
+    token = validate.string(body, "fcm_token", max_len=MAX_TOKEN_CHARS) or ""
+    with ctx.db.transaction() as tx:
+        remove_in_tx(tx, user_type, user_id, fcm_token=token)
+        tx.commit()
+
+
+def remove_in_tx(
+    tx: Tx, user_type: str, user_id: str, *, fcm_token: str | None = None, session_id: str | None = None
+) -> int:
+    """Delete this user's token `fcm_token` and every token `session_id` registered; how many rows went."""
+    return tx.execute(
+        "DELETE FROM devices WHERE user_type = :t AND user_id = CAST(:u AS uuid)"
+        " AND (fcm_token = :tok OR session_id = CAST(:sid AS uuid))",
+        t=user_type,
+        u=user_id,
+        tok=fcm_token,
+        sid=session_id,
+    )
+
+
+def remove_all_in_tx(tx: Tx, user_type: str, user_id: str) -> int:
+    """Delete every token of this user (logout of all devices); how many rows went."""
+    return tx.execute("DELETE FROM devices WHERE user_type = :t AND user_id = CAST(:u AS uuid)", t=user_type, u=user_id)
 
 
 def tokens_for(ctx: AppContext, user_type: str, user_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -264,8 +264,18 @@ def list_page(
     return cut.rows, cut.next_cursor
 
 
-def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None) -> dict[str, Any]:
-    """A mitra's status log, newest first: {logs, next_before}; 404 for an unknown mitra."""
+LOGS_CURSOR = "mitra_logs"
+
+
+def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None, cursor: str | None = None) -> dict[str, Any]:
+    """A mitra's status log, newest first: {logs, next_cursor, next_before}; 404 for an unknown mitra.
+
+    Pages with `cursor` like every list (shared.paging); `before` (a log id, with `next_before`)
+    is the deprecated form, still accepted (docs/api.md, "Paging").
+    """
+    key = paging.decode(LOGS_CURSOR, cursor, (int,))
+    if key is not None:
+        before = key[0]
     with ctx.db.transaction() as tx:
         require(tx, mitra_id)
         rows = tx.rows(
@@ -276,13 +286,13 @@ def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None) -> dict
             before=before,
             n=limit + 1,
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page = paging.page(LOGS_CURSOR, rows, limit, lambda r: (r["id"],))
     out = [
         {"id": r["id"], "event": r["event"], "actor": r["actor"], "at": r["at"].isoformat(), "detail": r["detail"]}
-        for r in rows
+        for r in page.rows
     ]
-    return {"mitra_id": mitra_id, "logs": out, "next_before": rows[-1]["id"] if more else None}
+    next_before = page.rows[-1]["id"] if page.next_cursor else None
+    return {"mitra_id": mitra_id, "logs": out, "next_cursor": page.next_cursor, "next_before": next_before}
 
 
 NAME_MAX = 80

@@ -5,9 +5,9 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 
 import functions_framework
 
-from shared import config, context, phones, sms, validate
+from shared import config, context, devices, phones, sms, validate
 from shared.accounts import apple_notifications as apple_notifications_service
-from shared.accounts import deletion
+from shared.accounts import deletion, sessions
 from shared.auth import (
     apple_accounts,
     cc_users,
@@ -42,14 +42,34 @@ def auth_anonymous(req: ApiRequest) -> Reply:
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
     issued = customers.rotate_refresh(req.ctx, token)
-    return issued.body({"id": issued.principal.user_id, "user_type": issued.principal.user_type})
+    return issued.body(customers.app_user(req.ctx, issued.principal))
 
 
 @functions_framework.http
-@endpoint("POST /api/shared/auth/logout", auth="any")
+@endpoint("POST /api/shared/auth/logout", auth="none")
 def auth_logout(req: ApiRequest) -> Reply:
-    refresh.logout(req.ctx, req.principal.session_id)
+    # The refresh token alone is enough: an expired access token must not block a logout.
+    body = req.json()
+    token = validate.string(body, "refresh_token", required=False, max_len=128)
+    fcm_token = validate.string(body, "fcm_token", required=False, max_len=devices.MAX_TOKEN_CHARS)
+    if token is not None:
+        caller = sessions.caller_of_refresh_token(req.ctx, token)
+    else:
+        caller = guard.verify(req.ctx, guard.bearer_token(req), "any")
+    sessions.logout(req.ctx, caller, fcm_token)
     return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint("POST /api/shared/auth/logout-all", auth="any")
+def auth_logout_all(req: ApiRequest) -> dict:
+    return sessions.logout_all(req.ctx, req.principal)
+
+
+@functions_framework.http
+@endpoint("GET /api/shared/auth/sessions", auth="any")
+def auth_sessions(req: ApiRequest) -> dict:
+    return sessions.list_sessions(req.ctx, req.principal)
 
 
 @functions_framework.http
@@ -73,7 +93,7 @@ def _phone(req: ApiRequest) -> str:
 def _otp_answer(req: ApiRequest) -> tuple[str, str]:
     body = req.json()
     request_id = validate.uuid_value(validate.string(body, "request_id", max_len=64), "request_id")
-    return request_id, validate.string(body, "code", max_len=12) or ""
+    return request_id, otp.parse_code(validate.string(body, "code", max_len=12) or "")
 
 
 @functions_framework.http

@@ -1,4 +1,4 @@
-"""Mitra status functions: online, offline, heartbeat, status, devices.
+"""Mitra status functions: online, offline, heartbeat, status, devices (register, delete), config.
 
 Thin entry points only: each parses, calls one service in shared/, and returns. This
 bundle imports neither firebase_admin nor google.cloud.scheduler.
@@ -6,8 +6,8 @@ bundle imports neither firebase_admin nor google.cloud.scheduler.
 
 import functions_framework
 
-from shared import availability, config, context, devices
-from shared.http import ApiRequest, endpoint
+from shared import app_settings, availability, config, context, devices
+from shared.http import ApiRequest, Reply, endpoint
 
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
@@ -44,4 +44,17 @@ def mitra_status_get(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("PUT /api/mitra/devices", auth="mitra")
 def mitra_devices_put(req: ApiRequest) -> dict:
-    return devices.register(req.ctx, "mitra", req.principal.user_id, req.json())
+    return devices.register(req.ctx, "mitra", req.principal.user_id, req.json(), req.principal.session_id)
+
+
+@functions_framework.http
+@endpoint("DELETE /api/mitra/devices", auth="mitra")
+def mitra_devices_delete(req: ApiRequest) -> Reply:
+    devices.unregister(req.ctx, "mitra", req.principal.user_id, req.json())
+    return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint("GET /api/mitra/config", auth="mitra")
+def mitra_config(req: ApiRequest) -> dict:
+    return app_settings.for_app(req.ctx, "mitra")

@@ -5,7 +5,7 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 
 import functions_framework
 
-from shared import config, context, devices, pairing, validate
+from shared import app_settings, config, context, devices, pairing, validate
 from shared.http import ApiRequest, Reply, endpoint
 from shared.pairing.service import MAX_DURATION_MINUTES, MAX_EXTEND_MINUTES, MIN_DURATION_MINUTES
 
@@ -86,4 +86,17 @@ def pairing_mitra_end(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("PUT /api/client/devices", auth="customer")
 def client_devices_put(req: ApiRequest) -> dict:
-    return devices.register(req.ctx, "customer", req.principal.user_id, req.json())
+    return devices.register(req.ctx, "customer", req.principal.user_id, req.json(), req.principal.session_id)
+
+
+@functions_framework.http
+@endpoint("DELETE /api/client/devices", auth="customer")
+def client_devices_delete(req: ApiRequest) -> Reply:
+    devices.unregister(req.ctx, "customer", req.principal.user_id, req.json())
+    return Reply(None, 204)
+
+
+@functions_framework.http
+@endpoint("GET /api/client/config", auth="customer")
+def client_config(req: ApiRequest) -> dict:
+    return app_settings.for_app(req.ctx, "customer")

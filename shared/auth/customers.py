@@ -2,14 +2,16 @@
 
 Linking rule (docs/auth.md): with a customer bearer, the verified identity is attached to that
 customer (an anonymous one becomes a full account). An identity already owned by another
-customer, or a bearer customer that already holds a different identity of the same kind,
-is 409 IDENTITY_CONFLICT and nothing changes (the transaction rolls back, the OTP included).
+customer is 409 IDENTITY_TAKEN; a bearer customer that already holds a different identity of
+the same kind is 409 IDENTITY_ALREADY_LINKED; either way nothing changes (the transaction
+rolls back, the OTP included).
 Without a bearer the identity signs in its customer, or creates one. A successful link ends the
 bearer's session (`identity_linked`) in the transaction that opens the new one: the response's
 token pair replaces the anonymous one, which stops refreshing and authenticating at once.
 
 A customer blocked by the control center (`blocked_at`) cannot sign in: phone, Google and
-Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every session).
+Apple sign-in and refresh answer 403 ACCOUNT_BLOCKED (the block revoked every session); a
+deactivated mitra's refresh is 403 ACCOUNT_INACTIVE (shared.auth.account_state).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from shared import app_config, ratelimit
-from shared.auth import otp, refresh, revocation
+from shared.auth import account_state, mitra_auth, otp, refresh, revocation
 from shared.auth.identity import Identity
 from shared.auth.principal import Principal
 from shared.context import AppContext
@@ -137,27 +139,31 @@ def _refuse_blocked(row: Row) -> None:
 
 
 def rotate_refresh(ctx: AppContext, refresh_token: str) -> refresh.Issued:
-    """Rotate an app refresh token; 403 ACCOUNT_BLOCKED (not 401) when its customer is blocked."""
+    """Rotate an app refresh token; 403 with the account's state (not 401) when it is blocked or deactivated."""
     try:
         return refresh.rotate(ctx, refresh_token, ("customer", "mitra"))
     except Unauthorized as exc:
-        if exc.code == "SESSION_REVOKED" and _blocked_owner(ctx, refresh_token):
-            raise Forbidden("this account is blocked", code="ACCOUNT_BLOCKED") from None
+        owner = _owner(ctx, refresh_token) if exc.code == "SESSION_REVOKED" else None
+        refused = account_state.refusal(ctx, owner["user_type"], str(owner["user_id"])) if owner else None
+        if refused is not None:
+            raise refused from None
         raise
 
 
-def _blocked_owner(ctx: AppContext, refresh_token: str) -> bool:
-    blocked = ctx.db.scalar(
-        "SELECT c.blocked_at IS NOT NULL FROM refresh_tokens rt"
-        " JOIN auth_sessions s ON s.id = rt.session_id AND s.user_type = 'customer'"
-        " JOIN customers c ON c.id = s.user_id WHERE rt.token_hash = :h",
+def _owner(ctx: AppContext, refresh_token: str) -> Row | None:
+    return ctx.db.one(
+        "SELECT s.user_type, s.user_id FROM refresh_tokens rt JOIN auth_sessions s ON s.id = rt.session_id"
+        " WHERE rt.token_hash = :h",
         h=refresh.token_hash(refresh_token),
     )
-    return bool(blocked)
 
 
-def _conflict() -> Conflict:
-    return Conflict("this identity belongs to another account", code="IDENTITY_CONFLICT")
+def _taken() -> Conflict:
+    return Conflict("this identity belongs to another account", code="IDENTITY_TAKEN")
+
+
+def _already_linked(kind: str) -> Conflict:
+    return Conflict(f"this account already has another {kind} identity", code="IDENTITY_ALREADY_LINKED")
 
 
 def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email: str | None) -> Row:
@@ -182,8 +188,10 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
     me = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid) FOR UPDATE", id=bearer.user_id)  # noqa: S608
     if me is None or me["deleted_at"] is not None:  # deleted after the bearer was checked: no revival
         raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
-    if (owner is not None and owner["id"] != me["id"]) or me[column] not in (None, value):
-        raise _conflict()
+    if owner is not None and owner["id"] != me["id"]:
+        raise _taken()
+    if me[column] not in (None, value):
+        raise _already_linked(kind)
     try:
         row = tx.one(
             f"UPDATE customers SET {column} = :v, is_anonymous = false, email = COALESCE(email, :email),"  # noqa: S608
@@ -194,10 +202,17 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
         )
     except DatabaseError as exc:
         if is_unique_violation(exc):  # linked to someone else concurrently
-            raise _conflict() from None
+            raise _taken() from None
         raise
     assert row is not None
     return row
+
+
+def app_user(ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    """The `user` of an app token response: the same full profile sign-in returns, by user type."""
+    if principal.user_type == "mitra":
+        return mitra_auth.profile(ctx, principal.user_id)
+    return get(ctx, principal.user_id)
 
 
 def get(ctx: AppContext, customer_id: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Checks the bearer token (signature, algorithm, exp/iat/iss), the user type the route
 accepts, then revocation (shared.auth.revocation.is_revoked: Valkey while the mirror is
-seeded and trusted by this instance, else `auth_sessions` in Postgres).
+seeded and trusted by this instance, else `auth_sessions` in Postgres); a revoked session of
+a blocked or deactivated account is 403 with the account's state (shared.auth.account_state).
 Admin-only routes (`cc_admin`) also re-check the role in Postgres.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.auth import revocation, tokens
+from shared.auth import account_state, revocation, tokens
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.errors import Forbidden, Unauthorized
@@ -40,7 +41,10 @@ def verify(ctx: AppContext, token: str, kind: str, *, check_revocation: bool = T
     if principal.user_type not in ADMITS[kind]:
         raise Forbidden(f"this route is not for {principal.user_type} accounts", code="WRONG_USER_TYPE")
     if check_revocation and revocation.is_revoked(ctx, principal.session_id):
-        raise Unauthorized("session revoked", code="SESSION_REVOKED")
+        # A blocked or deactivated account is told so (403), as at sign-in and refresh.
+        raise account_state.refusal(ctx, principal.user_type, principal.user_id) or Unauthorized(
+            "session revoked", code="SESSION_REVOKED"
+        )
     if kind == "cc_admin" and (principal.role != "admin" or not _still_admin(ctx, principal.user_id)):
         raise Forbidden("admin role required", code="ADMIN_REQUIRED")
     return principal

@@ -24,7 +24,7 @@ from typing import Any
 from shared import app_config, mitras, phones, ratelimit, sms
 from shared.context import AppContext
 from shared.db import Tx
-from shared.errors import ApiError, BadRequest, ConfigError, NotFound, RateLimited
+from shared.errors import ApiError, BadRequest, ConfigError, NotFound, RateLimited, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,16 @@ def _send(ctx: AppContext, request_id: str, phone: str, code: str, ttl: int) -> 
 class Verified:
     phone: str
     request_id: str
+
+
+def parse_code(code: str) -> str:
+    """The code as sent, or 400 VALIDATION_FAILED (field `code`) unless it is CODE_DIGITS ASCII digits.
+
+    Checked before the code request is read, so a typo (5 digits, a letter) costs no attempt.
+    """
+    if not (len(code) == CODE_DIGITS and code.isascii() and code.isdigit()):
+        raise ValidationFailed("code", f"must be {CODE_DIGITS} digits")
+    return code
 
 
 def check_code(ctx: AppContext, tx: Tx, flow: str, request_id: str, code: str) -> Verified:

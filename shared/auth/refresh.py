@@ -248,10 +248,3 @@ def revoke_by_refresh_token(ctx: AppContext, refresh_token: str, reason: str = "
         revocation.take_access_away(ctx, tx, reason=reason, session_ids=[str(sid)])
         tx.commit()
     return str(sid)
-
-
-def logout(ctx: AppContext, session_id: str) -> None:
-    """Revoke one session (Postgres, with the Valkey mark written before the commit)."""
-    with ctx.db.transaction() as tx:
-        revocation.take_access_away(ctx, tx, reason="logout", session_ids=[session_id])
-        tx.commit()

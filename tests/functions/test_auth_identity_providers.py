@@ -95,7 +95,7 @@ def test_google_identity_of_another_customer_is_conflict_and_both_stay_unchanged
     sql = "SELECT * FROM customers WHERE id IN (CAST(:a AS uuid), CAST(:b AS uuid)) ORDER BY id"
     before = app_ctx.db.rows(sql, **ids)
     resp = _google(_google_token(keys[0], sub), headers=bearer(anon["access_token"]))
-    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_CONFLICT"
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_TAKEN"
     assert app_ctx.db.rows(sql, **ids) == before
 
 
@@ -136,4 +136,4 @@ def test_apple_identity_conflict(providers, keys):
     assert apple_sign_in(keys[1], sub).status_code == 200
     anon = anonymous()
     resp = apple_sign_in(keys[1], sub, bearer(anon["access_token"]))
-    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_CONFLICT"
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_TAKEN"

@@ -67,9 +67,9 @@ def test_blocking_kills_tokens_at_once_ends_the_session_and_frees_the_mitra(
     assert resp.json["ended_chat_sessions"] == [chat]
     # The revocation is in Valkey, so the very next request is refused without waiting for the token's TTL.
     assert all(ctx.valkey.exists(ctx.keys.revoked(sid)) for sid in _session_ids_of(ctx, customer_id))
-    refused = _me(auth)
-    assert refused.status_code == 401 and refused.json["error"]["code"] == "SESSION_REVOKED"
-    assert api("request", auth).status_code == 401
+    refused = _me(auth)  # the account's state, as at sign-in and refresh (docs/auth.md, Account states)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "ACCOUNT_BLOCKED"
+    assert api("request", auth).status_code == 403
     again = refresh(refresh_token)
     assert again.status_code == 403 and again.json["error"]["code"] == "ACCOUNT_BLOCKED"
     clock.advance(61)  # past the OTP resend cooldown of the first sign-in
@@ -109,7 +109,7 @@ def test_blocking_while_valkey_is_down_still_kills_tokens_and_the_mirror_heals(
     assert resp.status_code == 200, resp.json
     assert resp.json["revoked_sessions"] == 1 and resp.json["ended_chat_sessions"] == [chat]
     refused = _me(auth)  # the guard reads Postgres while Valkey is down
-    assert refused.status_code == 401 and refused.json["error"]["code"] == "SESSION_REVOKED"
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "ACCOUNT_BLOCKED"
     assert refresh(refresh_token).json["error"]["code"] == "ACCOUNT_BLOCKED"
     status = ctx.db.scalar("SELECT status FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=chat)
     busy = ctx.db.scalar(
@@ -124,7 +124,7 @@ def test_blocking_while_valkey_is_down_still_kills_tokens_and_the_mirror_heals(
     assert availability.count_available(ctx)["source"] == "postgres"  # this call seeds
     assert used(ctx, mitra) == (0, 0)
     assert mitra in mirror_state.actual(ctx)["available"]
-    assert _me(auth).status_code == 401
+    assert _me(auth).status_code == 403  # still refused: ACCOUNT_BLOCKED
 
 
 def test_blocking_a_searching_customer_cancels_the_search_and_closes_the_offers(isolated_ctx: AppContext) -> None:

@@ -77,7 +77,7 @@ def test_deactivation_rejects_the_next_heartbeat_and_every_token_at_once(isolate
     beat = apps.client("mitra_status_heartbeat").post("/api/mitra/status/heartbeat", headers=h)
     assert beat.status_code == 403 and beat.json["error"]["code"] == "ACCOUNT_INACTIVE"
     status = apps.client("mitra_status_get").get("/api/mitra/status", headers=h)
-    assert status.status_code == 401 and status.json["error"]["code"] == "SESSION_REVOKED"
+    assert status.status_code == 403 and status.json["error"]["code"] == "ACCOUNT_INACTIVE"  # as the heartbeat
     assert mitra not in mirror_state.actual(ctx)["available"]
 
 

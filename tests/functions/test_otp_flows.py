@@ -209,7 +209,7 @@ def test_phone_owned_by_another_customer_is_identity_conflict_and_changes_nothin
         tx.commit()
     req = request_otp("customer", number).json
     resp = verify_otp("customer", req["request_id"], last_code(number), headers=bearer(anon["access_token"]))
-    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_CONFLICT"
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "IDENTITY_TAKEN"
     after = ctx.db.rows(
         "SELECT * FROM customers WHERE id IN (CAST(:a AS uuid), CAST(:b AS uuid)) ORDER BY id",
         a=owner["user"]["id"],
