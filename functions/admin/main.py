@@ -8,7 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import customer_admin, sessions, staff
+from shared.cc import customer_admin, moderation, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -97,7 +97,7 @@ def mitras_patch(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("POST /internal/mitras/:id/deactivate", auth="cc")
 def mitras_deactivate(req: ApiRequest) -> dict:
-    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
+    return moderation.deactivate_mitra(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
