@@ -199,6 +199,25 @@ def chat_sessions_get(req: ApiRequest) -> dict:
     return sessions.get_session(req.ctx, req.uuid_param())
 
 
+def _moderation_reason(req: ApiRequest) -> str:
+    """Why staff act on a session: required, kept in the session's events and the audit log."""
+    return validate.string(req.json(), "reason", max_len=moderation.REASON_MAX) or ""
+
+
+@functions_framework.http
+@endpoint("POST /internal/chat-sessions/:id/end", auth="cc")
+def chat_sessions_end(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    return moderation.force_end(req.ctx, session_id, _actor(req), _moderation_reason(req))
+
+
+@functions_framework.http
+@endpoint("POST /internal/chat-sessions/:id/reroute", auth="cc")
+def chat_sessions_reroute(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    return pairing.reroute_by_staff(req.ctx, req.principal, session_id, _moderation_reason(req))
+
+
 # ---- staff accounts (admins) -------------------------------------------------------------------
 
 
