@@ -212,21 +212,18 @@ def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> int:
 
 
 def close_for(tx: Tx, closed: list[Row], actor: str, reason: str, now: datetime) -> tuple[list[Row], int]:
-    """Sessions just closed, not by their customer's choice: their money closed in the same transaction.
+    """Sessions just closed by a block, a deletion, a deactivation or staff: their money closed in the same transaction.
 
     Every payment still pending is closed (`failed` with `reason`), and the paid time not used
-    is owed back (`refund_unused`, reason `reason`, with a `refund_due` event). Returns the
-    closed payments (order_id, provider), to pass to `cancel_at_provider` once the caller has
-    committed, and the total now owed back.
+    is owed back (`refund_unused`, reason `reason`; docs/payments.md, "Closing a session's
+    money"). Returns the closed payments (order_id, provider), to pass to `cancel_at_provider`
+    once the caller has committed, and the total now owed back.
     """
     cancelled: list[Row] = []
     owed = 0
     for row in closed:
         cancelled.extend(store.fail_pending(tx, str(row["id"]), actor, reason, now))
-        amount = refund_unused(tx, row, reason, now)
-        if amount:
-            sessions.record_event(tx, str(row["id"]), "refund_due", actor, now, {"why": reason, "amount_idr": amount})
-        owed += amount
+        owed += refund_unused(tx, row, reason, now)
     return cancelled, owed
 
 
