@@ -9,6 +9,11 @@ It serves what shared/payments/midtrans.py calls, over real HTTP on 127.0.0.1:
   fraud_status, gross_amount ("30000.00") and signature_key; an unknown order answers
   status_code "404" (https://docs.midtrans.com/docs/get-status-api-requests,
   https://docs.midtrans.com/reference-link/get-transaction-status);
+- cancel, POST /v2/{order_id}/cancel -> status_code "200" and the order `cancel` when it is
+  not settled (pending included), "404" for an unknown order, "412" for a settled one
+  (https://docs.midtrans.com/reference/cancel-api-1,
+  https://docs.midtrans.com/reference-link/cancel-transaction-card); a cancelled order can no
+  longer be paid (`pay` refuses it);
 - a notifier: `pay`, `fail`, `expire` change an order's status, then POST the HTTP
   notification (JSON, signature_key = SHA512(order_id + status_code + gross_amount + server
   key)) to the merchant's notification URL, retried while the answer is not 2xx
@@ -65,6 +70,7 @@ class MidtransStandIn:
         self.orders: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # every Snap create body, in order
         self.deliveries: list[tuple[str, int]] = []  # (order_id, merchant's answer) per attempt
+        self.cancelled: list[str] = []  # order ids cancelled through the API, in order
         self.status_override: dict[str, dict[str, Any]] = {}  # order_id -> fields the status API lies about
         self.down = False  # every API call answers 503 (an outage)
         self._lock = threading.Lock()
@@ -89,8 +95,14 @@ class MidtransStandIn:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                parts = self.path.strip("/").split("/")
                 if self.path.startswith(PAY_PATH):  # development only: "the customer pays"
                     self._reply(*standin.pay_session(self.path[len(PAY_PATH) :]))
+                elif len(parts) == 3 and parts[0] == "v2" and parts[2] == "cancel":
+                    if standin.down:
+                        self._reply(503, {"error_messages": ["service unavailable"]})
+                    elif self._authorized():
+                        self._reply(200, standin.cancel(parts[1]))
                 elif self.path != "/snap/v1/transactions":
                     self._reply(404, {"error_messages": ["not found"]})
                 elif standin.down:
@@ -136,6 +148,18 @@ class MidtransStandIn:
                 return {"status_code": "404", "status_message": "Transaction doesn't exist."}
             return {**self._notification(order_id, order), **self.status_override.get(order_id, {})}
 
+    def cancel(self, order_id: str) -> dict[str, Any]:
+        """Void an order not yet settled; Midtrans answers in the body's status_code."""
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return {"status_code": "404", "status_message": "Transaction doesn't exist."}
+            if order["transaction_status"] in ("settlement", "refund"):
+                return {"status_code": "412", "status_message": "Merchant cannot modify the status of the transaction"}
+            order["transaction_status"], order["fraud_status"] = "cancel", None
+            self.cancelled.append(order_id)
+            return {**self._notification(order_id, order), "status_message": "Success, transaction is canceled"}
+
     def _notification(self, order_id: str, order: dict[str, Any]) -> dict[str, Any]:
         status = order["transaction_status"]
         code = {"settlement": "200", "capture": "200", "pending": "201"}.get(status, "202")
@@ -175,7 +199,9 @@ class MidtransStandIn:
         return answer
 
     def pay(self, order_id: str) -> int:
-        """The customer pays (settlement), and the signed notification is sent."""
+        """The customer pays (settlement), and the signed notification is sent; a cancelled order cannot be paid."""
+        if self.orders[order_id]["transaction_status"] == "cancel":
+            raise ValueError(f"order {order_id} was cancelled: it cannot be paid")
         return self.notify(self.set_status(order_id, "settlement"))
 
     def pay_session(self, session_id: str) -> tuple[int, dict[str, Any]]:

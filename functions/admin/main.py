@@ -8,7 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import customer_admin, sessions, staff
+from shared.cc import customer_admin, moderation, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -97,7 +97,7 @@ def mitras_patch(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("POST /internal/mitras/:id/deactivate", auth="cc")
 def mitras_deactivate(req: ApiRequest) -> dict:
-    return availability.deactivate(req.ctx, req.uuid_param(), _actor(req))
+    return moderation.deactivate_mitra(req.ctx, req.uuid_param(), _actor(req))
 
 
 @functions_framework.http
@@ -197,6 +197,25 @@ def chat_sessions_list(req: ApiRequest) -> dict:
 @endpoint("GET /internal/chat-sessions/:id", auth="cc")
 def chat_sessions_get(req: ApiRequest) -> dict:
     return sessions.get_session(req.ctx, req.uuid_param())
+
+
+def _moderation_reason(req: ApiRequest) -> str:
+    """Why staff act on a session: required, kept in the session's events and the audit log."""
+    return validate.string(req.json(), "reason", max_len=moderation.REASON_MAX) or ""
+
+
+@functions_framework.http
+@endpoint("POST /internal/chat-sessions/:id/end", auth="cc")
+def chat_sessions_end(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    return moderation.force_end(req.ctx, session_id, _actor(req), _moderation_reason(req))
+
+
+@functions_framework.http
+@endpoint("POST /internal/chat-sessions/:id/reroute", auth="cc")
+def chat_sessions_reroute(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    return pairing.reroute_by_staff(req.ctx, req.principal, session_id, _moderation_reason(req))
 
 
 # ---- staff accounts (admins) -------------------------------------------------------------------

@@ -6,12 +6,15 @@ can delete their account in the app. One transaction, under the customer's row l
 1. every session is revoked (`revocation.take_access_away`), every device token deleted;
 2. every open chat session is closed through the session core with the reason an ordinary
    end by the customer has (`customer_ended`): the mitra is told nothing about the deletion;
+   its pending payments are closed and its paid time not used owed back (reason
+   `account_deleted`, docs/payments.md);
 3. the Apple refresh token, if any, is queued for revocation (unlinked from the customer);
 4. personal data is erased: phone, email, Google and Apple subjects, the relay flags; the
    display name becomes "Deleted user"; `deleted_at` is set; the customer's OTP rows go;
 5. one audit row (`customer.delete`, actor `customer:<id>`) records what was done.
 
-After the commit the mitras are told (the session core's after-commit effects) and the Apple token is
+After the commit the mitras are told (the session core's after-commit effects), the closed
+payments are cancelled at the payment provider, and the Apple token is
 revoked at once; a failure there is retried by the sweep and never undoes the deletion. What is
 kept, and why: docs/auth.md ("Account deletion").
 """
@@ -23,6 +26,7 @@ from shared.anonymity import DELETED_NAME
 from shared.auth import apple_tokens, revocation
 from shared.context import AppContext
 from shared.errors import Unauthorized
+from shared.payments import service as payments
 from shared.sessions import effects, settle, store
 
 REASON = "account_deleted"
@@ -55,6 +59,8 @@ def delete_customer(
             "DELETE FROM devices WHERE user_type = 'customer' AND user_id = CAST(:id AS uuid)", id=customer_id
         )
         closed = store.close_open_of_customer(tx, customer_id, actor, CHAT_END_REASON, now)
+        # Money (docs/payments.md, "Closing"): nothing stays payable, unused paid time is owed back.
+        closed_payments, owed = payments.close_for(tx, closed, actor, REASON, now)
         if apple_gone:
             apple_tokens.forget(tx, customer_id)
         apple_queued = None if apple_gone else apple_tokens.queue_revocation(tx, customer_id, now)
@@ -73,10 +79,12 @@ def delete_customer(
             "deleted_devices": devices,
             "ended_chat_sessions": [str(r["id"]) for r in closed],
             "apple_token_queued": apple_queued is not None,
+            "refund_due_idr": owed,
         }
         audit.record(tx, actor, "customer.delete", "customer", customer_id, now, detail)
         tx.commit()
     effects.after_closed(ctx, closed)
+    payments.cancel_at_provider(ctx, closed_payments)
     if apple_queued is not None:
         apple_tokens.revoke_due(ctx, only=apple_queued)
     return {"revoked_sessions": len(revoked), "ended_chat_sessions": len(closed)}

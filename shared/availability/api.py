@@ -129,8 +129,15 @@ def set_offline(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
     return _status_json(state, default)
 
 
-def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
-    """Deactivate: inactive and offline, log, revoke every auth session; then the mirror."""
+def deactivate(
+    ctx: AppContext, mitra_id: str, actor: str, also: Callable[[Tx, datetime], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Deactivate: inactive and offline, log, revoke every auth session; then the mirror.
+
+    `also(tx, now)` runs in the same transaction, under the mitra's row lock, before the audit
+    row (the services above end the mitra's sessions there); what it returns is added to the
+    audit detail and the answer.
+    """
     now = ctx.now()
     with ctx.db.transaction() as tx:
         row = mitras.require(tx, mitra_id, for_update=True)
@@ -139,12 +146,13 @@ def deactivate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
             row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
             mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": was_online})
         revoked = revocation.take_access_away(ctx, tx, reason="deactivated", user_type="mitra", user_id=mitra_id)
-        audit.record(tx, actor, "mitra.deactivate", "mitra", mitra_id, now, {"revoked_sessions": len(revoked)})
+        extra = also(tx, now) if also is not None else {}
+        audit.record(tx, actor, "mitra.deactivate", "mitra", mitra_id, now, {"revoked_sessions": len(revoked), **extra})
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()
     if not mirror.sync(ctx, state):
         access.mark_suspect(ctx)  # access was taken away: repaired from Postgres before trusted again
-    return {**mitras.to_json(row), "revoked_sessions": len(revoked)}
+    return {**mitras.to_json(row), "revoked_sessions": len(revoked), **extra}
 
 
 def activate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:

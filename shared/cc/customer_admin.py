@@ -3,7 +3,8 @@
 Blocking is one Postgres transaction: the customer row is locked and marked blocked, every
 auth session of the customer is revoked (`revocation.take_access_away`, as a mitra
 deactivation does), every open chat session is ended (`sessions.store.close_open_of_customer`)
-and the audit row is written; the revocations are marked in Valkey before the commit
+with its money closed (`payments.service.close_for`: pending payments failed, unused paid time
+owed back) and the audit row is written; the revocations are marked in Valkey before the commit
 (`{avail}:revoked:<sid>`, so the tokens die at once; a failed mark makes the instance stop
 trusting the mirror until it is repaired from Postgres). After the commit the mitras' freed
 capacity is re-derived into the mirror and they are pushed.
@@ -22,6 +23,7 @@ from shared.auth import revocation
 from shared.context import AppContext
 from shared.db import Row
 from shared.errors import NotFound
+from shared.payments import service as payments
 from shared.sessions import effects, settle, states, store
 
 COLUMNS = f"{auth_customers.COLUMNS}, blocked_by"
@@ -107,12 +109,17 @@ def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> 
             assert row is not None
         revoked = revocation.take_access_away(ctx, tx, reason=BLOCK_REASON, user_type="customer", user_id=customer_id)
         closed = store.close_open_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
+        # Money (docs/payments.md, "Closing"): nothing stays payable, unused paid time is owed back.
+        closed_payments, owed = payments.close_for(tx, closed, actor, BLOCK_REASON, now)
         ended = [str(r["id"]) for r in closed]
         if newly or revoked or closed:
             detail = {"reason": reason, "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
+            if owed:
+                detail["refund_due_idr"] = owed
             audit.record(tx, actor, "customer.block", "customer", customer_id, now, detail)
         tx.commit()
     effects.after_closed(ctx, closed)
+    payments.cancel_at_provider(ctx, closed_payments)
     return {**to_json(row), "revoked_sessions": len(revoked), "ended_chat_sessions": ended}
 
 

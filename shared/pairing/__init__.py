@@ -3,6 +3,7 @@
 Customer:  beacon, request_session, get_session, cancel, extend, end_by_customer, reroute
 Mitra:     accept, decline, end_by_mitra
 Payments:  confirm_payment (the control center's payment webhook stand-in)
+Staff:     reroute_by_staff (moderation; docs/control-center.md)
 
 The session row, its state machine, deadlines and timeline are shared.sessions.
 Design and the state machine: docs/pairing.md.
@@ -20,6 +21,7 @@ from shared.pairing.service import (
     get_session,
     request_session,
     reroute,
+    reroute_by_staff,
 )
 
 __all__ = [
@@ -34,4 +36,5 @@ __all__ = [
     "get_session",
     "request_session",
     "reroute",
+    "reroute_by_staff",
 ]

@@ -27,7 +27,7 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from shared import app_config, availability, ratelimit
+from shared import app_config, audit, availability, ratelimit
 from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.db import Row, Tx, is_unique_violation
@@ -257,7 +257,7 @@ def _end(
         store.system_message(tx, session_id, "ended", now, end_reason=reason)
         # Money rules (docs/payments.md): nothing stays payable on an ended session, and a paid
         # session the mitra ends early owes the customer its unused time.
-        payment_rows.fail_pending(tx, session_id, _actor(principal), "session_ended", now)
+        closed_payments = payment_rows.fail_pending(tx, session_id, _actor(principal), "session_ended", now)
         if reason == "mitra_ended":
             payments.refund_unused(tx, row, "mitra_ended_early", now)
         view = _view(tx, row)
@@ -265,6 +265,7 @@ def _end(
     effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [row["mitra_id"]])
     effects.push(ctx, notify, [row[f"{notify}_id"]], "session_ended", row, end_reason=reason)
+    payments.cancel_at_provider(ctx, closed_payments)
     return view
 
 
@@ -274,9 +275,29 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     When no other mitra is available the session is left exactly as it was (the current
     mitra keeps it) and the answer is 409 NO_MITRA_AVAILABLE.
     """
+    return _reroute(ctx, principal, session_id)
+
+
+def reroute_by_staff(ctx: AppContext, principal: Principal, session_id: str, reason: str) -> dict[str, Any]:
+    """Staff reroute any held session (docs/control-center.md, "Moderating a session").
+
+    The customer's reroute, on any customer's session, with a `chat_session.reroute` audit row
+    (the staff's reason, the previous mitra, the paid seconds kept) in the same transaction,
+    and the customer pushed too (they did not ask for it).
+    """
+    return _reroute(ctx, principal, session_id, staff_reason=reason)
+
+
+def _reroute(ctx: AppContext, principal: Principal, session_id: str, staff_reason: str | None = None) -> dict[str, Any]:
     settle.settle_one(ctx, session_id)
     with ctx.db.transaction() as tx:
-        current = _owned(tx, principal, session_id)
+        if staff_reason is None:
+            current = _owned(tx, principal, session_id)
+        else:  # staff: any customer's session
+            found = store.get(tx, session_id)
+            if found is None:
+                raise _not_found()
+            current = found
         if states.next_status("reroute", current["status"]) is None:
             raise _invalid(current, "reroute")
         previous = str(current["mitra_id"])
@@ -287,15 +308,20 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
             "no other mitra is available right now", code="NO_MITRA_AVAILABLE", current_status=current["status"]
         )
     now = ctx.now()
+    actor = _actor(principal)
     with ctx.db.transaction() as tx:
         row = store.reroute(tx, session_id, current["status"], previous, now)
         if row is None:
             raise _invalid(store.get(tx, session_id), "reroute")
         offers.insert_offers(tx, session_id, picked, now)
         # Money rule (docs/payments.md): a payment asked while the previous mitra held it is closed.
-        payment_rows.fail_pending(tx, session_id, _actor(principal), "rerouted", now)
+        closed_payments = payment_rows.fail_pending(tx, session_id, actor, "rerouted", now)
         detail = {"previous_mitra_id": previous, "from_status": current["status"]}
-        store.record_event(tx, session_id, "rerouted", _actor(principal), now, detail)
+        if staff_reason is not None:
+            detail["reason"] = staff_reason
+            kept = {**detail, "paid_seconds_left": row["paid_seconds_left"]}
+            audit.record(tx, actor, "chat_session.reroute", "chat_session", session_id, now, kept)
+        store.record_event(tx, session_id, "rerouted", actor, now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
         store.system_message(tx, session_id, "rerouted", now)
         view = _view(tx, row)
@@ -303,7 +329,10 @@ def reroute(ctx: AppContext, principal: Principal, session_id: str) -> dict[str,
     effects.wake_readers(ctx, session_id)
     effects.recompute(ctx, [previous])
     effects.push(ctx, "mitra", [previous], "session_rerouted", row)
+    if staff_reason is not None:
+        effects.push(ctx, "customer", [row["customer_id"]], "session_rerouted", row)
     _push_offers(ctx, row, picked)
+    payments.cancel_at_provider(ctx, closed_payments)
     return view
 
 

@@ -21,6 +21,13 @@ The calls, from Midtrans's public documentation:
   https://docs.midtrans.com/docs/transaction-status-cycle — settlement, or capture with
   fraud_status accept, is a successful payment; expire, cancel and deny are final failures;
   pending waits.
+- Cancel: POST {api}/v2/{order_id}/cancel with the same Basic auth voids a transaction that is
+  not settled, a `pending` one included, in Core API and Snap integrations alike; it answers
+  status_code "200" and the order's status becomes `cancel` (notified like any other change)
+  (https://docs.midtrans.com/reference/cancel-api-1,
+  https://docs.midtrans.com/reference-link/cancel-transaction-card). An order Midtrans does not
+  know yet (a Snap page where no payment method was chosen) answers status_code "404": that
+  page stays payable until its expiry, which is our payment deadline.
 
 Sandbox or production is one setting (MIDTRANS_PRODUCTION); the base URLs can be pointed at
 the loopback stand-in (tests/midtrans_standin.py) in development and tests.
@@ -133,6 +140,10 @@ class MidtransSnap:
             gross_amount=whole_idr(payload.get("gross_amount")),
             raw_status=raw if isinstance(raw, str) else None,
         )
+
+    def cancel(self, order_id: str) -> bool:
+        payload = self._call("POST", f"{self._api}/v2/{order_id}/cancel", None, "cancel")
+        return str(payload.get("status_code")) == "200"
 
     def _call(self, method: str, url: str, body: dict[str, Any] | None, what: str) -> dict[str, Any]:
         try:

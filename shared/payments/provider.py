@@ -9,6 +9,7 @@ shared/payments/gateway.py picks the configured one (PAYMENT_PROVIDER).
 
 A provider answers three questions: create a payment (order id, amount, deadline) and return
 what the customer's app opens; verify a notification's signature; read an order's status.
+It also cancels a payment we no longer want paid (the session closed before it was paid).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class PaymentProvider(Protocol):
         """The provider's current status of `order_id` (its own answer, never the notification's)."""
         ...
 
+    def cancel(self, order_id: str) -> bool:
+        """Make `order_id` no longer payable; False when the provider would not cancel it (unknown, settled)."""
+        ...
+
 
 class ManualProvider:
     """Staff confirm payments by hand; nothing is created at or read from a gateway."""
@@ -77,3 +82,6 @@ class ManualProvider:
 
     def status(self, order_id: str) -> Status:
         return Status(outcome=None, gross_amount=None, raw_status=None)
+
+    def cancel(self, order_id: str) -> bool:
+        return True  # nothing is payable anywhere but through staff, and a closed payment is refused there

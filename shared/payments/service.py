@@ -183,14 +183,22 @@ def after_paid(ctx: AppContext, kind: str, row: Row) -> None:
     effects.push(ctx, "mitra", [row["mitra_id"]], push, row, expires_at=expires)
 
 
-def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> bool:
-    """An active paid session ended early through no fault of the customer: its unused time is owed back.
+def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> int:
+    """A paid session ended early through no fault of the customer: its unused time is owed back.
 
     The unused share of what the customer paid (session and paid extensions), pro rata to the
-    seconds left of the paid time, rounded down to whole IDR.
+    seconds left of the paid time, rounded down to whole IDR. The time left is counted to
+    `expires_at` while a mitra held it, or is the `paid_seconds_left` a reroute kept while it
+    searched for the next one. The amount recorded (0: nothing was owed).
     """
-    if row["paid_at"] is None or row["expires_at"] is None or row["expires_at"] <= now:
-        return False
+    if row["paid_at"] is None:
+        return 0
+    if row["expires_at"] is not None:
+        left = (row["expires_at"] - now).total_seconds()
+    else:
+        left = float(row["paid_seconds_left"] or 0)
+    if left <= 0:
+        return 0
     paid = int(
         tx.scalar(
             "SELECT coalesce(sum(amount_idr), 0) FROM payments WHERE session_id = CAST(:s AS uuid) AND status = 'paid'",
@@ -199,9 +207,42 @@ def refund_unused(tx: Tx, row: Row, reason: str, now: datetime) -> bool:
         or 0
     )
     total = row["duration_minutes"] * 60
-    left = (row["expires_at"] - now).total_seconds()
     amount = int(paid * min(left, total) // total) if total else 0
-    return store.record_refund(tx, str(row["id"]), amount, reason, now)
+    return amount if store.record_refund(tx, str(row["id"]), amount, reason, now) else 0
+
+
+def close_for(tx: Tx, closed: list[Row], actor: str, reason: str, now: datetime) -> tuple[list[Row], int]:
+    """Sessions just closed by a block, a deletion, a deactivation or staff: their money closed in the same transaction.
+
+    Every payment still pending is closed (`failed` with `reason`), and the paid time not used
+    is owed back (`refund_unused`, reason `reason`; docs/payments.md, "Closing a session's
+    money"). Returns the closed payments (order_id, provider), to pass to `cancel_at_provider`
+    once the caller has committed, and the total now owed back.
+    """
+    cancelled: list[Row] = []
+    owed = 0
+    for row in closed:
+        cancelled.extend(store.fail_pending(tx, str(row["id"]), actor, reason, now))
+        owed += refund_unused(tx, row, reason, now)
+    return cancelled, owed
+
+
+def cancel_at_provider(ctx: AppContext, closed_payments: list[Row]) -> None:
+    """After the commit: make payments we closed no longer payable at the provider, best-effort.
+
+    A payment the provider would not cancel, or could not be asked about, stays closed here;
+    should the customer still pay it, its notification records the whole amount as a refund
+    due (`paid_after_close`), and never revives the session.
+    """
+    gateway = provider(ctx)
+    for payment in closed_payments:
+        if payment["provider"] != gateway.name:
+            continue
+        try:
+            if not gateway.cancel(str(payment["order_id"])):
+                log.info("payment not cancellable at the provider", extra={"order_id": payment["order_id"]})
+        except PaymentProviderError:
+            log.warning("payment cancel failed", extra={"order_id": payment["order_id"]})
 
 
 # ---- provider notifications -----------------------------------------------------------------

@@ -90,11 +90,14 @@ def settle(
     )
 
 
-def fail_pending(tx: Tx, session_id: str, actor: str, reason: str, now: datetime) -> int:
-    """Close every payment of the session still pending (the session left the state it paid for)."""
-    return tx.execute(
+def fail_pending(tx: Tx, session_id: str, actor: str, reason: str, now: datetime) -> list[Row]:
+    """Close every payment of the session still pending (the session left the state it paid for).
+
+    The closed rows (order_id, provider): what to cancel at the provider after the commit.
+    """
+    return tx.rows(
         "UPDATE payments SET status = 'failed', settled_at = :now, settled_by = :actor, reason = :reason"
-        " WHERE session_id = CAST(:s AS uuid) AND status = 'pending'",
+        " WHERE session_id = CAST(:s AS uuid) AND status = 'pending' RETURNING order_id, provider",
         s=session_id,
         now=now,
         actor=actor,

@@ -54,8 +54,12 @@ def wake_readers(ctx: AppContext, *session_ids: Any) -> None:
         log.warning("chat wake publish failed", extra={"error": type(exc).__name__})
 
 
-def after_closed(ctx: AppContext, closed: list[Row]) -> None:
-    """After `store.close_open_of_customer` committed: free the mitras' capacity in the mirror and tell them."""
+def after_closed(ctx: AppContext, closed: list[Row], *, tell_customer: bool = False) -> None:
+    """After a `store.close_*` committed: free the mitras' capacity in the mirror and tell them.
+
+    `tell_customer`: the customer did not close it (a deactivated mitra, staff), so they are
+    pushed `session_ended` with the end reason too.
+    """
     recompute(ctx, (row["mitra_id"] for row in closed))
     wake_readers(ctx, *(row["id"] for row in closed))
     for row in closed:
@@ -69,3 +73,5 @@ def after_closed(ctx: AppContext, closed: list[Row]) -> None:
                 end_reason=end_reason_for_mitra(row["end_reason"]),
             )
         push(ctx, "mitra", row["lost"], "offer_closed", row)
+        if tell_customer:
+            push(ctx, "customer", [row["customer_id"]], "session_ended", row, end_reason=row["end_reason"])

@@ -19,7 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Row, Tx
-from shared.sessions.states import EXPIRY_KINDS, OPEN_STATUSES, end_reason_for_mitra, status_in_sql
+from shared.sessions.states import (
+    CAPACITY_STATUSES,
+    EXPIRY_KINDS,
+    OPEN_STATUSES,
+    end_reason_for_mitra,
+    status_in_sql,
+)
 
 SESSION_COLUMNS = (
     "id, customer_id, mitra_id, status, duration_minutes, requested_at, search_started_at, accepted_at,"
@@ -28,6 +34,7 @@ SESSION_COLUMNS = (
 )
 ONE_OPEN_PER_CUSTOMER = "chat_sessions_one_open_per_customer"
 _OPEN = status_in_sql("status", OPEN_STATUSES)
+_HELD = status_in_sql("status", CAPACITY_STATUSES)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -66,6 +73,14 @@ def get(tx: Tx, session_id: str, *, lock: bool = False) -> Row | None:
     return tx.one(
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = CAST(:id AS uuid){suffix}",  # noqa: S608 (constant SQL)
         id=session_id,
+    )
+
+
+def held_by_mitra(tx: Tx, mitra_id: str) -> list[Row]:
+    """The sessions the mitra holds (pending_payment/active), unlocked (to settle before closing them)."""
+    return tx.rows(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE mitra_id = CAST(:m AS uuid) AND {_HELD}",  # noqa: S608
+        m=mitra_id,
     )
 
 
@@ -377,7 +392,7 @@ def system_messages(tx: Tx, session_ids: Iterable[Any], kind: str, now: datetime
         system_message(tx, session_id, kind, now, **detail)
 
 
-# ---- a blocked customer ---------------------------------------------------------------------
+# ---- closing open sessions: a blocked or deleted customer, a deactivated mitra, staff --------
 
 
 def close_open_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, now: datetime) -> list[Row]:
@@ -386,22 +401,57 @@ def close_open_of_customer(tx: Tx, customer_id: str, actor: str, reason: str, no
     searching -> cancelled (its open offers lost), pending_payment/active -> ended, each with
     `reason` and an event; the system message (which the mitra reads) carries the reason as
     the mitra may see it (`states.end_reason_for_mitra`). Each returned row carries `lost` (mitras whose
-    offer closed). Run `effects.after_closed` once the caller has committed.
+    offer closed) and `from_status` (its status before). Run `effects.after_closed` once the caller has committed.
     """
-    closed: list[Row] = []
-    for current in tx.rows(
+    rows = tx.rows(
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
         f" WHERE customer_id = CAST(:c AS uuid) AND {_OPEN}"
         " FOR UPDATE",
         c=customer_id,
-    ):
+    )
+    return _close_each(tx, rows, actor, reason, now)
+
+
+def close_held_by_mitra(tx: Tx, mitra_id: str, actor: str, reason: str, now: datetime) -> list[Row]:
+    """End every session the mitra holds (pending_payment/active) inside the caller's transaction.
+
+    The same closing as `close_open_of_customer` (a mitra deactivated mid-session); the caller
+    holds the mitra's row lock, taken before these session rows as accept takes them.
+    """
+    rows = tx.rows(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
+        f" WHERE mitra_id = CAST(:m AS uuid) AND {_HELD} ORDER BY id FOR UPDATE",
+        m=mitra_id,
+    )
+    return _close_each(tx, rows, actor, reason, now)
+
+
+def close_one(tx: Tx, session_id: str, actor: str, reason: str, now: datetime, **detail: Any) -> Row | None:
+    """Close one open session (staff force-end) as `close_open_of_customer` closes each; None when not open.
+
+    `detail` is added to its event (the staff's reason), never to the system message.
+    """
+    rows = tx.rows(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
+        f" WHERE id = CAST(:id AS uuid) AND {_OPEN} FOR UPDATE",
+        id=session_id,
+    )
+    closed = _close_each(tx, rows, actor, reason, now, detail)
+    return closed[0] if closed else None
+
+
+def _close_each(
+    tx: Tx, rows: list[Row], actor: str, reason: str, now: datetime, detail: dict[str, Any] | None = None
+) -> list[Row]:
+    closed: list[Row] = []
+    for current in rows:
         session_id = str(current["id"])
         searching = current["status"] == "searching"
         row = finish(tx, session_id, (current["status"],), "cancelled" if searching else "ended", reason, now)
         if row is None:
             continue
         lost = close_offers(tx, session_id, now)
-        record_event(tx, session_id, row["status"], actor, now, {"reason": reason})
+        record_event(tx, session_id, row["status"], actor, now, {"reason": reason, **(detail or {})})
         system_message(tx, session_id, row["status"], now, end_reason=end_reason_for_mitra(reason))
-        closed.append({**row, "lost": lost})
+        closed.append({**row, "lost": lost, "from_status": current["status"]})
     return closed

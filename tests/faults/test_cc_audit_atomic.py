@@ -76,6 +76,41 @@ def _reset_password(ctx: AppContext, admin: dict[str, str]) -> tuple[Callable[[]
     )
 
 
+def _held_session(ctx: AppContext) -> tuple[str, Callable[[], Any]]:
+    """A session a mitra holds (accepted, not yet paid: no audit row of its own), with someone to reroute to."""
+    from tests.pairing_support import api, customer, online_mitras
+
+    [(_, mitra_auth)] = online_mitras(ctx, 1)
+    _, auth = customer(ctx)
+    sid = api("request", auth, json={"duration_minutes": 10}).json["id"]
+    assert api("accept", mitra_auth, sid).status_code == 200
+    online_mitras(ctx, 1)
+    return sid, lambda: ctx.db.one(
+        "SELECT status, mitra_id, (SELECT count(*) FROM payments p WHERE p.session_id = s.id AND p.status = 'pending')"
+        " AS pending FROM chat_sessions s WHERE id = CAST(:s AS uuid)",
+        s=sid,
+    )
+
+
+def _force_end(ctx: AppContext, admin: dict[str, str]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    sid, read = _held_session(ctx)
+    url = f"/internal/chat-sessions/{sid}/end"
+    return read, lambda: apps.client("chat_sessions_end").post(url, json={"reason": "abuse"}, headers=admin)
+
+
+def _staff_reroute(ctx: AppContext, admin: dict[str, str]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    sid, read = _held_session(ctx)
+    url = f"/internal/chat-sessions/{sid}/reroute"
+    return read, lambda: apps.client("chat_sessions_reroute").post(url, json={"reason": "slow"}, headers=admin)
+
+
+def _deactivate_mid_session(ctx: AppContext, admin: dict[str, str]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    _, read = _held_session(ctx)
+    mitra = str(read()["mitra_id"])
+    url = f"/internal/mitras/{mitra}/deactivate"
+    return read, lambda: apps.client("mitras_deactivate").post(url, headers=admin)
+
+
 def _refuse_audit_rows(ctx: AppContext) -> None:
     with ctx.db.transaction() as tx:
         tx.execute(
@@ -90,7 +125,17 @@ def _refuse_audit_rows(ctx: AppContext) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [_deactivate, _edit, _create_mitra, _app_config, _create_staff, _reset_password],
+    [
+        _deactivate,
+        _edit,
+        _create_mitra,
+        _app_config,
+        _create_staff,
+        _reset_password,
+        _force_end,
+        _staff_reroute,
+        _deactivate_mid_session,
+    ],
     ids=lambda case: case.__name__.strip("_"),
 )
 def test_a_change_whose_audit_row_cannot_be_written_is_not_made(isolated_ctx: AppContext, case: Case) -> None:

@@ -1,0 +1,132 @@
+"""Blocking a customer and deleting an account close their money (docs/payments.md, "Closing").
+
+Through the Midtrans stand-in: the pending Snap transaction is cancelled at the gateway and a
+notification arriving after that changes nothing; paid time not used is owed back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.context import AppContext
+from tests.apps import client
+from tests.functions.test_payments_midtrans import _accepted, _ctx, _refunds, _session, notify
+from tests.functions.test_payments_midtrans import gateway as gateway  # the fixture
+from tests.helpers import FakeClock
+from tests.midtrans_standin import MidtransStandIn
+from tests.tokens import bearer, cc_token
+
+
+def _customer_of(ctx: AppContext, sid: str) -> str:
+    return str(ctx.db.scalar("SELECT customer_id FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=sid))
+
+
+def _block(ctx: AppContext, sid: str) -> Any:
+    url = f"/internal/customers/{_customer_of(ctx, sid)}/block"
+    return client("customers_block").post(url, headers=bearer(cc_token(ctx, "operator")), json={"reason": "fraud"})
+
+
+def _delete(auth: dict[str, str]) -> Any:
+    return client("auth_client_delete").delete("/api/client/auth/me", headers=auth)
+
+
+def _payment(ctx: AppContext, order: str) -> dict[str, Any]:
+    row = ctx.db.one("SELECT status, reason FROM payments WHERE order_id = :o", o=order)
+    assert row is not None
+    return row
+
+
+def _late_settlement(standin: MidtransStandIn, order: str) -> dict[str, Any]:
+    """A correctly signed `settlement` notification for `order`, while the gateway itself keeps its status."""
+    kept = standin.orders[order]["transaction_status"]
+    body = standin.set_status(order, "settlement")
+    standin.set_status(order, kept)
+    return body
+
+
+def _closes_the_pending_payment(standin: MidtransStandIn, close: Any, reason: str) -> None:
+    ctx = _ctx(standin)
+    sid, auth, _ = _accepted(standin)
+    order = f"S-{sid}-1"
+    cancelled_before = standin.orders[order]["transaction_status"]
+    assert cancelled_before == "pending"
+
+    assert close(ctx, sid, auth).status_code in (200, 204)
+
+    assert _payment(ctx, order) == {"status": "failed", "reason": reason}
+    assert standin.orders[order]["transaction_status"] == "cancel"  # no longer payable at the gateway
+    # Midtrans notifies the cancel, and a settlement claim may still arrive late: neither changes anything.
+    cancel_notice = standin.status(order)
+    late = _late_settlement(standin, order)
+    ended = _session(ctx, sid)
+    for body in (cancel_notice, late):
+        resp = notify(body)
+        assert resp.status_code == 200 and resp.json["result"] == "unchanged", resp.json
+    assert _payment(ctx, order) == {"status": "failed", "reason": reason}
+    assert _session(ctx, sid) == ended and ended["status"] == "ended"
+    assert _refunds(ctx, sid) == []  # nothing was paid
+
+
+def test_blocking_a_customer_cancels_the_pending_snap_payment_and_a_late_notification_changes_nothing(
+    gateway: MidtransStandIn,
+) -> None:
+    """Rule: nothing stays payable on a closed session, at the gateway included."""
+    _closes_the_pending_payment(gateway, lambda ctx, sid, _auth: _block(ctx, sid), "customer_blocked")
+
+
+def test_deleting_the_account_cancels_the_pending_snap_payment_and_a_late_notification_changes_nothing(
+    gateway: MidtransStandIn,
+) -> None:
+    """Rule: nothing stays payable on a closed session, at the gateway included."""
+    _closes_the_pending_payment(gateway, lambda _ctx, _sid, auth: _delete(auth), "account_deleted")
+
+
+def test_blocking_a_customer_mid_session_owes_back_the_paid_time_not_used(
+    gateway: MidtransStandIn, clock: FakeClock
+) -> None:
+    """Rule: paid time the customer can no longer use is recorded as a refund due."""
+    ctx = _ctx(gateway)
+    sid, _, _ = _accepted(gateway, minutes=10)
+    gateway.pay(f"S-{sid}-1")
+    clock.advance(4 * 60)
+
+    resp = _block(ctx, sid)
+
+    assert resp.status_code == 200 and resp.json["ended_chat_sessions"] == [sid]
+    assert _refunds(ctx, sid) == [(6_000, "customer_blocked")]
+    assert _block(ctx, sid).status_code == 200  # a repeat owes nothing more
+    assert _refunds(ctx, sid) == [(6_000, "customer_blocked")]
+
+
+def test_deleting_the_account_mid_session_owes_back_the_paid_time_not_used(
+    gateway: MidtransStandIn, clock: FakeClock
+) -> None:
+    """Rule: paid time the customer can no longer use is recorded as a refund due."""
+    ctx = _ctx(gateway)
+    sid, auth, _ = _accepted(gateway, minutes=10)
+    gateway.pay(f"S-{sid}-1")
+    clock.advance(7 * 60)
+
+    assert _delete(auth).status_code == 204
+
+    assert _session(ctx, sid)["status"] == "ended"
+    assert _refunds(ctx, sid) == [(3_000, "account_deleted")]
+
+
+def test_a_gateway_down_at_the_cancel_still_blocks_and_money_taken_anyway_is_owed_back(
+    gateway: MidtransStandIn,
+) -> None:
+    """Rule: a payment settled after its session closed never revives it; its amount is owed back."""
+    ctx = _ctx(gateway)
+    sid, _, _ = _accepted(gateway, minutes=10)
+    order = f"S-{sid}-1"
+    gateway.down = True
+
+    assert _block(ctx, sid).status_code == 200
+
+    gateway.down = False
+    assert gateway.orders[order]["transaction_status"] == "pending"  # the cancel never arrived
+    assert gateway.pay(order) == 200  # the customer pays the still-open Snap page
+    assert _payment(ctx, order) == {"status": "failed", "reason": "customer_blocked"}
+    assert _session(ctx, sid)["status"] == "ended"
+    assert _refunds(ctx, sid) == [(10_000, "paid_after_close")]
