@@ -199,6 +199,14 @@ def chat_sessions_get(req: ApiRequest) -> dict:
     return sessions.get_session(req.ctx, req.uuid_param())
 
 
+@functions_framework.http
+@endpoint("GET /internal/chat-sessions/:id/messages", auth="cc_admin")
+def chat_sessions_messages(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    limit = paging.limit(req.query("limit"))
+    return sessions.transcript(req.ctx, session_id, limit, req.query("cursor"), _actor(req))
+
+
 # ---- staff accounts (admins) -------------------------------------------------------------------
 
 

@@ -337,6 +337,17 @@ def events_of(tx: Tx, session_id: str) -> list[Row]:
     )
 
 
+def messages_after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
+    """Up to `limit` messages of the session with id > after_id, oldest first (the staff transcript)."""
+    return tx.rows(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
+        " WHERE session_id = CAST(:s AS uuid) AND id > :after ORDER BY id LIMIT :n",
+        s=session_id,
+        after=after_id,
+        n=limit,
+    )
+
+
 def append_message(
     tx: Tx,
     session_id: str,
