@@ -127,6 +127,12 @@ def app_config_get(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
+@endpoint("GET /internal/app-config", auth="cc")
+def app_config_list(req: ApiRequest) -> dict:
+    return app_config.list_all(req.ctx)
+
+
+@functions_framework.http
 @endpoint("PUT /internal/app-config/:key", auth="cc_admin")
 def app_config_put(req: ApiRequest) -> dict:
     key = app_config.require_key(req.params["key"])
