@@ -8,7 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import customer_admin, sessions, staff
+from shared.cc import audit_log, customer_admin, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -211,6 +211,19 @@ def chat_sessions_messages(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     limit = paging.limit(req.query("limit"))
     return sessions.transcript(req.ctx, session_id, limit, req.query("cursor"), _actor(req))
+
+
+@functions_framework.http
+@endpoint("GET /internal/audit-log", auth="cc_admin")
+def audit_log_list(req: ApiRequest) -> dict:
+    where = audit_log.filters(
+        actor=req.query("actor"),
+        action=req.query("action"),
+        target_type=req.query("target_type"),
+        target_id=req.query("target_id"),
+        window=paging.time_range(req.query("from"), req.query("to")),
+    )
+    return audit_log.list_entries(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), where)
 
 
 # ---- staff accounts (admins) -------------------------------------------------------------------
