@@ -146,3 +146,12 @@ def _query_time(raw: str | None, name: str) -> datetime | None:
         return timestamp(raw)
     except (ValueError, OverflowError):
         raise ValidationFailed(name, "must be an ISO 8601 time with a timezone, e.g. 2026-12-01T00:00:00Z") from None
+
+
+def flag(raw: str | None, name: str) -> bool | None:
+    """A `true` / `false` query parameter (None when absent or empty); 400 naming it otherwise."""
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "false"):
+        raise ValidationFailed(name, "must be true or false")
+    return raw == "true"

@@ -117,7 +117,8 @@ def mitras_logs(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("GET /internal/dashboard", auth="cc")
 def dashboard(req: ApiRequest) -> dict:
-    return availability.dashboard(req.ctx)
+    window = paging.time_range(req.query("from"), req.query("to"))
+    return availability.dashboard(req.ctx, window.start, window.end)
 
 
 @functions_framework.http
@@ -160,7 +161,13 @@ def payment_confirmed(req: ApiRequest) -> dict:
 @endpoint("GET /internal/customers", auth="cc")
 def customers_list(req: ApiRequest) -> dict:
     search = paging.search_text(req.query("search"))
-    return customer_admin.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
+    where = customer_admin.CustomerFilters(
+        blocked=paging.flag(req.query("blocked"), "blocked"),
+        anonymous=paging.flag(req.query("anonymous"), "anonymous"),
+        created=paging.time_range(req.query("created_from"), req.query("created_to"), ("created_from", "created_to")),
+    )
+    limit = paging.limit(req.query("limit"))
+    return customer_admin.list_customers(req.ctx, limit, req.query("cursor"), search, where)
 
 
 @functions_framework.http

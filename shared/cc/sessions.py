@@ -19,7 +19,8 @@ from shared.sessions import settle, states, store
 STATUSES = states.STATUSES
 _LIST_SQL = (
     f"SELECT {store.SESSION_COLUMNS},"  # noqa: S608 (constant columns)
-    " (SELECT count(*) FROM pairing_offers po WHERE po.session_id = chat_sessions.id) AS offered_count"
+    " (SELECT count(*) FROM pairing_offers po WHERE po.session_id = chat_sessions.id) AS offered_count,"
+    f" {store.NAME_COLUMNS}"
     " FROM chat_sessions"
     " WHERE (CAST(:status AS text) IS NULL OR status = :status)"
     " AND (CAST(:mitra AS uuid) IS NULL OR mitra_id = CAST(:mitra AS uuid))"
@@ -51,7 +52,7 @@ def list_sessions(
         rows = ctx.db.rows(_LIST_SQL, **params)  # overdue rows moved: the filter may drop them now
     cut = paging.page("chat-sessions", rows, limit, lambda r: (r["requested_at"], r["id"]))
     return {
-        "chat_sessions": [store.to_json(r, int(r["offered_count"])) for r in cut.rows],
+        "chat_sessions": [{**store.to_json(r, int(r["offered_count"])), **_names(r)} for r in cut.rows],
         "next_cursor": cut.next_cursor,
     }
 
@@ -65,8 +66,10 @@ def get_session(ctx: AppContext, session_id: str) -> dict[str, Any]:
             raise NotFound("chat session not found", code="SESSION_NOT_FOUND")
         events = store.events_of(tx, session_id)
         offers = store.offers_of(tx, session_id)
+        names = store.party_names(tx, session_id)
     return {
         **store.to_json(row, len(offers)),
+        **_names(names),
         "excluded_mitra_ids": [str(m) for m in row["excluded_mitra_ids"]],
         "events": [_event(e) for e in events],
         "offers": [
@@ -133,3 +136,8 @@ def _message(row: Row) -> dict[str, Any]:
         "detail": row["detail"],
         "created_at": row["created_at"].isoformat(),
     }
+
+
+def _names(row: Row) -> dict[str, Any]:
+    """The parties' display names, for staff (a mitra's name is null until one accepted)."""
+    return {"customer_name": row["customer_name"], "mitra_name": row["mitra_name"]}
