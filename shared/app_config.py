@@ -1,6 +1,8 @@
 """Runtime-tunable settings stored in Postgres `app_config` (edited by the control center).
 
-Defaults mirror migrations 0002, 0006, 0008 and 0018 so a missing row never breaks a request. Reads go to Postgres
+Defaults mirror migrations 0002, 0006, 0008 and 0018 so a missing row never breaks a request.
+Each key has a type (integer, boolean or a list of integers), bounds and a description, which
+the control center lists (`list_all`). Reads go to Postgres
 (one small indexed query); callers on a hot path cache what they need. A read either runs on
 its own (`get(ctx, key)`) or inside the caller's transaction (`get_in(tx, key)`), never both.
 """
@@ -15,7 +17,7 @@ from shared.context import AppContext
 from shared.db import Tx
 from shared.errors import NotFound, ValidationFailed
 
-DEFAULTS: dict[str, int | list[int]] = {
+DEFAULTS: dict[str, bool | int | list[int]] = {
     "otp_ttl_seconds": 300,
     "otp_resend_cooldown_seconds": 60,
     "otp_max_requests_per_hour": 5,
@@ -28,7 +30,7 @@ DEFAULTS: dict[str, int | list[int]] = {
     "cc_lockout_minutes": 15,
     "mitra_max_concurrent_sessions": 1,
     "session_default_minutes": 30,
-    "mitra_sees_customer_name": 0,  # 0: mitras see an alias of the customer (shared.anonymity)
+    "mitra_sees_customer_name": False,  # false: mitras see an alias of the customer (shared.anonymity)
     "chat_max_messages_per_minute": 60,  # per sender (shared.chat)
     "session_requests_per_customer_per_hour": 20,  # sessions created (shared.pairing)
     "session_cancel_cooldown_seconds": 15,  # no new request this long after a cancel
@@ -43,7 +45,7 @@ _GET = "SELECT value FROM app_config WHERE key = :k"
 def get_all(ctx: AppContext) -> dict[str, Any]:
     """Every key with its current value (defaults filled in), read on its own."""
     rows = ctx.db.rows("SELECT key, value FROM app_config")
-    return {**DEFAULTS, **{r["key"]: r["value"] for r in rows}}
+    return {**DEFAULTS, **{r["key"]: _typed(r["key"], r["value"]) for r in rows}}
 
 
 def get(ctx: AppContext, key: str) -> Any:
@@ -57,10 +59,15 @@ def get_in(tx: Tx, key: str) -> Any:
 
 
 def _value(key: str, row: Any) -> Any:
-    return row["value"] if row else DEFAULTS.get(key)
+    return _typed(key, row["value"]) if row else DEFAULTS.get(key)
 
 
-# Allowed range per key (all values are integers). Bounds keep a typo from locking every
+def _typed(key: str, stored: Any) -> Any:
+    """A stored value as its key's type: a boolean key stored as 0/1 (before it was one) reads as a boolean."""
+    return bool(stored) if key in BOOLEAN_KEYS else stored
+
+
+# Allowed range per integer key (boolean keys have none). Bounds keep a typo from locking every
 # staff member out or disabling OTP limits.
 BOUNDS: dict[str, tuple[int, int]] = {
     "otp_ttl_seconds": (30, 3600),
@@ -75,7 +82,6 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "cc_lockout_minutes": (1, 1440),
     "mitra_max_concurrent_sessions": (0, 100),
     "session_default_minutes": (1, 1440),
-    "mitra_sees_customer_name": (0, 1),
     "chat_max_messages_per_minute": (1, 10_000),
     "session_requests_per_customer_per_hour": (1, 10_000),
     "session_cancel_cooldown_seconds": (0, 3600),
@@ -85,6 +91,9 @@ BOUNDS: dict[str, tuple[int, int]] = {
 # Keys whose value is a list of distinct integers, each within BOUNDS (at most LIST_MAX items).
 LIST_KEYS = frozenset({"session_allowed_minutes"})
 LIST_MAX = 50
+# Keys whose value is a JSON boolean (no bounds). A PUT also takes 0/1, the integers these
+# keys held before they were booleans, so older clients keep working.
+BOOLEAN_KEYS = frozenset({"mitra_sees_customer_name"})
 
 
 def require_key(key: str) -> str:
@@ -94,9 +103,15 @@ def require_key(key: str) -> str:
     return key
 
 
-def validate(key: str, value: Any) -> int | list[int]:
-    """The value as the integer (or list) the key accepts, or 400 VALIDATION_FAILED on `value`."""
-    low, high = BOUNDS[require_key(key)]
+def validate(key: str, value: Any) -> bool | int | list[int]:
+    """The value as the boolean, integer (or list) the key accepts, or 400 VALIDATION_FAILED on `value`."""
+    if require_key(key) in BOOLEAN_KEYS:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValidationFailed("value", "must be true or false")
+    low, high = BOUNDS[key]
     if key in LIST_KEYS:
         if not isinstance(value, list) or not 1 <= len(value) <= LIST_MAX:
             raise ValidationFailed("value", f"must be a list of 1 to {LIST_MAX} integers")
@@ -121,7 +136,7 @@ def read(ctx: AppContext, key: str) -> dict[str, Any]:
     row = ctx.db.one("SELECT value, updated_at FROM app_config WHERE key = :k", k=key)
     return {
         "key": key,
-        "value": row["value"] if row else DEFAULTS[key],
+        "value": _value(key, row),
         "default": DEFAULTS[key],
         "updated_at": row["updated_at"].isoformat() if row else None,
     }
@@ -142,4 +157,60 @@ def put(ctx: AppContext, key: str, value: Any, actor: str) -> dict[str, Any]:
         assert row is not None
         audit.record(tx, actor, "app_config.put", "app_config", key, ctx.now(), {"value": row["value"]})
         tx.commit()
-    return {"key": key, "value": row["value"], "default": DEFAULTS[key], "updated_at": row["updated_at"].isoformat()}
+    return {
+        "key": key,
+        "value": _typed(key, row["value"]),
+        "default": DEFAULTS[key],
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+# What each key does, as the control center shows it next to the value (GET /internal/app-config).
+DESCRIPTIONS: dict[str, str] = {
+    "otp_ttl_seconds": "How long an SMS sign-in code stays valid (seconds).",
+    "otp_resend_cooldown_seconds": "Wait before another code may be sent to the same phone (seconds).",
+    "otp_max_requests_per_hour": "Codes one phone may request per hour.",
+    "otp_max_verify_attempts": "Wrong guesses allowed per code before it is burnt.",
+    "otp_max_requests_per_ip_per_hour": "Codes one IP address may request per hour.",
+    "anonymous_signins_per_ip_per_hour": "Anonymous customer sign-ins per IP address per hour.",
+    "identity_signins_per_ip_per_hour": "Google/Apple sign-ins per IP address per hour.",
+    "cc_logins_per_ip_per_hour": "Control-center login attempts per IP address per hour.",
+    "cc_max_failed_logins": "Failed control-center logins before the account is locked.",
+    "cc_lockout_minutes": "How long a control-center lockout lasts (minutes).",
+    "mitra_max_concurrent_sessions": "Open sessions a mitra may hold at once (a mitra's own setting overrides it).",
+    "session_default_minutes": "Duration of a session requested without one (minutes).",
+    "mitra_sees_customer_name": "Whether mitras see customers' display names (false: a stable alias).",
+    "chat_max_messages_per_minute": "Messages one sender may send per minute.",
+    "session_requests_per_customer_per_hour": "Chat sessions one customer may request per hour.",
+    "session_cancel_cooldown_seconds": "Wait after a cancel before the customer may request again (seconds).",
+    "price_per_minute_idr": "Price of one minute of chat, in whole rupiah.",
+    "session_allowed_minutes": "The durations a customer may book or extend by (minutes).",
+}
+
+
+def type_of(key: str) -> str:
+    """`boolean`, `integer_list` or `integer`: the JSON type a key's value has."""
+    return "boolean" if key in BOOLEAN_KEYS else "integer_list" if key in LIST_KEYS else "integer"
+
+
+def list_all(ctx: AppContext) -> dict[str, Any]:
+    """Every key (in DEFAULTS order) with its type, bounds, description, value, default and updated_at."""
+    rows = {r["key"]: r for r in ctx.db.rows("SELECT key, value, updated_at FROM app_config")}
+    items = []
+    for key, default in DEFAULTS.items():
+        row = rows.get(key)
+        low, high = BOUNDS.get(key, (None, None))
+        items.append(
+            {
+                "key": key,
+                "type": type_of(key),
+                "value": _value(key, row),
+                "default": default,
+                "min": low,
+                "max": high,
+                **({"max_items": LIST_MAX} if key in LIST_KEYS else {}),
+                "description": DESCRIPTIONS[key],
+                "updated_at": row["updated_at"].isoformat() if row else None,
+            }
+        )
+    return {"app_config": items}

@@ -65,3 +65,50 @@ def for_target(ctx: AppContext, target_type: str, target_id: str, limit: int = 2
         {"id": r["id"], "actor": r["actor"], "action": r["action"], "at": r["at"].isoformat(), "detail": r["detail"]}
         for r in rows
     ]
+
+
+def page_rows(
+    ctx: AppContext,
+    *,
+    actor: str | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    before_id: int | None,
+    n: int,
+) -> list[dict[str, Any]]:
+    """Up to `n` rows, newest first (by id), matching every filter given; `[start, end)` on `at`."""
+    return ctx.db.rows(
+        "SELECT id, actor, action, target_type, target_id, at, detail FROM cc_audit_log"
+        " WHERE (CAST(:actor AS text) IS NULL OR actor = :actor)"
+        " AND (CAST(:action AS text) IS NULL OR action = :action)"
+        " AND (CAST(:tt AS text) IS NULL OR target_type = :tt)"
+        " AND (CAST(:tid AS text) IS NULL OR target_id = :tid)"
+        " AND (CAST(:start AS timestamptz) IS NULL OR at >= :start)"
+        " AND (CAST(:end AS timestamptz) IS NULL OR at < :end)"
+        " AND (CAST(:before AS bigint) IS NULL OR id < :before)"
+        " ORDER BY id DESC LIMIT :n",
+        actor=actor,
+        action=action,
+        tt=target_type,
+        tid=target_id,
+        start=start,
+        end=end,
+        before=before_id,
+        n=n,
+    )
+
+
+def to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One audit row as the control center shows it."""
+    return {
+        "id": row["id"],
+        "actor": row["actor"],
+        "action": row["action"],
+        "target_type": row["target_type"],
+        "target_id": row["target_id"],
+        "at": row["at"].isoformat(),
+        "detail": row["detail"],
+    }

@@ -119,3 +119,39 @@ def phone_pattern(search: str) -> str | None:
     if digits.startswith("0"):
         digits = "62" + digits[1:]
     return f"%{digits}%"
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open time range `[start, end)`; either end None means unbounded."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+def time_range(raw_from: str | None, raw_to: str | None, names: tuple[str, str] = ("from", "to")) -> TimeRange:
+    """The `from` / `to` query parameters: ISO 8601 times with a timezone, `from` <= `to`; 400 naming the bad one."""
+    start, end = (_query_time(raw, name) for raw, name in zip((raw_from, raw_to), names, strict=True))
+    if start is not None and end is not None and start > end:
+        raise ValidationFailed(names[1], f"must not be before {names[0]}")
+    return TimeRange(start, end)
+
+
+def _query_time(raw: str | None, name: str) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) > 64:
+            raise ValueError("too long")
+        return timestamp(raw)
+    except (ValueError, OverflowError):
+        raise ValidationFailed(name, "must be an ISO 8601 time with a timezone, e.g. 2026-12-01T00:00:00Z") from None
+
+
+def flag(raw: str | None, name: str) -> bool | None:
+    """A `true` / `false` query parameter (None when absent or empty); 400 naming it otherwise."""
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "false"):
+        raise ValidationFailed(name, "must be true or false")
+    return raw == "true"

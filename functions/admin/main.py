@@ -8,7 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
-from shared.cc import customer_admin, moderation, sessions, staff
+from shared.cc import audit_log, customer_admin, moderation, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
 context.init()
@@ -117,13 +117,20 @@ def mitras_logs(req: ApiRequest) -> dict:
 @functions_framework.http
 @endpoint("GET /internal/dashboard", auth="cc")
 def dashboard(req: ApiRequest) -> dict:
-    return availability.dashboard(req.ctx)
+    window = paging.time_range(req.query("from"), req.query("to"))
+    return availability.dashboard(req.ctx, window.start, window.end)
 
 
 @functions_framework.http
 @endpoint("GET /internal/app-config/:key", auth="cc")
 def app_config_get(req: ApiRequest) -> dict:
     return app_config.read(req.ctx, req.params["key"])
+
+
+@functions_framework.http
+@endpoint("GET /internal/app-config", auth="cc")
+def app_config_list(req: ApiRequest) -> dict:
+    return app_config.list_all(req.ctx)
 
 
 @functions_framework.http
@@ -154,7 +161,13 @@ def payment_confirmed(req: ApiRequest) -> dict:
 @endpoint("GET /internal/customers", auth="cc")
 def customers_list(req: ApiRequest) -> dict:
     search = paging.search_text(req.query("search"))
-    return customer_admin.list_customers(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), search)
+    where = customer_admin.CustomerFilters(
+        blocked=paging.flag(req.query("blocked"), "blocked"),
+        anonymous=paging.flag(req.query("anonymous"), "anonymous"),
+        created=paging.time_range(req.query("created_from"), req.query("created_to"), ("created_from", "created_to")),
+    )
+    limit = paging.limit(req.query("limit"))
+    return customer_admin.list_customers(req.ctx, limit, req.query("cursor"), search, where)
 
 
 @functions_framework.http
@@ -216,6 +229,25 @@ def chat_sessions_end(req: ApiRequest) -> dict:
 def chat_sessions_reroute(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     return pairing.reroute_by_staff(req.ctx, req.principal, session_id, _moderation_reason(req))
+@functions_framework.http
+@endpoint("GET /internal/chat-sessions/:id/messages", auth="cc_admin")
+def chat_sessions_messages(req: ApiRequest) -> dict:
+    session_id = req.uuid_param()
+    limit = paging.limit(req.query("limit"))
+    return sessions.transcript(req.ctx, session_id, limit, req.query("cursor"), _actor(req))
+
+
+@functions_framework.http
+@endpoint("GET /internal/audit-log", auth="cc_admin")
+def audit_log_list(req: ApiRequest) -> dict:
+    where = audit_log.filters(
+        actor=req.query("actor"),
+        action=req.query("action"),
+        target_type=req.query("target_type"),
+        target_id=req.query("target_id"),
+        window=paging.time_range(req.query("from"), req.query("to")),
+    )
+    return audit_log.list_entries(req.ctx, paging.limit(req.query("limit")), req.query("cursor"), where)
 
 
 # ---- staff accounts (admins) -------------------------------------------------------------------

@@ -376,12 +376,21 @@ def dashboard_counts(ctx: AppContext) -> dict[str, Any]:
     return {**counts, "source": source}
 
 
-def dashboard(ctx: AppContext) -> dict[str, Any]:
-    """The control-center dashboard: mitra counts from the mirror, session counts from Postgres."""
+def dashboard(ctx: AppContext, start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
+    """The control-center dashboard: mitra counts (now) from the mirror, session counts from Postgres.
+
+    With `start` / `end` the session counts are of the sessions requested within `[start, end)`.
+    """
     counts = dashboard_counts(ctx)
     with ctx.db.transaction() as tx:
-        sessions = truth.session_counts(tx)
-    return {**counts, "sessions": sessions, "as_of": ctx.now().isoformat()}
+        sessions = truth.session_counts(tx, start, end)
+    return {
+        **counts,
+        "sessions": sessions,
+        "as_of": ctx.now().isoformat(),
+        "from": start.isoformat() if start else None,
+        "to": end.isoformat() if end else None,
+    }
 
 
 def mitra_status(ctx: AppContext, mitra_id: str) -> dict[str, Any]:

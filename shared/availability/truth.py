@@ -282,9 +282,16 @@ def cutoff_for(now: datetime, stale_seconds: int) -> datetime:
     return now - timedelta(seconds=stale_seconds)
 
 
-def session_counts(tx: Tx) -> dict[str, int]:
-    """chat_sessions per status (every status present, zero included)."""
+def session_counts(tx: Tx, start: datetime | None = None, end: datetime | None = None) -> dict[str, int]:
+    """chat_sessions per status (every status present, zero included), requested within `[start, end)` if given."""
     counts = dict.fromkeys(("searching", "pending_payment", "active", "ended", "expired", "cancelled"), 0)
-    for row in tx.rows("SELECT status, count(*) AS n FROM chat_sessions GROUP BY status"):
+    for row in tx.rows(
+        "SELECT status, count(*) AS n FROM chat_sessions"
+        " WHERE (CAST(:start AS timestamptz) IS NULL OR requested_at >= :start)"
+        " AND (CAST(:end AS timestamptz) IS NULL OR requested_at < :end)"
+        " GROUP BY status",
+        start=start,
+        end=end,
+    ):
         counts[row["status"]] = int(row["n"])
     return counts

@@ -15,6 +15,7 @@ row), so no session is created after the block that the block did not revoke.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared import audit, paging
@@ -45,15 +46,39 @@ def _not_found() -> NotFound:
     return NotFound("customer not found", code="CUSTOMER_NOT_FOUND")
 
 
-def list_customers(ctx: AppContext, limit: int, cursor: str | None, search: str | None) -> dict[str, Any]:
-    """Customers newest first; `search` matches phone (0812… finds +62812…), name or email."""
+@dataclass(frozen=True)
+class CustomerFilters:
+    """What the customer list is narrowed to (None: any): block state, anonymity, creation time."""
+
+    blocked: bool | None = None
+    anonymous: bool | None = None
+    created: paging.TimeRange = field(default_factory=lambda: paging.TimeRange(None, None))
+
+
+def list_customers(
+    ctx: AppContext,
+    limit: int,
+    cursor: str | None,
+    search: str | None,
+    where: CustomerFilters | None = None,
+) -> dict[str, Any]:
+    """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine."""
+    where = where or CustomerFilters()
     rows = ctx.db.rows(
         f"SELECT {COLUMNS} FROM customers"  # noqa: S608 (constant columns)
         " WHERE (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
         " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR email ILIKE :q OR phone_e164 LIKE :q"
         "      OR phone_e164 LIKE CAST(:phone AS text))"
+        " AND (CAST(:blocked AS boolean) IS NULL OR (blocked_at IS NOT NULL) = :blocked)"
+        " AND (CAST(:anonymous AS boolean) IS NULL OR is_anonymous = :anonymous)"
+        " AND (CAST(:created_from AS timestamptz) IS NULL OR created_at >= :created_from)"
+        " AND (CAST(:created_to AS timestamptz) IS NULL OR created_at < :created_to)"
         " ORDER BY created_at DESC, id DESC LIMIT :n",
         n=limit + 1,
+        blocked=where.blocked,
+        anonymous=where.anonymous,
+        created_from=where.created.start,
+        created_to=where.created.end,
         **paging.after("customers", cursor),
         **paging.search_params(search),
     )

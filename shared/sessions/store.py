@@ -352,6 +352,33 @@ def events_of(tx: Tx, session_id: str) -> list[Row]:
     )
 
 
+# The parties' display names of a `chat_sessions` row, for staff views (two primary-key lookups).
+NAME_COLUMNS = (
+    "(SELECT display_name FROM customers c WHERE c.id = chat_sessions.customer_id) AS customer_name,"
+    " (SELECT display_name FROM mitras m WHERE m.id = chat_sessions.mitra_id) AS mitra_name"
+)
+
+
+def party_names(tx: Tx, session_id: str) -> Row:
+    """{customer_name, mitra_name} of one session (staff views)."""
+    row = tx.one(
+        f"SELECT {NAME_COLUMNS} FROM chat_sessions WHERE id = CAST(:id AS uuid)",  # noqa: S608 (constant SQL)
+        id=session_id,
+    )
+    return row or {"customer_name": None, "mitra_name": None}
+
+
+def messages_after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
+    """Up to `limit` messages of the session with id > after_id, oldest first (the staff transcript)."""
+    return tx.rows(
+        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
+        " WHERE session_id = CAST(:s AS uuid) AND id > :after ORDER BY id LIMIT :n",
+        s=session_id,
+        after=after_id,
+        n=limit,
+    )
+
+
 def append_message(
     tx: Tx,
     session_id: str,
