@@ -111,6 +111,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
         "cold_ms": cold["median_ms"],
         "cold_floor_ms": cold_floor["median_ms"],
         "refresh_ms": refresh["refresh_ms"],
+        "refresh_service_ms": refresh["service_ms"],
         "long_poll": long_poll,
         "refresh_floor_ms": refresh["floor_ms"],
         "refresh_round_trips": refresh["round_trips"],
@@ -165,10 +166,11 @@ def table(r: dict[str, Any]) -> str:
         f" {r['cold_ms']:.0f} ms | {blank} | {cold_ratio:.2f}× | ≤ {COLD_GOAL}× bare |"
         f" {_meets(cold_ratio, COLD_GOAL, True)} |"
     )
-    refresh_ratio = r["refresh_ms"] / r["refresh_floor_ms"]
+    refresh_ratio = r["refresh_service_ms"] / r["refresh_floor_ms"]
     lines.append(
-        f"| refresh median (n=200; floor: {r['refresh_round_trips']} `SELECT 1` round trips,"
-        f" {r['refresh_floor_ms']:.2f} ms) | {r['refresh_ms']:.2f} ms | {blank} | {refresh_ratio:.2f}× |"
+        f"| refresh median (n=200, interleaved; floor: {r['refresh_round_trips']} round trips, BEGIN, `SELECT 1`s,"
+        f" ROLLBACK, {r['refresh_floor_ms']:.2f} ms; through the entry point {r['refresh_ms']:.2f} ms)"
+        f" | {r['refresh_service_ms']:.2f} ms | {blank} | {refresh_ratio:.2f}× |"
         f" ≤ {REFRESH_GOAL}× floor | {_meets(refresh_ratio, REFRESH_GOAL, True)} |"
     )
     lp = r["long_poll"]
