@@ -33,15 +33,18 @@ from typing import Any
 
 ROUNDS = int(os.environ.get("BENCH_CHAT_ROUNDS", "60"))
 REPO = Path(__file__).resolve().parent.parent
+SEND_MS: list[float] = []
 
 _SERVE = """
 import logging, sys
 from werkzeug.serving import run_simple
-from infra import gateway
-from shared import context, manifest
+from infra import deploy, gateway
+from shared import context
 context.init()
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
-app = gateway.Gateway([fn for fn in manifest.load().functions if fn.group == "chat" or fn.name == "healthz"])
+fns = [fn for fn in gateway.served_functions(False) if fn.group == "chat" or fn.name == "healthz"]
+config = deploy.load_config(gateway.LOCAL_PROJECT, gateway.LOCAL_REGION)
+app = gateway.Gateway(deploy.plan(fns, config, {}, local=True))
 run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 """
 
@@ -73,7 +76,9 @@ def _allow_fast_sends(ctx: Any) -> None:
 
 def rounds(ctx: Any, urls: list[str], n: int, stop: threading.Event | None = None) -> list[float]:
     """Wake-up times (ms, send start → reader answered) of up to `n` rounds on a new session,
-    alternating which of the two `urls` reads; stops early when `stop` is set."""
+    alternating which of the two `urls` reads; stops early when `stop` is set. The send's own
+    time (send start → its answer) of each round is appended to `SEND_MS` to tell the two
+    parts apart."""
     import requests
 
     from bench.common import active_sessions
@@ -109,6 +114,7 @@ def rounds(ctx: Any, urls: list[str], n: int, stop: threading.Event | None = Non
                 headers=sides[writer],
                 timeout=10,
             ).json()
+            SEND_MS.append((time.monotonic() - started) * 1000)
             thread.join(timeout=30)
             assert [m["id"] for m in got["body"]["messages"]] == [sent["id"]], got
             samples.append((got["at"] - started) * 1000)
@@ -154,6 +160,7 @@ def standalone(n: int = ROUNDS) -> dict[str, float]:
             ctx.close()
     print("send on one process -> waiting reader on the other answered:")
     result = _summary("chat group alone", samples)
+    _summary("  of which the send", SEND_MS)
     print("  (includes the send itself: auth, the locked insert, the publish and the push)")
     return result
 
@@ -181,6 +188,8 @@ def under_load(mitras: int, customers: int, seconds: int, n: int = ROUNDS) -> di
         servers = [stack.enter_context(runner.Server(env, work / f"server-{s}.log")) for s in "ab"]
         urls = [srv.url for srv in servers]
         idle = rounds(ctx, urls, n)
+        idle_send = SEND_MS[:]
+        SEND_MS.clear()
         plan.update(hosts=urls, staff=4, pace=runner.PACE, business_out=str(work / "business.json"))
         plan_path = work / "plan.json"
         plan_path.write_text(json.dumps(plan))
@@ -203,7 +212,9 @@ def under_load(mitras: int, customers: int, seconds: int, n: int = ROUNDS) -> di
         sweeps.stop()
         routes, _ = runner.read_stats(work)
     print(f"send on one process -> waiting reader on the other answered ({mitras} mitras, {customers} customers):")
-    result = {"idle": _summary("idle", idle), "loaded": _summary("under make load's mix", loaded)}
+    result = {"idle": _summary("idle", idle), "idle_send": _summary("  of which the send", idle_send)}
+    result["loaded"] = _summary("under make load's mix", loaded)
+    result["loaded_send"] = _summary("  of which the send", SEND_MS)
     print(f"  load: {sum(r['requests'] for r in routes)} requests, {sum(r['rps'] for r in routes):.0f} req/s")
     print(f"  load average (1 min) at start / end: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     ratio = result["loaded"]["p95_ms"] / result["idle"]["p95_ms"]
