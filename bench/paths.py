@@ -1,21 +1,27 @@
-"""The availability paths at 1k / 10k / 100k online mitras, in one run on embedded servers:
+"""The availability paths at 1k / 10k / 100k / 1M online mitras, in one run on embedded servers:
 
 - heartbeat-mirror: one pass after every online mitra pinged (all pings changed);
 - auto-offline: one locked pass with 1 % of online mitras stale;
 - find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
   the normal mix (everyone fresh);
 - reseed: the whole seed_from_postgres, and the longest single command Valkey ran during it
-  (SLOWLOG with a 0 µs threshold: a script or command blocks every other client while it runs).
+  (SLOWLOG with a 0 µs threshold: a script or command blocks every other client while it runs);
+- at every size: the bulk setup's time (insert the mitras, build the mirror), the mirror's
+  Valkey memory per online mitra (INFO `used_memory` after the seed minus before), and the
+  WAL Postgres writes per sweep pass (`pg_current_wal_insert_lsn` around the pass).
 
 Each figure is the median of `--repeat` runs. Always runs on embedded servers of its own (it
 truncates tables).
 
-    .venv/bin/python -m bench.paths [--sizes 1000,10000,100000] [--repeat 5]
+    .venv/bin/python -m bench.paths [--sizes 1000,10000,100000,1000000] [--repeat 5]
+
+The default sizes come from BENCH_SIZES (default 1000,10000,100000,1000000).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +35,7 @@ from shared.context import AppContext
 from shared.sweeps import jobs, runner
 
 FRESH_IN_BLACKOUT = 10
+SIZES = os.environ.get("BENCH_SIZES", "1000,10000,100000,1000000")
 # After a reseed Valkey frees the retired keys in the background (UNLINK); on a 2-core machine
 # that thread competes with the next measurement, so each one waits for it.
 SETTLE_SECONDS = 1.0
@@ -108,15 +115,43 @@ def _reonline(ctx: AppContext) -> None:
     time.sleep(SETTLE_SECONDS)
 
 
+def _wal_lsn(ctx: AppContext) -> str:
+    return str(ctx.db.scalar("SELECT CAST(pg_current_wal_insert_lsn() AS text)"))
+
+
+@contextmanager
+def _wal(ctx: AppContext) -> Iterator[list[float]]:
+    """Bytes of WAL Postgres wrote while the block ran (a quiet server of the bench's own: every
+    byte is the block's, plus the few of the two LSN reads)."""
+    out: list[float] = []
+    before = _wal_lsn(ctx)
+    yield out
+    out.append(
+        float(
+            ctx.db.scalar("SELECT pg_wal_lsn_diff(CAST(:a AS pg_lsn), CAST(:b AS pg_lsn))", a=_wal_lsn(ctx), b=before)
+        )
+    )
+
+
+def _valkey_bytes(ctx: AppContext) -> int:
+    """Valkey's `used_memory` (INFO memory): what the data set takes, allocator included."""
+    return int(ctx.valkey.info("memory")["used_memory"])
+
+
 def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
-    """Every path's median at n online mitras."""
+    """Every path's median at n online mitras, and what it took to set them up."""
+    setup_started = time.perf_counter()
     _populate(ctx, n)
     with ctx.db.transaction() as tx:  # pings spread over the last 30 s, as a 30 s interval leaves them
         tx.execute("UPDATE mitras SET last_heartbeat_at = now() - random() * interval '30 s'")
         tx.commit()
     ctx.valkey.flushdb()
+    time.sleep(SETTLE_SECONDS)  # the flush frees in the background too
+    empty = _valkey_bytes(ctx)
     seed.seed_from_postgres(ctx)
-    out: dict[str, list[float]] = {}
+    out: dict[str, list[float]] = {"setup_s": [time.perf_counter() - setup_started]}
+    time.sleep(SETTLE_SECONDS)
+    out["valkey_bytes_per_mitra"] = [(_valkey_bytes(ctx) - empty) / n]
 
     def add(name: str, value: float) -> None:
         out.setdefault(name, []).append(value)
@@ -124,22 +159,24 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     # heartbeat-mirror: every online mitra pinged since the last pass.
     for i in range(repeat):
         _all_heartbeats(ctx, ctx.now_ms() + i + 1)
-        with _slowlog(ctx) as block:
+        with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
         assert result["mirrored"] == n, result
         add("heartbeat_mirror_ms", ms)
         add("heartbeat_mirror_block_ms", block[0])
+        add("heartbeat_mirror_wal_bytes", wal[0])
 
     # auto-offline: 1 % stale, through the runner's advisory lock.
     sweep = jobs.sweep("auto-offline", ctx.settings)
     for _ in range(repeat):
         _reonline(ctx)
         stale = _stale_some(ctx, None, 0.01, ctx.now_ms() - 3_600_000)
-        with _slowlog(ctx) as block:
+        with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, result = _timed(lambda: runner.run_locked_pass(ctx, sweep))
         assert result is not None and result["offlined"] == len(stale), (result, len(stale))
         add("auto_offline_ms", ms)
         add("auto_offline_block_ms", block[0])
+        add("auto_offline_wal_bytes", wal[0])
     _reonline(ctx)
 
     # find_available(25): everyone fresh, then only 10 fresh of n available.
@@ -158,11 +195,12 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     # reseed: the whole seed, and the longest Valkey command during it.
     _reonline(ctx)
     for _ in range(repeat):
-        with _slowlog(ctx) as block:
+        with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, report = _timed(lambda: seed.seed_from_postgres(ctx))
         assert report.ran and report.online == n, report
         add("reseed_ms", ms)
         add("reseed_block_ms", block[0])
+        add("reseed_wal_bytes", wal[0])
         time.sleep(SETTLE_SECONDS)
     return {name: statistics.median(values) for name, values in out.items()}
 
@@ -184,7 +222,7 @@ def measure(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--sizes", default=SIZES)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     results = measure([int(s) for s in args.sizes.split(",")], args.repeat)

@@ -1,4 +1,4 @@
-"""`make bench`: every figure of the performance goals at 1k / 10k / 100k online mitras, in one
+"""`make bench`: every figure of the performance goals at 1k / 10k / 100k / 1M online mitras, in one
 run, next to its goal; then `docs/bench.png` (cost per path against online mitras, log scale)
 and the benchmark table of docs/bench.md, regenerated from this run.
 
@@ -10,6 +10,10 @@ connection: bench/coldstart.py), the refresh against the same number
 of `SELECT 1` round trips on one connection, the heartbeat's throughput against a bare
 function, and each sweep pass's cost per online mitra at the largest size against 10k. The
 table shows each ratio next to the absolute figures; such a row is met on its ratio.
+
+The sizes are `--sizes` or BENCH_SIZES (default 1000,10000,100000,1000000;
+`BENCH_SIZES=1000,10000,100000 make bench` leaves the 1M column out). The bulk setup of each
+size (mitras inserted in Postgres, the mirror built) is timed and shown in the table.
 
 Bounded: the paths run 3 times per size, the throughput takes 5 paired rounds of 3 s; the whole report
 takes a few minutes on a 2-core machine.
@@ -38,13 +42,21 @@ START, END = "<!-- bench-report:start -->", "<!-- bench-report:end -->"
 
 # (figure, goal text, goal value, lower is better, key in the per-size results)
 ROWS: list[tuple[str, str, float, bool, str]] = [
-    ("heartbeat-mirror sweep, every online mitra pinged", "≤ 500 ms", 500, True, "heartbeat_mirror_ms"),
-    ("auto-offline pass, 1 % stale (locked pass)", "≤ 30 ms", 30, True, "auto_offline_ms"),
+    ("heartbeat-mirror sweep, every online mitra pinged", "≤ 5 s at 1M", 5000, True, "heartbeat_mirror_ms"),
+    ("auto-offline pass, 1 % stale (locked pass)", "≤ 300 ms at 1M", 300, True, "auto_offline_ms"),
     ("find_available(25), all available, 10 fresh", "≤ 2 ms", 2, True, "find_blackout_ms"),
     ("find_available(25), all fresh", "≤ 2 ms", 2, True, "find_fresh_ms"),
     ("reseed: longest Valkey command", "≤ 50 ms", 50, True, "reseed_block_ms"),
-    ("reseed: whole", "≤ 1500 ms", 1500, True, "reseed_ms"),
+    ("reseed: whole", "≤ 15 s at 1M", 15000, True, "reseed_ms"),
     ("heartbeat throughput / bare function", "≥ 95 %", 95, False, "throughput_pct"),
+]
+# Reported at every size, no goal: (figure, key, unit the cell is written in).
+MEASURED: list[tuple[str, str, str]] = [
+    ("bulk setup: insert the mitras in Postgres, build the mirror", "setup_s", "s"),
+    ("Valkey memory per online mitra (INFO used_memory)", "valkey_bytes_per_mitra", "B"),
+    ("Postgres WAL per heartbeat-mirror pass", "heartbeat_mirror_wal_bytes", "MB"),
+    ("Postgres WAL per auto-offline pass, 1 % stale", "auto_offline_wal_bytes", "MB"),
+    ("Postgres WAL per reseed", "reseed_wal_bytes", "MB"),
 ]
 # Sweep passes whose cost per online mitra must stay flat: met on the ratio of the per-mitra
 # cost at the largest size to the one at FLAT_FROM online (the smallest size when it is absent).
@@ -111,6 +123,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
         "cold_ms": cold["median_ms"],
         "cold_floor_ms": cold_floor["median_ms"],
         "refresh_ms": refresh["refresh_ms"],
+        "refresh_service_ms": refresh["service_ms"],
         "long_poll": long_poll,
         "refresh_floor_ms": refresh["floor_ms"],
         "refresh_round_trips": refresh["round_trips"],
@@ -128,6 +141,16 @@ def _fmt(value: float, key: str) -> str:
     if key == "throughput_pct":
         return f"{value:.0f} %"
     return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def _fmt_unit(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "MB":
+        return f"{value / 1e6:.2f} MB" if value < 10e6 else f"{value / 1e6:.0f} MB"
+    if unit == "B":
+        return f"{value:.0f} B"
+    return f"{value:.1f} s"
 
 
 def flatness(r: dict[str, Any], key: str) -> float:
@@ -158,6 +181,9 @@ def table(r: dict[str, Any]) -> str:
             lines.append(f"| {name} | {cells} | {r['per_size'][largest][key]:.0f} % | {goal_text} | {met} |")
         else:
             lines.append(f"| {name} | {cells} | | {goal_text} | {met} |")
+    for name, key, unit in MEASURED:
+        cells = " | ".join(_fmt_unit(r["per_size"][n].get(key), unit) for n in sizes)
+        lines.append(f"| {name} | {cells} | | – | – |")
     blank = " | ".join("" for _ in sizes[1:])
     cold_ratio = r["cold_ms"] / r["cold_floor_ms"]
     lines.append(
@@ -165,10 +191,11 @@ def table(r: dict[str, Any]) -> str:
         f" {r['cold_ms']:.0f} ms | {blank} | {cold_ratio:.2f}× | ≤ {COLD_GOAL}× bare |"
         f" {_meets(cold_ratio, COLD_GOAL, True)} |"
     )
-    refresh_ratio = r["refresh_ms"] / r["refresh_floor_ms"]
+    refresh_ratio = r["refresh_service_ms"] / r["refresh_floor_ms"]
     lines.append(
-        f"| refresh median (n=200; floor: {r['refresh_round_trips']} `SELECT 1` round trips,"
-        f" {r['refresh_floor_ms']:.2f} ms) | {r['refresh_ms']:.2f} ms | {blank} | {refresh_ratio:.2f}× |"
+        f"| refresh median (n=200, interleaved; floor: {r['refresh_round_trips']} round trips, BEGIN, `SELECT 1`s,"
+        f" ROLLBACK, {r['refresh_floor_ms']:.2f} ms; through the entry point {r['refresh_ms']:.2f} ms)"
+        f" | {r['refresh_service_ms']:.2f} ms | {blank} | {refresh_ratio:.2f}× |"
         f" ≤ {REFRESH_GOAL}× floor | {_meets(refresh_ratio, REFRESH_GOAL, True)} |"
     )
     lp = r["long_poll"]
@@ -229,7 +256,7 @@ def write_readme(text: str, readme: Path = README) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--sizes", default=paths.SIZES)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/bench.md and docs/bench.png")
     args = parser.parse_args(argv)
     r = run([int(s) for s in args.sizes.split(",")])

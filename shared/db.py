@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import queue
 import socket
@@ -189,7 +190,8 @@ class Tx:
 
     def _execute(self, sql: str, params: dict[str, Any]) -> Any:
         statement, make_vals = _statement(sql)
-        return self._run(self._conn.execute_unnamed, statement, make_vals(params))
+        prepare = isinstance(sql, Prepared)
+        return self._run(_execute_once, self._conn, statement, make_vals(params), prepare)
 
     def rows(self, sql: str, **params: Any) -> list[Row]:
         """Run a statement; return its rows as dicts."""
@@ -231,6 +233,74 @@ class Tx:
         except Exception:
             return False
         return _transaction_status(self._conn) == _IDLE
+
+
+class Prepared(str):
+    """SQL text that each connection parses and plans once, then only binds and executes.
+
+    For a hot statement whose planning costs more than its execution (a refresh's rotation,
+    four CTEs: ≈0.23 ms to plan, ≈0.13 ms to run). Opt-in, not the default: Postgres plans a
+    prepared statement generically after five runs when that looks no worse, which suits a
+    lookup by key but not a query whose best plan depends on its parameters.
+    https://www.postgresql.org/docs/current/sql-prepare.html#SQL-PREPARE-NOTES
+    """
+
+    __slots__ = ()
+
+
+_PREPARED_PER_CONNECTION = 64  # a handful of hot statements; beyond this they run unnamed
+
+
+def _prepared_names(conn: CoreConnection) -> dict[str, bytes]:
+    """The statements this connection has prepared, by SQL text (kept on the connection, so
+    they go with it when it is discarded)."""
+    names: dict[str, bytes] | None = getattr(conn, "_bestie_prepared", None)
+    if names is None:
+        names = {}
+        conn._bestie_prepared = names
+    return names
+
+
+def _execute_once(conn: CoreConnection, statement: str, vals: Any, prepare: bool) -> Any:
+    """One statement of the extended protocol in one round trip.
+
+    pg8000's `execute_unnamed` waits for the server three times per statement (after Parse,
+    after Describe, after Execute), so every statement cost three round trips. Its results
+    are all in text format, so nothing sent depends on a reply: Parse (unless the connection
+    prepared this statement already), Bind, Describe (portal), Execute and Sync go out
+    together and the replies are read once, up to ReadyForQuery. After an error Postgres
+    skips to the Sync and still answers ReadyForQuery, so the connection stays in step
+    exactly as before. A prepared statement is remembered only once a run of it succeeded;
+    its name is closed before each Parse (closing an unknown name is no error), so a Parse
+    that succeeded before a failed run is replaced, not duplicated.
+    https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+    """
+    from pg8000 import core
+
+    params = core.make_params(conn.py_types, vals)  # before anything is written: a bad value sends nothing
+    names = _prepared_names(conn)
+    name = names.get(statement) if prepare else None
+    parse = name is None
+    if prepare and name is None and len(names) < _PREPARED_PER_CONNECTION:
+        name = b"bestie_" + hashlib.sha256(statement.encode()).hexdigest()[:24].encode() + core.NULL_BYTE
+        conn._send_message(core.CLOSE, core.STATEMENT + name)
+    target = name or core.NULL_BYTE
+    context = core.Context(statement)
+    if parse:
+        conn.send_PARSE(target, statement, ())
+    conn.send_BIND(target, params)
+    conn._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+    core._write(conn._sock, core.EXECUTE_MSG)
+    core._write(conn._sock, core.SYNC_MSG)
+    core._flush(conn._sock)
+    try:
+        conn.handle_messages(context)
+    except core.DatabaseError:
+        names.pop(statement, None)  # parsed again (after a Close) next time
+        raise
+    if name is not None:
+        names[statement] = name
+    return context
 
 
 def _transaction_status(conn: CoreConnection) -> bytes | None:

@@ -16,6 +16,7 @@ still stores nothing but hashes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,7 +28,7 @@ from typing import Any
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.context import AppContext
-from shared.db import Row, Tx
+from shared.db import Prepared, Row, Tx
 from shared.errors import Unauthorized
 
 TOKEN_BYTES = 32
@@ -64,8 +65,16 @@ def _encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+@functools.lru_cache(maxsize=8)
+def _child_mac(secret: str) -> Any:
+    """HMAC-SHA256 keyed with `secret` and fed the prefix, once per instance (copied per token)."""
+    return hmac.new(secret.encode(), b"refresh-child:", hashlib.sha256)
+
+
 def _child_of(secret: str, parent: str) -> str:
-    return _encode(hmac.new(secret.encode(), b"refresh-child:" + parent.encode(), hashlib.sha256).digest())
+    mac = _child_mac(secret).copy()
+    mac.update(parent.encode())
+    return _encode(mac.digest())
 
 
 def _signing_secrets(ctx: AppContext) -> tuple[str, ...]:
@@ -136,7 +145,7 @@ _ROTATE = (
 # of the same token: the second one then updates nothing, inserts nothing, returns no row and
 # is rolled back, and the full path decides it (grace or reuse). The child is inserted only
 # when its parent was updated, and only then is a row returned.
-_ROTATE_UNUSED = (
+_ROTATE_UNUSED = Prepared(
     "WITH s AS (UPDATE auth_sessions SET last_used_at = :now"
     "           WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = :h)"
     "             AND revoked_at IS NULL AND expires_at > :now AND user_type = ANY(CAST(:kinds AS text[]))"

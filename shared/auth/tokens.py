@@ -1,12 +1,13 @@
 """Access tokens (JWT HS256) and auth sessions.
 
 The algorithm is pinned to HS256 on verification, so `alg: none` and RS256/HS256 confusion
-are rejected by construction. Verification is a few lines of the standard library (split,
-base64url, HMAC-SHA256 compared in constant time, JSON, the claim checks): every request pays
-for it, and PyJWT, which signs the tokens, pulls in `cryptography` at import (a quarter of the
-heartbeat bundle's cold start) for algorithms HS256 never uses. PyJWT is imported only where a
-token is issued. The `kid` header is a fingerprint of the signing secret:
-after rotating AUTH_JWT_SECRET, tokens signed with a secret listed in
+are rejected by construction. Verification and signing are a few lines of the standard
+library each (split, base64url, HMAC-SHA256 compared in constant time, JSON, the claim
+checks): every request pays for verification, refresh and sign-in for signing, and PyJWT
+pulls in `cryptography` at import (a quarter of the heartbeat bundle's cold start) for
+algorithms HS256 never uses. Signing builds the header and the keyed HMAC once per secret and
+instance. The `kid` header is a fingerprint of the signing secret: after rotating
+AUTH_JWT_SECRET, tokens signed with a secret listed in
 AUTH_JWT_PREVIOUS_SECRETS keep verifying until they expire.
 
 Revocation is recorded in Postgres (`auth_sessions.revoked_at`, the truth) and mirrored as
@@ -64,9 +65,27 @@ def encode_access(settings: Settings, principal: Principal, now: datetime) -> st
     }
     if principal.role:
         claims["role"] = principal.role
-    import jwt  # only where tokens are issued: see the module docstring
+    head, mac = _signer(secret)
+    body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{head}.{body}".encode("ascii")
+    mac = mac.copy()
+    mac.update(signing_input)
+    return f"{head}.{body}.{_b64encode(mac.digest())}"
 
-    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=8)
+def _signer(secret: str) -> tuple[str, Any]:
+    """The encoded header and an HMAC-SHA256 keyed with `secret`, built once per secret (each
+    token signs with a copy): the JOSE header is the same for every token a secret signs.
+    The same compact serialization PyJWT writes (RFC 7515 §7.1, RFC 7519 §7.1)."""
+    header = {"alg": ALGORITHM, "kid": key_id(secret), "typ": "JWT"}
+    return _b64encode(json.dumps(header, separators=(",", ":")).encode()), hmac.new(
+        secret.encode(), None, hashlib.sha256
+    )
 
 
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "sub", "sid", "user_type")

@@ -11,7 +11,7 @@ from pg8000 import core as pg8000_core
 from pg8000.exceptions import DatabaseError
 
 from shared.config import Settings
-from shared.db import Database, DatabaseUnavailable
+from shared.db import Database, DatabaseUnavailable, Prepared, _statement
 
 
 @pytest.fixture
@@ -239,3 +239,59 @@ def test_pooled_connections_send_without_nagle_delay(db):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         ids = ",".join(str(uuid.uuid4()) for _ in range(5000))  # 185 KB: many segments
         assert tx.scalar("SELECT cardinality(string_to_array(:ids, ','))", ids=ids) == 5000
+
+
+# ---- one round trip per statement; prepared statements ---------------------------------------
+
+
+def _round_trips(tx, call) -> int:
+    """How many times the connection waited for the server's replies while `call` ran."""
+    conn, count = tx._conn, [0]
+    original = conn.handle_messages
+
+    def counting(context):
+        count[0] += 1
+        return original(context)
+
+    conn.handle_messages = counting
+    try:
+        call()
+    finally:
+        del conn.handle_messages
+    return count[0]
+
+
+def test_a_statement_with_parameters_and_rows_is_one_round_trip(db):
+    with db.transaction() as tx:
+        rows: list = []
+        trips = _round_trips(
+            tx, lambda: rows.extend(tx.rows("SELECT g, CAST(:s AS text) AS s FROM generate_series(1, 3) AS g", s="x"))
+        )
+        assert rows == [{"g": 1, "s": "x"}, {"g": 2, "s": "x"}, {"g": 3, "s": "x"}]
+        assert trips == 1
+        assert _round_trips(tx, lambda: tx.execute("SELECT 1 WHERE false")) == 1
+
+
+def test_a_prepared_statement_is_parsed_once_per_connection_and_survives_failed_runs(small_db):
+    insert = Prepared("INSERT INTO mitras (phone_e164, display_name) VALUES (:p, :n) RETURNING display_name")
+    phone = f"+62813{uuid.uuid4().int % 10**8:08d}"
+    with small_db.transaction() as tx:
+        assert tx.scalar(insert, p=phone, n="first") == "first"
+        tx.commit()
+    for _ in range(3):  # the same text fails on its unique index: Postgres reports it, the pool keeps the connection
+        with pytest.raises(DatabaseError), small_db.transaction() as tx:
+            tx.scalar(insert, p=phone, n="again")
+    assert small_db.open_connections == 1
+    with small_db.transaction() as tx:
+        other = f"+62813{uuid.uuid4().int % 10**8:08d}"
+        assert tx.scalar(insert, p=other, n="second") == "second"
+        prepared = tx.scalar(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = :s", s=_statement(insert)[0]
+        )
+        assert prepared == 1  # parsed again after each failed run, under the same name: never twice
+    with pytest.raises(DatabaseError), small_db.transaction() as tx:
+        tx.scalar(Prepared("SELEC 1"))  # fails to parse: nothing is remembered
+    with small_db.transaction() as tx:
+        assert tx.scalar(Prepared("SELECT CAST(:n AS int) * 2"), n=21) == 42
+        assert _round_trips(tx, lambda: tx.scalar(Prepared("SELECT CAST(:n AS int) * 2"), n=5)) == 1
+    _assert_pool_whole_and_in_step(small_db)

@@ -61,6 +61,25 @@ def test_a_token_signed_by_encode_access_verifies_to_its_principal():
     assert tokens.decode_access(SETTINGS, token, datetime.now(UTC)) == PRINCIPAL
 
 
+def test_a_token_signed_by_encode_access_is_the_jwt_pyjwt_reads_with_the_same_header_and_claims():
+    now = datetime.now(UTC)
+    role_principal = dataclasses.replace(PRINCIPAL, user_type="cc", role="admin")
+    for principal in (PRINCIPAL, role_principal):
+        token = tokens.encode_access(SETTINGS, principal, now)
+        header = jwt.get_unverified_header(token)
+        assert header == {"alg": "HS256", "typ": "JWT", "kid": tokens.key_id(SECRET)}
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer=SETTINGS.auth_jwt_issuer)
+        assert (claims["sub"], claims["user_type"], claims["sid"], claims.get("role")) == (
+            principal.user_id,
+            principal.user_type,
+            principal.session_id,
+            principal.role,
+        )
+        assert claims["exp"] - claims["iat"] == SETTINGS.access_token_ttl_seconds
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(token, OLD, algorithms=["HS256"])
+
+
 def test_a_token_signed_with_a_previous_secret_verifies():
     assert tokens.decode_access(SETTINGS, _forge(_claims(), secret=OLD), datetime.now(UTC)) == PRINCIPAL
 
