@@ -229,6 +229,8 @@ def chat_sessions_end(req: ApiRequest) -> dict:
 def chat_sessions_reroute(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     return pairing.reroute_by_staff(req.ctx, req.principal, session_id, _moderation_reason(req))
+
+
 @functions_framework.http
 @endpoint("GET /internal/chat-sessions/:id/messages", auth="cc_admin")
 def chat_sessions_messages(req: ApiRequest) -> dict:
