@@ -109,12 +109,15 @@ def chat_mitra_read(req: ApiRequest) -> dict:
     return _read(req)
 
 
-@functions_framework.http
-@endpoint("GET /api/mitra/chat-sessions", auth="mitra")
-def chat_mitra_sessions(req: ApiRequest) -> dict:
+@aio.http
+@async_endpoint("GET /api/mitra/chat-sessions", auth="mitra")
+async def chat_mitra_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
     cursor, limit = _page(req)
-    return chat.mitra_sessions(req.ctx, req.principal, view or "current", cursor, limit)
+    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0) or 0
+    if wait and (view != "offers" or cursor):
+        raise ValidationFailed("wait", "only the first page of view=offers can wait")
+    return await longpoll.offers(req.ctx, req.principal, view or "current", cursor, limit, wait)
 
 
 @functions_framework.http

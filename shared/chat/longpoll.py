@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 
 from shared import feed
 from shared.auth.principal import Principal
-from shared.chat import service
+from shared.chat import lists, service
 from shared.config import Settings
 from shared.context import AppContext
 from shared.errors import RateLimited
@@ -397,3 +397,42 @@ async def events(ctx: AppContext, principal: Principal, after: int | None, limit
             event.clear()
             current = await listener.shared_read((caller, key, after, limit, listener.wakes(key)), read)
     return current.view
+
+
+async def offers(
+    ctx: AppContext, principal: Principal, view: str, cursor: str | None, limit: int, wait: int
+) -> dict[str, Any]:
+    """A page of the mitra's sessions; view=offers with `wait` holds until an offer is open.
+
+    An offer writes an `offer_new` event to the mitra's feed, whose publish wakes this wait on
+    any instance (the feed's key); the same cap per caller as every other wait.
+    """
+
+    async def read() -> dict[str, Any]:
+        return await blocking(lists.mitra_sessions, ctx, principal, view, cursor, limit)
+
+    listener = hub(ctx)
+    if wait <= 0 or not await listener.ready():
+        return await read()
+    caller = f"{principal.user_type}:{principal.user_id}"
+    if listener.full(caller):
+        page = await read()  # an open offer is never refused; only another wait is
+        if page["sessions"]:
+            return page
+    key = feed.wake_key(principal.user_type, principal.user_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with listener.admit(caller), listener.listen(key) as event:
+        page = await read()  # registered first: an offer committed before is read here
+        while not page["sessions"] and listener.connected:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    await event.wait()
+            except TimeoutError:
+                break
+            event.clear()
+            page = await listener.shared_read(("offers", caller, limit, listener.wakes(key)), read)
+    return page
