@@ -93,9 +93,12 @@ def session_detail(row: Row, kind: str, end_reason: str | None) -> dict[str, Any
     }
 
 
-def offers_new(tx: Tx, session_id: Any, mitra_ids: Iterable[Any], now: datetime) -> None:
-    """An `offer_new` for each offered mitra: until when it may accept (the pairing deadline)."""
-    expires = now + timedelta(seconds=context.current().settings.pairing_timeout_seconds)
+def offers_new(
+    tx: Tx, session_id: Any, mitra_ids: Iterable[Any], now: datetime, search_started_at: datetime | None = None
+) -> None:
+    """An `offer_new` for each offered mitra: until when it may accept (the search's pairing deadline)."""
+    started = search_started_at or now
+    expires = started + timedelta(seconds=context.current().settings.pairing_timeout_seconds)
     for mitra_id in mitra_ids:
         add(tx, "mitra", mitra_id, OFFER_NEW, now, session_id, offer_expires_at=expires)
 

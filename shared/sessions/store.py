@@ -246,6 +246,44 @@ def restart_search(tx: Tx, session_id: str, now: datetime) -> Row | None:
     )
 
 
+def insert_offers(
+    tx: Tx, session_id: str, mitra_ids: list[str], now: datetime, search_started_at: datetime | None = None
+) -> int:
+    """Offer the session to each mitra; an offer that was lost (not declined) is reopened.
+
+    Each mitra actually offered gets an `offer_new` feed event (docs/events.md), which expires
+    with the search (`search_started_at`, now for a new blast).
+    """
+    offered = tx.rows(
+        "INSERT INTO pairing_offers (session_id, mitra_id, offered_at)"
+        " SELECT CAST(:s AS uuid), m, :now FROM unnest(CAST(:ids AS uuid[])) AS m"
+        " ON CONFLICT (session_id, mitra_id) DO UPDATE"
+        "   SET offered_at = EXCLUDED.offered_at, response = NULL, responded_at = NULL"
+        "   WHERE pairing_offers.response = 'lost'"
+        " RETURNING mitra_id",
+        s=session_id,
+        ids=mitra_ids,
+        now=now,
+    )
+    feed.offers_new(tx, session_id, sorted(str(r["mitra_id"]) for r in offered), now, search_started_at)
+    return len(offered)
+
+
+def running_searches_for(tx: Tx, mitra_id: str, started_after: datetime, limit: int) -> list[Row]:
+    """Searching sessions still within their pairing deadline that this mitra was never offered
+    and is not excluded from, oldest search first, locked (others' locked rows are skipped)."""
+    return tx.rows(
+        "SELECT id, search_started_at, duration_minutes FROM chat_sessions s"
+        " WHERE s.status = 'searching' AND s.search_started_at > :after"
+        "   AND NOT (CAST(:m AS uuid) = ANY(s.excluded_mitra_ids))"
+        "   AND NOT EXISTS (SELECT 1 FROM pairing_offers o WHERE o.session_id = s.id AND o.mitra_id = CAST(:m AS uuid))"
+        " ORDER BY s.search_started_at, s.id LIMIT :n FOR UPDATE SKIP LOCKED",
+        m=mitra_id,
+        after=started_after,
+        n=limit,
+    )
+
+
 def close_offers(tx: Tx, session_id: str, now: datetime, winner: str | None = None) -> list[str]:
     """Mark the winner's offer accepted and every unanswered one lost; the mitras who lost."""
     rows = tx.rows(
