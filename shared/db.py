@@ -175,6 +175,16 @@ class Tx:
         self._conn = conn
         self.committed = False
         self.in_step = True
+        self._before_commit: dict[str, Callable[[Tx], None]] = {}
+        self._after_commit: dict[str, Callable[[], None]] = {}
+
+    def before_commit(self, name: str, hook: Callable[[Tx], None]) -> None:
+        """Run `hook(tx)` as the last statements of the transaction, right before COMMIT (once per name)."""
+        self._before_commit.setdefault(name, hook)
+
+    def after_commit(self, name: str, hook: Callable[[], None]) -> None:
+        """Run `hook()` once the COMMIT succeeded (once per name); its failure is logged, never raised."""
+        self._after_commit.setdefault(name, hook)
 
     def _run(self, op: Callable[..., Any], *args: Any) -> Any:
         if not self.in_step:
@@ -220,9 +230,18 @@ class Tx:
         self._run(self._conn.execute_simple, sql)
 
     def commit(self) -> None:
-        """Commit the transaction; the block should end right after."""
+        """Commit the transaction (after its before-commit hooks); the block should end right after."""
+        while self._before_commit:
+            hook = self._before_commit.pop(next(iter(self._before_commit)))
+            hook(self)
         self._run(self._conn.execute_simple, "COMMIT")
         self.committed = True
+        hooks, self._after_commit = list(self._after_commit.values()), {}
+        for after in hooks:
+            try:
+                after()
+            except Exception:
+                log.exception("after-commit hook failed")
 
     def rollback(self) -> bool:
         """Roll back; True when the connection is still in step and idle afterwards."""

@@ -11,6 +11,7 @@ The rules (docs/retention.md says why each period is what it is):
 | `pairing_offers` | 30 days | `offered_at` (every session is over long before) |
 | `mitra_status_logs` | 180 days | `at` |
 | `chat_session_events` | 365 days | `at` |
+| `user_events` | 7 days | `created_at`, as an oldest prefix by id (the feed's rule, docs/events.md) |
 
 Kept: customers, mitras, chat sessions and messages (until the account-deletion rules apply),
 the control-center audit log, staff accounts, devices (capped per user), app_config.
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared import feed
 from shared.context import AppContext
 
 BATCH = 1_000
@@ -85,6 +87,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("mitra_status_logs", timedelta(days=180), _OLDEST_BY_ID.format(table="mitra_status_logs", column="at")),
     Rule("chat_session_events", timedelta(days=365), _OLDEST_BY_ID.format(table="chat_session_events", column="at")),
+    Rule("user_events", feed.RETENTION, feed.DELETE_BATCH),
 )
 
 

@@ -9,7 +9,7 @@ they are deployed with a high concurrency (infra/functions.toml, docs/chat.md).
 import functions_framework
 from functions_framework import aio
 
-from shared import chat, config, context, paging, validate
+from shared import chat, config, context, feed, paging, validate
 from shared.chat import longpoll
 from shared.chat.lists import CUSTOMER_VIEWS, DEFAULT_LIMIT, MAX_LIMIT, MITRA_VIEWS
 from shared.chat.service import DEFAULT_LIMIT as DEFAULT_MESSAGES
@@ -109,15 +109,42 @@ def chat_mitra_read(req: ApiRequest) -> dict:
     return _read(req)
 
 
-@functions_framework.http
-@endpoint("GET /api/mitra/chat-sessions", auth="mitra")
-def chat_mitra_sessions(req: ApiRequest) -> dict:
+@aio.http
+@async_endpoint("GET /api/mitra/chat-sessions", auth="mitra")
+async def chat_mitra_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
     cursor, limit = _page(req)
-    return chat.mitra_sessions(req.ctx, req.principal, view or "current", cursor, limit)
+    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0) or 0
+    if wait and (view != "offers" or cursor):
+        raise ValidationFailed("wait", "only the first page of view=offers can wait")
+    return await longpoll.offers(req.ctx, req.principal, view or "current", cursor, limit, wait)
 
 
 @functions_framework.http
 @endpoint("GET /api/mitra/chat-sessions/:id", auth="mitra")
 def chat_mitra_session(req: ApiRequest) -> dict:
     return chat.mitra_session(req.ctx, req.principal, req.uuid_param())
+
+
+# ---- the event feed (docs/events.md) -----------------------------------------------------------
+
+
+async def _events(req: ApiRequest) -> dict:
+    after = validate.query_integer(req.query("after"), "after", minimum=0, maximum=MAX_MESSAGE_ID)
+    limit = validate.query_integer(
+        req.query("limit"), "limit", minimum=1, maximum=feed.MAX_LIMIT, default=feed.DEFAULT_LIMIT
+    )
+    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
+    return await longpoll.events(req.ctx, req.principal, after, limit or feed.DEFAULT_LIMIT, wait or 0)
+
+
+@aio.http
+@async_endpoint("GET /api/client/events", auth="customer")
+async def chat_client_events(req: ApiRequest) -> dict:
+    return await _events(req)
+
+
+@aio.http
+@async_endpoint("GET /api/mitra/events", auth="mitra")
+async def chat_mitra_events(req: ApiRequest) -> dict:
+    return await _events(req)

@@ -8,6 +8,7 @@ import functions_framework
 
 from shared import app_settings, availability, config, context, devices
 from shared.http import ApiRequest, Reply, endpoint
+from shared.sessions import online
 
 context.init(required=(config.DATABASE, config.VALKEY, config.JWT_SECRET))
 
@@ -19,7 +20,7 @@ def _actor(req: ApiRequest) -> str:
 @functions_framework.http
 @endpoint("POST /api/mitra/status/online", auth="mitra")
 def mitra_status_online(req: ApiRequest) -> dict:
-    return availability.set_online(req.ctx, req.principal.user_id, _actor(req))
+    return online.go_online(req.ctx, req.principal.user_id, _actor(req))
 
 
 @functions_framework.http

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared import app_config, audit, mitras
+from shared import app_config, audit, feed, mitras
 from shared.auth import revocation, tokens
 from shared.auth.principal import Principal
 from shared.availability import access, mirror, seed, truth
@@ -145,6 +145,7 @@ def deactivate(
             was_online = bool(row["is_online"])
             row = mitras.update(tx, mitra_id, now, is_active=False, is_online=False)
             mitras.log_status(tx, mitra_id, "deactivated", actor, now, {"was_online": was_online})
+            feed.add(tx, "mitra", mitra_id, feed.ACCOUNT, now, status="deactivated")  # docs/events.md
         revoked = revocation.take_access_away(ctx, tx, reason="deactivated", user_type="mitra", user_id=mitra_id)
         extra = also(tx, now) if also is not None else {}
         audit.record(tx, actor, "mitra.deactivate", "mitra", mitra_id, now, {"revoked_sessions": len(revoked), **extra})
@@ -163,6 +164,7 @@ def activate(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, Any]:
         if not row["is_active"]:
             row = mitras.update(tx, mitra_id, now, is_active=True)
             mitras.log_status(tx, mitra_id, "activated", actor, now)
+            feed.add(tx, "mitra", mitra_id, feed.ACCOUNT, now, status="active")
         audit.record(tx, actor, "mitra.activate", "mitra", mitra_id, now)
         state, _ = _truth_in_tx(tx, mitra_id)
         tx.commit()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import audit, paging
+from shared import audit, feed, paging
 from shared.auth import customers as auth_customers
 from shared.auth import revocation
 from shared.context import AppContext
@@ -132,6 +132,7 @@ def block(ctx: AppContext, customer_id: str, actor: str, reason: str | None) -> 
                 id=customer_id,
             )
             assert row is not None
+            feed.add(tx, "customer", customer_id, feed.ACCOUNT, now, status="blocked")  # docs/events.md
         revoked = revocation.take_access_away(ctx, tx, reason=BLOCK_REASON, user_type="customer", user_id=customer_id)
         closed = store.close_open_of_customer(tx, customer_id, actor, BLOCK_REASON, now)
         # Money (docs/payments.md, "Closing"): nothing stays payable, unused paid time is owed back.

@@ -34,8 +34,9 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
+from shared import feed
 from shared.auth.principal import Principal
-from shared.chat import service
+from shared.chat import lists, service
 from shared.config import Settings
 from shared.context import AppContext
 from shared.errors import RateLimited
@@ -350,3 +351,88 @@ def _seconds_until(ctx: AppContext, moment: datetime | None) -> float | None:
     if moment is None:
         return None
     return max((moment - ctx.now()).total_seconds() + DEADLINE_MARGIN_SECONDS, MIN_DEADLINE_SLEEP_SECONDS)
+
+
+# ---- the per-user event feed (docs/events.md) ---------------------------------------------------
+
+
+async def events(ctx: AppContext, principal: Principal, after: int | None, limit: int, wait: int) -> dict[str, Any]:
+    """The caller's events after `after`; with `wait`, hold until one is written or time is up.
+
+    The same waiting as `messages`: the Hub's one pub/sub connection wakes the key
+    `feed:<type>:<id>` that every write of the caller's events publishes after its commit; the
+    same per-caller cap (429 TOO_MANY_WAITS) counts these waits with the message polls. It also
+    wakes at the next deadline of the caller's live sessions, whose re-read settles them.
+    Without `after` it answers at once: no events, and the head to go on from.
+    """
+
+    async def read() -> service.Poll:
+        return await blocking(service.feed_poll, ctx, principal, after, limit)
+
+    listener = hub(ctx)
+    if after is None or wait <= 0 or not await listener.ready():
+        return (await read()).view
+    caller = f"{principal.user_type}:{principal.user_id}"
+    if listener.full(caller):
+        now = await read()  # what there is now is never refused; only another wait is
+        if now.view["events"] or now.view["reset"]:
+            return now.view
+    key = feed.wake_key(principal.user_type, principal.user_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with listener.admit(caller), listener.listen(key) as event:
+        current = await read()  # registered first: an event committed before is read here
+        while not current.view["events"] and not current.view["reset"] and listener.connected:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            due = _seconds_until(ctx, current.deadline)
+            try:
+                async with asyncio.timeout(remaining if due is None else min(remaining, due)):
+                    await event.wait()
+            except TimeoutError:
+                if due is None or due >= remaining:
+                    break
+                # A deadline of one of the caller's sessions came: the re-read settles it.
+            event.clear()
+            current = await listener.shared_read((caller, key, after, limit, listener.wakes(key)), read)
+    return current.view
+
+
+async def offers(
+    ctx: AppContext, principal: Principal, view: str, cursor: str | None, limit: int, wait: int
+) -> dict[str, Any]:
+    """A page of the mitra's sessions; view=offers with `wait` holds until an offer is open.
+
+    An offer writes an `offer_new` event to the mitra's feed, whose publish wakes this wait on
+    any instance (the feed's key); the same cap per caller as every other wait.
+    """
+
+    async def read() -> dict[str, Any]:
+        return await blocking(lists.mitra_sessions, ctx, principal, view, cursor, limit)
+
+    listener = hub(ctx)
+    if wait <= 0 or not await listener.ready():
+        return await read()
+    caller = f"{principal.user_type}:{principal.user_id}"
+    if listener.full(caller):
+        page = await read()  # an open offer is never refused; only another wait is
+        if page["sessions"]:
+            return page
+    key = feed.wake_key(principal.user_type, principal.user_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with listener.admit(caller), listener.listen(key) as event:
+        page = await read()  # registered first: an offer committed before is read here
+        while not page["sessions"] and listener.connected:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    await event.wait()
+            except TimeoutError:
+                break
+            event.clear()
+            page = await listener.shared_read(("offers", caller, limit, listener.wakes(key)), read)
+    return page

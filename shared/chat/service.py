@@ -14,7 +14,7 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from shared import anonymity, app_config, notify, ratelimit
+from shared import anonymity, app_config, feed, notify, ratelimit
 from shared.auth.principal import Principal
 from shared.chat import store
 from shared.context import AppContext
@@ -135,9 +135,10 @@ def send(
                 current_status=status,
             )
         row = sessions.append_message(tx, session_id, sender_type, sender_id, client_message_id, body, now)
+        peer = _peer(principal)
+        feed.add(tx, peer, session[f"{peer}_id"], feed.MESSAGE, now, session_id, message_id=int(row["id"]))
         tx.commit()
     effects.wake_readers(ctx, session_id)
-    peer = _peer(principal)
     push = {
         "type": "chat_message",
         "session_id": session_id,
@@ -230,12 +231,37 @@ def read_before(ctx: AppContext, principal: Principal, session_id: str, before: 
 
 def mark_read(ctx: AppContext, principal: Principal, session_id: str, up_to: int) -> dict[str, Any]:
     """Move the caller's read marker to `up_to` (clamped to the last message); never back."""
+    now = ctx.now()
     with ctx.db.transaction() as tx:
-        _party(principal, sessions.get(tx, session_id))
+        session = _party(principal, sessions.get(tx, session_id))
         target = min(up_to, store.last_id(tx, session_id))
         before = store.read_marker(tx, session_id, principal.user_type, principal.user_id)
-        marker = store.move_read_marker(tx, session_id, principal.user_type, principal.user_id, target, ctx.now())
+        marker = store.move_read_marker(tx, session_id, principal.user_type, principal.user_id, target, now)
+        if marker != before:  # the other side's feed carries the read marker (docs/events.md)
+            peer = _peer(principal)
+            feed.add(tx, peer, session[f"{peer}_id"], feed.READ_MARKER, now, session_id, last_read_id=marker)
         tx.commit()
     if marker != before:
         effects.wake_readers(ctx, session_id)  # the other side's wait answers the new marker
     return {"session_id": session_id, "last_read_id": marker}
+
+
+# ---- the event feed's read (the long poll around it is shared.chat.longpoll.events) -------------
+
+
+def feed_poll(ctx: AppContext, principal: Principal, after: int | None, limit: int) -> Poll:
+    """The caller's events after `after`, once its overdue sessions are settled; and the next deadline.
+
+    Settling here is what makes the feed alone enough (docs/events.md): a session that ends or
+    an offer that expires while nobody else reads it is moved by the feed's own read (or its
+    wait, which wakes at the deadline), and the events of that move are then in the feed.
+    """
+    user_type, user_id = principal.user_type, principal.user_id
+    with ctx.db.transaction() as tx:
+        live = sessions.live_of(tx, user_type, user_id)
+        view = feed.read(tx, user_type, user_id, after, limit)
+    if settle.settle(ctx, live):
+        return feed_poll(ctx, principal, after, limit)
+    timeout = timedelta(seconds=ctx.settings.pairing_timeout_seconds)
+    deadlines = [d for d in (states.next_deadline(row, timeout) for row in live) if d is not None]
+    return Poll(view, min(deadlines, default=None))

@@ -138,6 +138,7 @@ def request_session(ctx: AppContext, principal: Principal, duration_minutes: int
             offers.insert_offers(tx, session_id, picked, now)
             store.record_event(tx, session_id, "requested", _actor(principal), now, {"duration_minutes": duration})
             store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "round": 1})
+            store.feed_session(tx, session_id, "requested", now)
             view = _view(tx, row)
             tx.commit()
     except DatabaseError as exc:
@@ -324,6 +325,7 @@ def _reroute(ctx: AppContext, principal: Principal, session_id: str, staff_reaso
         store.record_event(tx, session_id, "rerouted", actor, now, detail)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "reroute"})
         store.system_message(tx, session_id, "rerouted", now)
+        store.feed_session(tx, session_id, "rerouted", now, also_mitras=[previous], customer=False)
         view = _view(tx, row)
         tx.commit()
     effects.wake_readers(ctx, session_id)
@@ -471,7 +473,9 @@ def _reblast_or_expire(tx: Tx, row: Row, picked: list[str], now: datetime) -> Ro
     if picked:
         offers.insert_offers(tx, session_id, picked, now)
         store.record_event(tx, session_id, "offered", "system", now, {"mitras": len(picked), "reason": "all_declined"})
-        return store.restart_search(tx, session_id, now) or row
+        restarted = store.restart_search(tx, session_id, now) or row
+        store.feed_session(tx, session_id, "reblasted", now)  # the pairing deadline moved
+        return restarted
     # Everyone said no and nobody else is free: tell the customer now rather than at the timeout.
     ended = store.finish(tx, session_id, ("searching",), "expired", "no_mitra_available", now)
     store.record_event(tx, session_id, "expired", "system", now, {"reason": "no_mitra_available"})

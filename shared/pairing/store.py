@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.availability.truth import effective_max_sql, holds_capacity_sql, under_capacity_sql
 from shared.db import Row, Tx
+from shared.sessions.store import insert_offers as insert_offers  # the one INSERT of offers (re-exported)
 
 
 def offer_response(tx: Tx, session_id: str, mitra_id: str) -> tuple[bool, str | None]:
@@ -82,20 +83,6 @@ def lock_mitra_capacity(tx: Tx, mitra_id: str) -> Row | None:
 
 
 # ---- writes --------------------------------------------------------------------------------
-
-
-def insert_offers(tx: Tx, session_id: str, mitra_ids: list[str], now: datetime) -> int:
-    """Offer the session to each mitra; an offer that was lost (not declined) is reopened."""
-    return tx.execute(
-        "INSERT INTO pairing_offers (session_id, mitra_id, offered_at)"
-        " SELECT CAST(:s AS uuid), m, :now FROM unnest(CAST(:ids AS uuid[])) AS m"
-        " ON CONFLICT (session_id, mitra_id) DO UPDATE"
-        "   SET offered_at = EXCLUDED.offered_at, response = NULL, responded_at = NULL"
-        "   WHERE pairing_offers.response = 'lost'",
-        s=session_id,
-        ids=mitra_ids,
-        now=now,
-    )
 
 
 def decline_offer(tx: Tx, session_id: str, mitra_id: str, now: datetime) -> bool:

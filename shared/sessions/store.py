@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from shared import feed
 from shared.db import Row, Tx
 from shared.sessions.states import (
     CAPACITY_STATUSES,
@@ -90,6 +91,22 @@ def open_session_of(tx: Tx, customer_id: str) -> Row | None:
         f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
         f" WHERE customer_id = CAST(:c AS uuid) AND {_OPEN}",
         c=customer_id,
+    )
+
+
+def live_of(tx: Tx, user_type: str, user_id: str) -> list[Row]:
+    """The sessions whose deadlines concern this user: a customer's open session; a mitra's held
+    sessions and the searching sessions with an unanswered offer to it."""
+    if user_type == "customer":
+        row = open_session_of(tx, user_id)
+        return [row] if row is not None else []
+    return tx.rows(
+        f"SELECT {SESSION_COLUMNS} FROM chat_sessions"  # noqa: S608 (constant SQL)
+        " WHERE mitra_id = CAST(:m AS uuid) AND status IN ('pending_payment', 'active')"
+        " UNION ALL"
+        f" SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE status = 'searching' AND id IN"
+        "   (SELECT session_id FROM pairing_offers WHERE mitra_id = CAST(:m AS uuid) AND response IS NULL)",
+        m=user_id,
     )
 
 
@@ -244,6 +261,44 @@ def restart_search(tx: Tx, session_id: str, now: datetime) -> Row | None:
     )
 
 
+def insert_offers(
+    tx: Tx, session_id: str, mitra_ids: list[str], now: datetime, search_started_at: datetime | None = None
+) -> int:
+    """Offer the session to each mitra; an offer that was lost (not declined) is reopened.
+
+    Each mitra actually offered gets an `offer_new` feed event (docs/events.md), which expires
+    with the search (`search_started_at`, now for a new blast).
+    """
+    offered = tx.rows(
+        "INSERT INTO pairing_offers (session_id, mitra_id, offered_at)"
+        " SELECT CAST(:s AS uuid), m, :now FROM unnest(CAST(:ids AS uuid[])) AS m"
+        " ON CONFLICT (session_id, mitra_id) DO UPDATE"
+        "   SET offered_at = EXCLUDED.offered_at, response = NULL, responded_at = NULL"
+        "   WHERE pairing_offers.response = 'lost'"
+        " RETURNING mitra_id",
+        s=session_id,
+        ids=mitra_ids,
+        now=now,
+    )
+    feed.offers_new(tx, session_id, sorted(str(r["mitra_id"]) for r in offered), now, search_started_at)
+    return len(offered)
+
+
+def running_searches_for(tx: Tx, mitra_id: str, started_after: datetime, limit: int) -> list[Row]:
+    """Searching sessions still within their pairing deadline that this mitra was never offered
+    and is not excluded from, oldest search first, locked (others' locked rows are skipped)."""
+    return tx.rows(
+        "SELECT id, search_started_at, duration_minutes FROM chat_sessions s"
+        " WHERE s.status = 'searching' AND s.search_started_at > :after"
+        "   AND NOT (CAST(:m AS uuid) = ANY(s.excluded_mitra_ids))"
+        "   AND NOT EXISTS (SELECT 1 FROM pairing_offers o WHERE o.session_id = s.id AND o.mitra_id = CAST(:m AS uuid))"
+        " ORDER BY s.search_started_at, s.id LIMIT :n FOR UPDATE SKIP LOCKED",
+        m=mitra_id,
+        after=started_after,
+        n=limit,
+    )
+
+
 def close_offers(tx: Tx, session_id: str, now: datetime, winner: str | None = None) -> list[str]:
     """Mark the winner's offer accepted and every unanswered one lost; the mitras who lost."""
     rows = tx.rows(
@@ -255,7 +310,9 @@ def close_offers(tx: Tx, session_id: str, now: datetime, winner: str | None = No
         w=winner,
         now=now,
     )
-    return [str(r["mitra_id"]) for r in rows if r["response"] == "lost"]
+    lost = [str(r["mitra_id"]) for r in rows if r["response"] == "lost"]
+    feed.offers_closed(tx, session_id, lost, now)
+    return lost
 
 
 # ---- the session-expiry sweep ---------------------------------------------------------------
@@ -284,7 +341,7 @@ def expire_batch(
     """
     from_status, column, to_status, reason = EXPIRY_KINDS[kind]
     lock = "FOR UPDATE SKIP LOCKED" if session_ids is None else "FOR UPDATE"
-    return tx.rows(
+    moved = tx.rows(
         f"WITH due AS (SELECT id FROM chat_sessions WHERE status = :from_status AND {column} <= :due_before"  # noqa: S608
         "             AND (CAST(:only AS uuid[]) IS NULL OR id = ANY(CAST(:only AS uuid[])))"
         f"             ORDER BY {column}, id LIMIT :batch {lock}),"
@@ -307,6 +364,9 @@ def expire_batch(
         batch=batch,
         only=session_ids,
     )
+    for row in moved:
+        feed.offers_closed(tx, row["id"], row["lost"], now)
+    return moved
 
 
 # ---- the timeline: chat_session_events and the conversation's messages ----------------------
@@ -407,10 +467,32 @@ def append_message(
 
 
 def system_message(tx: Tx, session_id: Any, kind: str, now: datetime, **detail: Any) -> None:
-    """Append the system message announcing `kind`; the caller's UPDATE holds the session row."""
+    """Append the system message announcing `kind`, and its feed event; the caller's UPDATE holds the session row."""
     assert kind in KINDS, kind
     clean = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in detail.items() if v is not None}
     append_message(tx, str(session_id), "system", None, None, kind, now, clean)
+    feed_session(tx, session_id, kind, now)
+
+
+def feed_session(
+    tx: Tx, session_id: Any, kind: str, now: datetime, *, also_mitras: Iterable[Any] = (), customer: bool = True
+) -> None:
+    """A `session` event (docs/events.md) for the session's customer and mitra, as this transaction left it.
+
+    Every transition a party sees writes one through `system_message`; `also_mitras` are told
+    too (the mitra a reroute took the session from), and with `customer` False only they are.
+    The mitra reads the end reason as it may.
+    """
+    row = get(tx, str(session_id))
+    if row is None:
+        return
+    if customer:
+        detail = feed.session_detail(row, kind, row["end_reason"])
+        feed.add(tx, "customer", row["customer_id"], feed.SESSION, now, session_id, **detail)
+    mitra_detail = feed.session_detail(row, kind, end_reason_for_mitra(row["end_reason"]))
+    mitras = (*also_mitras,) if not customer else (row["mitra_id"], *also_mitras)
+    for mitra_id in sorted({str(m) for m in mitras if m}):
+        feed.add(tx, "mitra", mitra_id, feed.SESSION, now, session_id, **mitra_detail)
 
 
 def system_messages(tx: Tx, session_ids: Iterable[Any], kind: str, now: datetime, **detail: Any) -> None:

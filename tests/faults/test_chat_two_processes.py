@@ -7,6 +7,7 @@ requirement itself (under 1 s); throughput and percentiles belong to bench/.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -18,8 +19,9 @@ import requests
 
 from shared.context import AppContext
 from tests.chat_support import Pair, active_session
-from tests.pairing_support import api, customer
+from tests.pairing_support import api, customer, online_mitras
 from tests.server_process import server
+from tests.tokens import bearer, cc_token
 
 ROUNDS = 3
 
@@ -132,3 +134,133 @@ def test_a_read_marker_posted_on_one_process_wakes_a_wait_on_the_other(
     thread.join(timeout=25)
     assert result["body"]["messages"] == [] and result["body"]["peer_last_read_id"] == sent["id"]
     assert result["at"] - started < 1.0
+
+
+# ---- the event feed: a mitra's whole day from the feed alone, across two processes and a restart ----
+
+
+def _feed(base: str, side: str, headers: dict[str, str], after: int | None = None, wait: int = 0) -> dict[str, Any]:
+    params = {} if after is None else {"after": after, "wait": wait}
+    resp = requests.get(f"{base}/api/{side}/events", params=params, headers=headers, timeout=wait + 10)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+class _Follower:
+    """An app that knows only its feed: keeps `after`, waits, and records every event once."""
+
+    def __init__(self, side: str, headers: dict[str, str], base: str) -> None:
+        self.side, self.headers, self.base = side, headers, base
+        self.after = int(_feed(base, side, headers)["next_after"])  # a fresh app starts at the head
+        self.seen: list[dict[str, Any]] = []
+
+    def next(self, wait: int = 20) -> list[dict[str, Any]]:
+        """One long poll; the events it answered (it must not run out empty)."""
+        started = time.monotonic()
+        got = _feed(self.base, self.side, self.headers, self.after, wait)
+        assert not got["reset"]
+        assert got["events"], f"the wait ran out after {time.monotonic() - started:.1f} s with nothing"
+        self.after = got["next_after"]
+        self.seen.extend(got["events"])
+        return list(got["events"])
+
+    def in_background(self, wait: int = 20) -> threading.Thread:
+        thread = threading.Thread(target=self.next, args=(wait,))
+        thread.start()
+        time.sleep(0.7)  # waiting by now
+        assert thread.is_alive(), "the feed answered before anything happened"
+        return thread
+
+
+def _kinds(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(e["type"], e["detail"].get("kind")) for e in events]
+
+
+def test_a_mitras_whole_day_works_from_the_event_feed_alone_across_two_processes_and_a_restart(
+    isolated_ctx: AppContext,
+) -> None:
+    groups = ("chat", "pairing", "admin")
+    [(_, mitra)] = online_mitras(isolated_ctx, 1)
+    _, cust = customer(isolated_ctx)
+    staff = bearer(cc_token(isolated_ctx))
+    with contextlib.ExitStack() as first_stack, server(isolated_ctx, groups) as second:
+        first = first_stack.enter_context(server(isolated_ctx, groups))
+        app = _Follower("mitra", mitra, first)  # the mitra app talks to the first process
+        customer_app = _Follower("client", cust, second)
+
+        # An offer, written on the second process, wakes the wait on the first.
+        waiting = app.in_background()
+        session = requests.post(f"{second}/api/client/chat-sessions", json={}, headers=cust, timeout=10).json()
+        waiting.join(timeout=25)
+        assert _kinds(app.seen) == [("offer_new", None)] and app.seen[0]["session_id"] == session["id"]
+        session_id = session["id"]
+        base = f"/api/mitra/chat-sessions/{session_id}"
+        assert requests.post(f"{second}{base}/accept", headers=mitra, timeout=10).status_code == 200
+        assert _kinds(app.next()) == [("session", "accepted")]
+        assert app.seen[-1]["detail"]["payment_deadline_at"]
+
+        # The first process restarts; the app goes on with the `after` it kept.
+        first_stack.close()
+        first = first_stack.enter_context(server(isolated_ctx, groups))
+        app.base = first
+        waiting = app.in_background()
+        paid = requests.post(
+            f"{second}/internal/chat-sessions/{session_id}/payment-confirmed", headers=staff, timeout=10
+        )
+        assert paid.status_code == 200, paid.text
+        waiting.join(timeout=25)
+        assert _kinds(app.seen[-1:]) == [("session", "active")] and app.seen[-1]["detail"]["expires_at"]
+
+        # The chat: the customer writes (second process), the mitra hears it from its feed, reads it
+        # on the first process, and each side's read marker reaches the other's feed.
+        pair = Pair(session_id, "", cust, "", mitra)
+        waiting = app.in_background()
+        sent = _send(second, "client", pair, "hello from the customer").json()
+        waiting.join(timeout=25)
+        assert app.seen[-1]["type"] == "message" and app.seen[-1]["detail"]["message_id"] == sent["id"]
+        got = _receive(first, "mitra", pair, 0).json()
+        assert [m["body"] for m in got["messages"] if m["sender_type"] == "customer"] == ["hello from the customer"]
+        marked = requests.post(
+            _url(first, "mitra", pair, "messages/read"), json={"up_to": sent["id"]}, headers=mitra, timeout=10
+        )
+        assert marked.status_code == 200
+        customer_events = customer_app.next()
+        while customer_events[-1]["type"] != "read_marker":
+            customer_events = customer_app.next()
+        assert customer_events[-1]["detail"]["last_read_id"] == sent["id"]
+        reply = _send(first, "mitra", pair, "hello from the mitra").json()
+        waiting = app.in_background()
+        assert (
+            requests.post(
+                _url(second, "client", pair, "messages/read"), json={"up_to": reply["id"]}, headers=cust, timeout=10
+            ).status_code
+            == 200
+        )
+        waiting.join(timeout=25)
+        assert app.seen[-1]["type"] == "read_marker" and app.seen[-1]["detail"]["last_read_id"] == reply["id"]
+
+        # Expiry: the session's time runs out with no sweep and no chat read; the feed's own wait ends it.
+        with isolated_ctx.db.transaction() as tx:
+            tx.execute(
+                "UPDATE chat_sessions SET expires_at = clock_timestamp() + interval '2 seconds'"
+                " WHERE id = CAST(:s AS uuid)",
+                s=session_id,
+            )
+            tx.commit()
+        app.next(wait=20)
+        assert (app.seen[-1]["type"], app.seen[-1]["detail"]["status"], app.seen[-1]["detail"]["end_reason"]) == (
+            "session",
+            "ended",
+            "expired",
+        )
+
+    ids = [e["id"] for e in app.seen]
+    assert ids == sorted(set(ids)), "the feed repeated or reordered an event"
+    assert _kinds(app.seen) == [
+        ("offer_new", None),
+        ("session", "accepted"),
+        ("session", "active"),
+        ("message", None),
+        ("read_marker", None),
+        ("session", "ended"),
+    ]

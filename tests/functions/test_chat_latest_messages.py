@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from shared.context import AppContext
 from tests.auth_support import client
 from tests.chat_support import active_session, receive, send
+from tests.helpers import FakeClock
 from tests.pairing_support import api, customer, online_mitras
 
 
@@ -108,11 +111,12 @@ def test_an_offered_mitra_reads_the_offer_and_others_get_404(isolated_ctx: AppCo
     assert missing.status_code == 404 and missing.json["error"]["code"] == "SESSION_NOT_FOUND"
 
 
-def test_the_mitra_session_get_settles_an_overdue_session(isolated_ctx: AppContext) -> None:
+def test_the_mitra_session_get_settles_an_overdue_session(isolated_ctx: AppContext, clock: FakeClock) -> None:
     pair = active_session(isolated_ctx)
     with isolated_ctx.db.transaction() as tx:
         tx.execute(
-            "UPDATE chat_sessions SET expires_at = now() - interval '1 second' WHERE id = CAST(:s AS uuid)",
+            "UPDATE chat_sessions SET expires_at = :at WHERE id = CAST(:s AS uuid)",
+            at=clock() - timedelta(seconds=1),
             s=pair.session_id,
         )
         tx.commit()

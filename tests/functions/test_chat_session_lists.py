@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 from shared import app_config
 from shared.context import AppContext
 from tests.chat_support import sessions
@@ -108,3 +112,30 @@ def test_a_session_awaiting_payment_is_in_the_customers_open_and_the_mitras_curr
     assert (opened["id"], opened["status"]) == (sid, "pending_payment")
     [held] = sessions("mitra", mitra_auth, view="current").json["sessions"]
     assert (held["id"], held["status"]) == (sid, "pending_payment")
+
+
+def test_the_offers_list_waits_until_an_offer_appears(isolated_ctx: AppContext) -> None:
+    [(_, mitra)] = online_mitras(isolated_ctx, 1)
+    _, cust = customer(isolated_ctx)
+    got: dict[str, Any] = {}
+
+    def wait() -> None:
+        started = time.monotonic()
+        got["body"] = sessions("mitra", mitra, view="offers", wait=10).json
+        got["waited"] = time.monotonic() - started
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.7)
+    assert thread.is_alive(), "the offers list answered before any offer existed"
+    session = api("request", cust).json
+    thread.join(timeout=20)
+    assert [s["id"] for s in got["body"]["sessions"]] == [session["id"]]
+    assert got["waited"] < 5
+
+
+def test_wait_on_a_list_other_than_the_first_page_of_offers_is_a_400(isolated_ctx: AppContext) -> None:
+    [(_, mitra)] = online_mitras(isolated_ctx, 1)
+    for query in ({"view": "current", "wait": 5}, {"view": "offers", "wait": 26}, {"view": "offers", "wait": "x"}):
+        got = sessions("mitra", mitra, **query)
+        assert got.status_code == 400 and got.json["error"]["code"] == "VALIDATION_FAILED", query
