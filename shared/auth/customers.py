@@ -215,6 +215,36 @@ def app_user(ctx: AppContext, principal: Principal) -> dict[str, Any]:
     return get(ctx, principal.user_id)
 
 
+def change_phone(ctx: AppContext, customer_id: str, request_id: str, code: str) -> dict[str, Any]:
+    """Move the customer to the number an OTP was sent to (PUT /api/client/auth/phone); the profile.
+
+    The code proves the new number. 409 IDENTITY_TAKEN when another account has it; then, as for
+    every refused verify, the transaction rolls back and the code stays unused. The session stays:
+    the account is the same. An anonymous customer adding a number becomes a full account.
+    """
+    with ctx.db.transaction() as tx:
+        verified = otp.check_code(ctx, tx, "customer", request_id, code)
+        owner = tx.scalar("SELECT id FROM customers WHERE phone_e164 = :p FOR UPDATE", p=verified.phone)
+        if owner is not None and str(owner) != customer_id:
+            raise _taken()
+        try:
+            row = tx.one(
+                "UPDATE customers SET phone_e164 = :p, is_anonymous = false, updated_at = :now"  # noqa: S608
+                f" WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL RETURNING {COLUMNS}",
+                p=verified.phone,
+                now=ctx.now(),
+                id=customer_id,
+            )
+        except DatabaseError as exc:
+            if is_unique_violation(exc):  # taken by someone else concurrently
+                raise _taken() from None
+            raise
+        if row is None:
+            raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
+        tx.commit()
+    return to_json(row)
+
+
 def get(ctx: AppContext, customer_id: str) -> dict[str, Any]:
     """The customer's profile (GET /me)."""
     row = ctx.db.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)", id=customer_id)  # noqa: S608
