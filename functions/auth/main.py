@@ -42,7 +42,7 @@ def auth_anonymous(req: ApiRequest) -> Reply:
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
     issued = customers.rotate_refresh(req.ctx, token)
-    return issued.body(customers.app_user(req.ctx, issued.principal))
+    return issued.body(customers.app_user(issued))
 
 
 @functions_framework.http
