@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from shared.context import AppContext
 from tests.auth_support import (
     anonymous,
@@ -91,3 +93,34 @@ def test_a_mitra_edits_its_display_name(isolated_ctx: AppContext):
     assert [(r["event"], r["actor"]) for r in logged] == [("edited", f"mitra:{mitra_id}")]
     blank = client("auth_mitra_profile").patch("/api/mitra/auth/profile", json={"display_name": " "}, headers=headers)
     assert blank.status_code == 400 and blank.json["error"]["field"] == "display_name"
+
+
+def test_two_customers_moving_to_one_number_at_once_one_wins(ctx):
+    number = phone()
+    first, second = anonymous(), anonymous()
+    codes = []
+    for _ in range(2):
+        codes.append(_code_for(number))
+        with ctx.db.transaction() as tx:  # past the resend cooldown for the second code
+            tx.execute(
+                "UPDATE otp_requests SET created_at = created_at - interval '1 hour' WHERE phone_e164 = :p", p=number
+            )
+            tx.commit()
+    barrier = threading.Barrier(2)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def change(signed: dict, code: tuple[str, str]) -> None:
+        barrier.wait()
+        resp = _change_phone(bearer(signed["access_token"]), *code)
+        with lock:
+            answers.append((resp.status_code, (resp.json.get("error") or {}).get("code", "")))
+
+    threads = [threading.Thread(target=change, args=args) for args in ((first, codes[0]), (second, codes[1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(answers) == [(200, ""), (409, "IDENTITY_TAKEN")]
+    owners = ctx.db.scalar("SELECT count(*) FROM customers WHERE phone_e164 = :p", p=number)
+    assert owners == 1
