@@ -6,6 +6,7 @@ an app generated from the document must know every code it can meet on each call
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,25 @@ def test_every_code_a_route_can_answer_is_documented_on_that_route(doc, graph):
     assert gaps == {}, "codes a route can answer but its openapi.yaml responses do not name: " + "; ".join(
         f"{route}: {sorted(codes)}" for route, codes in sorted(gaps.items())
     )
+
+
+def test_every_code_a_routes_own_responses_name_is_one_it_can_answer(doc, graph):
+    stale = error_codes.overdocumented(doc, graph)
+    assert stale == {}, "documented on a route that cannot answer them: " + "; ".join(
+        f"{route}: {sorted(codes)}" for route, codes in sorted(stale.items())
+    )
+
+
+def test_each_code_raised_through_an_object_is_unreached_by_the_scan_and_documented(doc, graph):
+    by_route = {
+        f"{fn.method} {openapi_norm.openapi_path(fn.route)}": codes
+        for fn, codes in error_codes.route_codes(graph).items()
+    }
+    known = set(doc["components"]["schemas"]["ErrorCode"]["enum"])
+    for route, code in error_codes.RAISED_THROUGH_OBJECTS:
+        assert code not in by_route[route], f"the scan now sees {code} on {route}: remove the entry"
+        method, path = route.split(" ", 1)
+        assert code in error_codes.own_codes(doc, method.lower(), path, known), f"{route} must document {code}"
 
 
 def test_each_unreachable_exception_is_still_reached_and_undocumented(doc, graph):
@@ -65,3 +85,10 @@ def test_the_guard_adds_its_codes_by_the_auth_kind(graph):
     assert "ADMIN_REQUIRED" in graph.guard_codes("cc_admin") and "ADMIN_REQUIRED" not in graph.guard_codes("cc")
     assert "ACCOUNT_BLOCKED" in graph.guard_codes("customer") and "ACCOUNT_BLOCKED" not in graph.guard_codes("mitra")
     assert {"TOKEN_EXPIRED", "SESSION_REVOKED", "WRONG_USER_TYPE"} <= graph.guard_codes("mitra")
+
+
+def test_a_code_documented_on_a_route_that_cannot_answer_it_is_reported(doc, graph):
+    changed = copy.deepcopy(doc)
+    responses = changed["paths"]["/api/shared/auth/logout-all"]["post"]["responses"]
+    responses["409"] = {"description": "OFFER_CLOSED"}
+    assert error_codes.overdocumented(changed, graph) == {"POST /api/shared/auth/logout-all": {"OFFER_CLOSED"}}
