@@ -8,6 +8,7 @@ staff accounts needs an admin ("cc_admin"). Every change writes an audit row (sh
 import functions_framework
 
 from shared import app_config, audit, availability, context, health, mitras, paging, pairing, phones, validate
+from shared.accounts import mitra_deletion
 from shared.cc import audit_log, customer_admin, moderation, sessions, staff
 from shared.http import ApiRequest, Reply, endpoint
 
@@ -266,3 +267,9 @@ def cc_users_patch(req: ApiRequest) -> dict:
 @endpoint("POST /internal/control-center-users/:id/unlock", auth="cc_admin")
 def cc_users_unlock(req: ApiRequest) -> dict:
     return staff.unlock(req.ctx, req.principal, req.uuid_param())
+
+
+@functions_framework.http
+@endpoint("DELETE /internal/mitras/:id", auth="cc_admin")
+def mitras_delete(req: ApiRequest) -> dict:
+    return mitra_deletion.delete_mitra(req.ctx, req.uuid_param(), _actor(req))

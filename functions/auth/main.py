@@ -5,9 +5,9 @@ Thin entry points only: each parses, calls one service in shared/, and returns.
 
 import functions_framework
 
-from shared import config, context, devices, phones, sms, validate
+from shared import config, context, devices, mitras, phones, sms, validate
 from shared.accounts import apple_notifications as apple_notifications_service
-from shared.accounts import deletion, sessions
+from shared.accounts import deletion, profiles, sessions
 from shared.auth import (
     apple_accounts,
     cc_users,
@@ -42,7 +42,7 @@ def auth_anonymous(req: ApiRequest) -> Reply:
 def auth_refresh(req: ApiRequest) -> dict:
     token = validate.string(req.json(), "refresh_token", max_len=128) or ""
     issued = customers.rotate_refresh(req.ctx, token)
-    return issued.body(customers.app_user(req.ctx, issued.principal))
+    return issued.body(customers.app_user(issued))
 
 
 @functions_framework.http
@@ -167,6 +167,13 @@ def auth_client_profile(req: ApiRequest) -> dict:
 
 
 @functions_framework.http
+@endpoint("PUT /api/client/auth/phone", auth="customer")
+def auth_client_phone_change(req: ApiRequest) -> dict:
+    request_id, code = _otp_answer(req)
+    return customers.change_phone(req.ctx, req.principal.user_id, request_id, code)
+
+
+@functions_framework.http
 @endpoint("POST /api/apple/notifications", auth="none")
 def apple_notifications(req: ApiRequest) -> dict:
     payload = validate.string(req.json(), "payload", max_len=16384) or ""
@@ -200,6 +207,13 @@ def auth_mitra_otp_verify(req: ApiRequest) -> dict:
 @endpoint("GET /api/mitra/auth/me", auth="mitra")
 def auth_mitra_me(req: ApiRequest) -> dict:
     return mitra_auth.me(req.ctx, req.principal.user_id)
+
+
+@functions_framework.http
+@endpoint("PATCH /api/mitra/auth/profile", auth="mitra")
+def auth_mitra_profile(req: ApiRequest) -> dict:
+    name = validate.string(req.json(), "display_name", max_len=mitras.NAME_MAX) or ""
+    return profiles.rename_mitra(req.ctx, req.principal.user_id, name)
 
 
 # ---- control center ----------------------------------------------------------------------------

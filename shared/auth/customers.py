@@ -21,7 +21,7 @@ from typing import Any
 
 from pg8000.exceptions import DatabaseError
 
-from shared import app_config, ratelimit
+from shared import app_config, mitras, ratelimit
 from shared.auth import account_state, mitra_auth, otp, refresh, revocation
 from shared.auth.identity import Identity
 from shared.auth.principal import Principal
@@ -141,7 +141,7 @@ def _refuse_blocked(row: Row) -> None:
 def rotate_refresh(ctx: AppContext, refresh_token: str) -> refresh.Issued:
     """Rotate an app refresh token; 403 with the account's state (not 401) when it is blocked or deactivated."""
     try:
-        return refresh.rotate(ctx, refresh_token, ("customer", "mitra"))
+        return refresh.rotate(ctx, refresh_token, ("customer", "mitra"), account_of=_app_account)
     except Unauthorized as exc:
         owner = _owner(ctx, refresh_token) if exc.code == "SESSION_REVOKED" else None
         refused = account_state.refusal(ctx, owner["user_type"], str(owner["user_id"])) if owner else None
@@ -208,11 +208,49 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
     return row
 
 
-def app_user(ctx: AppContext, principal: Principal) -> dict[str, Any]:
-    """The `user` of an app token response: the same full profile sign-in returns, by user type."""
-    if principal.user_type == "mitra":
-        return mitra_auth.profile(ctx, principal.user_id)
-    return get(ctx, principal.user_id)
+def _app_account(tx: Tx, user_id: str) -> Row:
+    """The refreshed account's profile, read inside the rotation's transaction (one statement for a
+    customer, two for a mitra): the `user` of the response, the same shape sign-in returns."""
+    row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
+    if row is not None:
+        return to_json(row)
+    return mitra_auth.profile_of(mitras.require(tx, user_id))
+
+
+def app_user(issued: refresh.Issued) -> dict[str, Any]:
+    """The `user` of a refreshed app token pair (read by `rotate_refresh` in its transaction)."""
+    assert issued.account is not None
+    return issued.account
+
+
+def change_phone(ctx: AppContext, customer_id: str, request_id: str, code: str) -> dict[str, Any]:
+    """Move the customer to the number an OTP was sent to (PUT /api/client/auth/phone); the profile.
+
+    The code proves the new number. 409 IDENTITY_TAKEN when another account has it; then, as for
+    every refused verify, the transaction rolls back and the code stays unused. The session stays:
+    the account is the same. An anonymous customer adding a number becomes a full account.
+    """
+    with ctx.db.transaction() as tx:
+        verified = otp.check_code(ctx, tx, "customer", request_id, code)
+        owner = tx.scalar("SELECT id FROM customers WHERE phone_e164 = :p FOR UPDATE", p=verified.phone)
+        if owner is not None and str(owner) != customer_id:
+            raise _taken()
+        try:
+            row = tx.one(
+                "UPDATE customers SET phone_e164 = :p, is_anonymous = false, updated_at = :now"  # noqa: S608
+                f" WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL RETURNING {COLUMNS}",
+                p=verified.phone,
+                now=ctx.now(),
+                id=customer_id,
+            )
+        except DatabaseError as exc:
+            if is_unique_violation(exc):  # taken by someone else concurrently
+                raise _taken() from None
+            raise
+        if row is None:
+            raise Unauthorized("the customer of this token no longer exists", code="TOKEN_INVALID")
+        tx.commit()
+    return to_json(row)
 
 
 def get(ctx: AppContext, customer_id: str) -> dict[str, Any]:

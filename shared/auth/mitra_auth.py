@@ -12,10 +12,10 @@ from typing import Any
 from shared import mitras
 from shared.auth import otp, refresh
 from shared.context import AppContext
-from shared.errors import NotFound
 
 
-def _profile(row: dict[str, Any]) -> dict[str, Any]:
+def profile_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The mitra's profile: the `user` of its token responses and GET /api/mitra/auth/me."""
     return {**mitras.to_json(row), "user_type": "mitra"}
 
 
@@ -26,18 +26,10 @@ def sign_in(ctx: AppContext, request_id: str, code: str, user_agent: str | None)
         row = mitras.require_active_by_phone(tx, verified.phone)
         issued = refresh.start_session(ctx, tx, "mitra", str(row["id"]), user_agent=user_agent)
         tx.commit()
-    return issued.body(_profile(row))
-
-
-def profile(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
-    """The mitra's profile in one statement (the `user` of a refreshed token pair); 404 when gone."""
-    row = ctx.db.one(f"SELECT {mitras.MITRA_COLUMNS} FROM mitras WHERE id = CAST(:id AS uuid)", id=mitra_id)  # noqa: S608
-    if row is None:
-        raise NotFound("no such mitra", code="MITRA_NOT_FOUND")
-    return _profile(row)
+    return issued.body(profile_of(row))
 
 
 def me(ctx: AppContext, mitra_id: str) -> dict[str, Any]:
     """The mitra's profile (GET /api/mitra/auth/me)."""
     with ctx.db.transaction() as tx:
-        return _profile(mitras.require(tx, mitra_id))
+        return profile_of(mitras.require(tx, mitra_id))

@@ -227,7 +227,7 @@ def _issued_for(
     """The pair for the session in `row` (session_id, user_type, user_id, expires_at)."""
     user_id = str(row["user_id"])
     account = account_of(tx, user_id) if account_of else None
-    role = str(account["role"]) if account else None
+    role = str(account["role"]) if account and "role" in account else None  # staff accounts have one
     principal = Principal(row["user_type"], user_id, str(row["session_id"]), role)
     return _issued(ctx, principal, refresh_token, row["expires_at"], account)
 

@@ -218,7 +218,7 @@ def _refused_everywhere(w: World) -> None:
         with serving(instance):
             assert _customer_me(w) == 401
             assert _mitra_beat(w) in (401, 403)
-            assert _mitra_status(w) == 401
+            assert _mitra_status(w) == 403  # ACCOUNT_INACTIVE: a deactivated mitra is told so (docs/auth.md)
             assert _staff_me(w) == 401
 
 
@@ -396,5 +396,5 @@ def test_two_server_processes_the_idle_one_refuses_first_after_a_pause(world: Wo
         finally:
             os.kill(valkey.proc.pid, signal.SIGCONT)
         time.sleep(max(0.0, committed_at + access.CHECK_SECONDS - time.monotonic()))
-        assert _asked_over_http(world, idle) == (401, 401, 401)
-        assert _asked_over_http(world, first) == (401, 401, 401)
+        assert _asked_over_http(world, idle) == (401, 403, 401)
+        assert _asked_over_http(world, first) == (401, 403, 401)

@@ -79,7 +79,7 @@ def test_everything_keeps_working_from_postgres_and_the_mirror_reseeds(
     assert ctx.valkey.zscore(ctx.keys.heartbeat, idle) == ctx.now_ms()
     # The seed restored the revocation of the deactivated mitra's session.
     again = apps.client("mitra_status_get").get("/api/mitra/status", headers=bearer(tokens[gone]))
-    assert again.status_code == 401
+    assert again.status_code == 403 and again.json["error"]["code"] == "ACCOUNT_INACTIVE"
 
 
 def test_only_the_lock_holder_seeds_while_others_use_postgres(isolated_ctx: AppContext) -> None:

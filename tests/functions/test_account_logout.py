@@ -3,6 +3,8 @@ removed at logout, a mitra taken offline at logout, and DELETE of a device token
 
 from __future__ import annotations
 
+import threading
+
 from shared import devices
 from shared.context import AppContext
 from tests import mirror_state
@@ -208,3 +210,47 @@ def signed_sid(ctx, signed):
     from shared.auth.tokens import decode_access
 
     return decode_access(ctx.settings, signed["access_token"], ctx.now()).session_id
+
+
+# ---- races ----------------------------------------------------------------------------------
+
+
+def _logout_and_refreshes_at_once(refresh_token: str, refreshes: int) -> list[tuple[str, int, dict]]:
+    """One logout and `refreshes` refreshes of the same refresh token, released together."""
+    barrier = threading.Barrier(refreshes + 1)
+    answers: list[tuple[str, int, dict]] = []
+    lock = threading.Lock()
+
+    def call_once(kind: str) -> None:
+        c = client("auth_logout" if kind == "logout" else "auth_refresh")
+        barrier.wait()
+        resp = c.post(f"/api/shared/auth/{kind}", json={"refresh_token": refresh_token})
+        with lock:
+            answers.append((kind, resp.status_code, resp.json or {}))
+
+    threads = [threading.Thread(target=call_once, args=(k,)) for k in ("logout", *["refresh"] * refreshes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return answers
+
+
+def test_a_logout_racing_refreshes_of_its_token_leaves_no_live_token(ctx):
+    """Whichever order Postgres picks, the session ends revoked and no token a refresh handed out works."""
+    for _ in range(5):
+        signed = anonymous()
+        answers = _logout_and_refreshes_at_once(signed["refresh_token"], 3)
+        assert len(answers) == 4
+        assert [status for kind, status, _ in answers if kind == "logout"] == [204]
+        assert all(status in (200, 401) for kind, status, _ in answers if kind == "refresh"), answers
+        for kind, status, body in answers:
+            if kind == "refresh" and status == 200:
+                assert refresh(body["refresh_token"]).status_code == 401
+                me = client("auth_client_me").get("/api/client/auth/me", headers=bearer(body["access_token"]))
+                assert me.status_code == 401
+        live = ctx.db.scalar(
+            "SELECT count(*) FROM auth_sessions WHERE user_id = CAST(:u AS uuid) AND revoked_at IS NULL",
+            u=signed["user"]["id"],
+        )
+        assert live == 0
