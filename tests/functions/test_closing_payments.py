@@ -51,12 +51,12 @@ def _closes_the_pending_payment(standin: MidtransStandIn, close: Any, reason: st
     ctx = _ctx(standin)
     sid, auth, _ = _accepted(standin)
     order = f"S-{sid}-1"
-    cancelled_before = standin.orders[order]["transaction_status"]
-    assert cancelled_before == "pending"
+    assert standin.orders[order]["transaction_status"] == "pending"
 
     assert close(ctx, sid, auth).status_code in (200, 204)
 
     assert _payment(ctx, order) == {"status": "failed", "reason": reason}
+    assert standin.cancelled == [order]  # through Midtrans's cancel API, once
     assert standin.orders[order]["transaction_status"] == "cancel"  # no longer payable at the gateway
     # Midtrans notifies the cancel, and a settlement claim may still arrive late: neither changes anything.
     cancel_notice = standin.status(order)
