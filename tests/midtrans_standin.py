@@ -158,7 +158,13 @@ class MidtransStandIn:
                 return {"status_code": "412", "status_message": "Merchant cannot modify the status of the transaction"}
             order["transaction_status"], order["fraud_status"] = "cancel", None
             self.cancelled.append(order_id)
-            return {**self._notification(order_id, order), "status_message": "Success, transaction is canceled"}
+            return {
+                "status_code": "200",  # the cancel succeeded (its notification then carries "202")
+                "status_message": "Success, transaction is canceled",
+                "order_id": order_id,
+                "transaction_status": "cancel",
+                "gross_amount": f"{order['gross_amount']}.00",
+            }
 
     def _notification(self, order_id: str, order: dict[str, Any]) -> dict[str, Any]:
         status = order["transaction_status"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared import audit, availability
 from shared.context import AppContext
-from shared.db import Tx
+from shared.db import Row, Tx
 from shared.errors import Conflict, NotFound
 from shared.payments import service as payments
 from shared.sessions import effects, settle, states, store
@@ -40,13 +40,14 @@ def deactivate_mitra(ctx: AppContext, mitra_id: str, actor: str) -> dict[str, An
     with ctx.db.transaction() as tx:
         held = store.held_by_mitra(tx, mitra_id)
     settle.settle(ctx, held)  # an overdue session ends for its own reason first
-    closed: list[Any] = []
-    closed_payments: list[Any] = []
+    closed: list[Row] = []  # filled inside the deactivation's transaction, used after its commit
+    closed_payments: list[Row] = []
 
     def end_held(tx: Tx, now: datetime) -> dict[str, Any]:
-        closed.extend(store.close_held_by_mitra(tx, mitra_id, actor, MITRA_DEACTIVATED, now))
-        closed_payments.extend(payments.close_for(tx, closed, actor, MITRA_DEACTIVATED, now)[0])
-        return {"ended_chat_sessions": [str(r["id"]) for r in closed]}
+        ended = store.close_held_by_mitra(tx, mitra_id, actor, MITRA_DEACTIVATED, now)
+        payments_closed, _ = payments.close_for(tx, ended, actor, MITRA_DEACTIVATED, now)
+        closed[:], closed_payments[:] = ended, payments_closed
+        return {"ended_chat_sessions": [str(r["id"]) for r in ended]}
 
     result = availability.deactivate(ctx, mitra_id, actor, also=end_held)
     effects.after_closed(ctx, closed, tell_customer=True)

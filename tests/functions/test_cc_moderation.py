@@ -252,3 +252,24 @@ def test_force_end_and_reroute_refuse_other_callers_bad_input_and_unknown_sessio
         assert unknown.status_code == 404 and unknown.json["error"]["code"] == "SESSION_NOT_FOUND"
     assert _row(ctx, pair.session_id) == before
     assert ctx.db.scalar("SELECT count(*) FROM cc_audit_log WHERE action LIKE 'chat_session.%'") == 0
+
+
+def test_staff_force_end_while_a_paid_session_searches_again_owes_the_time_the_reroute_kept(
+    isolated_ctx: AppContext, clock: FakeClock
+) -> None:
+    """Rule: paid time kept by a reroute is still the customer's; ending the search owes it back."""
+    ctx = isolated_ctx
+    pair = active_session(ctx)
+    paid = _row(ctx, pair.session_id)
+    clock.advance(3 * 60)
+    left = int((paid["expires_at"] - clock()).total_seconds())
+    online_mitras(ctx, 1)
+    staff = bearer(cc_token(ctx, "operator"))
+    assert _staff("reroute", pair.session_id, staff, {"reason": "slow answers"}).json["status"] == "searching"
+    clock.advance(30)  # searching is not paid time used
+
+    resp = _staff("end", pair.session_id, staff, {"reason": "customer asked by phone"})
+
+    assert (resp.json["status"], resp.json["end_reason"]) == ("cancelled", "closed_by_support")
+    total = paid["duration_minutes"] * 60
+    assert _refunds(ctx, pair.session_id) == [(paid["amount_idr"] * left // total, "closed_by_support")]

@@ -53,3 +53,27 @@ def test_a_notification_verifies_only_with_every_signed_field_unchanged() -> Non
 )
 def test_amounts_are_whole_idr(raw: object, amount: int | None) -> None:
     assert whole_idr(raw) == amount
+
+
+def test_cancel_voids_a_pending_order_only_and_an_outage_is_a_provider_error() -> None:
+    """Midtrans's cancel (https://docs.midtrans.com/reference/cancel-api-1) through the loopback stand-in."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.payments.provider import PaymentProviderError
+    from tests.midtrans_standin import MidtransStandIn
+
+    with MidtransStandIn(KEY) as standin:
+        snap = MidtransSnap(KEY, standin.url, standin.url, 2.0)
+        now = datetime.now(UTC)
+        for order in ("S-pending-1", "S-settled-1"):
+            snap.create(order, 10_000, now + timedelta(minutes=10), now)
+        standin.set_status("S-settled-1", "settlement")
+
+        assert snap.cancel("S-pending-1") is True
+        assert snap.status("S-pending-1").outcome == "failed"  # cancel is a final failure
+        assert snap.cancel("S-settled-1") is False  # settled: a refund, not a cancel
+        assert snap.status("S-settled-1").outcome == "paid"
+        assert snap.cancel("S-unknown-1") is False  # no payment method chosen yet: nothing to void
+        standin.down = True
+        with pytest.raises(PaymentProviderError):
+            snap.cancel("S-pending-1")
