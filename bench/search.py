@@ -1,7 +1,7 @@
 """Staff search at 1M customers and 100k mitras: the trigram indexes against the goal (≤ 20 ms).
 
 On embedded servers of its own: the customers and mitras are written with one bulk INSERT
-each (generate_series), the trigram indexes (migrations 0025 to 0029) are dropped first and
+each (generate_series), the trigram indexes (migrations 0026 to 0030) are dropped first and
 built after the load, as the migration would on a full table, and the build time is shown.
 Each search runs the project's own query (`shared.cc.customer_admin.list_customers`,
 `shared.mitras.list_page`: the first page of 50, newest first). Side by side in the same run:
@@ -28,11 +28,11 @@ from infra import migrate
 
 GOAL_MS = 20.0
 TRGM_MIGRATIONS = (
-    "0025_customers_name_trgm",
-    "0026_customers_email_trgm",
-    "0027_customers_phone_trgm",
-    "0028_mitras_name_trgm",
-    "0029_mitras_phone_trgm",
+    "0026_customers_name_trgm",
+    "0027_customers_email_trgm",
+    "0028_customers_phone_trgm",
+    "0029_mitras_name_trgm",
+    "0030_mitras_phone_trgm",
 )
 TRGM_INDEXES = (
     "customers_display_name_trgm",

@@ -88,7 +88,7 @@ def list_customers(
 ) -> dict[str, Any]:
     """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine.
 
-    Each branch of the search's OR has a trigram index (migrations 0025 to 0027), so a search
+    Each branch of the search's OR has a trigram index (migrations 0026 to 0028), so a search
     reads index entries, not the table (docs/control-center.md, "Paging and search").
     """
     rows = ctx.db.rows(LIST_SQL, **list_params(limit, cursor, search, where or CustomerFilters()))

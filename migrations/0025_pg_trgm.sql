@@ -4,5 +4,5 @@
 -- (https://www.postgresql.org/docs/current/pgtrgm.html#PGTRGM-INDEX). Cloud SQL for
 -- PostgreSQL supports it (https://cloud.google.com/sql/docs/postgres/extensions); the
 -- embedded server used by the tests picks a Postgres that ships it (infra/embedded.py).
--- The indexes follow, one CONCURRENTLY file each (0025 to 0029).
+-- The indexes follow, one CONCURRENTLY file each (0026 to 0030).
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
