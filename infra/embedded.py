@@ -26,6 +26,7 @@ import ctypes
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -122,20 +123,55 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+# Extensions the migrations create (migrations/0025_pg_trgm.sql): a server without them cannot
+# run the schema. pgserver's bundle ships none of contrib; Debian's postgresql-contrib does.
+REQUIRED_EXTENSIONS = ("pg_trgm",)
+DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
+
+
 def postgres_bin_dir() -> Path:
-    """Find a directory holding initdb and postgres: BESTIE_POSTGRES_BIN, pgserver's bundle, PATH."""
+    """Find initdb and postgres with the extensions the schema needs: BESTIE_POSTGRES_BIN, else the
+    first of pgserver's bundle, PATH and Debian's /usr/lib/postgresql/<major>/bin that has them."""
     chosen = os.environ.get("BESTIE_POSTGRES_BIN")
     if chosen:
         return Path(chosen)
+    candidates: list[Path] = []
     spec = importlib.util.find_spec("pgserver")  # located, not imported: its import has side effects
     if spec and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-        if (bundled / "postgres").exists():
-            return bundled
+        candidates.append(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
     found = shutil.which("postgres") and shutil.which("initdb")
     if found:
-        return Path(os.path.realpath(found)).parent
-    raise RuntimeError("no Postgres binaries: pip install pgserver, or put initdb/postgres on PATH")
+        candidates.append(Path(os.path.realpath(found)).parent)
+    if DEBIAN_POSTGRES.is_dir():
+        candidates += sorted(DEBIAN_POSTGRES.glob("*/bin"), key=lambda p: p.parent.name, reverse=True)
+    runnable = [c for c in candidates if (c / "postgres").exists() and (c / "initdb").exists()]
+    for bindir in runnable:
+        if _has_extensions(bindir):
+            return bindir
+    if runnable:
+        raise RuntimeError(
+            f"no Postgres with {', '.join(REQUIRED_EXTENSIONS)} among {', '.join(map(str, runnable))}:"
+            " apt-get install postgresql postgresql-contrib, or set BESTIE_POSTGRES_BIN"
+        )
+    raise RuntimeError("no Postgres binaries: apt-get install postgresql-contrib, or set BESTIE_POSTGRES_BIN")
+
+
+def _major_version(bindir: Path) -> str:
+    """The major version of the server in `bindir` ("15", "16"), from `postgres --version`."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], check=True, capture_output=True, text=True).stdout
+    match = re.search(r"\(PostgreSQL\) (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"cannot read the version of {bindir / 'postgres'}: {out!r}")
+    return match.group(1)
+
+
+def _has_extensions(bindir: Path) -> bool:
+    """Whether the installation of `bindir` ships every REQUIRED_EXTENSIONS control file."""
+    shares = [bindir.parent / "share" / "postgresql", bindir.parent / "share"]
+    if bindir.parent.parent == DEBIAN_POSTGRES:  # Debian: /usr/lib/postgresql/15/bin -> /usr/share/postgresql/15
+        shares.append(Path("/usr/share/postgresql") / bindir.parent.name)
+    wanted = [f"{ext}.control" for ext in REQUIRED_EXTENSIONS]
+    return any(all((share / "extension" / name).exists() for name in wanted) for share in shares)
 
 
 def valkey_server_binary() -> Path:
@@ -205,7 +241,13 @@ class EmbeddedPostgres:
             _make_traversable(bindir)
             shutil.chown(self.data_dir, user=user, group=user)
             self.data_dir.chmod(0o700)
-        if not (self.data_dir / "PG_VERSION").exists():
+        made_by = self.data_dir / "PG_VERSION"
+        if made_by.exists() and made_by.read_text().strip() != _major_version(bindir):
+            raise RuntimeError(
+                f"{self.data_dir} was made by Postgres {made_by.read_text().strip()}, but {bindir} is"
+                f" Postgres {_major_version(bindir)}: remove that directory (it is recreated and migrated)"
+            )
+        if not made_by.exists():
             subprocess.run(
                 [
                     str(bindir / "initdb"),

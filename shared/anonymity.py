@@ -1,10 +1,10 @@
 """What a mitra may know about a customer (docs/chat.md, the control center's anonymity setting).
 
-app_config `mitra_sees_customer_name` (a boolean, default false; 0/1 read alike). With false a mitra sees a stable alias
-derived from the customer id ("Customer 7F3A"), never the display name, phone or email; with
-1 it sees the display name (still never phone or email). Every payload built for a mitra
-(session lists, messages, offers, pushes) takes the customer's name from `customer_for_mitra`
-and nowhere else, so the rule lives in one place.
+app_config `mitra_sees_customer_name` (a boolean, default false; a stored 0/1 reads alike).
+With false a mitra sees a stable alias derived from the customer id ("Customer 7F3A"), never
+the display name, phone or email; with true it sees the display name (still never phone or
+email). Every payload built for a mitra (session lists, messages, offers, pushes) takes the
+customer's name from `customer_for_mitra` and nowhere else, so the rule lives in one place.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ with the list's name so a cursor of one list is refused by another. Clients trea
 opaque; a cursor that was not made by `encode` for that list is 400 VALIDATION_FAILED
 naming `cursor`. Every value a cursor carries is converted here to exactly what the query
 binds (a timestamp to UTC), so a value the driver could not convert is refused before any
-statement runs: `0001-01-01T00:00:00+14:00` parses, but lies before year 1 in UTC.
+statement runs: `0001-01-01T00:00:00+14:00` parses, but lies before year 1 in UTC, and a row
+id beyond bigint parses as a Python int, but no statement could bind it.
 Keyset pages stay stable while rows are added (no skipped or repeated rows, unlike OFFSET)
 and cost one index range scan however deep the page.
 """
@@ -58,6 +59,17 @@ def timestamp(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive timestamp")
     return value.astimezone(UTC)
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def row_id(text: str) -> int:
+    """Parser of a row id value (a bigint key, 0..2^63-1); ValueError otherwise, before any statement binds it."""
+    value = int(text)
+    if not 0 <= value <= BIGINT_MAX:
+        raise ValueError("not a row id")
+    return value
 
 
 def after(kind: str, cursor: str | None) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def filters(
 
 def list_entries(ctx: AppContext, limit: int, cursor: str | None, where: Filters) -> dict[str, Any]:
     """A page of the audit log, newest first."""
-    key = paging.decode(LIST, cursor, (int,))
+    key = paging.decode(LIST, cursor, (paging.row_id,))
     rows = audit.page_rows(
         ctx,
         actor=where.actor,

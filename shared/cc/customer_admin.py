@@ -55,6 +55,32 @@ class CustomerFilters:
     created: paging.TimeRange = field(default_factory=lambda: paging.TimeRange(None, None))
 
 
+LIST_SQL = (
+    f"SELECT {COLUMNS} FROM customers"  # noqa: S608 (constant columns)
+    " WHERE (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
+    " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR email ILIKE :q OR phone_e164 LIKE :q"
+    "      OR phone_e164 LIKE CAST(:phone AS text))"
+    " AND (CAST(:blocked AS boolean) IS NULL OR (blocked_at IS NOT NULL) = :blocked)"
+    " AND (CAST(:anonymous AS boolean) IS NULL OR is_anonymous = :anonymous)"
+    " AND (CAST(:created_from AS timestamptz) IS NULL OR created_at >= :created_from)"
+    " AND (CAST(:created_to AS timestamptz) IS NULL OR created_at < :created_to)"
+    " ORDER BY created_at DESC, id DESC LIMIT :n"
+)
+
+
+def list_params(limit: int, cursor: str | None, search: str | None, where: CustomerFilters) -> dict[str, Any]:
+    """The bind parameters of LIST_SQL for one page."""
+    return {
+        "n": limit + 1,
+        "blocked": where.blocked,
+        "anonymous": where.anonymous,
+        "created_from": where.created.start,
+        "created_to": where.created.end,
+        **paging.after("customers", cursor),
+        **paging.search_params(search),
+    }
+
+
 def list_customers(
     ctx: AppContext,
     limit: int,
@@ -62,26 +88,12 @@ def list_customers(
     search: str | None,
     where: CustomerFilters | None = None,
 ) -> dict[str, Any]:
-    """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine."""
-    where = where or CustomerFilters()
-    rows = ctx.db.rows(
-        f"SELECT {COLUMNS} FROM customers"  # noqa: S608 (constant columns)
-        " WHERE (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
-        " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR email ILIKE :q OR phone_e164 LIKE :q"
-        "      OR phone_e164 LIKE CAST(:phone AS text))"
-        " AND (CAST(:blocked AS boolean) IS NULL OR (blocked_at IS NOT NULL) = :blocked)"
-        " AND (CAST(:anonymous AS boolean) IS NULL OR is_anonymous = :anonymous)"
-        " AND (CAST(:created_from AS timestamptz) IS NULL OR created_at >= :created_from)"
-        " AND (CAST(:created_to AS timestamptz) IS NULL OR created_at < :created_to)"
-        " ORDER BY created_at DESC, id DESC LIMIT :n",
-        n=limit + 1,
-        blocked=where.blocked,
-        anonymous=where.anonymous,
-        created_from=where.created.start,
-        created_to=where.created.end,
-        **paging.after("customers", cursor),
-        **paging.search_params(search),
-    )
+    """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine.
+
+    Each branch of the search's OR has a trigram index (migrations 0026 to 0028), so a search
+    reads index entries, not the table (docs/control-center.md, "Paging and search").
+    """
+    rows = ctx.db.rows(LIST_SQL, **list_params(limit, cursor, search, where or CustomerFilters()))
     cut = paging.page("customers", rows, limit, lambda r: (r["created_at"], r["id"]))
     return {"customers": [to_json(r) for r in cut.rows], "next_cursor": cut.next_cursor}
 

@@ -105,7 +105,7 @@ def transcript(ctx: AppContext, session_id: str, limit: int, cursor: str | None,
     row cannot be written fails and shows nothing. The cursor names its session, so a cursor
     of another session's transcript is refused (400 naming `cursor`).
     """
-    key = paging.decode(TRANSCRIPT_LIST, cursor, (lambda v: str(uuid.UUID(v)), int))
+    key = paging.decode(TRANSCRIPT_LIST, cursor, (lambda v: str(uuid.UUID(v)), paging.row_id))
     if key is not None and key[0] != session_id:
         raise ValidationFailed("cursor", "is not a cursor of this session's transcript")
     with ctx.db.transaction() as tx:

@@ -185,7 +185,13 @@ def _paged_lists() -> list[tuple[str, str | None, str]]:
     return found
 
 
-PAGED_LISTS = _paged_lists()
+# Lists whose cursor is keyed by a row id (bigint), not by a time: (path, cursor kind, whether
+# the cursor also names the path's session).
+ID_KEYED_LISTS = {
+    "/internal/chat-sessions/{id}/messages": ("chat-session-messages", True),
+    "/internal/audit-log": ("audit-log", False),
+}
+PAGED_LISTS = [entry for entry in _paged_lists() if entry[0] not in ID_KEYED_LISTS]
 
 
 def _cursor(kind: str, *values: str) -> str:
@@ -193,8 +199,9 @@ def _cursor(kind: str, *values: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def test_there_are_eight_paged_lists_in_five_routes():
+def test_there_are_eight_time_keyed_paged_lists_in_five_routes_and_two_id_keyed_ones():
     assert len(PAGED_LISTS) == 8 and len({path for path, _, _ in PAGED_LISTS}) == 5
+    assert {path for path, _, _ in _paged_lists()} - {path for path, _, _ in PAGED_LISTS} == set(ID_KEYED_LISTS)
 
 
 @pytest.mark.parametrize("path,view,kind", PAGED_LISTS, ids=[f"{p} {v}" for p, v, _ in PAGED_LISTS])
@@ -213,6 +220,32 @@ def test_a_cursor_at_the_edge_of_the_calendar_is_a_400_naming_cursor_and_loses_n
         if resp.status_code == 400:
             assert resp.json["error"]["field"] == "cursor", resp.json
     assert answers == [400, 400, 200]
+    assert ctx.db.open_connections == opened  # none discarded
+    assert_pool_whole(ctx)
+
+
+# Row ids Python parses as integers that Postgres's bigint cannot hold (or no row id can be).
+EDGE_IDS = (2**63, -(2**63) - 1, 10**30, -1)
+
+
+@pytest.mark.parametrize("path", sorted(ID_KEYED_LISTS))
+def test_a_cursor_with_an_id_outside_bigint_is_a_400_naming_cursor_and_loses_no_connection(ctx, path):
+    caller = Caller(ctx)
+    fn = _function("GET", path)
+    kind, names_session = ID_KEYED_LISTS[path]
+    session = str(uuid.uuid4())
+    url = path.replace("{id}", session)
+    assert_pool_whole(ctx)
+    opened = ctx.db.open_connections
+    answers = []
+    for row_id in (*EDGE_IDS, 5):  # the last one is in range
+        cursor = _cursor(kind, *([session] if names_session else []), str(row_id))
+        resp = client(fn.entry_point).get(url, query_string={"cursor": cursor}, headers=caller.headers(fn.auth))
+        answers.append(resp.status_code)
+        if resp.status_code == 400:
+            assert resp.json["error"]["field"] == "cursor", resp.json
+    # In range, the transcript of a session that does not exist is 404; the audit log answers.
+    assert answers == [400] * len(EDGE_IDS) + [404 if names_session else 200]
     assert ctx.db.open_connections == opened  # none discarded
     assert_pool_whole(ctx)
 

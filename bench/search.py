@@ -1,0 +1,216 @@
+"""Staff search at 1M customers and 100k mitras: the trigram indexes against the goal (≤ 20 ms).
+
+On embedded servers of its own: the customers and mitras are written with one bulk INSERT
+each (generate_series), the trigram indexes (migrations 0026 to 0030) are dropped first and
+built after the load, as the migration would on a full table, and the build time is shown.
+Each search runs the project's own query (`shared.cc.customer_admin.list_customers`,
+`shared.mitras.list_page`: the first page of 50, newest first). Side by side in the same run:
+- the floor: a primary-key lookup of one customer (`SELECT … WHERE id = …`), the cheapest
+  indexed read, so the ratio of a search to it holds when the machine's speed drifts;
+- the same customer searches before the indexes were built (a whole-table scan).
+
+    .venv/bin/python -m bench.search [--customers 1000000] [--mitras 100000] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import own_servers
+from infra import migrate
+
+GOAL_MS = 20.0
+TRGM_MIGRATIONS = (
+    "0026_customers_name_trgm",
+    "0027_customers_email_trgm",
+    "0028_customers_phone_trgm",
+    "0029_mitras_name_trgm",
+    "0030_mitras_phone_trgm",
+)
+TRGM_INDEXES = (
+    "customers_display_name_trgm",
+    "customers_email_trgm",
+    "customers_phone_trgm",
+    "mitras_display_name_trgm",
+    "mitras_phone_trgm",
+)
+# Name parts the generated people are made of (Indonesian given names and family names).
+FIRST = ["Ayu", "Budi", "Dewi", "Eka", "Fajar", "Gita", "Hadi", "Indah", "Joko", "Kartika",
+         "Lestari", "Made", "Nur", "Putri", "Rina", "Sari", "Tono", "Utami", "Wulan", "Yusuf"]  # fmt: skip
+LAST = ["Santoso", "Wijaya", "Saputra", "Hidayat", "Kusuma", "Pratama", "Nugroho", "Siregar",
+        "Lubis", "Hasibuan", "Simanjuntak", "Halim", "Gunawan", "Setiawan", "Purnama"]  # fmt: skip
+
+
+# Person g: a first and a family name (300 combinations, no digits, as real names have), an
+# 8-digit subscriber number spread over the range by a multiplier prime to 10^8 (unique, not
+# sequential), and an email made of the names and g.
+_NAME = "(CAST(:first AS text[]))[1 + g % 20] || ' ' || (CAST(:last AS text[]))[1 + (g / 20) % 15]"
+_NUMBER = "lpad(((CAST(g AS bigint) * 48271) % 100000000)::text, 8, '0')"
+
+
+def phone_of(g: int, operator: str = "812") -> str:
+    """The E.164 phone the load gives person g."""
+    return f"+62{operator}{(g * 48271) % 100_000_000:08d}"
+
+
+def _load(run: Callable[..., Any], customers: int, mitras: int) -> None:
+    """Bulk-write the people (one statement per table), with display name, phone and email."""
+    run(
+        "INSERT INTO customers (display_name, phone_e164, email, is_anonymous, created_at)"  # noqa: S608 (constants)
+        f" SELECT {_NAME}, '+62812' || {_NUMBER},"
+        "        lower(replace(" + _NAME + ", ' ', '.')) || g || '@mail.test', false, now() - make_interval(secs => g)"
+        " FROM generate_series(1, CAST(:n AS int)) AS g",
+        first=FIRST,
+        last=LAST,
+        n=customers,
+    )
+    run(
+        "INSERT INTO mitras (phone_e164, display_name, created_at)"  # noqa: S608 (constants)
+        f" SELECT '+62813' || {_NUMBER}, {_NAME}, now() - make_interval(secs => g)"
+        " FROM generate_series(1, CAST(:n AS int)) AS g",
+        first=FIRST,
+        last=LAST,
+        n=mitras,
+    )
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
+    fn()  # warm: plan cache, buffers
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))]}
+
+
+def measure(customers: int = 1_000_000, mitras: int = 100_000, repeat: int = 30, before_repeat: int = 3) -> dict:
+    """Every figure of one run (a JSON-able dict)."""
+    from shared import mitras as mitra_store
+    from shared.cc import customer_admin
+
+    with own_servers("bench-search-") as ctx:
+        # The load and the index builds outlast the pool's 10 s socket timeout: one plain
+        # connection of its own, with no timeouts, runs them.
+        import pg8000.native
+
+        from shared.db import parse_database_url
+
+        url = parse_database_url(ctx.settings.database_url)
+        bulk = pg8000.native.Connection(url.user, host=url.host or "localhost", port=url.port, database=url.database)
+        bulk.run("SET statement_timeout = 0")
+
+        def ddl(sql: str) -> None:
+            for statement in filter(str.strip, sql.split(";")):
+                bulk.run(statement)
+
+        ddl("".join(f"DROP INDEX {name};" for name in TRGM_INDEXES))  # built after the load, as on a full table
+        started = time.perf_counter()
+        _load(bulk.run, customers, mitras)
+        load_s = time.perf_counter() - started
+        ddl("VACUUM ANALYZE customers")
+        ddl("VACUUM ANALYZE mitras")
+
+        g = customers // 2
+        email = f"{FIRST[g % 20].lower()}.{LAST[(g // 20) % 15].lower()}{g}@"
+        phone = phone_of(g)
+        local = "0" + phone[3:6] + " " + phone[6:10] + " " + phone[10:]  # as staff type it: 0812 3456 7890
+        searches: dict[str, Callable[[], Any]] = {
+            f"customer email, one match ('{email}')": lambda: _customers(email),
+            f"customer phone, one match ('{local}')": lambda: _customers(local),
+            f"customer phone, last 6 digits ('{phone[-6:]}')": lambda: _customers(phone[-6:]),
+            "customer name, many matches ('dewi')": lambda: _customers("dewi"),
+            "customer full name ('dewi santoso')": lambda: _customers("dewi santoso"),
+            "customer, no match ('zzzq')": lambda: _customers("zzzq"),
+            "mitra name, many matches ('budi')": lambda: _mitras("budi"),
+            f"mitra phone, one match ('{phone_of(mitras // 2, '813')}')": lambda: _mitras(phone_of(mitras // 2, "813")),
+            "mitra, no match ('zzzq')": lambda: _mitras("zzzq"),
+        }
+
+        def _customers(q: str) -> list[Any]:
+            return list(customer_admin.list_customers(ctx, 50, None, q)["customers"])
+
+        def _mitras(q: str) -> list[Any]:
+            return mitra_store.list_page(ctx, 50, None, search=q)[0]
+
+        ids = [str(r["id"]) for r in ctx.db.rows("SELECT id FROM customers TABLESAMPLE SYSTEM (1) LIMIT 1000")]
+        rng = random.Random(7)
+
+        def floor() -> Any:
+            return ctx.db.one(
+                f"SELECT {customer_admin.COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)",  # noqa: S608
+                id=rng.choice(ids),
+            )
+
+        # Checks that the searches find what they should (a fast wrong answer is no answer).
+        assert len(_customers(email)) == 1 and len(_customers(local)) == 1 and _customers("zzzq") == []
+        assert len(_customers("dewi")) == 50 and len(_mitras(phone_of(mitras // 2, "813"))) == 1
+
+        before = {name: _timed(fn, before_repeat) for name, fn in searches.items() if name.startswith("customer")}
+        started = time.perf_counter()
+        files = {m.version: m for m in migrate.discover()}
+        for version in TRGM_MIGRATIONS:
+            ddl(files[version].sql)  # the migration's own statement, on the full table
+        build_s = time.perf_counter() - started
+        ddl("ANALYZE customers")
+        ddl("ANALYZE mitras")
+        floor_figure = _timed(floor, repeat * 10)
+        after = {name: _timed(fn, repeat) for name, fn in searches.items()}
+        floor_again = _timed(floor, repeat * 10)
+        no_filters = customer_admin.CustomerFilters()
+        bulk.close()
+        plan = ctx.db.rows(
+            "EXPLAIN " + customer_admin.LIST_SQL, **customer_admin.list_params(50, None, "zzzq", no_filters)
+        )
+    worst = max(v["median_ms"] for v in after.values())
+    floor_ms = statistics.median([floor_figure["median_ms"], floor_again["median_ms"]])
+    return {
+        "customers": customers,
+        "mitras": mitras,
+        "load_s": load_s,
+        "index_build_s": build_s,
+        "floor_ms": floor_ms,
+        "after": after,
+        "before": before,
+        "worst_ms": worst,
+        "worst_ratio": worst / floor_ms,
+        "goal_ms": GOAL_MS,
+        "met": worst <= GOAL_MS,
+        "plan_no_match": [next(iter(r.values())) for r in plan],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--mitras", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    args = parser.parse_args(argv)
+    r = measure(args.customers, args.mitras, args.repeat)
+    print(f"{r['customers']:,} customers, {r['mitras']:,} mitras: loaded in {r['load_s']:.1f} s,"
+          f" trigram indexes built in {r['index_build_s']:.1f} s")  # fmt: skip
+    print(f"floor (primary-key lookup of a customer): {r['floor_ms']:.3f} ms median")
+    print(f"{'search (first page of 50)':52s} {'median':>9s} {'p95':>9s} {'÷ floor':>8s} {'no index':>10s}")
+    for name, fig in r["after"].items():
+        no_index = r["before"].get(name)
+        tail = f"{no_index['median_ms']:8.1f} ms" if no_index else ""
+        ratio = fig["median_ms"] / r["floor_ms"]
+        print(f"{name:52s} {fig['median_ms']:6.2f} ms {fig['p95_ms']:6.2f} ms {ratio:7.1f}× {tail:>10s}")
+    print(f"worst median {r['worst_ms']:.2f} ms ({r['worst_ratio']:.1f}× the floor); goal ≤ {GOAL_MS:.0f} ms:"
+          f" {'met' if r['met'] else 'NOT met'}")  # fmt: skip
+    if args.json:
+        print(json.dumps(r))
+    return 0 if r["met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
