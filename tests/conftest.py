@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -189,19 +189,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadGroupScheduling
 
-    measured: dict[str, float] = config.cache.get(SCOPE_SECONDS_KEY, {}) if config.cache else {}
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    measured: dict[str, float] = cache.get(SCOPE_SECONDS_KEY, {}) if cache else {}
 
     def seconds(scope: str) -> float:
         default = GROUP_SECONDS.get(scope, 30.0 if "::" not in scope else 1.0)
         return float(measured.get(scope, default))
 
     class LongestFirst(LoadGroupScheduling):
-        def schedule(self) -> None:
-            if self.collection is None:  # the first call: order every worker's (equal) collection
-                self.config.option.loadscopereorder = False
-                for node, ids in self.registered_collections.items():
-                    self.registered_collections[node] = sorted(ids, key=lambda nid: -seconds(_scope(nid)))
-            super().schedule()
+        ordered = False
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete before the first unit is handed out
+                self.workqueue = OrderedDict(sorted(self.workqueue.items(), key=lambda unit: -seconds(unit[0])))
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return LongestFirst(config, log)
 
@@ -216,7 +218,7 @@ class _ScopeTimes:
         self.seconds[_scope(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        cache = session.config.cache
+        cache = getattr(session.config, "cache", None)
         if cache is not None and self.seconds:
             saved = cache.get(SCOPE_SECONDS_KEY, {})
             saved.update({scope: round(s, 2) for scope, s in self.seconds.items() if s >= 0.5})
