@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install dev test check test-compat lint fmt migrate bench cost load bundle mutants clean
+.PHONY: install dev test check test-concurrent test-compat lint lint-ruff lint-format lint-types lint-migrations lint-layers fmt migrate bench cost load bundle mutants clean
 
 install: $(STAMP)
 
@@ -18,11 +18,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 dev: install
 	$(BIN)/python -m infra.dev
 
+# The five checks are independent: they run at once (each one's output kept together), and
+# lint fails when any of them does.
+LINT_STEPS := lint-ruff lint-format lint-types lint-migrations lint-layers
+
 lint: install
+	@$(MAKE) --no-print-directory -j5 --output-sync=target $(LINT_STEPS)
+
+lint-ruff:
 	$(BIN)/ruff check .
+lint-format:
 	$(BIN)/ruff format --check .
+lint-types:
 	$(BIN)/mypy
+lint-migrations:
 	$(BIN)/python -m infra.lint_migrations
+lint-layers:
 	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: install
@@ -42,6 +53,11 @@ test: lint
 # CHECK_TESTS, in one process (README, "Tests").
 check: lint
 	$(BIN)/python -m pytest -p no:xdist -q tests/unit $(CHECK_TESTS) $(PYTEST_ARGS)
+
+# Two parallel runs started at once on a subset both pass, and a run killed with SIGKILL leaves
+# no postgres or valkey-server running (tests/concurrent_runs.py). Not part of make test.
+test-concurrent: install
+	$(BIN)/python -m tests.concurrent_runs
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's
 # redis-server 7.0 (nearest to Memorystore's Valkey 7.2). Installs redis-server when missing;

@@ -94,8 +94,14 @@ def _package_of(name: str, path: Path) -> str:
 
 def _imports(path: Path, module: str) -> set[str]:
     """All module names a file imports, at any depth of its syntax tree."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = _package_of(module, path) if module else ""
+    return set(_imports_of_source(path.read_text(), str(path), _package_of(module, path) if module else ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_of_source(source: str, filename: str, package: str) -> frozenset[str]:
+    """_imports of one file's text, parsed once per process: a plan walks the same files for
+    every group and every function (by the text, so an edited file is parsed again)."""
+    tree = ast.parse(source, filename=filename)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -109,7 +115,7 @@ def _imports(path: Path, module: str) -> set[str]:
             # `from pkg import name` imports pkg and maybe the submodule pkg.name; the name is
             # resolved later, falling back to pkg when it is not a module.
             found.update(f"{base}.{alias.name}" if alias.name != "*" else base for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def reachable(main_py: Path, shared_dir: Path = SHARED_DIR) -> tuple[list[str], set[str]]:

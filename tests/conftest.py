@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -94,11 +94,21 @@ SERVER_FREE_TIERS = ("unit", "clients")
 # fight for the same cores) and tests sharing a costly session or module fixture (each worker
 # would otherwise build it again).
 XDIST_GROUPS = {
+    # The stand-in's costly tests in groups of their own, so that both workers share the
+    # platform's load: those below build platforms of their own, the rest share the session one.
+    "tests/platform/test_real_env.py": "platform-real-env",  # its own platform on a TLS cluster
+    "tests/platform/test_key_rotation.py": "platform-rollout",  # three generations of two functions
+    "tests/platform/test_deployer_roles.py": "platform-roles",  # two platforms, one per set of roles
+    "tests/platform/test_migration_job.py": "platform-roles",
+    "tests/platform/test_deployed_functions.py::test_every_groups_cold_start_without": "platform-cold-starts",
     "tests/platform/": "platform",  # the deploy stand-in: bundles and a process per function
-    "tests/faults/test_load_smoke.py": "processes",  # bench.load: its own servers, two gunicorns, locust
+    "tests/faults/test_load_smoke.py": "load",  # bench.load: its own servers, two gunicorns, locust
     "tests/faults/test_chat_two_processes.py": "processes",
     "tests/integration/test_embedded_servers.py": "processes",  # starts servers and kills their parent
     "tests/functions/test_fuzz_openapi.py": "fuzz",  # one principal set and gateway per module
+    "tests/browser/": "browser",  # one Chromium per module
+    "tests/clients/": "clients",  # node, tsc and mypy on the generated clients
+    "tests/compat/": "compat",  # the previous release's code beside this one's
 }
 
 
@@ -145,6 +155,79 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         suffix = "@" + "_".join(names)
         if names and not item.nodeid.endswith(suffix):
             item._id = NodeId.parse(item.nodeid + suffix)
+
+
+# Work is handed out longest first, so that no long group starts last and leaves the other
+# worker idle: each scope's seconds in the last parallel run (the pytest cache), else the
+# estimate below (seconds on two idle cores), else a second for a test and half a minute for a group.
+GROUP_SECONDS = {
+    "platform": 150,
+    "load": 80,
+    "fuzz": 60,
+    "platform-real-env": 60,
+    "processes": 40,
+    "platform-cold-starts": 40,
+    "platform-rollout": 35,
+    "platform-roles": 30,
+    "valkey-cluster": 25,
+    "clients": 25,
+    "compat": 20,
+    "browser": 15,
+}
+SCOPE_SECONDS_KEY = "bestie/xdist-scope-seconds"
+
+
+def _scope(nodeid: str) -> str:
+    """The unit xdist's loadgroup schedules: the group named after `@`, else the test itself."""
+    return nodeid.split("@")[-1] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup, longest scope first (xdist's own orders by number of tests)."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    measured: dict[str, float] = cache.get(SCOPE_SECONDS_KEY, {}) if cache else {}
+
+    def seconds(scope: str) -> float:
+        default = GROUP_SECONDS.get(scope, 30.0 if "::" not in scope else 1.0)
+        return float(measured.get(scope, default))
+
+    class LongestFirst(LoadGroupScheduling):
+        ordered = False
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete before the first unit is handed out
+                self.workqueue = OrderedDict(sorted(self.workqueue.items(), key=lambda unit: -seconds(unit[0])))
+                self.ordered = True
+            super()._assign_work_unit(node)
+
+    return LongestFirst(config, log)
+
+
+class _ScopeTimes:
+    """On the controller of a parallel run: each scope's seconds, saved for the next run's order."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[_scope(report.nodeid)] += report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        cache = getattr(session.config, "cache", None)
+        if cache is not None and self.seconds:
+            saved = cache.get(SCOPE_SECONDS_KEY, {})
+            saved.update({scope: round(s, 2) for scope, s in self.seconds.items() if s >= 0.5})
+            cache.set(SCOPE_SECONDS_KEY, saved)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_ScopeTimes(), "bestie-scope-times")
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,13 @@ TRUTHY = ("1", "true", "yes", "on")
 
 def _names_in(path: Path) -> set[str]:
     """Environment variables one source file reads (Settings attributes and os.environ keys)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    return set(_names_in_source(path.read_text(), str(path)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_in_source(source: str, filename: str) -> frozenset[str]:
+    """_names_in of one file's text, parsed once per process (every group reaches the same files)."""
+    tree = ast.parse(source, filename=filename)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in _SETTINGS:
@@ -49,7 +55,7 @@ def _names_in(path: Path) -> set[str]:
             and isinstance(node.slice.value, str)
         ):
             found.add(node.slice.value)
-    return found
+    return frozenset(found)
 
 
 @functools.cache

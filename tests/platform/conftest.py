@@ -31,6 +31,10 @@ def standin_config(prefix: str) -> deploy.Config:
             "LOG_LEVEL": "INFO",
             "CC_ORIGIN": CC_ORIGIN,
             "TRUSTED_PROXY_HOPS": "2",
+            # One pass per invocation: at the production 30 s, a sweep's second pass waits out
+            # the cadence (shared/sweeps/runner.py), and these tests check the first one.
+            "MITRA_AUTO_OFFLINE_SWEEP_SECONDS": "60",
+            "SESSION_EXPIRY_SWEEP_SECONDS": "60",
         },
     )
 
