@@ -180,7 +180,9 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("auto_offline_wal_bytes", wal[0])
     _reonline(ctx)
 
-    # find_available(25): everyone fresh, then only 10 fresh of n available.
+    # find_available(25): everyone fresh, then only 10 fresh of n available. At a million the
+    # passes above take minutes, longer than a ping stays fresh: everyone pings again first.
+    _all_heartbeats(ctx, ctx.now_ms())
     for _ in range(repeat * 4):
         ms, picked = _timed(lambda: mirror.find_available(ctx, 25, []))
         assert picked is not None and len(picked) == 25
@@ -215,10 +217,15 @@ def servers() -> Iterator[AppContext]:
         yield ctx
 
 
-def measure(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
-    """{online mitras: {figure: median ms}}."""
+def measure(sizes: list[int], repeat: int, progress: bool = False) -> dict[int, dict[str, float]]:
+    """{online mitras: {figure: median ms}} (with `progress`, each size printed when done)."""
+    out = {}
     with servers() as ctx:
-        return {n: run_size(ctx, n, repeat) for n in sizes}
+        for n in sizes:
+            out[n] = run_size(ctx, n, repeat)
+            if progress:
+                print(f"{n:,} online: {out[n]}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=SIZES)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    results = measure([int(s) for s in args.sizes.split(",")], args.repeat)
+    results = measure([int(s) for s in args.sizes.split(",")], args.repeat, progress=True)
     names = sorted({name for r in results.values() for name in r})
     print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
     for name in names:
