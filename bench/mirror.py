@@ -23,25 +23,33 @@ from shared.context import AppContext
 BUSY_EVERY = 10  # one mitra in ten holds an active session (so capacity filtering matters)
 
 
-def _populate(ctx: AppContext, n: int) -> None:
-    """n online mitras with fresh heartbeats; every BUSY_EVERY-th holds an active session."""
+POPULATE_CHUNK = 20_000  # mitras per statement: each stays well inside the driver's 10 s socket timeout
+
+
+def _populate(ctx: AppContext, n: int, spread_seconds: int = 0) -> None:
+    """n online mitras with fresh heartbeats (within the last `spread_seconds`); every
+    BUSY_EVERY-th holds an active session. Inserted in chunks of POPULATE_CHUNK, one statement
+    each (the mitras, then their customers and sessions from what it returned)."""
     with ctx.db.transaction() as tx:
         tx.execute("TRUNCATE mitras, customers, chat_sessions, pairing_offers CASCADE")
-        tx.execute(
-            "INSERT INTO mitras (phone_e164, display_name, is_online, last_heartbeat_at)"
-            " SELECT '+6281' || lpad(g::text, 9, '0'), 'm' || g, true, now() FROM generate_series(1, :n) g",
-            n=n,
-        )
-        tx.execute(
-            "WITH busy AS (SELECT id, row_number() OVER (ORDER BY id) AS r FROM mitras),"
-            " c AS (INSERT INTO customers (display_name) SELECT 'c' FROM busy WHERE r % :k = 0 RETURNING id),"
-            " pairs AS (SELECT b.id AS mitra_id, c.id AS customer_id FROM"
-            "   (SELECT id, row_number() OVER () AS r FROM busy WHERE r % :k = 0) b"
-            "   JOIN (SELECT id, row_number() OVER () AS r FROM c) c USING (r))"
-            " INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes)"
-            " SELECT customer_id, mitra_id, 'active', 30 FROM pairs",
-            k=BUSY_EVERY,
-        )
+        for lo in range(1, n + 1, POPULATE_CHUNK):
+            tx.execute(
+                "WITH m AS (INSERT INTO mitras (phone_e164, display_name, is_online, last_heartbeat_at)"
+                "   SELECT '+6281' || lpad(g::text, 9, '0'), 'm' || g, true,"
+                "          now() - random() * make_interval(secs => CAST(:spread AS int))"
+                "   FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) g RETURNING id),"
+                " busy AS (SELECT id, row_number() OVER (ORDER BY id) AS r FROM m),"
+                " c AS (INSERT INTO customers (display_name) SELECT 'c' FROM busy WHERE r % :k = 0 RETURNING id),"
+                " pairs AS (SELECT b.id AS mitra_id, c.id AS customer_id FROM"
+                "   (SELECT id, row_number() OVER () AS r FROM busy WHERE r % :k = 0) b"
+                "   JOIN (SELECT id, row_number() OVER () AS r FROM c) c USING (r))"
+                " INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes)"
+                " SELECT customer_id, mitra_id, 'active', 30 FROM pairs",
+                lo=lo,
+                hi=min(n, lo + POPULATE_CHUNK - 1),
+                k=BUSY_EVERY,
+                spread=spread_seconds,
+            )
         tx.execute("ANALYZE mitras")
         tx.execute("ANALYZE chat_sessions")
         tx.commit()

@@ -72,21 +72,25 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _all_heartbeats(ctx: AppContext, ms: int) -> None:
-    """Every online mitra pings at `ms` (the mirror's heartbeat and available scores)."""
+    """Every online mitra pings at `ms` (the mirror's heartbeat and available scores), one
+    script per 50,000 mitras (one script over a million would block Valkey for seconds)."""
     k = ctx.keys
-    ctx.valkey.eval(
-        "local ids = redis.call('ZRANGE', KEYS[1], 0, -1)"
-        " for i = 1, #ids, 1000 do"
-        "   local args = {}"
-        "   for j = i, math.min(i + 999, #ids) do args[#args + 1] = ARGV[1]; args[#args + 1] = ids[j] end"
-        "   redis.call('ZADD', KEYS[1], unpack(args))"
-        "   redis.call('ZADD', KEYS[2], 'XX', unpack(args))"
-        " end return #ids",
-        2,
-        k.heartbeat,
-        k.available,
-        ms,
-    )
+    total = int(ctx.valkey.zcard(k.heartbeat))
+    for _ in range(0, total, 50_000):  # each script takes 50,000 of those not yet at `ms`
+        ctx.valkey.eval(
+            "local ids = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])"
+            " for i = 1, #ids, 1000 do"
+            "   local args = {}"
+            "   for j = i, math.min(i + 999, #ids) do args[#args + 1] = ARGV[1]; args[#args + 1] = ids[j] end"
+            "   redis.call('ZADD', KEYS[1], 'XX', unpack(args))"
+            "   redis.call('ZADD', KEYS[2], 'XX', unpack(args))"
+            " end return #ids",
+            2,
+            k.heartbeat,
+            k.available,
+            ms,
+            50_000,
+        )
 
 
 def _stale_some(ctx: AppContext, keep_fresh: int | None, fraction: float | None, ms: int) -> list[str]:
@@ -141,10 +145,7 @@ def _valkey_bytes(ctx: AppContext) -> int:
 def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     """Every path's median at n online mitras, and what it took to set them up."""
     setup_started = time.perf_counter()
-    _populate(ctx, n)
-    with ctx.db.transaction() as tx:  # pings spread over the last 30 s, as a 30 s interval leaves them
-        tx.execute("UPDATE mitras SET last_heartbeat_at = now() - random() * interval '30 s'")
-        tx.commit()
+    _populate(ctx, n, spread_seconds=30)  # pings spread over the last 30 s, as a 30 s interval leaves them
     ctx.valkey.flushdb()
     time.sleep(SETTLE_SECONDS)  # the flush frees in the background too
     empty = _valkey_bytes(ctx)
@@ -179,7 +180,9 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("auto_offline_wal_bytes", wal[0])
     _reonline(ctx)
 
-    # find_available(25): everyone fresh, then only 10 fresh of n available.
+    # find_available(25): everyone fresh, then only 10 fresh of n available. At a million the
+    # passes above take minutes, longer than a ping stays fresh: everyone pings again first.
+    _all_heartbeats(ctx, ctx.now_ms())
     for _ in range(repeat * 4):
         ms, picked = _timed(lambda: mirror.find_available(ctx, 25, []))
         assert picked is not None and len(picked) == 25
@@ -214,10 +217,15 @@ def servers() -> Iterator[AppContext]:
         yield ctx
 
 
-def measure(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
-    """{online mitras: {figure: median ms}}."""
+def measure(sizes: list[int], repeat: int, progress: bool = False) -> dict[int, dict[str, float]]:
+    """{online mitras: {figure: median ms}} (with `progress`, each size printed when done)."""
+    out = {}
     with servers() as ctx:
-        return {n: run_size(ctx, n, repeat) for n in sizes}
+        for n in sizes:
+            out[n] = run_size(ctx, n, repeat)
+            if progress:
+                print(f"{n:,} online: {out[n]}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=SIZES)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    results = measure([int(s) for s in args.sizes.split(",")], args.repeat)
+    results = measure([int(s) for s in args.sizes.split(",")], args.repeat, progress=True)
     names = sorted({name for r in results.values() for name in r})
     print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
     for name in names:
