@@ -8,7 +8,9 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
   functions-framework's `create_app` as the Python runtime loads it and served by its
   production server (gunicorn, one worker, THREADS threads), with exactly the env vars and
   secret names its deploy command sets plus the variables the platform sets itself.
-  A function starts on its first request (a cold start).
+  A function starts on its first request (a cold start). With `shared_processes`, functions
+  of one group whose env and secret mounts are identical share one such process (main.py
+  loaded once per function; K_SERVICE names the first of them), to start a whole plan cheaply.
 - Secret Manager: numbered versions per secret; each instance resolves its env-var secrets
   (`secret:version`, `latest` = the newest) once, when it starts, so instances started before
   and after a new version differ unless the version is pinned
@@ -86,15 +88,39 @@ START_TIMEOUT_SECONDS = 60.0
 # What the serving process runs inside the bundle: what functions-framework's command line
 # does in production (functions_framework/_cli.py): load main.py with create_app, then serve it
 # with the production server, gunicorn's threaded worker with THREADS threads (_http/gunicorn.py),
-# the THREADS the plan sets from the function's concurrency.
+# the THREADS the plan sets from the function's concurrency. A process shared by several
+# functions (`Platform.shared_processes`) loads main.py once per function, as each of their
+# instances would, and picks the function by the header the stand-in's front end adds.
 _SERVE = """
 import os
+import flask
 import functions_framework
 from functions_framework._http import create_server
 
-app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
+targets = dict(pair.split("=") for pair in os.environ.get("STANDIN_FUNCTIONS", "").split(",") if pair)
+if not targets:
+    app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
+else:
+    apps = {name: functions_framework.create_app(target=entry, source="main.py") for name, entry in targets.items()}
+    if all(isinstance(one, flask.Flask) for one in apps.values()):
+
+        def dispatch(environ, start_response):
+            return apps[environ.pop("HTTP_X_STANDIN_FUNCTION")](environ, start_response)
+
+        app = flask.Flask("standin")
+        app.wsgi_app = dispatch
+    else:  # ASGI functions (functions_framework.aio), served by uvicorn workers as in production
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":  # lifespan: none of the apps has startup work of its own
+                return await next(iter(apps.values()))(scope, receive, send)
+            key = b"x-standin-function"
+            name = dict(scope["headers"])[key].decode()
+            headers = [(k, v) for k, v in scope["headers"] if k != key]
+            return await apps[name]({**scope, "headers": headers}, receive, send)
 create_server(app, debug=False).run("127.0.0.1", int(os.environ["PORT"]))
 """
+STANDIN_FUNCTION = "X-Standin-Function"  # which function of a shared process a request is for
 
 
 class ColdStartFailed(RuntimeError):
@@ -143,6 +169,10 @@ class Platform:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     secret_manager: SecretManager | None = None  # default: each of secret_values as version 1
     deployer_roles: tuple[str, ...] = prerequisites.DEPLOYER_ROLES  # default: the documented ones
+    # One process for all functions of a group whose env and secret mounts are identical (each
+    # still loaded from main.py on its own), instead of one process per function: for tests that
+    # need every function up at once and check each function's answer, not its isolation.
+    shared_processes: bool = False
 
     def __post_init__(self) -> None:
         if self.secret_manager is None:
@@ -161,6 +191,11 @@ class Platform:
                 step = "--allow-unauthenticated" if fp.public else " ".join(fp.after[0][:4]) if fp.after else "IAM"
                 self.refused.append(f"{fp.fn.name}: {step} needs setIamPolicy, which {list(self.deployer_roles)} lack")
         self.unbound = {entry.split(":", 1)[0] for entry in self.refused}
+        self.served_by: dict[str, str] = {}  # function -> the function whose process serves it
+        first: dict[tuple[object, ...], str] = {}
+        for fp in self.plan.functions:
+            key = (fp.fn.group, *sorted(fp.env.items()), *sorted(fp.secrets.items()))
+            self.served_by[fp.fn.name] = first.setdefault(key if self.shared_processes else (fp.fn.name,), fp.fn.name)
 
     # ---- functions ------------------------------------------------------------------------
 
@@ -192,6 +227,9 @@ class Platform:
         fp = self.by_name[name]
         port = free_port()
         env = {**self.environment(name, drop), "PORT": str(port)}
+        if self.shared_processes:
+            served = [other for other, by in self.served_by.items() if by == name]
+            env["STANDIN_FUNCTIONS"] = ",".join(f"{other}={self.by_name[other].fn.entry_point}" for other in served)
         log_path = self.workdir / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         source = self.bundles / fp.fn.group
@@ -212,14 +250,16 @@ class Platform:
         raise ColdStartFailed(name, "did not listen in time\n" + log_path.read_text())
 
     def instance(self, name: str) -> Instance:
+        """The running process serving `name` (cold-started on first use)."""
+        key = self.served_by[name]
         with self._lock:
-            if name not in self.instances:
-                self.instances[name] = self.start(name)
-            return self.instances[name]
+            if key not in self.instances:
+                self.instances[key] = self.start(key)
+            return self.instances[key]
 
     def start_all(self, names: Iterable[str]) -> None:
         """Cold-start several functions in parallel (two at a time per CPU)."""
-        todo = [n for n in names if n not in self.instances]
+        todo = list(dict.fromkeys(self.served_by[n] for n in names if self.served_by[n] not in self.instances))
         threads = []
         for chunk in (todo[i::4] for i in range(4)):
             thread = threading.Thread(target=lambda c=chunk: [self.instance(n) for n in c], daemon=True)
@@ -312,6 +352,8 @@ class Platform:
     def _forward(self, name: str, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
         inst = self.instance(name)
         conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=120)
+        if self.shared_processes:
+            headers = {**headers, STANDIN_FUNCTION: name}
         try:
             conn.request(method, path, body=body or None, headers=headers)
             resp = conn.getresponse()
