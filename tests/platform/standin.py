@@ -157,6 +157,39 @@ class SecretManager:
         return values[-1] if version == "latest" else values[int(version) - 1]
 
 
+@dataclass(frozen=True)
+class Network:
+    """What the project holds before the deploy besides roles (docs/deployment.md steps 2 and 4).
+
+    Each absent piece refuses the step Google documents as failing without it:
+    - `connection_policy`: Memorystore for Valkey creates its endpoints through a service
+      connection policy of class gcp-memorystore in the network and region; without one,
+      `memorystore instances create` fails (https://cloud.google.com/memorystore/docs/valkey/networking).
+    - `private_services_access`: a private-IP-only Cloud SQL instance needs an allocated range and
+      a private connection to servicenetworking.googleapis.com; without them its creation fails
+      (https://cloud.google.com/sql/docs/postgres/configure-private-ip).
+    - `egress_path`: the Serverless VPC Access connector every function's deploy names; a deploy
+      naming one that does not exist fails, so the function does not exist (404)
+      (https://cloud.google.com/vpc/docs/serverless-vpc-access).
+    - `fcm_api`: a call to an API that is not enabled in the project is refused, so with the
+      Firebase Cloud Messaging API disabled every push send fails
+      (https://cloud.google.com/service-usage/docs/enable-disable).
+    - `dns`: a Google-managed certificate provisions only once the domain's DNS A record names
+      the load balancer's address; until then the load balancer serves no HTTPS and the host does
+      not resolve (https://cloud.google.com/load-balancing/docs/ssl-certificates/google-managed-certs).
+    """
+
+    connection_policy: bool = True
+    private_services_access: bool = True
+    egress_path: bool = True
+    fcm_api: bool = True
+    dns: bool = True
+
+
+class HostUnreachable(ConnectionError):
+    """Raised for a request to the load balancer's host when it serves nothing (no DNS record)."""
+
+
 @dataclass
 class Platform:
     """The plan's functions, load balancer, IAM and scheduler, served as one WSGI app."""
@@ -173,13 +206,14 @@ class Platform:
     # still loaded from main.py on its own), instead of one process per function: for tests that
     # need every function up at once and check each function's answer, not its isolation.
     shared_processes: bool = False
+    network: Network = field(default_factory=Network)  # default: every step 2 and 4 prerequisite
 
     def __post_init__(self) -> None:
         if self.secret_manager is None:
             ids = self.plan.config.secrets
             self.secret_manager = SecretManager({ids.get(k, k): [v] for k, v in self.secret_values.items()})
-        self.bundles = self.workdir / "build"
-        bundle.build_all(self.bundles, self.plan.groups)
+        self.bundles = self.workdir / "build"  # built before the first function starts
+        self._built = threading.Lock()
         self.by_name = {fp.fn.name: fp for fp in self.plan.functions}
         public = [fp.fn for fp in self.plan.functions if fp.public]
         self.backends = urlmap.backends(public, self.plan.config.project, self.plan.config.load_balancer)
@@ -191,11 +225,42 @@ class Platform:
                 step = "--allow-unauthenticated" if fp.public else " ".join(fp.after[0][:4]) if fp.after else "IAM"
                 self.refused.append(f"{fp.fn.name}: {step} needs setIamPolicy, which {list(self.deployer_roles)} lack")
         self.unbound = {entry.split(":", 1)[0] for entry in self.refused}
+        self.undeployed: set[str] = set()  # functions whose deploy failed: they do not exist
+        self.refused += self._network_refusals()
         self.served_by: dict[str, str] = {}  # function -> the function whose process serves it
         first: dict[tuple[object, ...], str] = {}
         for fp in self.plan.functions:
             key = (fp.fn.group, *sorted(fp.env.items()), *sorted(fp.secrets.items()))
             self.served_by[fp.fn.name] = first.setdefault(key if self.shared_processes else (fp.fn.name,), fp.fn.name)
+
+    def _network_refusals(self) -> list[str]:
+        """The deploy steps the project's network refuses (see `Network`), each recorded once."""
+        c, net, found = self.plan.config, self.network, []
+        where = f"network {c.network} ({c.region})"
+        if not net.connection_policy:
+            found.append(
+                f"memorystore: gcloud memorystore instances create needs a service connection policy"
+                f" for {prerequisites.MEMORYSTORE_SERVICE_CLASS} in {where}"
+            )
+        if not net.private_services_access:
+            found.append(
+                f"cloud-sql: gcloud sql instances create --no-assign-ip needs private services access"
+                f" ({prerequisites.SERVICE_NETWORKING}) in {where}"
+            )
+        if not net.egress_path:
+            for fp in self.plan.functions:
+                found.append(f"{fp.fn.name}: gcloud functions deploy names {c.vpc_connector}, which does not exist")
+                self.undeployed.add(fp.fn.name)
+        if not net.fcm_api and c.env.get("PUSH_PROVIDER", "").lower() == "fcm":
+            for fp in self.plan.functions:
+                if fp.fn.pushes:
+                    found.append(f"{fp.fn.name}: FCM sends refused, {prerequisites.FCM_API} is not enabled")
+        if not net.dns and self.plan.load_balancer:
+            found.append(
+                f"load-balancer: the managed certificate {c.load_balancer}-cert never provisions,"
+                " no DNS A record names the load balancer's address"
+            )
+        return found
 
     # ---- functions ------------------------------------------------------------------------
 
@@ -225,6 +290,9 @@ class Platform:
     def start(self, name: str, drop: Iterable[str] = ()) -> Instance:
         """Cold-start one function from its bundle; raise ColdStartFailed if it dies first."""
         fp = self.by_name[name]
+        with self._built:
+            if not self.bundles.exists():
+                bundle.build_all(self.bundles, self.plan.groups)
         port = free_port()
         env = {**self.environment(name, drop), "PORT": str(port)}
         if self.shared_processes:
@@ -319,11 +387,13 @@ class Platform:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         internal = environ.get("standin.internal", False)
+        if request.host != self.function_host and not self.network.dns and self.plan.load_balancer:
+            raise HostUnreachable(f"{request.host} does not resolve: no DNS A record")
         client_ip = request.remote_addr or "203.0.113.7"
         forwarded = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",") if e.strip()]
         if request.host == self.function_host:
             name, _, rest = request.path.lstrip("/").partition("/")
-            if name not in self.by_name:
+            if name not in self.by_name or name in self.undeployed:
                 return Response("Not Found", 404)(environ, start_response)
             if self.plan.config.ingress_settings != "all" and not internal:
                 return Response("Not Found", 404)(environ, start_response)
@@ -331,6 +401,8 @@ class Platform:
             chain = [*forwarded, client_ip]
         else:
             name = self.backends[urlmap.route(self.plan.url_map, request.method, request.path)]
+            if name in self.undeployed:  # a serverless NEG whose function does not exist
+                return Response("Not Found", 404)(environ, start_response)
             path = request.path
             chain = [*forwarded, client_ip, LB_IP]
         refusal, credentials = self._iam(name, request, internal)
