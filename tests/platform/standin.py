@@ -8,7 +8,9 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
   functions-framework's `create_app` as the Python runtime loads it and served by its
   production server (gunicorn, one worker, THREADS threads), with exactly the env vars and
   secret names its deploy command sets plus the variables the platform sets itself.
-  A function starts on its first request (a cold start).
+  A function starts on its first request (a cold start). With `shared_processes`, functions
+  of one group whose env and secret mounts are identical share one such process (main.py
+  loaded once per function; K_SERVICE names the first of them), to start a whole plan cheaply.
 - Secret Manager: numbered versions per secret; each instance resolves its env-var secrets
   (`secret:version`, `latest` = the newest) once, when it starts, so instances started before
   and after a new version differ unless the version is pinned
@@ -86,15 +88,39 @@ START_TIMEOUT_SECONDS = 60.0
 # What the serving process runs inside the bundle: what functions-framework's command line
 # does in production (functions_framework/_cli.py): load main.py with create_app, then serve it
 # with the production server, gunicorn's threaded worker with THREADS threads (_http/gunicorn.py),
-# the THREADS the plan sets from the function's concurrency.
+# the THREADS the plan sets from the function's concurrency. A process shared by several
+# functions (`Platform.shared_processes`) loads main.py once per function, as each of their
+# instances would, and picks the function by the header the stand-in's front end adds.
 _SERVE = """
 import os
+import flask
 import functions_framework
 from functions_framework._http import create_server
 
-app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
+targets = dict(pair.split("=") for pair in os.environ.get("STANDIN_FUNCTIONS", "").split(",") if pair)
+if not targets:
+    app = functions_framework.create_app(target=os.environ["FUNCTION_TARGET"], source="main.py")
+else:
+    apps = {name: functions_framework.create_app(target=entry, source="main.py") for name, entry in targets.items()}
+    if all(isinstance(one, flask.Flask) for one in apps.values()):
+
+        def dispatch(environ, start_response):
+            return apps[environ.pop("HTTP_X_STANDIN_FUNCTION")](environ, start_response)
+
+        app = flask.Flask("standin")
+        app.wsgi_app = dispatch
+    else:  # ASGI functions (functions_framework.aio), served by uvicorn workers as in production
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":  # lifespan: none of the apps has startup work of its own
+                return await next(iter(apps.values()))(scope, receive, send)
+            key = b"x-standin-function"
+            name = dict(scope["headers"])[key].decode()
+            headers = [(k, v) for k, v in scope["headers"] if k != key]
+            return await apps[name]({**scope, "headers": headers}, receive, send)
 create_server(app, debug=False).run("127.0.0.1", int(os.environ["PORT"]))
 """
+STANDIN_FUNCTION = "X-Standin-Function"  # which function of a shared process a request is for
 
 
 class ColdStartFailed(RuntimeError):
@@ -131,6 +157,39 @@ class SecretManager:
         return values[-1] if version == "latest" else values[int(version) - 1]
 
 
+@dataclass(frozen=True)
+class Network:
+    """What the project holds before the deploy besides roles (docs/deployment.md steps 2 and 4).
+
+    Each absent piece refuses the step Google documents as failing without it:
+    - `connection_policy`: Memorystore for Valkey creates its endpoints through a service
+      connection policy of class gcp-memorystore in the network and region; without one,
+      `memorystore instances create` fails (https://cloud.google.com/memorystore/docs/valkey/networking).
+    - `private_services_access`: a private-IP-only Cloud SQL instance needs an allocated range and
+      a private connection to servicenetworking.googleapis.com; without them its creation fails
+      (https://cloud.google.com/sql/docs/postgres/configure-private-ip).
+    - `egress_path`: the Serverless VPC Access connector every function's deploy names; a deploy
+      naming one that does not exist fails, so the function does not exist (404)
+      (https://cloud.google.com/vpc/docs/serverless-vpc-access).
+    - `fcm_api`: a call to an API that is not enabled in the project is refused, so with the
+      Firebase Cloud Messaging API disabled every push send fails
+      (https://cloud.google.com/service-usage/docs/enable-disable).
+    - `dns`: a Google-managed certificate provisions only once the domain's DNS A record names
+      the load balancer's address; until then the load balancer serves no HTTPS and the host does
+      not resolve (https://cloud.google.com/load-balancing/docs/ssl-certificates/google-managed-certs).
+    """
+
+    connection_policy: bool = True
+    private_services_access: bool = True
+    egress_path: bool = True
+    fcm_api: bool = True
+    dns: bool = True
+
+
+class HostUnreachable(ConnectionError):
+    """Raised for a request to the load balancer's host when it serves nothing (no DNS record)."""
+
+
 @dataclass
 class Platform:
     """The plan's functions, load balancer, IAM and scheduler, served as one WSGI app."""
@@ -143,13 +202,18 @@ class Platform:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     secret_manager: SecretManager | None = None  # default: each of secret_values as version 1
     deployer_roles: tuple[str, ...] = prerequisites.DEPLOYER_ROLES  # default: the documented ones
+    # One process for all functions of a group whose env and secret mounts are identical (each
+    # still loaded from main.py on its own), instead of one process per function: for tests that
+    # need every function up at once and check each function's answer, not its isolation.
+    shared_processes: bool = False
+    network: Network = field(default_factory=Network)  # default: every step 2 and 4 prerequisite
 
     def __post_init__(self) -> None:
         if self.secret_manager is None:
             ids = self.plan.config.secrets
             self.secret_manager = SecretManager({ids.get(k, k): [v] for k, v in self.secret_values.items()})
-        self.bundles = self.workdir / "build"
-        bundle.build_all(self.bundles, self.plan.groups)
+        self.bundles = self.workdir / "build"  # built before the first function starts
+        self._built = threading.Lock()
         self.by_name = {fp.fn.name: fp for fp in self.plan.functions}
         public = [fp.fn for fp in self.plan.functions if fp.public]
         self.backends = urlmap.backends(public, self.plan.config.project, self.plan.config.load_balancer)
@@ -161,6 +225,42 @@ class Platform:
                 step = "--allow-unauthenticated" if fp.public else " ".join(fp.after[0][:4]) if fp.after else "IAM"
                 self.refused.append(f"{fp.fn.name}: {step} needs setIamPolicy, which {list(self.deployer_roles)} lack")
         self.unbound = {entry.split(":", 1)[0] for entry in self.refused}
+        self.undeployed: set[str] = set()  # functions whose deploy failed: they do not exist
+        self.refused += self._network_refusals()
+        self.served_by: dict[str, str] = {}  # function -> the function whose process serves it
+        first: dict[tuple[object, ...], str] = {}
+        for fp in self.plan.functions:
+            key = (fp.fn.group, *sorted(fp.env.items()), *sorted(fp.secrets.items()))
+            self.served_by[fp.fn.name] = first.setdefault(key if self.shared_processes else (fp.fn.name,), fp.fn.name)
+
+    def _network_refusals(self) -> list[str]:
+        """The deploy steps the project's network refuses (see `Network`), each recorded once."""
+        c, net, found = self.plan.config, self.network, []
+        where = f"network {c.network} ({c.region})"
+        if not net.connection_policy:
+            found.append(
+                f"memorystore: gcloud memorystore instances create needs a service connection policy"
+                f" for {prerequisites.MEMORYSTORE_SERVICE_CLASS} in {where}"
+            )
+        if not net.private_services_access:
+            found.append(
+                f"cloud-sql: gcloud sql instances create --no-assign-ip needs private services access"
+                f" ({prerequisites.SERVICE_NETWORKING}) in {where}"
+            )
+        if not net.egress_path:
+            for fp in self.plan.functions:
+                found.append(f"{fp.fn.name}: gcloud functions deploy names {c.vpc_connector}, which does not exist")
+                self.undeployed.add(fp.fn.name)
+        if not net.fcm_api and c.env.get("PUSH_PROVIDER", "").lower() == "fcm":
+            for fp in self.plan.functions:
+                if fp.fn.pushes:
+                    found.append(f"{fp.fn.name}: FCM sends refused, {prerequisites.FCM_API} is not enabled")
+        if not net.dns and self.plan.load_balancer:
+            found.append(
+                f"load-balancer: the managed certificate {c.load_balancer}-cert never provisions,"
+                " no DNS A record names the load balancer's address"
+            )
+        return found
 
     # ---- functions ------------------------------------------------------------------------
 
@@ -190,8 +290,14 @@ class Platform:
     def start(self, name: str, drop: Iterable[str] = ()) -> Instance:
         """Cold-start one function from its bundle; raise ColdStartFailed if it dies first."""
         fp = self.by_name[name]
+        with self._built:
+            if not self.bundles.exists():
+                bundle.build_all(self.bundles, self.plan.groups)
         port = free_port()
         env = {**self.environment(name, drop), "PORT": str(port)}
+        if self.shared_processes:
+            served = [other for other, by in self.served_by.items() if by == name]
+            env["STANDIN_FUNCTIONS"] = ",".join(f"{other}={self.by_name[other].fn.entry_point}" for other in served)
         log_path = self.workdir / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         source = self.bundles / fp.fn.group
@@ -212,14 +318,16 @@ class Platform:
         raise ColdStartFailed(name, "did not listen in time\n" + log_path.read_text())
 
     def instance(self, name: str) -> Instance:
+        """The running process serving `name` (cold-started on first use)."""
+        key = self.served_by[name]
         with self._lock:
-            if name not in self.instances:
-                self.instances[name] = self.start(name)
-            return self.instances[name]
+            if key not in self.instances:
+                self.instances[key] = self.start(key)
+            return self.instances[key]
 
     def start_all(self, names: Iterable[str]) -> None:
         """Cold-start several functions in parallel (two at a time per CPU)."""
-        todo = [n for n in names if n not in self.instances]
+        todo = list(dict.fromkeys(self.served_by[n] for n in names if self.served_by[n] not in self.instances))
         threads = []
         for chunk in (todo[i::4] for i in range(4)):
             thread = threading.Thread(target=lambda c=chunk: [self.instance(n) for n in c], daemon=True)
@@ -279,11 +387,13 @@ class Platform:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         internal = environ.get("standin.internal", False)
+        if request.host != self.function_host and not self.network.dns and self.plan.load_balancer:
+            raise HostUnreachable(f"{request.host} does not resolve: no DNS A record")
         client_ip = request.remote_addr or "203.0.113.7"
         forwarded = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",") if e.strip()]
         if request.host == self.function_host:
             name, _, rest = request.path.lstrip("/").partition("/")
-            if name not in self.by_name:
+            if name not in self.by_name or name in self.undeployed:
                 return Response("Not Found", 404)(environ, start_response)
             if self.plan.config.ingress_settings != "all" and not internal:
                 return Response("Not Found", 404)(environ, start_response)
@@ -291,6 +401,8 @@ class Platform:
             chain = [*forwarded, client_ip]
         else:
             name = self.backends[urlmap.route(self.plan.url_map, request.method, request.path)]
+            if name in self.undeployed:  # a serverless NEG whose function does not exist
+                return Response("Not Found", 404)(environ, start_response)
             path = request.path
             chain = [*forwarded, client_ip, LB_IP]
         refusal, credentials = self._iam(name, request, internal)
@@ -312,6 +424,8 @@ class Platform:
     def _forward(self, name: str, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
         inst = self.instance(name)
         conn = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=120)
+        if self.shared_processes:
+            headers = {**headers, STANDIN_FUNCTION: name}
         try:
             conn.request(method, path, body=body or None, headers=headers)
             resp = conn.getresponse()

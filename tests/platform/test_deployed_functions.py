@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from dataclasses import replace
 
 import pytest
 
 from shared import config, manifest
-from shared.config import Settings
-from shared.context import AppContext
 from tests.platform.conftest import CC_ORIGIN
+from tests.platform.principals import signing_context, token_for
 from tests.platform.standin import ColdStartFailed, Platform, json_lines
-from tests.tokens import _token, cc_token
 
 PARAM = "00000000-0000-4000-8000-000000000000"
 
@@ -60,30 +57,6 @@ def test_every_method_of_a_shared_path_passes_its_preflight(platform: Platform, 
             assert resp.status_code == 204 and method in allowed, (path, method, dict(resp.headers))
 
 
-def _context(secret: str) -> AppContext:
-    settings = replace(Settings.from_env(), auth_jwt_secret=secret, auth_jwt_previous_secrets=())
-    return AppContext(settings)
-
-
-def _token_for(ctx: AppContext, fn: manifest.Function) -> str:
-    if fn.auth in ("cc", "cc_admin"):
-        return cc_token(ctx, "admin")
-    kind = "mitra" if fn.auth == "mitra" else "customer"
-    table = "mitras" if kind == "mitra" else "customers"
-    with ctx.db.transaction() as tx:
-        if kind == "mitra":
-            user_id = str(
-                tx.scalar(
-                    "INSERT INTO mitras (phone_e164, display_name) VALUES (:p, 'Rotation') RETURNING id",
-                    p=f"+62812{secrets.randbelow(10**8):08d}",
-                )
-            )
-        else:
-            user_id = str(tx.scalar(f"INSERT INTO {table} (is_anonymous) VALUES (true) RETURNING id"))  # noqa: S608
-        tx.commit()
-    return _token(ctx, kind, user_id)[0]
-
-
 def test_after_key_rotation_every_jwt_function_accepts_tokens_signed_with_the_old_secret(
     platform: Platform, platform_plan
 ):
@@ -91,14 +64,14 @@ def test_after_key_rotation_every_jwt_function_accepts_tokens_signed_with_the_ol
     checking = [fn for fn in _public(platform_plan) if fn.auth in config.JWT_AUTH_KINDS]
     assert len(checking) > 15
     platform.start_all(fn.name for fn in checking)
-    signed_old, signed_unknown = _context(old), _context("never-deployed-secret-" + "z" * 40)
+    signed_old, signed_unknown = signing_context(old), signing_context("never-deployed-secret-" + "z" * 40)
     try:
         for fn in checking:
             url = "https://api.bestie.example" + _path(fn)
-            resp = platform.open(fn.method, url, headers={"Authorization": f"Bearer {_token_for(signed_old, fn)}"})
+            resp = platform.open(fn.method, url, headers={"Authorization": f"Bearer {token_for(signed_old, fn)}"})
             assert resp.status_code != 401, (fn.name, resp.get_data(as_text=True))
             control = platform.open(
-                fn.method, url, headers={"Authorization": f"Bearer {_token_for(signed_unknown, fn)}"}
+                fn.method, url, headers={"Authorization": f"Bearer {token_for(signed_unknown, fn)}"}
             )
             assert control.status_code == 401, fn.name  # the check is real: an unknown key is refused
     finally:
