@@ -28,11 +28,11 @@ from infra import migrate
 
 GOAL_MS = 20.0
 TRGM_MIGRATIONS = (
-    "0026_customers_name_trgm",
-    "0027_customers_email_trgm",
-    "0028_customers_phone_trgm",
-    "0029_mitras_name_trgm",
-    "0030_mitras_phone_trgm",
+    "0028_customers_name_trgm",
+    "0029_customers_email_trgm",
+    "0030_customers_phone_trgm",
+    "0031_mitras_name_trgm",
+    "0032_mitras_phone_trgm",
 )
 TRGM_INDEXES = (
     "customers_display_name_trgm",

@@ -123,7 +123,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-# Extensions the migrations create (migrations/0025_pg_trgm.sql): a server without them cannot
+# Extensions the migrations create (migrations/0027_pg_trgm.sql): a server without them cannot
 # run the schema. pgserver's bundle ships none of contrib; Debian's postgresql-contrib does.
 REQUIRED_EXTENSIONS = ("pg_trgm",)
 DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
