@@ -15,7 +15,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The schema needs pg_trgm (migrations/0027_pg_trgm.sql), which pgserver's bundled Postgres lacks:
+# Debian's postgresql-contrib brings a Postgres that ships it (infra/embedded.py picks it).
+PG_TRGM = @ls /usr/share/postgresql/*/extension/pg_trgm.control >/dev/null 2>&1 || [ -n "$(DATABASE_URL)$(TEST_DATABASE_URL)" ] || { apt-get update && apt-get install -y postgresql-contrib; }
+
 dev: install
+	$(PG_TRGM)
 	$(BIN)/python -m infra.dev
 
 # The five checks are independent: they run at once (each one's output kept together), and
@@ -46,6 +51,7 @@ fmt: install
 TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,auto)
 
 test: lint
+	$(PG_TRGM)
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
