@@ -55,6 +55,7 @@ UNREACHABLE: dict[tuple[str, str], str] = {
             "POST /api/client/chat-sessions/{id}/cancel": ("PAYMENT_DEADLINE_PASSED", "SESSION_EXPIRED"),
             "POST /api/client/chat-sessions/{id}/end": ("PAYMENT_DEADLINE_PASSED", "SESSION_EXPIRED"),
             "POST /api/client/chat-sessions/{id}/reroute": ("PAYMENT_DEADLINE_PASSED", "SESSION_EXPIRED"),
+            "POST /internal/chat-sessions/{id}/reroute": ("PAYMENT_DEADLINE_PASSED", "SESSION_EXPIRED"),
             "POST /api/client/chat-sessions/{id}/extend": ("PAYMENT_DEADLINE_PASSED",),
             "POST /api/mitra/chat-sessions/{id}/accept": ("PAYMENT_DEADLINE_PASSED",),
             "POST /api/mitra/chat-sessions/{id}/decline": ("PAYMENT_DEADLINE_PASSED",),
@@ -88,7 +89,13 @@ RAISED_THROUGH_OBJECTS: dict[tuple[str, str], str] = {
     },
     **{
         (route, "TOO_MANY_WAITS"): "raised by the instance's long-poll registry (shared.chat.longpoll)"
-        for route in ("GET /api/client/chat-sessions/{id}/messages", "GET /api/mitra/chat-sessions/{id}/messages")
+        for route in (
+            "GET /api/client/chat-sessions/{id}/messages",
+            "GET /api/mitra/chat-sessions/{id}/messages",
+            "GET /api/mitra/chat-sessions",
+            "GET /api/client/events",
+            "GET /api/mitra/events",
+        )
     },
     ("POST /api/payments/midtrans/notification", "PAYMENT_PROVIDER_ERROR"): "raised by the payment provider object",
 }
