@@ -273,7 +273,7 @@ def logs(ctx: AppContext, mitra_id: str, limit: int, before: int | None, cursor:
     Pages with `cursor` like every list (shared.paging); `before` (a log id, with `next_before`)
     is the deprecated form, still accepted (docs/api.md, "Paging").
     """
-    key = paging.decode(LOGS_CURSOR, cursor, (int,))
+    key = paging.decode(LOGS_CURSOR, cursor, (paging.row_id,))
     if key is not None:
         before = key[0]
     with ctx.db.transaction() as tx:

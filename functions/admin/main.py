@@ -112,7 +112,8 @@ def mitras_activate(req: ApiRequest) -> dict:
 def mitras_logs(req: ApiRequest) -> dict:
     mitra_id = req.uuid_param()
     limit = _query_int(req, "limit", 50, PAGE_MAX) or 50
-    return mitras.logs(req.ctx, mitra_id, limit, _query_int(req, "before", None), req.query("cursor"))
+    before = _query_int(req, "before", None, maximum=paging.BIGINT_MAX)
+    return mitras.logs(req.ctx, mitra_id, limit, before, req.query("cursor"))
 
 
 @functions_framework.http

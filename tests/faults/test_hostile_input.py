@@ -190,6 +190,7 @@ def _paged_lists() -> list[tuple[str, str | None, str]]:
 ID_KEYED_LISTS = {
     "/internal/chat-sessions/{id}/messages": ("chat-session-messages", True),
     "/internal/audit-log": ("audit-log", False),
+    "/internal/mitras/{id}/logs": ("mitra_logs", False),
 }
 PAGED_LISTS = [entry for entry in _paged_lists() if entry[0] not in ID_KEYED_LISTS]
 
@@ -199,7 +200,7 @@ def _cursor(kind: str, *values: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def test_there_are_eight_time_keyed_paged_lists_in_five_routes_and_two_id_keyed_ones():
+def test_there_are_eight_time_keyed_paged_lists_in_five_routes_and_three_id_keyed_ones():
     assert len(PAGED_LISTS) == 8 and len({path for path, _, _ in PAGED_LISTS}) == 5
     assert {path for path, _, _ in _paged_lists()} - {path for path, _, _ in PAGED_LISTS} == set(ID_KEYED_LISTS)
 
@@ -234,7 +235,8 @@ def test_a_cursor_with_an_id_outside_bigint_is_a_400_naming_cursor_and_loses_no_
     fn = _function("GET", path)
     kind, names_session = ID_KEYED_LISTS[path]
     session = str(uuid.uuid4())
-    url = path.replace("{id}", session)
+    # A transcript's id is a session's (none here: 404 in range); the logs' a mitra's (the caller's).
+    url = path.replace("{id}", session if names_session else caller.mitra)
     assert_pool_whole(ctx)
     opened = ctx.db.open_connections
     answers = []
