@@ -155,8 +155,14 @@ def _wake(keys: list[str]) -> None:
     """Publish each user's wake-up; best-effort (readers see the rows on their next poll)."""
     ctx = context.current()
     try:
-        for key in keys:
-            ctx.valkey.publish(ctx.keys.chat_wake, key)
+        if ctx.settings.valkey_cluster or len(keys) == 1:
+            for key in keys:
+                ctx.valkey.publish(ctx.keys.chat_wake, key)
+        else:  # a blast wakes up to 25 mitras: one round trip, not one each
+            pipe = ctx.valkey.pipeline(transaction=False)
+            for key in keys:
+                pipe.publish(ctx.keys.chat_wake, key)
+            pipe.execute()
     except VALKEY_ERRORS as exc:
         log.warning("feed wake publish failed", extra={"error": type(exc).__name__})
 

@@ -1,4 +1,8 @@
-"""Long-poll receive that holds no thread while it waits, and the cap on one caller's waits.
+"""Long polls that hold no thread while they wait, and the cap on one caller's waits.
+
+Three waits share the machinery: the message receive (`messages`, keyed by session id), the
+per-user event feed (`events`, keyed `feed:<type>:<id>`, docs/events.md) and the mitra's offers
+list with `wait` (`offers`, woken by the same feed key).
 
 The receive functions are coroutines (`functions_framework.aio`, see shared.http_async). A
 waiting request is an `asyncio.Event` in this process's `Hub`; it holds no thread, no Postgres

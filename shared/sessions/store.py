@@ -3,7 +3,8 @@ conditional UPDATE) and its timeline (`chat_session_events`, and the conversatio
 the one INSERT into `chat_messages`, with the transitions' `system` messages).
 
 Closing a session also closes its unanswered `pairing_offers` (they are lost, not declined),
-so that part of the offers table is written here too; the rest of it is shared.pairing.store.
+and the one INSERT of offers lives here too (a mitra going online is offered running searches
+by shared.sessions.online, below pairing); the rest of that table is shared.pairing.store.
 
 Every state change is a conditional UPDATE (`... WHERE status = :expected RETURNING`), so two
 requests racing for the same transition cannot both win: Postgres decides, not Python.
@@ -288,7 +289,7 @@ def running_searches_for(tx: Tx, mitra_id: str, started_after: datetime, limit: 
     """Searching sessions still within their pairing deadline that this mitra was never offered
     and is not excluded from, oldest search first, locked (others' locked rows are skipped)."""
     return tx.rows(
-        "SELECT id, search_started_at, duration_minutes FROM chat_sessions s"
+        "SELECT id, search_started_at FROM chat_sessions s"
         " WHERE s.status = 'searching' AND s.search_started_at > :after"
         "   AND NOT (CAST(:m AS uuid) = ANY(s.excluded_mitra_ids))"
         "   AND NOT EXISTS (SELECT 1 FROM pairing_offers o WHERE o.session_id = s.id AND o.mitra_id = CAST(:m AS uuid))"

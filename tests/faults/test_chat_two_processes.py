@@ -116,6 +116,9 @@ def test_a_read_marker_posted_on_one_process_wakes_a_wait_on_the_other(
     first, second = two_servers
     pair = active_session(isolated_ctx)
     sent = _send(first, "client", pair, "seen?").json()
+    # Warm the first process's listener: a cold one answers its first wait from Postgres after
+    # at most 1 s without a subscription (docs/chat.md, "Cold start"), which would hide the wake-up.
+    assert _receive(first, "client", pair, sent["id"], wait=1).json()["messages"] == []
     result: dict[str, Any] = {}
 
     def wait() -> None:
