@@ -58,9 +58,12 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     cert_file, key_file = server_files(ca, "127.0.0.1", root / "certs")
     ca_file = root / "certs" / "ca.pem"
     ca_file.write_text(ca.pem)
-    ports, procs = [_port() for _ in range(3)], []
-    try:
-        for port in ports:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def node() -> tuple[int, redis.Redis]:
+        """Start one node on a free port (another, when a process took it first) and connect."""
+        for _attempt in range(5):
+            port = _port()
             folder = root / str(port)
             folder.mkdir()
             args = [
@@ -70,19 +73,20 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                 "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"),
                 "--save", "", "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "log"),
             ]  # fmt: skip
-            procs.append(subprocess.Popen(args))
-        clients = []
-        for port in ports:
-            deadline = time.monotonic() + 15
-            while True:
+            procs.append(proc := subprocess.Popen(args))
+            deadline = time.monotonic() + 30
+            while proc.poll() is None:  # it exits when its port or bus port (+10000) is taken
                 try:
                     client = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_data=ca.pem)
                     client.ping()
-                    break
+                    return port, client
                 except redis.ConnectionError:
                     assert time.monotonic() < deadline, f"node {port} did not start"
                     time.sleep(0.1)
-            clients.append(client)
+        raise AssertionError("no free port pair for a cluster node")
+
+    try:
+        ports, clients = zip(*(node() for _ in range(3)), strict=True)
         for client, (low, high) in zip(clients, SLOTS, strict=True):
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
         for port in ports[1:]:
