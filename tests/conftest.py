@@ -109,6 +109,7 @@ XDIST_GROUPS = {
     "tests/browser/": "browser",  # one Chromium per module
     "tests/clients/": "clients",  # node, tsc and mypy on the generated clients
     "tests/compat/": "compat",  # the previous release's code beside this one's
+    "tests/integration/test_bundle_vendoring.py": "bundles",  # every bundle built and probed once per run
 }
 
 
@@ -173,6 +174,7 @@ GROUP_SECONDS = {
     "clients": 25,
     "compat": 20,
     "browser": 15,
+    "bundles": 25,
 }
 SCOPE_SECONDS_KEY = "bestie/xdist-scope-seconds"
 

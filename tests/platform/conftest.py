@@ -39,6 +39,18 @@ def standin_config(prefix: str) -> deploy.Config:
     )
 
 
+# Their tests cold-start tens of function processes each: on two shared cores one start can
+# take seconds, so they get longer than the suite's 300 s before pytest-timeout stops them.
+TIMEOUT_SECONDS = 900
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIMEOUT_SECONDS))
+
+
 @pytest.fixture(scope="session")
 def platform_plan(tmp_path_factory: pytest.TempPathFactory) -> deploy.Plan:
     config = standin_config(f"p{uuid.uuid4().hex[:10]}:")
