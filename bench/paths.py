@@ -149,7 +149,8 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     ctx.valkey.flushdb()
     time.sleep(SETTLE_SECONDS)  # the flush frees in the background too
     empty = _valkey_bytes(ctx)
-    seed.seed_from_postgres(ctx)
+    report = seed.seed_from_postgres(ctx)
+    assert report.ran and report.online == n, report
     out: dict[str, list[float]] = {"setup_s": [time.perf_counter() - setup_started]}
     time.sleep(SETTLE_SECONDS)
     out["valkey_bytes_per_mitra"] = [(_valkey_bytes(ctx) - empty) / n]
@@ -160,6 +161,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     # heartbeat-mirror: every online mitra pinged since the last pass.
     for i in range(repeat):
         _all_heartbeats(ctx, ctx.now_ms() + i + 1)
+        assert int(ctx.valkey.zcard(ctx.keys.heartbeat)) == n
         with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
         assert result["mirrored"] == n, result
