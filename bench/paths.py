@@ -36,6 +36,7 @@ from shared.sweeps import jobs, runner
 
 FRESH_IN_BLACKOUT = 10
 SIZES = os.environ.get("BENCH_SIZES", "1000,10000,100000,1000000")
+PROGRESS = False  # `python -m bench.paths` prints each figure as it is measured
 # After a reseed Valkey frees the retired keys in the background (UNLINK); on a 2-core machine
 # that thread competes with the next measurement, so each one waits for it.
 SETTLE_SECONDS = 1.0
@@ -106,6 +107,12 @@ def _stale_some(ctx: AppContext, keep_fresh: int | None, fraction: float | None,
         chunk = dict.fromkeys(stale[i : i + 5000], ms)
         pipe.zadd(k.heartbeat, chunk)
         pipe.zadd(k.available, chunk, xx=True)
+    if (
+        keep_fresh is not None
+    ):  # the kept ones ping now: at a million, staling the rest takes longer than freshness lasts
+        now = ctx.now_ms()
+        pipe.zadd(k.heartbeat, dict.fromkeys(fresh, now), xx=True)
+        pipe.zadd(k.available, dict.fromkeys(fresh, now), xx=True)
     pipe.execute()
     return stale
 
@@ -149,17 +156,23 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
     ctx.valkey.flushdb()
     time.sleep(SETTLE_SECONDS)  # the flush frees in the background too
     empty = _valkey_bytes(ctx)
-    seed.seed_from_postgres(ctx)
-    out: dict[str, list[float]] = {"setup_s": [time.perf_counter() - setup_started]}
-    time.sleep(SETTLE_SECONDS)
-    out["valkey_bytes_per_mitra"] = [(_valkey_bytes(ctx) - empty) / n]
+    report = seed.seed_from_postgres(ctx)
+    assert report.ran and report.online == n, report
+    out: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
         out.setdefault(name, []).append(value)
+        if PROGRESS:
+            print(f"  {n:,} online: {name} {value:.2f}", flush=True)
+
+    add("setup_s", time.perf_counter() - setup_started)
+    time.sleep(SETTLE_SECONDS)
+    add("valkey_bytes_per_mitra", (_valkey_bytes(ctx) - empty) / n)
 
     # heartbeat-mirror: every online mitra pinged since the last pass.
     for i in range(repeat):
         _all_heartbeats(ctx, ctx.now_ms() + i + 1)
+        assert int(ctx.valkey.zcard(ctx.keys.heartbeat)) == n
         with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
         assert result["mirrored"] == n, result
@@ -233,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=SIZES)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
+    global PROGRESS
+    PROGRESS = True
     results = measure([int(s) for s in args.sizes.split(",")], args.repeat, progress=True)
     names = sorted({name for r in results.values() for name in r})
     print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
