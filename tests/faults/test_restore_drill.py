@@ -84,7 +84,8 @@ def test_a_restored_database_with_an_empty_valkey_keeps_sessions_messages_blocks
     ctx = apps.with_valkey(isolated_ctx, own_valkey.url)
     availability.ensure_seeded(ctx)
     before = _life_before_the_loss(ctx)
-    assert (_me(before.logged_out), _me(before.blocked), _me(before.pair.customer)) == (401, 401, 200)
+    # A blocked customer's token is 403 ACCOUNT_BLOCKED (docs/auth.md, "Account states").
+    assert (_me(before.logged_out), _me(before.blocked), _me(before.pair.customer)) == (401, 403, 200)
 
     _dump_and_restore(ctx.settings.database_url or "", restored_url, tmp_path / "bestie.dump")
     redis.Redis.from_url(own_valkey.url).flushall()  # Valkey is lost too: the new instance starts on an empty one
@@ -92,7 +93,7 @@ def test_a_restored_database_with_an_empty_valkey_keeps_sessions_messages_blocks
     context.install(restored)
 
     # Asked first, before anything reseeds: nothing revoked or blocked comes back.
-    assert (_me(before.logged_out), _me(before.blocked)) == (401, 401)
+    assert (_me(before.logged_out), _me(before.blocked)) == (401, 403)
     assert _me(before.pair.customer) == 200
     # The chat is whole: the session is active and its messages read back in order.
     messages = receive("client", before.pair.customer, before.pair.session_id).json
