@@ -84,6 +84,7 @@ def test_a_restored_database_with_an_empty_valkey_keeps_sessions_messages_blocks
     ctx = apps.with_valkey(isolated_ctx, own_valkey.url)
     availability.ensure_seeded(ctx)
     before = _life_before_the_loss(ctx)
+    # A blocked customer's token is 403 ACCOUNT_BLOCKED (docs/auth.md, "Account states").
     assert (_me(before.logged_out), _me(before.blocked), _me(before.pair.customer)) == (401, 403, 200)
 
     _dump_and_restore(ctx.settings.database_url or "", restored_url, tmp_path / "bestie.dump")

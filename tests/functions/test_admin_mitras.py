@@ -66,7 +66,7 @@ def test_deactivate_route_revokes_the_mitras_tokens(isolated_ctx: AppContext) ->
     mh = bearer(mitra_token(ctx, mitra)[0])
     apps.client("mitras_deactivate").post(f"/internal/mitras/{mitra}/deactivate", headers=bearer(cc_token(ctx)))
     refused = apps.client("mitra_status_online").post("/api/mitra/status/online", headers=mh)
-    assert (refused.status_code, refused.json["error"]["code"]) == (403, "ACCOUNT_INACTIVE")
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "ACCOUNT_INACTIVE"  # docs/auth.md
 
 
 def test_unknown_mitra_and_bad_ids(isolated_ctx: AppContext) -> None:
