@@ -165,7 +165,7 @@ def _set_timeouts(tx: Tx, limits: Limits, *, local: bool) -> None:
     scope = "SET LOCAL" if local else "SET"
     # Integers we hold, never input: formatted because SET takes no parameters.
     tx.script(f"{scope} lock_timeout = {int(limits.lock_timeout_ms)}")
-    tx.script(f"{scope} statement_timeout = {int(limits.statement_timeout_ms)}")
+    tx.set_statement_timeout(limits.statement_timeout_ms, local=local)
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -229,6 +229,13 @@ class Tx:
         """Run parameterless SQL text that may hold several statements (migrations)."""
         self._run(self._conn.execute_simple, sql)
 
+    def set_statement_timeout(self, ms: int, *, local: bool) -> None:
+        """SET [LOCAL] statement_timeout, and the read timeout that goes with it (a migration's
+        10 minutes must not be cut by the request pool's read timeout). The pool restores its
+        own read timeout when the connection comes back."""
+        self.script(f"{'SET LOCAL' if local else 'SET'} statement_timeout = {int(ms)}")  # an int, not input
+        _set_read_timeout(self._conn, read_timeout(int(ms)))
+
     def commit(self) -> None:
         """Commit the transaction (after its before-commit hooks); the block should end right after."""
         while self._before_commit:
@@ -346,6 +353,26 @@ def _no_delay(conn: CoreConnection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+# Postgres cancels a statement at statement_timeout (a clean error; the connection stays
+# usable); the client's read timeout sits this much later, so it fires only when the server
+# or the network is gone. Without one, a read from a vanished server blocks its request
+# thread until the platform's request timeout: the Cloud SQL connector hands pg8000 a socket
+# with no timeout, and pg8000 sets none on a socket it is given.
+READ_TIMEOUT_MARGIN_SECONDS = 5.0
+
+
+def read_timeout(statement_timeout_ms: int) -> float | None:
+    """The socket read timeout for a connection whose statements end at `statement_timeout_ms`
+    (0: no limit on statements, so none on reads either)."""
+    return statement_timeout_ms / 1000 + READ_TIMEOUT_MARGIN_SECONDS if statement_timeout_ms > 0 else None
+
+
+def _set_read_timeout(conn: CoreConnection, seconds: float | None) -> None:
+    sock = getattr(conn, "_usock", None)  # raw or TLS, as in _no_delay
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 class Database:
     """A bounded, thread-safe pool of pg8000 connections, opened lazily."""
 
@@ -407,6 +434,7 @@ class Database:
             _no_delay(conn)
             timeout = int(self._settings.db_statement_timeout_ms)
             conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
+            _set_read_timeout(conn, read_timeout(timeout))
             return conn
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -421,6 +449,7 @@ class Database:
             with self._lock:
                 self._in_use -= 1
             if healthy and not self._closed and _transaction_status(conn) == _IDLE:
+                _set_read_timeout(conn, read_timeout(int(self._settings.db_statement_timeout_ms)))
                 self._idle.put(conn)
             else:
                 self._discard(conn)

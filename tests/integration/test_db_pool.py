@@ -11,7 +11,15 @@ from pg8000 import core as pg8000_core
 from pg8000.exceptions import DatabaseError
 
 from shared.config import Settings
-from shared.db import Database, DatabaseUnavailable, Prepared, _statement
+from shared.db import (
+    READ_TIMEOUT_MARGIN_SECONDS,
+    Database,
+    DatabaseUnavailable,
+    Prepared,
+    _statement,
+    parse_database_url,
+    read_timeout,
+)
 
 
 @pytest.fixture
@@ -295,3 +303,51 @@ def test_a_prepared_statement_is_parsed_once_per_connection_and_survives_failed_
         assert tx.scalar(Prepared("SELECT CAST(:n AS int) * 2"), n=21) == 42
         assert _round_trips(tx, lambda: tx.scalar(Prepared("SELECT CAST(:n AS int) * 2"), n=5)) == 1
     _assert_pool_whole_and_in_step(small_db)
+
+
+# ---- read timeouts: the server cancels a slow statement first --------------------------------
+
+
+def _given_a_socket(settings: Settings):
+    """Connect as the Cloud SQL connector does: it opens the socket itself (no timeout on it)
+    and hands it to pg8000, which sets none on a socket it is given."""
+    params = parse_database_url(settings.database_url or "")
+
+    def connect():
+        sock = socket.create_connection((params.host, params.port))
+        return pg8000_core.CoreConnection(params.user, password=params.password, database=params.database, sock=sock)
+
+    return connect
+
+
+@pytest.mark.parametrize("path", ["database_url", "socket_given"])
+def test_a_pooled_connection_reads_with_a_timeout_just_past_its_statement_timeout(path):
+    settings = replace(Settings.from_env(), db_pool_size=2, db_statement_timeout_ms=15000)
+    database = Database(settings, connect=_given_a_socket(settings) if path == "socket_given" else None)
+    try:
+        with database.transaction() as tx:
+            assert tx.scalar("SHOW statement_timeout") == "15s"
+            assert tx._conn._usock.gettimeout() == 15 + READ_TIMEOUT_MARGIN_SECONDS
+    finally:
+        database.close()
+
+
+def test_a_slow_statement_is_cancelled_by_postgres_and_its_connection_kept():
+    database = Database(replace(Settings.from_env(), db_pool_size=1, db_statement_timeout_ms=300))
+    try:
+        with pytest.raises(DatabaseError) as raised, database.transaction() as tx:
+            tx.scalar("SELECT pg_sleep(2)")
+        assert raised.value.args[0]["C"] == "57014"  # query_canceled: the server's timeout, not the socket's
+        assert database.open_connections == 1
+        assert database.scalar("SELECT 1") == 1
+    finally:
+        database.close()
+
+
+def test_a_longer_statement_timeout_lengthens_the_read_timeout_until_the_connection_returns(db):
+    with db.transaction() as tx:
+        conn = tx._conn
+        tx.set_statement_timeout(600_000, local=True)  # a migration's
+        assert tx.scalar("SHOW statement_timeout") == "10min"
+        assert conn._usock.gettimeout() == 600 + READ_TIMEOUT_MARGIN_SECONDS
+    assert conn._usock.gettimeout() == read_timeout(db._settings.db_statement_timeout_ms)
