@@ -75,8 +75,9 @@ LIST_SQL = (
 
 # The same matches, tested row by row over the newest `:window` customers of the page (walked
 # on the created_at index, stopping at the page's last row). ILIKE in a UTF-8 database
-# compares lower() of both sides, so strpos over lower() finds exactly the rows it finds,
-# without lowering the pattern again on every row.
+# compares lower() of both sides (Generic_Text_IC_like in
+# https://github.com/postgres/postgres/blob/REL_15_STABLE/src/backend/utils/adt/like.c), so
+# strpos over lower() finds exactly the rows it finds, without lowering the pattern on every row.
 SCAN_SQL = (
     f"SELECT {COLUMNS} FROM"  # noqa: S608 (constant columns and conditions)
     f" (SELECT {COLUMNS} FROM customers WHERE {_PAGE_WHERE}{NEWEST_FIRST} LIMIT :window) AS newest"
