@@ -253,8 +253,8 @@ def list_page(
         f"SELECT {MITRA_COLUMNS} FROM mitras"  # noqa: S608 (constant columns and status condition)
         f" WHERE ({_STATUS_WHERE[status]})"
         " AND (CAST(:after_at AS timestamptz) IS NULL OR (created_at, id) < (:after_at, CAST(:after_id AS uuid)))"
-        " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR phone_e164 LIKE :q"
-        "      OR phone_e164 LIKE CAST(:phone AS text))"
+        " AND (CAST(:q AS text) IS NULL OR display_name ILIKE :q OR phone_e164 LIKE CAST(:q_phone AS text)"
+        "      OR phone_e164 LIKE CAST(:phone AS text) OR phone_e164 LIKE CAST(:phone_prefix AS text))"
         " ORDER BY created_at DESC, id DESC LIMIT :n",
         n=limit + 1,
         **paging.after("mitras", cursor),

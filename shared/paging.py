@@ -79,8 +79,27 @@ def after(kind: str, cursor: str | None) -> dict[str, Any]:
 
 
 def search_params(search: str | None) -> dict[str, str | None]:
-    """`q` (ILIKE over names/emails) and `phone` (LIKE over E.164 phones) bind parameters of a search."""
-    return {"q": like_pattern(search) if search else None, "phone": phone_pattern(search) if search else None}
+    """The bind parameters of a search (all None without one; docs/control-center.md, "Paging and search").
+
+    `q`: ILIKE over names and emails. `q_phone`: LIKE of the text itself over E.164 phones,
+    only when the search is not a phone number (a number is matched by its digits instead).
+    `phone`: LIKE of the digits anywhere in a phone (a number typed from its middle or end);
+    `phone_prefix`: LIKE of the number's start, for a number typed from its start (`0…`, `+…`),
+    served by a B-tree. `needle`, `digits` and `prefix` are the same as plain strings, for the
+    newest-first scan that matches with strpos and starts_with instead of the indexes.
+    """
+    if not search:
+        return dict.fromkeys(("q", "q_phone", "phone", "phone_prefix", "needle", "digits", "prefix"))
+    substring, start = phone_pattern(search), phone_prefix(search)
+    return {
+        "q": like_pattern(search),
+        "q_phone": like_pattern(search) if substring is None else None,
+        "phone": substring if start is None else None,
+        "phone_prefix": f"{start}%" if start else None,
+        "needle": search,
+        "digits": substring.strip("%") if substring and start is None else None,
+        "prefix": start,
+    }
 
 
 def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -131,6 +150,20 @@ def phone_pattern(search: str) -> str | None:
     if digits.startswith("0"):
         digits = "62" + digits[1:]
     return f"%{digits}%"
+
+
+def phone_prefix(search: str) -> str | None:
+    """The E.164 start (`+62812…`) of a phone-number search typed from the number's start, else None.
+
+    A number is typed from its start when its first digit-or-plus is `+` or a local `0`
+    (`0812 3456`, `+62 812`, `(0812) 345`); only the phones beginning with it match. Digits
+    typed otherwise (`3456 7890`, the end of a number) match anywhere (`phone_pattern`).
+    """
+    pattern = phone_pattern(search)
+    first = next((c for c in search if c.isdigit() or c == "+"), "")
+    if pattern is None or first not in ("+", "0"):
+        return None
+    return "+" + pattern.strip("%")
 
 
 @dataclass(frozen=True)

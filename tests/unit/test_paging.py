@@ -71,3 +71,14 @@ def test_search_patterns_escape_like_wildcards_and_read_local_phone_numbers() ->
     assert paging.phone_pattern("0812-345") == "%62812345%"
     assert paging.phone_pattern("+62 812 345") == "%62812345%"
     assert paging.phone_pattern("rina 0812") is None and paging.phone_pattern("12") is None
+
+
+def test_a_number_typed_from_its_start_is_a_phone_prefix_and_other_digits_a_substring() -> None:
+    assert paging.phone_prefix("0812 345") == "+62812345" and paging.phone_prefix("+1 (415) 555") == "+1415555"
+    assert paging.phone_prefix("(0812) 3") == "+628123"
+    assert paging.phone_prefix("812 345") is None and paging.phone_prefix("rina 0812") is None
+    start, middle, name = (paging.search_params(s) for s in ("0812-345", "3456 789", "Rina"))
+    assert (start["phone_prefix"], start["phone"], start["q_phone"]) == ("+62812345%", None, None)
+    assert (middle["phone_prefix"], middle["phone"], middle["digits"]) == (None, "%3456789%", "3456789")
+    assert (name["q_phone"], name["phone"], name["phone_prefix"], name["needle"]) == ("%Rina%", None, None, "Rina")
+    assert set(paging.search_params(None).values()) == {None}
