@@ -534,17 +534,17 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
 def _chaos(ctx: Any, pg: Any, vk: Any, servers: list[Server], idle: Server, seconds: int) -> tuple[Any, Any]:
     """Start the fault schedule and the probes (bench/load/chaos.py) for a run of `seconds`."""
-    from bench.chat_wake import _active_session
+    from bench.common import active_sessions
     from bench.load import chaos
     from shared import availability
 
-    session, customer, mitra = _active_session(ctx)
-    mitra_id = str(ctx.db.scalar("SELECT mitra_id FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session))
+    probe = active_sessions(ctx, 1)[0]
+    mitra_id = probe.mitra_principal.user_id
     availability.set_online(ctx, mitra_id, "chaos")
     plan = {
-        "chaos_session": session,
-        "chaos_customer": customer["Authorization"].removeprefix("Bearer "),
-        "chaos_mitra": mitra["Authorization"].removeprefix("Bearer "),
+        "chaos_session": probe.session,
+        "chaos_customer": probe.customer["Authorization"].removeprefix("Bearer "),
+        "chaos_mitra": probe.mitra["Authorization"].removeprefix("Bearer "),
         "chaos_mitra_id": mitra_id,
     }
 
