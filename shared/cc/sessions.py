@@ -119,22 +119,8 @@ def transcript(ctx: AppContext, session_id: str, limit: int, cursor: str | None,
         tx.commit()
     return {
         "session_id": session_id,
-        "messages": [_message(r) for r in cut.rows],
+        "messages": [store.message_json(r) for r in cut.rows],
         "next_cursor": cut.next_cursor,
-    }
-
-
-def _message(row: Row) -> dict[str, Any]:
-    """A message in the shape the apps receive (openapi ChatMessage)."""
-    return {
-        "id": int(row["id"]),
-        "session_id": str(row["session_id"]),
-        "sender_type": row["sender_type"],
-        "sender_id": str(row["sender_id"]) if row["sender_id"] else None,
-        "client_message_id": str(row["client_message_id"]) if row["client_message_id"] else None,
-        "body": row["body"],
-        "detail": row["detail"],
-        "created_at": row["created_at"].isoformat(),
     }
 
 

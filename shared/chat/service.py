@@ -149,7 +149,7 @@ def send(
         "preview": row["body"],  # cut, or left out, by the push policy (shared/push.py)
     }
     notify.send(ctx, peer, [str(session[f"{peer}_id"])], push)
-    return store.to_json(row), True
+    return sessions.message_json(row), True
 
 
 def _retried(existing: Row, body: str) -> dict[str, Any]:
@@ -160,7 +160,7 @@ def _retried(existing: Row, body: str) -> dict[str, Any]:
             code="CLIENT_MESSAGE_ID_REUSED",
             message_id=existing["id"],
         )
-    return store.to_json(existing)
+    return sessions.message_json(existing)
 
 
 def _sender_name(tx: Tx, principal: Principal) -> str:
@@ -190,13 +190,13 @@ def poll(ctx: AppContext, principal: Principal, session_id: str, after: int, lim
     """`read`, with the session's next deadline (the long poll wakes then to settle it)."""
     with ctx.db.transaction() as tx:
         session = _party(principal, sessions.get(tx, session_id))
-        rows = store.after(tx, session_id, after, limit)
+        rows = sessions.messages_after(tx, session_id, after, limit)
         peer = _peer(principal)
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
     if settle.settle(ctx, [session]):
         # Past its deadline (docs/chat.md): ended/expired now, with its system message; read again.
         return poll(ctx, principal, session_id, after, limit)
-    messages = [store.to_json(r) for r in rows]
+    messages = [sessions.message_json(r) for r in rows]
     view = {
         "messages": messages,
         "next_after": messages[-1]["id"] if messages else after,
@@ -219,7 +219,7 @@ def read_before(ctx: AppContext, principal: Principal, session_id: str, before: 
         peer_read = store.read_marker(tx, session_id, peer, session[f"{peer}_id"])
     if settle.settle(ctx, [session]):
         return read_before(ctx, principal, session_id, before, limit)
-    messages = [store.to_json(r) for r in rows]
+    messages = [sessions.message_json(r) for r in rows]
     return {
         "messages": messages,
         "next_after": messages[-1]["id"] if messages else 0,

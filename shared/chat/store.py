@@ -13,20 +13,6 @@ from shared.db import Row, Tx
 from shared.sessions.store import MESSAGE_COLUMNS
 
 
-def to_json(row: Row) -> dict[str, Any]:
-    """The public shape of a message (no names: who a sender is comes from the session)."""
-    return {
-        "id": int(row["id"]),
-        "session_id": str(row["session_id"]),
-        "sender_type": row["sender_type"],
-        "sender_id": str(row["sender_id"]) if row["sender_id"] else None,
-        "client_message_id": str(row["client_message_id"]) if row["client_message_id"] else None,
-        "body": row["body"],
-        "detail": row["detail"],
-        "created_at": row["created_at"].isoformat(),
-    }
-
-
 def find_by_client_id(tx: Tx, session_id: str, sender_type: str, sender_id: str, client_message_id: str) -> Row | None:
     """The message this sender already sent with this client_message_id, if any."""
     return tx.one(
@@ -37,17 +23,6 @@ def find_by_client_id(tx: Tx, session_id: str, sender_type: str, sender_id: str,
         t=sender_type,
         u=sender_id,
         c=client_message_id,
-    )
-
-
-def after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
-    """Up to `limit` messages of the session with id > after_id, oldest first."""
-    return tx.rows(
-        f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
-        " WHERE session_id = CAST(:s AS uuid) AND id > :after ORDER BY id LIMIT :n",
-        s=session_id,
-        after=after_id,
-        n=limit,
     )
 
 

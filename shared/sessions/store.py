@@ -429,8 +429,23 @@ def party_names(tx: Tx, session_id: str) -> Row:
     return row or {"customer_name": None, "mitra_name": None}
 
 
+def message_json(row: Row) -> dict[str, Any]:
+    """The public shape of a message (openapi ChatMessage; no names: who a sender is comes from
+    the session), for the parties' chat and the staff transcript alike."""
+    return {
+        "id": int(row["id"]),
+        "session_id": str(row["session_id"]),
+        "sender_type": row["sender_type"],
+        "sender_id": str(row["sender_id"]) if row["sender_id"] else None,
+        "client_message_id": str(row["client_message_id"]) if row["client_message_id"] else None,
+        "body": row["body"],
+        "detail": row["detail"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
 def messages_after(tx: Tx, session_id: str, after_id: int, limit: int) -> list[Row]:
-    """Up to `limit` messages of the session with id > after_id, oldest first (the staff transcript)."""
+    """Up to `limit` messages of the session with id > after_id, oldest first."""
     return tx.rows(
         f"SELECT {MESSAGE_COLUMNS} FROM chat_messages"  # noqa: S608 (constant SQL)
         " WHERE session_id = CAST(:s AS uuid) AND id > :after ORDER BY id LIMIT :n",
