@@ -65,7 +65,10 @@ def pg_server(data_root: Path) -> Iterator[str]:
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
         return
-    server = embedded.EmbeddedPostgres(data_root / "postgres").start()
+    # No autovacuum: its workers' transactions count in pg_stat_database, which the tests that
+    # prove a path makes no Postgres statement read (tests/server_counters.py), and it would
+    # visit each database at its own moment. Tests that need statistics ANALYZE themselves.
+    server = embedded.EmbeddedPostgres(data_root / "postgres", extra_settings={"autovacuum": "off"}).start()
     try:
         yield server.url
     finally:
