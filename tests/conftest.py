@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections import Counter, OrderedDict
@@ -352,11 +353,32 @@ SLOTS = ((0, 5460), (5461, 10922), (10923, 16383))
 
 
 def _cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is valid too."""
+    """A free port whose cluster bus port (+10000) is valid and free too."""
     while True:
         port = free_port()
-        if port <= 55535:
+        if port <= 55535 and _is_free(port + 10000):
             return port
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_node(folder: Path, attempts: int = 5) -> EmbeddedValkey:
+    """Start a cluster node; another process may take its port or bus port between the check
+    and the bind, so a node that could not listen starts again on other ports."""
+    for attempt in range(attempts):
+        try:
+            return EmbeddedValkey(folder / str(attempt), port=_cluster_port(), cluster=True).start()
+        except RuntimeError as exc:
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
@@ -366,7 +388,7 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     nodes: list[EmbeddedValkey] = []
     try:
         for i in range(3):
-            nodes.append(EmbeddedValkey(root / f"n{i}", port=_cluster_port(), cluster=True).start())
+            nodes.append(_cluster_node(root / f"n{i}"))
         clients = [redis.Redis(host="127.0.0.1", port=n.port, decode_responses=True) for n in nodes]
         for client, (low, high) in zip(clients, SLOTS, strict=True):
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
