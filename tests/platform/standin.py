@@ -53,9 +53,12 @@ reproduces what Google's infrastructure does around our code, each behaviour fro
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
+import os
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -303,7 +306,12 @@ class Platform:
         source = self.bundles / fp.fn.group
         with log_path.open("wb") as out:
             process = subprocess.Popen(
-                bundle.isolated_python(source, _SERVE), cwd=source, env=env, stdout=out, stderr=subprocess.STDOUT
+                bundle.isolated_python(source, _SERVE),
+                cwd=source,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, ended whole by `stop`
             )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -314,7 +322,7 @@ class Platform:
                 return Instance(name, port, process, log_path)
             except OSError:
                 time.sleep(0.05)
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         raise ColdStartFailed(name, "did not listen in time\n" + log_path.read_text())
 
     def instance(self, name: str) -> Instance:
@@ -337,13 +345,18 @@ class Platform:
             thread.join()
 
     def stop(self) -> None:
+        """End every instance at once: SIGKILL to each process group (gunicorn and its worker).
+
+        Not SIGTERM: a graceful exit (gunicorn's arbiter, then Python's finalization of the
+        whole bundle) costs each process a fraction of a CPU second, and tens of them exiting
+        together on two busy cores took a minute. Nothing here checks a graceful exit; the
+        SIGTERM behaviour is tested on its own (tests/integration/test_chat_long_poll_server.py).
+        """
         for inst in self.instances.values():
-            inst.process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(inst.process.pid, signal.SIGKILL)
         for inst in self.instances.values():
-            try:
-                inst.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                inst.process.kill()
+            inst.process.wait()
         self.instances.clear()
 
     def log_lines(self, name: str) -> list[str]:
