@@ -214,6 +214,7 @@ class Settings:
     google_cloud_project: str | None = None
     # Chat
     chat_max_waits_per_caller: int = 4  # concurrent long polls of one caller on one instance
+    chat_max_wait_seconds: int = 25  # the longest a long poll is held; a longer `wait` is held this long
     # Passwords: the bcrypt work factor of new hashes (each step doubles a hash's cost). Tests
     # set 4; a deployment keeps 12 (docs/auth.md, "Passwords").
     bcrypt_cost: int = 12
@@ -319,6 +320,7 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", minimum=1024, maximum=10 * 1024 * 1024),
             google_cloud_project=_env("GOOGLE_CLOUD_PROJECT"),
             chat_max_waits_per_caller=_int("CHAT_MAX_WAITS_PER_CALLER", minimum=1, maximum=1000),
+            chat_max_wait_seconds=_int("CHAT_MAX_WAIT_SECONDS", minimum=1, maximum=25),
             bcrypt_cost=_int("BCRYPT_COST", minimum=4, maximum=31),
             payment_provider=(_env("PAYMENT_PROVIDER") or "").lower(),
             midtrans_server_key=_env("MIDTRANS_SERVER_KEY"),

@@ -38,7 +38,7 @@ async def _receive(req: ApiRequest) -> dict:
     limit = validate.query_integer(
         req.query("limit"), "limit", minimum=1, maximum=MAX_MESSAGES, default=DEFAULT_MESSAGES
     )
-    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
+    wait = _wait(req)
     before = validate.query_integer(req.query("before"), "before", minimum=0, maximum=MAX_MESSAGE_ID)
     if before is None:
         return await longpoll.messages(req.ctx, req.principal, session_id, after, limit, wait)
@@ -53,6 +53,12 @@ def _read(req: ApiRequest) -> dict:
     session_id = req.uuid_param()
     up_to = validate.integer(req.json(), "up_to", minimum=0, maximum=MAX_MESSAGE_ID) or 0
     return chat.mark_read(req.ctx, req.principal, session_id, up_to)
+
+
+def _wait(req: ApiRequest) -> int:
+    """The seconds to hold the read: `wait` (0 to 25), at most the deployment's CHAT_MAX_WAIT_SECONDS."""
+    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0) or 0
+    return min(wait, req.ctx.settings.chat_max_wait_seconds)
 
 
 def _page(req: ApiRequest) -> tuple[str | None, int]:
@@ -114,7 +120,7 @@ def chat_mitra_read(req: ApiRequest) -> dict:
 async def chat_mitra_sessions(req: ApiRequest) -> dict:
     view = validate.choice({"view": req.query("view")}, "view", MITRA_VIEWS, required=False, default="current")
     cursor, limit = _page(req)
-    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0) or 0
+    wait = _wait(req)
     if wait and (view != "offers" or cursor):
         raise ValidationFailed("wait", "only the first page of view=offers can wait")
     return await longpoll.offers(req.ctx, req.principal, view or "current", cursor, limit, wait)
@@ -134,8 +140,8 @@ async def _events(req: ApiRequest) -> dict:
     limit = validate.query_integer(
         req.query("limit"), "limit", minimum=1, maximum=feed.MAX_LIMIT, default=feed.DEFAULT_LIMIT
     )
-    wait = validate.query_integer(req.query("wait"), "wait", minimum=0, maximum=MAX_WAIT_SECONDS, default=0)
-    return await longpoll.events(req.ctx, req.principal, after, limit or feed.DEFAULT_LIMIT, wait or 0)
+    wait = _wait(req)
+    return await longpoll.events(req.ctx, req.principal, after, limit or feed.DEFAULT_LIMIT, wait)
 
 
 @aio.http

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared import availability, retention
+from shared import availability, context, retention
 from shared.context import AppContext
 from tests.auth_support import client
 from tests.chat_support import active_session, mark_read, send
@@ -122,6 +123,24 @@ def test_feed_bad_input_is_a_400_and_the_wait_is_capped_per_caller(isolated_ctx:
     for thread in threads:
         thread.join(timeout=15)
     assert sorted(answers) == [200] * 4 + [429] * 2
+
+
+def test_a_wait_beyond_the_deployments_longest_hold_is_held_that_long_and_answered_empty(
+    isolated_ctx: AppContext,
+) -> None:
+    [(_, mitra)] = online_mitras(isolated_ctx, 1)
+    at = _head("mitra", mitra)
+    shorter = AppContext(replace(isolated_ctx.settings, chat_max_wait_seconds=1), clock=isolated_ctx.clock)
+    context.install(shorter)
+    try:
+        started = time.monotonic()
+        got = _feed("mitra", mitra, after=at, wait=25)
+        held = time.monotonic() - started
+    finally:
+        context.install(isolated_ctx)
+        shorter.close()
+    assert got.status_code == 200 and got.json["events"] == [] and got.json["next_after"] == at
+    assert 1 <= held < 10, held  # CHAT_MAX_WAIT_SECONDS=1 held it, not the 25 asked
 
 
 def test_old_events_are_deleted_by_retention_and_a_cursor_below_them_is_told_to_reset(

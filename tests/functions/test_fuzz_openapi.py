@@ -106,6 +106,7 @@ def principals(template_db: str, test_env: dict[str, str]) -> Iterator[Principal
         database_url=_url_for(test_env["DATABASE_URL"], name),
         **_one_pass_sweeps(base),
         valkey_prefix=f"fuzz{uuid.uuid4().hex[:8]}:",
+        chat_max_wait_seconds=1,  # a generated `wait` of up to 25 s is held 1 s: the same answer, sooner
         google_oauth_client_ids=("fuzz.apps.googleusercontent.com",),
         google_certs_url=keys.url + "/oauth2/v1/certs",
         apple_services_id="id.bestie.fuzz",
