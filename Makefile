@@ -55,15 +55,15 @@ test: lint
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# The inner loop, under 30 s: lint, then the unit tier (no servers) and any test files named in
+# The inner loop, under 30 s: lint, then the unit and tooling tiers (no servers) and any test files named in
 # CHECK_TESTS, in one process (README, "Tests").
 check: lint
-	$(BIN)/python -m pytest -p no:xdist -q tests/unit $(CHECK_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:xdist -q tests/unit tests/tooling $(CHECK_TESTS) $(PYTEST_ARGS)
 
 # Two parallel runs started at once on a subset both pass, and a run killed with SIGKILL leaves
-# no postgres or valkey-server running (tests/concurrent_runs.py). Not part of make test.
+# no postgres or valkey-server running (tests/support/concurrent_runs.py). Not part of make test.
 test-concurrent: install
-	$(BIN)/python -m tests.concurrent_runs
+	$(BIN)/python -m tests.support.concurrent_runs
 
 # The integration tests on the oldest servers we claim: the image's Postgres 15 and Debian's
 # redis-server 7.0 (nearest to Memorystore's Valkey 7.2). Installs redis-server when missing;
@@ -97,7 +97,7 @@ load: install
 # On demand, not in CI: break each invariant of tests/mutants.toml in a scratch copy, run its tests.
 # MUTANTS="name ..." runs only those.
 mutants: install
-	$(BIN)/python -m tests.mutants $(MUTANTS)
+	$(BIN)/python -m tests.support.mutants $(MUTANTS)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

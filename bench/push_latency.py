@@ -23,9 +23,9 @@ from typing import Any
 from bench.common import own_servers
 from shared import context, notify
 from shared.context import AppContext
-from tests.chat_support import active_session, send
-from tests.fcm_standin import FcmStandIn, fcm_installed
-from tests.pairing_support import api, customer, online_mitras
+from tests.support.chat_support import active_session, send
+from tests.support.fcm_standin import FcmStandIn, fcm_installed
+from tests.support.pairing_support import api, customer, online_mitras
 
 MODES: dict[str, Callable[[FcmStandIn], None]] = {
     "fast FCM": lambda s: None,

@@ -129,14 +129,14 @@ def start_apple_standin() -> AppleStandIn | None:
 
 
 def midtrans_standin(gateway_url: str) -> Any:
-    """The loopback Midtrans stand-in (tests/midtrans_standin.py), unless PAYMENT_PROVIDER is set.
+    """The loopback Midtrans stand-in (tests/support/midtrans_standin.py), unless PAYMENT_PROVIDER is set.
 
     Payments go through the real Midtrans adapter to it; `python -m infra.pay SESSION_ID` pays
     a session's waiting payment (its URL is kept in .data/, see infra/pay.py).
     """
     if os.environ.get("PAYMENT_PROVIDER"):
         return None
-    from tests.midtrans_standin import MidtransStandIn
+    from tests.support.midtrans_standin import MidtransStandIn
 
     key = _dev_secret("MIDTRANS_SERVER_KEY")
     standin = MidtransStandIn(key, f"{gateway_url}/api/payments/midtrans/notification").start()

@@ -14,7 +14,7 @@ the `default` response documents for every route.
 Both directions are kept: every code a route can answer is named by its responses (`undocumented`),
 and every code a route's own responses name is one it can answer (`overdocumented`; the shared
 responses and `default` describe every route of their kind). `python -m infra.error_codes` prints
-both lists; tests/unit/test_openapi_error_codes.py requires both empty (docs/api.md, "Errors").
+both lists; tests/tooling/test_openapi_error_codes.py requires both empty (docs/api.md, "Errors").
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ GUARD_CODE_KINDS = {
 }
 REQUEST_CLASS = ("shared.http", "ApiRequest")
 # Codes the call graph reaches on a route but that the route cannot answer, each with the reason
-# the static reading over-approximates there. tests/unit/test_openapi_error_codes.py requires every
+# the static reading over-approximates there. tests/tooling/test_openapi_error_codes.py requires every
 # entry to be still reached (no stale entry) and keeps the list short by review.
 UNREACHABLE: dict[tuple[str, str], str] = {
     **{

@@ -8,7 +8,7 @@ keeps its hand formatting and a re-run after new routes is a small diff:
 - every operation has a `default` response: the one Error body (`components/responses/Error`);
 - the `ErrorCode` enum lists every error code the backend can raise (`raised_codes`).
 
-`--check` changes nothing and exits 1 when the file is not normalized (tests/unit/test_openapi.py
+`--check` changes nothing and exits 1 when the file is not normalized (tests/tooling/test_openapi.py
 runs the same checks). docs/api.md says what each rule is for.
 """
 

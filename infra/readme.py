@@ -22,7 +22,7 @@ HEADER = """\
 # Deploy plan (generated)
 
 The dry run of the whole manifest for an example project, written by `python -m infra.readme`
-and kept equal to the tooling by `tests/unit/test_deploy_plan.py`. Do not edit by hand.
+and kept equal to the tooling by `tests/tooling/test_deploy_plan.py`. Do not edit by hand.
 How to go from nothing to a working deploy: [deployment.md](deployment.md).
 
     python -m infra deploy --project {project} --region {region} --dry-run

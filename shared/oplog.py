@@ -3,7 +3,7 @@
 Every signal that an alert, a dashboard or a runbook relies on is logged through `emit`, which
 writes one JSON line with `event` set to a name from CATALOG and the catalog's fields. The names
 and fields are a contract with infra/monitoring/ (log-based metrics filter on
-`jsonPayload.event`), so they change only together: tests/unit/test_oplog_catalog.py proves
+`jsonPayload.event`), so they change only together: tests/tooling/test_oplog_catalog.py proves
 that every `emit` in the code names a catalogued event with exactly its fields, and that every
 catalogued event is emitted somewhere. docs/operations.md explains each one.
 

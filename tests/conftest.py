@@ -1,7 +1,7 @@
 """Fixtures: one real Postgres and one real Valkey per test run, started from pip packages.
 
-The servers start on the first test that needs them: tests/unit never does, so the unit tier
-runs in seconds with no server at all.
+The servers start on the first test that needs them: tests/unit and tests/tooling never do, so those tiers
+run in seconds with no server at all.
 
 Set TEST_DATABASE_URL / TEST_VALKEY_URL to run against servers of your own (docker or remote)
 instead. Every test gets an AppContext with its own Valkey key prefix, installed as the
@@ -31,9 +31,9 @@ from infra.embedded import EmbeddedValkey, free_port
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database
-from tests import apps
-from tests.databases import IsolatedDatabases, connect, url_for
-from tests.helpers import FakeClock, installed
+from tests.support import apps
+from tests.support.databases import IsolatedDatabases, connect, url_for
+from tests.support.helpers import FakeClock, installed
 
 TEST_ENV = {
     "AUTH_JWT_SECRET": "test-secret-" + "x" * 40,
@@ -67,7 +67,7 @@ def pg_server(data_root: Path) -> Iterator[str]:
         yield os.environ["TEST_DATABASE_URL"]
         return
     # No autovacuum: its workers' transactions count in pg_stat_database, which the tests that
-    # prove a path makes no Postgres statement read (tests/server_counters.py), and it would
+    # prove a path makes no Postgres statement read (tests/support/server_counters.py), and it would
     # visit each database at its own moment. Tests that need statistics ANALYZE themselves.
     server = embedded.EmbeddedPostgres(data_root / "postgres", extra_settings={"autovacuum": "off"}).start()
     try:
@@ -89,7 +89,7 @@ def valkey_server(data_root: Path) -> Iterator[str]:
         server.stop()
 
 
-SERVER_FREE_TIERS = ("unit", "clients")
+SERVER_FREE_TIERS = ("unit", "tooling", "clients")
 
 # ---- parallel runs: `make test` is `pytest -n auto --dist loadgroup` (pytest-xdist) ----------
 # Each worker is a pytest process of its own, with its own servers (the session fixtures above)
@@ -238,7 +238,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _servers_unless_unit(request: pytest.FixtureRequest) -> None:
-    """Every tier but tests/unit runs against the servers; unit tests never start them."""
+    """Every tier but tests/unit, tests/tooling and tests/clients runs against the servers."""
     if request.path.parent.name not in SERVER_FREE_TIERS:
         request.getfixturevalue("test_env")
 
@@ -315,7 +315,7 @@ def isolated_ctx(template_db: str, test_env: dict[str, str], clock: FakeClock) -
 
     For tests that look at global state (every online mitra, whole-mirror equality, sweeps)
     or change it (app_config): nothing another test wrote is visible, nothing leaks out
-    (tests/databases.py: a reused clone is reset to the template's state first).
+    (tests/support/databases.py: a reused clone is reset to the template's state first).
     Installed as the process-wide context.
     """
     with isolated_database(template_db, test_env) as url, installed(make_context(clock, database_url=url)) as app_ctx:
@@ -333,7 +333,7 @@ def _admin_connection(url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def call(ctx: AppContext) -> Callable[[str], Any]:
-    """`call(entry_point)` -> a Flask test client of that function (tests.apps' cached app)."""
+    """`call(entry_point)` -> a Flask test client of that function (tests.support.apps' cached app)."""
     return apps.client
 
 

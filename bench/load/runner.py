@@ -13,7 +13,7 @@
 5. Run locust headless in a subprocess (bench/load/locustfile.py; gevent patches stay in that
    process) for `--seconds`, then stop it.
 6. After a short quiesce: print p50 / p99 per route and the failures, then check
-   tests/invariants.py `violations(ctx)` first as the servers left the mirror (no reseed in
+   tests/support/invariants.py `violations(ctx)` first as the servers left the mirror (no reseed in
    between), and exit 1 on any failed request, failed sweep, 5xx in a server log, or violation.
 
     .venv/bin/python -m bench.load [--seconds 60] [--mitras 1000] [--customers 100] [--staff 4]
@@ -495,7 +495,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         for line in logged[:20]:
             print(f"SERVER {line}")
 
-        from tests.invariants import violations
+        from tests.support.invariants import violations
 
         broken = violations(ctx)
         for v in broken[:50]:
@@ -591,7 +591,7 @@ def _judge_chaos(
     """Check every invariant after a chaos run; print the checks, their counts and the recoveries."""
     from bench.load import chaos
     from shared.sweeps import jobs
-    from tests.invariants import violations
+    from tests.support.invariants import violations
 
     problems = list(faults.errors) + list(probes.checks.violations)
     problems += _final_reseed(ctx)  # as the reseed sweep would after the Valkey loss

@@ -30,7 +30,7 @@ The calls, from Midtrans's public documentation:
   page stays payable until its expiry, which is our payment deadline.
 
 Sandbox or production is one setting (MIDTRANS_PRODUCTION); the base URLs can be pointed at
-the loopback stand-in (tests/midtrans_standin.py) in development and tests.
+the loopback stand-in (tests/support/midtrans_standin.py) in development and tests.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from infra import dev
 from infra.embedded import free_port
 from shared.auth import cc_users
 from shared.context import AppContext
-from tests.server_process import server
+from tests.support.server_process import server
 
 EMAIL = "browser-admin@bestie.test"
 PASSWORD = "Browser-check-1"

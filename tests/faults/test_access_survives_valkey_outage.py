@@ -31,9 +31,9 @@ from shared.auth import cc_users
 from shared.auth.principal import Principal
 from shared.availability import access, mirror
 from shared.context import AppContext
-from tests import apps, server_process
-from tests.mirror_state import new_mitra
-from tests.tokens import bearer, mitra_token
+from tests.support import apps, server_process
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import bearer, mitra_token
 
 
 @pytest.fixture

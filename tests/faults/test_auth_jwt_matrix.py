@@ -19,9 +19,9 @@ import pytest
 
 from shared.auth import revocation, tokens
 from shared.context import AppContext
-from tests.auth_support import anonymous, bearer, client, otp_sign_in, phone, seed_mitra
 from tests.conftest import make_context
-from tests.helpers import installed
+from tests.support.auth_support import anonymous, bearer, client, otp_sign_in, phone, seed_mitra
+from tests.support.helpers import installed
 
 
 def _b64(data: bytes) -> str:

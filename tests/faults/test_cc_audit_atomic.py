@@ -14,9 +14,9 @@ import pytest
 
 from shared import availability
 from shared.context import AppContext
-from tests import apps
-from tests.mirror_state import new_mitra
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import bearer, cc_token
 
 # A case sets up what it changes and returns (read the state, make the change through its route).
 Case = Callable[[AppContext, dict[str, str]], tuple[Callable[[], Any], Callable[[], Any]]]
@@ -78,7 +78,7 @@ def _reset_password(ctx: AppContext, admin: dict[str, str]) -> tuple[Callable[[]
 
 def _held_session(ctx: AppContext) -> tuple[str, Callable[[], Any]]:
     """A session a mitra holds (accepted, not yet paid: no audit row of its own), with someone to reroute to."""
-    from tests.pairing_support import api, customer, online_mitras
+    from tests.support.pairing_support import api, customer, online_mitras
 
     [(_, mitra_auth)] = online_mitras(ctx, 1)
     _, auth = customer(ctx)

@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from shared.context import AppContext
-from tests.apps import client
-from tests.chat_support import active_session, send
+from tests.support.apps import client
+from tests.support.chat_support import active_session, send
 
 ROUNDS = 8  # the race is lost in some rounds either way; each round is a fresh id
 

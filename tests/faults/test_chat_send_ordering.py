@@ -14,7 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from shared.context import AppContext
-from tests.chat_support import active_session, receive, send
+from tests.support.chat_support import active_session, receive, send
 
 SENDS = 50
 

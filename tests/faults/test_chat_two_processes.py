@@ -18,10 +18,10 @@ import pytest
 import requests
 
 from shared.context import AppContext
-from tests.chat_support import Pair, active_session
-from tests.pairing_support import api, customer, online_mitras
-from tests.server_process import server
-from tests.tokens import bearer, cc_token
+from tests.support.chat_support import Pair, active_session
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.server_process import server
+from tests.support.tokens import bearer, cc_token
 
 ROUNDS = 3
 

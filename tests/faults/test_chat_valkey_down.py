@@ -13,8 +13,8 @@ from infra.embedded import EmbeddedValkey
 from shared import availability
 from shared.chat import longpoll
 from shared.context import AppContext
-from tests import apps
-from tests.chat_support import active_session, receive, send
+from tests.support import apps
+from tests.support.chat_support import active_session, receive, send
 
 
 def test_send_and_receive_work_without_valkey_and_waits_resume_after_it(

@@ -14,10 +14,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.chat_support import send
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support.auth_support import client
+from tests.support.chat_support import send
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 SESSIONS = 8
 SENDS_PER_SESSION = 20

@@ -22,9 +22,9 @@ import yaml
 
 from shared import manifest
 from shared.context import AppContext
-from tests.apps import client
-from tests.mirror_state import new_mitra
-from tests.tokens import _token
+from tests.support.apps import client
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import _token
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((REPO / "openapi.yaml").read_text())

@@ -8,7 +8,7 @@ import uuid
 from shared import app_config
 from shared.auth import cc_users
 from shared.context import AppContext
-from tests.auth_support import bearer, client
+from tests.support.auth_support import bearer, client
 
 PASSWORD = "Secret123"
 

@@ -10,10 +10,10 @@ import pytest
 from infra.embedded import EmbeddedValkey
 from shared import availability
 from shared.context import AppContext
-from tests import apps, mirror_state
-from tests.helpers import FakeClock
-from tests.mirror_state import new_mitra, open_session
-from tests.tokens import bearer, cc_token, mitra_token
+from tests.support import apps, mirror_state
+from tests.support.helpers import FakeClock
+from tests.support.mirror_state import new_mitra, open_session
+from tests.support.tokens import bearer, cc_token, mitra_token
 
 
 def test_everything_keeps_working_from_postgres_and_the_mirror_reseeds(

@@ -12,7 +12,7 @@ import uuid
 
 from shared.auth import cc_users
 from shared.log import JsonFormatter
-from tests.auth_support import anonymous, client, refresh
+from tests.support.auth_support import anonymous, client, refresh
 
 
 def test_no_secret_appears_in_any_log_line(ctx, caplog):

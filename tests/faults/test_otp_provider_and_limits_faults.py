@@ -10,8 +10,8 @@ import pytest
 
 from shared import context
 from shared.context import AppContext
-from tests.auth_support import StubServer, ip, phone, request_otp
 from tests.conftest import make_context
+from tests.support.auth_support import StubServer, ip, phone, request_otp
 
 
 @pytest.fixture

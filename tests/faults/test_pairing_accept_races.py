@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.pairing_support import api, customer, online_mitras, used
+from tests.support.auth_support import client
+from tests.support.pairing_support import api, customer, online_mitras, used
 
 
 def _all_at_once(calls: list[tuple[dict[str, str], str]]) -> list[Any]:

@@ -9,10 +9,10 @@ from infra.embedded import EmbeddedValkey
 from shared import context
 from shared.availability import access
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.helpers import FakeClock
-from tests.pairing_support import customer, online_mitras
-from tests.server_counters import PostgresCounter
+from tests.support.auth_support import client
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import customer, online_mitras
+from tests.support.server_counters import PostgresCounter
 
 
 def _beacon(auth: dict[str, str]) -> Any:

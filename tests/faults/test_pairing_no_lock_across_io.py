@@ -12,7 +12,7 @@ from pg8000.exceptions import DatabaseError
 
 from shared import availability
 from shared.context import AppContext
-from tests.pairing_support import api, customer, events, online_mitras
+from tests.support.pairing_support import api, customer, events, online_mitras
 
 LOCK_NOT_AVAILABLE = "55P03"
 

@@ -8,8 +8,8 @@ import pytest
 
 from infra.embedded import free_port
 from shared.context import AppContext
-from tests.helpers import installed
-from tests.pairing_support import customer, online_mitras
+from tests.support.helpers import installed
+from tests.support.pairing_support import customer, online_mitras
 
 
 @pytest.fixture

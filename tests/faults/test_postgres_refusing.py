@@ -21,7 +21,7 @@ from infra import migrate
 from infra.embedded import EmbeddedPostgres
 from shared.context import AppContext
 from shared.db import Database, parse_database_url
-from tests.helpers import installed
+from tests.support.helpers import installed
 
 
 def _assert_unavailable(resp) -> None:

@@ -21,10 +21,10 @@ import redis
 from infra import embedded
 from shared import availability, context
 from shared.context import AppContext
-from tests import apps
-from tests.chat_support import Pair, active_session, receive, send
 from tests.conftest import _admin_connection, _url_for
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.chat_support import Pair, active_session, receive, send
+from tests.support.tokens import bearer, cc_token
 
 
 def _pg(tool: str) -> str:

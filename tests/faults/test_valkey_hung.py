@@ -10,8 +10,8 @@ import pytest
 
 from shared import availability
 from shared.context import AppContext
-from tests.helpers import installed
-from tests.pairing_support import customer, online_mitras
+from tests.support.helpers import installed
+from tests.support.pairing_support import customer, online_mitras
 
 
 class BlackHole:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth_support import RsaKey, identity_providers
+from tests.support.auth_support import RsaKey, identity_providers
 
 
 @pytest.fixture(scope="module")

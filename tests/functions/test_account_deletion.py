@@ -7,8 +7,8 @@ import uuid
 
 from shared.auth import apple_tokens
 from shared.sweeps import jobs
-from tests import auth_support
-from tests.auth_support import (
+from tests.support import auth_support
+from tests.support.auth_support import (
     GOOGLE_CLIENT,
     apple_sign_in,
     bearer,
@@ -17,7 +17,7 @@ from tests.auth_support import (
     phone,
     refresh,
 )
-from tests.chat_support import active_session, send, sessions
+from tests.support.chat_support import active_session, send, sessions
 
 
 def _delete(headers):

@@ -7,9 +7,9 @@ import threading
 
 from shared import devices
 from shared.context import AppContext
-from tests import mirror_state
-from tests.auth_support import anonymous, bearer, client, otp_sign_in, phone, refresh, seed_mitra
-from tests.helpers import FakeClock
+from tests.support import mirror_state
+from tests.support.auth_support import anonymous, bearer, client, otp_sign_in, phone, refresh, seed_mitra
+from tests.support.helpers import FakeClock
 
 
 def _logout(json=None, headers=None):

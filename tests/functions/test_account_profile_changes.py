@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from shared.context import AppContext
-from tests.auth_support import (
+from tests.support.auth_support import (
     anonymous,
     bearer,
     client,

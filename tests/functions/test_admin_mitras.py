@@ -6,9 +6,9 @@ import uuid
 
 from shared import availability
 from shared.context import AppContext
-from tests import apps, mirror_state
-from tests.mirror_state import new_mitra, open_session
-from tests.tokens import bearer, cc_token, mitra_token
+from tests.support import apps, mirror_state
+from tests.support.mirror_state import new_mitra, open_session
+from tests.support.tokens import bearer, cc_token, mitra_token
 
 
 def _phone() -> str:

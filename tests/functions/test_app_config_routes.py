@@ -4,9 +4,9 @@ and the app_config rows staff edit."""
 from __future__ import annotations
 
 from shared.context import AppContext
-from tests.auth_support import anonymous, bearer, client
-from tests.mirror_state import new_mitra
-from tests.tokens import mitra_token
+from tests.support.auth_support import anonymous, bearer, client
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import mitra_token
 
 
 def test_the_customer_app_reads_its_timeouts_durations_and_price(isolated_ctx: AppContext):

@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.apps import client
 from tests.conftest import make_context
-from tests.helpers import installed
+from tests.support.apps import client
+from tests.support.helpers import installed
 
 PACKAGE = "id.bestie.app"
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from tests import auth_support
-from tests.auth_support import (
+from tests.support import auth_support
+from tests.support.auth_support import (
     APPLE_SERVICE,
     apple_sign_in,
     bearer,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 from shared.auth import apple
-from tests import auth_support
-from tests.auth_support import (
+from tests.support import auth_support
+from tests.support.auth_support import (
     APPLE_SERVICE,
     apple_body,
     apple_code,

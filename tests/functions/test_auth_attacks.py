@@ -11,7 +11,8 @@ import pytest
 
 from shared import app_config
 from shared.auth import cc_users, passwords
-from tests.auth_support import (
+from tests.conftest import isolated_database
+from tests.support.auth_support import (
     GOOGLE_CERTS,
     GOOGLE_CLIENT,
     RsaKey,
@@ -23,7 +24,6 @@ from tests.auth_support import (
     request_otp,
     seed_mitra,
 )
-from tests.conftest import isolated_database
 
 ORIGIN = "https://cc.example.test"
 PASSWORD = "Secret123"

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from shared.auth.identity import nonce_hash
-from tests.auth_support import (
+from tests.support.auth_support import (
     APPLE_KEYS,
     APPLE_SERVICE,
     GOOGLE_CERTS,

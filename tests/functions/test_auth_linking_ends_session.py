@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.auth_support import (
+from tests.support.auth_support import (
     GOOGLE_CLIENT,
     anonymous,
     apple_sign_in,

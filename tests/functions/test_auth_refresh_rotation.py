@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from tests.auth_support import anonymous, bearer, client, refresh
 from tests.conftest import make_context
-from tests.helpers import installed
+from tests.support.auth_support import anonymous, bearer, client, refresh
+from tests.support.helpers import installed
 
 
 def _me(access_token: str) -> int:

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from shared.auth.nonces import NONCE_TTL_SECONDS
-from tests.auth_support import (
+from tests.support.auth_support import (
     GOOGLE_CLIENT,
     RsaKey,
     anonymous,

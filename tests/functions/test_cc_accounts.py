@@ -8,7 +8,7 @@ import pytest
 
 from shared import app_config
 from shared.auth import cc_users, cookies
-from tests.auth_support import bearer, client
+from tests.support.auth_support import bearer, client
 
 ORIGIN = "https://cc.example.test"
 PASSWORD = "Secret123"
@@ -231,7 +231,7 @@ def test_admin_reset_revokes_every_session_of_the_user(ctx):
 
 
 def test_customer_token_cannot_reach_control_center_routes(ctx):
-    from tests.auth_support import anonymous
+    from tests.support.auth_support import anonymous
 
     anon = anonymous()
     resp = client("auth_cc_me").get("/internal/auth/me", headers=bearer(anon["access_token"]))

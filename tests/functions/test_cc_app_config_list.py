@@ -11,9 +11,9 @@ from typing import Any
 
 from shared import anonymity, app_config
 from shared.context import AppContext
-from tests import apps
-from tests.pairing_support import customer
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.pairing_support import customer
+from tests.support.tokens import bearer, cc_token
 
 
 def _listing(headers: dict[str, str]) -> Any:

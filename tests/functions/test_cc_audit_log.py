@@ -8,10 +8,10 @@ from typing import Any
 
 from shared import availability
 from shared.context import AppContext
-from tests import apps
-from tests.helpers import FakeClock
-from tests.pairing_support import customer
-from tests.tokens import bearer, cc_user, mitra_token
+from tests.support import apps
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import customer
+from tests.support.tokens import bearer, cc_user, mitra_token
 
 
 def _log(headers: dict[str, str], **query: str) -> Any:

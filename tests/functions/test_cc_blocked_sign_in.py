@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from shared.context import AppContext
-from tests import apps
-from tests.auth_support import GOOGLE_CLIENT, RsaKey, apple_sign_in, client, identity_providers
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.auth_support import GOOGLE_CLIENT, RsaKey, apple_sign_in, client, identity_providers
+from tests.support.tokens import bearer, cc_token
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from typing import Any
 from infra.embedded import EmbeddedValkey
 from shared import availability, notify, phones, push
 from shared.context import AppContext
-from tests import apps, mirror_state
-from tests.auth_support import otp_sign_in, phone, refresh
-from tests.chat_support import active_session, receive
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras, used
-from tests.tokens import bearer, cc_token, mitra_token
+from tests.support import apps, mirror_state
+from tests.support.auth_support import otp_sign_in, phone, refresh
+from tests.support.chat_support import active_session, receive
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras, used
+from tests.support.tokens import bearer, cc_token, mitra_token
 
 
 def _block(customer_id: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> Any:

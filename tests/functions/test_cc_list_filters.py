@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.context import AppContext
-from tests import apps
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from shared import app_config, availability
 from shared.context import AppContext
-from tests import apps, mirror_state
-from tests.helpers import FakeClock
-from tests.mirror_state import new_mitra
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token, mitra_token
+from tests.support import apps, mirror_state
+from tests.support.helpers import FakeClock
+from tests.support.mirror_state import new_mitra
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token, mitra_token
 
 
 def _ids(resp: Any, key: str) -> list[str]:

@@ -12,11 +12,11 @@ from typing import Any
 
 from shared import notify, push
 from shared.context import AppContext
-from tests import apps
-from tests.chat_support import Pair, active_session, receive, send
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras, used
-from tests.tokens import bearer, cc_token, cc_user
+from tests.support import apps
+from tests.support.chat_support import Pair, active_session, receive, send
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras, used
+from tests.support.tokens import bearer, cc_token, cc_user
 
 
 def _register_devices(ctx: AppContext, pair: Pair) -> None:

@@ -12,8 +12,8 @@ import pytest
 from shared import paging
 from shared.cc import customer_admin
 from shared.context import AppContext
-from tests import apps
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.tokens import bearer, cc_token
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

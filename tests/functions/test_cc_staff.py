@@ -12,9 +12,9 @@ from shared.auth.principal import Principal
 from shared.cc import staff
 from shared.context import AppContext
 from shared.errors import Conflict
-from tests import apps
-from tests.helpers import FakeClock
-from tests.tokens import _token, bearer, cc_user
+from tests.support import apps
+from tests.support.helpers import FakeClock
+from tests.support.tokens import _token, bearer, cc_user
 
 ORIGIN = {"Origin": "https://cc.example.test"}
 

@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 from shared.context import AppContext
-from tests import apps
-from tests.chat_support import active_session, send
-from tests.tokens import bearer, cc_token, cc_user
+from tests.support import apps
+from tests.support.chat_support import active_session, send
+from tests.support.tokens import bearer, cc_token, cc_user
 
 
 def _transcript(session_id: str, headers: dict[str, str], **query: str) -> Any:

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.chat_support import active_session, receive, send
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
+from tests.support.auth_support import client
+from tests.support.chat_support import active_session, receive, send
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
 
 
 def _bodies(resp) -> list[str]:

@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from shared.context import AppContext
-from tests.chat_support import active_session, mark_read, receive, send
-from tests.pairing_support import api, customer
-from tests.tokens import bearer, cc_token
+from tests.support.chat_support import active_session, mark_read, receive, send
+from tests.support.pairing_support import api, customer
+from tests.support.tokens import bearer, cc_token
 
 
 def _bodies(resp) -> list[str]:
@@ -154,7 +154,7 @@ def test_sending_to_a_session_that_is_not_active_is_409_and_history_stays_readab
 
 
 def test_a_pending_payment_session_refuses_messages(isolated_ctx: AppContext) -> None:
-    from tests.pairing_support import online_mitras
+    from tests.support.pairing_support import online_mitras
 
     [(_, mitra_auth)] = online_mitras(isolated_ctx, 1)
     _, auth = customer(isolated_ctx)
@@ -179,7 +179,7 @@ def test_invalid_bodies_are_400_naming_the_field(isolated_ctx: AppContext) -> No
     ok = send("client", pair.customer, pair.session_id, "x" * 2000 + "   ")
     assert ok.status_code == 201 and len(ok.json["body"]) == 2000
     assert send("client", pair.customer, pair.session_id, "windows\r\nline").json["body"] == "windows\nline"
-    from tests.auth_support import client
+    from tests.support.auth_support import client
 
     app = client("chat_client_send")
     url = f"/api/client/chat-sessions/{pair.session_id}/messages"

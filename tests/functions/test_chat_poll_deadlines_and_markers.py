@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from shared.context import AppContext
-from tests.chat_support import active_session, mark_read, receive, send
-from tests.helpers import FakeClock
+from tests.support.chat_support import active_session, mark_read, receive, send
+from tests.support.helpers import FakeClock
 
 
 def _wait_in_thread(side: str, headers: dict[str, str], session_id: str, after: int, wait: int) -> dict[str, Any]:

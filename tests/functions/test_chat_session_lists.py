@@ -8,10 +8,10 @@ from typing import Any
 
 from shared import app_config
 from shared.context import AppContext
-from tests.chat_support import sessions
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support.chat_support import sessions
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 
 def _ids(resp) -> list[str]:

@@ -1,7 +1,7 @@
 """PUT /api/client/devices registers a customer's push token (and moves a reused install's)."""
 
 from shared import devices
-from tests.tokens import bearer
+from tests.support.tokens import bearer
 
 
 def _customer(call):

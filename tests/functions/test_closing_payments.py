@@ -11,13 +11,13 @@ from functools import partial
 from typing import Any
 
 from shared.context import AppContext
-from tests.apps import client
 from tests.functions.test_payments_midtrans import NOTIFY, _accepted, _ctx, _refunds, _session, notify
 from tests.functions.test_payments_midtrans import gateway as gateway  # the fixture
-from tests.helpers import FakeClock
-from tests.midtrans_standin import MidtransStandIn
-from tests.pairing_support import api, customer, online_mitras, used
-from tests.tokens import bearer, cc_token
+from tests.support.apps import client
+from tests.support.helpers import FakeClock
+from tests.support.midtrans_standin import MidtransStandIn
+from tests.support.pairing_support import api, customer, online_mitras, used
+from tests.support.tokens import bearer, cc_token
 
 
 def _customer_of(ctx: AppContext, sid: str) -> str:

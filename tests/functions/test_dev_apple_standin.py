@@ -12,9 +12,9 @@ import requests
 
 from infra import dev
 from shared.config import Settings
-from tests.auth_support import client, sign_in_nonce
 from tests.conftest import make_context
-from tests.helpers import installed
+from tests.support.auth_support import client, sign_in_nonce
+from tests.support.helpers import installed
 
 
 def test_make_dev_serves_a_whole_apple_sign_in_and_deletion_through_the_standin(monkeypatch):

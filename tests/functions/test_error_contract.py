@@ -7,7 +7,7 @@ from __future__ import annotations
 from shared import availability
 from shared.cc import customer_admin
 from shared.context import AppContext
-from tests.auth_support import (
+from tests.support.auth_support import (
     anonymous,
     bearer,
     client,
@@ -19,7 +19,7 @@ from tests.auth_support import (
     seed_mitra,
     verify_otp,
 )
-from tests.tokens import cc_token
+from tests.support.tokens import cc_token
 
 # ---- account states -----------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from shared import availability, context, retention
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.chat_support import active_session, mark_read, send
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token, mitra_token
+from tests.support.auth_support import client
+from tests.support.chat_support import active_session, mark_read, send
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token, mitra_token
 
 
 def _feed(side: str, headers: dict[str, str], **query: Any) -> Any:

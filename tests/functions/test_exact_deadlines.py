@@ -7,10 +7,10 @@ from datetime import datetime
 
 from shared import availability
 from shared.context import AppContext
-from tests import apps
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, events, online_mitras, used
-from tests.tokens import bearer, cc_token
+from tests.support import apps
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, events, online_mitras, used
+from tests.support.tokens import bearer, cc_token
 
 SWEEP_ACTOR = "system:session-expiry"
 

@@ -34,10 +34,10 @@ from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
 from tests.conftest import _admin_connection, _url_for
-from tests.helpers import installed
-from tests.loopback import RsaKey, StubServer
-from tests.mirror_state import new_mitra
-from tests.tokens import _token
+from tests.support.helpers import installed
+from tests.support.loopback import RsaKey, StubServer
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import _token
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 12

@@ -8,7 +8,7 @@ from infra import gateway
 from infra.embedded import free_port
 from shared import context, manifest
 from shared.context import AppContext
-from tests.helpers import installed
+from tests.support.helpers import installed
 
 
 def _gateway():

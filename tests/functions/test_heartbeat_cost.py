@@ -13,10 +13,10 @@ from infra.embedded import EmbeddedValkey
 from shared import availability
 from shared.availability import access
 from shared.context import AppContext
-from tests import apps
-from tests.mirror_state import new_mitra
-from tests.server_counters import PostgresCounter, ValkeyCounter
-from tests.tokens import bearer, mitra_token
+from tests.support import apps
+from tests.support.mirror_state import new_mitra
+from tests.support.server_counters import PostgresCounter, ValkeyCounter
+from tests.support.tokens import bearer, mitra_token
 
 HEARTBEATS = 20
 

@@ -8,10 +8,10 @@ import pytest
 
 from shared import availability
 from shared.context import AppContext
-from tests import apps, mirror_state
-from tests.helpers import FakeClock
-from tests.mirror_state import new_mitra
-from tests.tokens import bearer, mitra_token
+from tests.support import apps, mirror_state
+from tests.support.helpers import FakeClock
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import bearer, mitra_token
 
 
 def _logs(ctx: AppContext, mitra: str) -> list[str]:

@@ -187,7 +187,7 @@ def test_unstorable_text_at_any_depth_and_in_keys_is_named(call):
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "99999999999999999999999"])
 def test_numbers_out_of_range_are_400_not_500(call, ctx, number):
-    from tests.tokens import bearer, cc_token
+    from tests.support.tokens import bearer, cc_token
 
     resp = call("app_config_put").put(
         "/internal/app-config/otp_ttl_seconds", headers=bearer(cc_token(ctx)), **_raw_json(f'{{"value": {number}}}')
@@ -198,7 +198,7 @@ def test_numbers_out_of_range_are_400_not_500(call, ctx, number):
 
 @pytest.mark.parametrize("before", ["99999999999999999999999", "-99999999999999999999999", "9223372036854775808"])
 def test_query_integer_beyond_bigint_is_400_naming_it(call, ctx, before):
-    from tests.tokens import bearer, cc_token
+    from tests.support.tokens import bearer, cc_token
 
     mitra = call("test_seed_mitra").post("/internal/_test/seed-mitra", json={"phone": _phone(), "display_name": "A"})
     resp = call("mitras_logs").get(
@@ -209,7 +209,7 @@ def test_query_integer_beyond_bigint_is_400_naming_it(call, ctx, before):
 
 
 def test_nul_in_a_query_parameter_is_400_naming_it(call, ctx):
-    from tests.tokens import bearer, cc_token
+    from tests.support.tokens import bearer, cc_token
 
     resp = call("mitras_list").get("/internal/mitras?cursor=a%00b", headers=bearer(cc_token(ctx)))
     assert resp.status_code == 400 and resp.json["error"]["field"] == "cursor"
@@ -276,7 +276,7 @@ def test_paths_flask_refuses_before_the_wrapper_get_a_json_404(call, path):
 
 
 def test_control_characters_in_a_path_id_are_400_naming_it(call, ctx):
-    from tests.tokens import bearer, cc_token
+    from tests.support.tokens import bearer, cc_token
 
     resp = call("mitras_logs").get("/internal/mitras/ab%00cd/logs", headers=bearer(cc_token(ctx)))
     assert resp.status_code == 400 and resp.json["error"]["field"] == "id"

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.auth_support import (
+from tests.support.auth_support import (
     APPLE_KEYS,
     GOOGLE_CERTS,
     GOOGLE_CLIENT,
@@ -20,7 +20,7 @@ from tests.auth_support import (
     post_apple,
     sign_in_nonce,
 )
-from tests.helpers import FakeClock
+from tests.support.helpers import FakeClock
 
 
 @pytest.fixture(scope="module")

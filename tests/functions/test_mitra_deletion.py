@@ -7,9 +7,9 @@ from __future__ import annotations
 from shared import devices
 from shared.anonymity import DELETED_NAME
 from shared.context import AppContext
-from tests.auth_support import bearer, client, otp_sign_in, refresh, request_otp
-from tests.chat_support import active_session, send
-from tests.tokens import cc_token, cc_user
+from tests.support.auth_support import bearer, client, otp_sign_in, refresh, request_otp
+from tests.support.chat_support import active_session, send
+from tests.support.tokens import cc_token, cc_user
 
 
 def _delete(mitra_id, headers):

@@ -6,7 +6,7 @@ import json
 
 from shared import context
 from shared.context import AppContext
-from tests.auth_support import (
+from tests.support.auth_support import (
     anonymous,
     bearer,
     client,

@@ -9,9 +9,9 @@ import pytest
 
 from shared.context import AppContext
 from shared.sessions.settle import expire_due_sessions
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, events, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, events, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 STATES = ("searching", "pending_payment", "active", "ended", "expired", "cancelled")
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from shared import app_config
 from shared.context import AppContext
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, events, online_mitras, used
-from tests.tokens import bearer, cc_token
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, events, online_mitras, used
+from tests.support.tokens import bearer, cc_token
 
 
 def test_full_lifecycle_moves_capacity_0_1_1_1_0_in_the_mirror(isolated_ctx: AppContext, clock: FakeClock) -> None:

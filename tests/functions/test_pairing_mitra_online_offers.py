@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.chat_support import sessions
-from tests.mirror_state import new_mitra
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, mitra_token
+from tests.support.auth_support import client
+from tests.support.chat_support import sessions
+from tests.support.mirror_state import new_mitra
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, mitra_token
 
 
 def _offline_mitra(ctx: AppContext) -> tuple[str, dict[str, str]]:

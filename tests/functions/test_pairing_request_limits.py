@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from shared import app_config
 from shared.context import AppContext
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import _token, bearer
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import _token, bearer
 
 
 def _offers(ctx: AppContext, customer_id: str) -> int:

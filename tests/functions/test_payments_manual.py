@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.context import AppContext
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_user
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_user
 
 
 def test_staff_confirmation_records_who_and_why_on_the_payment_the_events_and_the_audit_log(
@@ -69,7 +69,7 @@ def test_a_request_for_a_duration_not_on_the_price_list_is_refused(isolated_ctx:
 
 
 def test_staff_set_the_price_and_the_duration_list_and_new_requests_follow(isolated_ctx: AppContext) -> None:
-    from tests.apps import client
+    from tests.support.apps import client
 
     online_mitras(isolated_ctx, 1)
     _, auth = customer(isolated_ctx)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from shared.context import AppContext
-from tests.apps import client
-from tests.chat_support import receive, send
 from tests.conftest import isolated_database, make_context
-from tests.helpers import FakeClock, installed
-from tests.midtrans_standin import MidtransStandIn
-from tests.pairing_support import api, customer, events, online_mitras
+from tests.support.apps import client
+from tests.support.chat_support import receive, send
+from tests.support.helpers import FakeClock, installed
+from tests.support.midtrans_standin import MidtransStandIn
+from tests.support.pairing_support import api, customer, events, online_mitras
 
 SERVER_KEY = "SB-Mid-server-loopback-key"
 NOTIFY = "/api/payments/midtrans/notification"
@@ -271,7 +271,7 @@ def test_paying_from_the_terminal_settles_the_sessions_waiting_order(gateway: Mi
     """`python -m infra.pay SESSION_ID` asks the stand-in to pay; the signed notification does the rest."""
     import requests
 
-    from tests.midtrans_standin import PAY_PATH
+    from tests.support.midtrans_standin import PAY_PATH
 
     ctx = _ctx(gateway)
     sid, _, _ = _accepted(gateway)
@@ -309,7 +309,7 @@ def test_notifications_and_a_staff_confirmation_at_once_settle_the_payment_once(
     """Rule: a payment settles once, whoever races for it (Midtrans's retries, staff)."""
     import threading
 
-    from tests.tokens import bearer, cc_token
+    from tests.support.tokens import bearer, cc_token
 
     ctx = _ctx(gateway)
     sid, _, _ = _accepted(gateway)
@@ -362,7 +362,7 @@ def test_a_gateway_outage_keeps_the_accept_and_makes_the_notification_retry(gate
 
 
 def test_staff_see_the_refund_due_and_mark_it_refunded_once(gateway: MidtransStandIn, clock: FakeClock) -> None:
-    from tests.tokens import bearer, cc_user
+    from tests.support.tokens import bearer, cc_user
 
     ctx = _ctx(gateway)
     sid, _, (_, mitra_auth) = _accepted(gateway, minutes=10)

@@ -8,9 +8,9 @@ import pytest
 
 from shared import availability
 from shared.context import AppContext
-from tests.helpers import installed
-from tests.loopback import RsaKey, StubServer, google_claims
-from tests.mirror_state import new_mitra
+from tests.support.helpers import installed
+from tests.support.loopback import RsaKey, StubServer, google_claims
+from tests.support.mirror_state import new_mitra
 
 AUDIENCE = "https://sweeps.example.test"
 SA = "scheduler@bestie-prod.iam.gserviceaccount.com"
@@ -87,7 +87,7 @@ def test_sweep_auth_none_is_accepted_only_in_test_mode_and_is_logged(call, isola
 def test_session_expiry_sweep_expires_a_stale_search_and_reports_it(call, isolated_ctx, clock):
     from shared import pairing
     from shared.auth.principal import Principal
-    from tests.pairing_support import online_mitras
+    from tests.support.pairing_support import online_mitras
 
     online_mitras(isolated_ctx, 1)
     with isolated_ctx.db.transaction() as tx:

@@ -30,10 +30,10 @@ from shared.context import AppContext
 from shared.db import Database, DatabaseUnavailable
 from shared.log import JsonFormatter
 from shared.sweeps import jobs, runner
-from tests import apps
-from tests.helpers import FakeClock, installed
-from tests.mirror_state import new_mitra
-from tests.pairing_support import customer
+from tests.support import apps
+from tests.support.helpers import FakeClock, installed
+from tests.support.mirror_state import new_mitra
+from tests.support.pairing_support import customer
 
 LIFTED = ("severity", "httpRequest", "time", "logging.googleapis.com/trace")
 REPO = Path(__file__).resolve().parents[2]
@@ -235,7 +235,7 @@ def test_the_files_the_deploy_reads_are_written_and_rerunning_changes_nothing(tm
 
 def test_push_failures_fire_on_an_fcm_error_and_name_its_code(ctx: AppContext):
     from shared import notify, push
-    from tests.fcm_standin import fcm_installed
+    from tests.support.fcm_standin import fcm_installed
 
     with fcm_installed(ctx), captured() as entries:
         msg = push.message("session_extended", {"type": "session_extended", "session_id": str(uuid.uuid4())}, ctx.now())

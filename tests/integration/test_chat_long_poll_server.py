@@ -21,8 +21,8 @@ import requests
 
 from shared.config import Settings
 from shared.context import AppContext
-from tests.chat_support import Pair, active_session, send
-from tests.server_process import function_process, function_server
+from tests.support.chat_support import Pair, active_session, send
+from tests.support.server_process import function_process, function_server
 
 FLOOD = 85  # more than the 80 request threads the threaded deploy gave an instance
 MAX_WAITS_PER_CALLER = Settings().chat_max_waits_per_caller

@@ -14,9 +14,9 @@ import pytest
 
 from shared import anonymity, notify
 from shared.context import AppContext
-from tests.chat_support import active_session, receive, send, sessions
-from tests.fcm_standin import FcmStandIn, fcm_installed
-from tests.pairing_support import api, customer, online_mitras
+from tests.support.chat_support import active_session, receive, send, sessions
+from tests.support.fcm_standin import FcmStandIn, fcm_installed
+from tests.support.pairing_support import api, customer, online_mitras
 
 NAME = "Siti Rahmawati"
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from shared.context import AppContext
 from shared.sessions.settle import expire_due_sessions
-from tests.chat_support import active_session, receive
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support.chat_support import active_session, receive
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 
 def _wait_during(side: str, headers: dict[str, str], session_id: str, after: int, action: Callable[[], Any]) -> dict:

@@ -11,7 +11,7 @@ from typing import Any
 from shared import availability
 from shared.chat import longpoll
 from shared.context import AppContext
-from tests.chat_support import active_session, receive, send
+from tests.support.chat_support import active_session, receive, send
 
 
 def test_a_wait_beyond_the_callers_cap_is_refused_at_once_but_reads_and_other_callers_are_not(

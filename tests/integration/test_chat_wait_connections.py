@@ -13,8 +13,8 @@ from shared import availability
 from shared.chat import longpoll
 from shared.config import Settings
 from shared.context import AppContext
-from tests import apps
-from tests.chat_support import Pair, active_session, receive, send
+from tests.support import apps
+from tests.support.chat_support import Pair, active_session, receive, send
 
 WAITERS = 40
 MAX_WAITS_PER_CALLER = Settings().chat_max_waits_per_caller

@@ -12,8 +12,8 @@ from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.errors import Unauthorized
 from tests.conftest import make_context
-from tests.helpers import installed
-from tests.mirror_state import new_mitra
+from tests.support.helpers import installed
+from tests.support.mirror_state import new_mitra
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""The reusable invariant checks (tests/invariants.py) hold on a consistent system and name
+"""The reusable invariant checks (tests/support/invariants.py) hold on a consistent system and name
 each breach on a broken one."""
 
 from __future__ import annotations
 
 from shared import availability
 from shared.context import AppContext
-from tests import invariants
-from tests.mirror_state import new_mitra, open_session
+from tests.support import invariants
+from tests.support.mirror_state import new_mitra, open_session
 
 
 def test_a_consistent_system_has_no_violations_and_each_breach_is_named(isolated_ctx: AppContext) -> None:

@@ -1,6 +1,6 @@
 """The isolated-database fixture really isolates (other tests rely on it for global counts).
 
-Each test process reuses its clones of the migrated template (tests/databases.py): these tests
+Each test process reuses its clones of the migrated template (tests/support/databases.py): these tests
 show that what one holder wrote, rows, app_config changes, sequence positions and schema, is
 gone when the next holder gets the database.
 """
@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from shared import app_config
-from tests.databases import connect
+from tests.support.databases import connect
 
 # Two tests in a row on one worker: the second gets the first one's database back.
 in_a_row = pytest.mark.xdist_group("isolated-db-in-a-row")

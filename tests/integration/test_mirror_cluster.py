@@ -2,7 +2,7 @@
 {avail} hash tag, so scripts and pipelines stay on one shard.
 
 The behaviour tests of the mirror and the sweeps run on the cluster too: they are marked
-`on_both_topologies` (tests.helpers) in test_mirror_core.py and test_sweeps_jobs.py.
+`on_both_topologies` (tests.support.helpers) in test_mirror_core.py and test_sweeps_jobs.py.
 """
 
 from __future__ import annotations

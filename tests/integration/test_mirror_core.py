@@ -10,9 +10,9 @@ from shared import availability
 from shared.auth.principal import Principal
 from shared.availability import mirror, seed
 from shared.context import AppContext
-from tests import mirror_state
-from tests.helpers import FakeClock, on_both_topologies
-from tests.mirror_state import new_mitra, open_session
+from tests.support import mirror_state
+from tests.support.helpers import FakeClock, on_both_topologies
+from tests.support.mirror_state import new_mitra, open_session
 
 
 @on_both_topologies

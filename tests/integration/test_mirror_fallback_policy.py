@@ -10,7 +10,7 @@ import pytest
 
 from shared import availability
 from shared.context import AppContext
-from tests.mirror_state import new_mitra, open_session
+from tests.support.mirror_state import new_mitra, open_session
 
 READS: dict[str, Callable[[AppContext, str], Any]] = {
     "mitra_status": lambda ctx, m: availability.mitra_status(ctx, m),

@@ -16,8 +16,8 @@ from shared.auth.principal import Principal
 from shared.availability import truth
 from shared.context import AppContext
 from shared.errors import ApiError
-from tests import apps, mirror_state
-from tests.helpers import FakeClock
+from tests.support import apps, mirror_state
+from tests.support.helpers import FakeClock
 
 MITRAS = 4
 idx = st.integers(0, MITRAS - 1)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from shared import availability, pairing
 from shared.auth.principal import Principal
 from shared.context import AppContext
-from tests.mirror_state import new_mitra
+from tests.support.mirror_state import new_mitra
 
 
 def test_a_hundred_blasts_over_200_mitras_offer_nobody_more_than_3x_the_mean(isolated_ctx: AppContext) -> None:

@@ -15,9 +15,9 @@ import pytest
 
 from shared import notify, push
 from shared.context import AppContext
-from tests.fcm_standin import FcmStandIn, fcm_installed
-from tests.helpers import FakeClock
-from tests.pairing_support import api, customer, online_mitras
+from tests.support.fcm_standin import FcmStandIn, fcm_installed
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import api, customer, online_mitras
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from shared import push as push_module
 from shared.config import Settings
 from shared.push import POLICIES, FcmPush, LogPush, PushPayloadError, build_provider, cut_graphemes, message
-from tests.fcm_standin import FcmStandIn, Rejected, anonymous_credential, check
+from tests.support.fcm_standin import FcmStandIn, Rejected, anonymous_credential, check
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 SILENT = sorted(k for k, p in POLICIES.items() if not p.visible)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from shared import retention
 from shared.context import AppContext
 from shared.sweeps import jobs
-from tests import apps
-from tests.auth_support import phone, request_otp
-from tests.chat_support import active_session, send
+from tests.support import apps
+from tests.support.auth_support import phone, request_otp
+from tests.support.chat_support import active_session, send
 
 RETAINED = {
     "sweep_runs": ["started_at"],

@@ -11,8 +11,8 @@ from shared.auth.principal import Principal
 from shared.context import AppContext
 from shared.sessions import store
 from shared.sessions.settle import expire_due_sessions
-from tests.helpers import FakeClock
-from tests.pairing_support import online_mitras, used
+from tests.support.helpers import FakeClock
+from tests.support.pairing_support import online_mitras, used
 
 ZERO = {"expired_searching": 0, "expired_unpaid": 0, "ended_active": 0}
 

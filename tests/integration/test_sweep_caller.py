@@ -6,7 +6,7 @@ import pytest
 from shared.errors import ApiError
 from shared.sweeps.caller import check_caller, check_scheduler_claims
 from tests.conftest import make_context
-from tests.loopback import RsaKey, StubServer, google_claims
+from tests.support.loopback import RsaKey, StubServer, google_claims
 
 AUDIENCE = "https://asia-southeast2-bestie-prod.cloudfunctions.net/sweep-auto-offline"
 SA = "scheduler@bestie-prod.iam.gserviceaccount.com"

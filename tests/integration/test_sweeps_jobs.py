@@ -16,9 +16,9 @@ from shared.auth.principal import Principal
 from shared.availability import mirror, truth
 from shared.context import AppContext
 from shared.sweeps import jobs, runner
-from tests.helpers import FakeClock, installed, on_both_topologies
-from tests.mirror_state import actual, expected, new_mitra
-from tests.tokens import mitra_token
+from tests.support.helpers import FakeClock, installed, on_both_topologies
+from tests.support.mirror_state import actual, expected, new_mitra
+from tests.support.tokens import mitra_token
 
 STALE = 90  # MITRA_HEARTBEAT_STALE_SECONDS default
 
@@ -288,7 +288,7 @@ def test_three_concurrent_session_expiry_invocations_end_as_one(seeded, clock):
     from collections import Counter
 
     from shared import notify, pairing, push
-    from tests.pairing_support import online_mitras
+    from tests.support.pairing_support import online_mitras
 
     online_mitras(seeded, 2)
     sessions = []

@@ -8,7 +8,7 @@ from dataclasses import replace
 from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
-from tests.tokens import _token, cc_token
+from tests.support.tokens import _token, cc_token
 
 
 def signing_context(secret: str) -> AppContext:

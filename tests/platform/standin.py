@@ -79,7 +79,7 @@ from werkzeug.wrappers import Request, Response
 from infra import bundle
 from infra.deploy import Plan, prerequisites, urlmap
 from infra.embedded import free_port
-from tests.loopback import RsaKey
+from tests.support.loopback import RsaKey
 
 REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
 # Predefined roles holding the setIamPolicy permissions the deploy's IAM steps use.

@@ -16,7 +16,7 @@ from infra import deploy
 from shared import manifest
 from tests.platform import standin
 from tests.platform.standin import HostUnreachable, Network, Platform
-from tests.unit.test_deploy_preflight import Project
+from tests.tooling.test_deploy_preflight import Project
 
 NAMES = ("healthz", "pairing-request", "sweep-heartbeat-mirror")
 FAILED_DNS = {"managed": {"domainStatus": {"api.bestie.example": "FAILED_NOT_VISIBLE"}}}

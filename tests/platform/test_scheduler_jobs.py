@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.deploy import Plan
-from tests.loopback import google_claims
 from tests.platform.standin import REMOVED, Platform
+from tests.support.loopback import google_claims
 
 
 def _jobs(plan: Plan) -> dict[str, object]:

@@ -60,7 +60,7 @@ def test_cancel_voids_a_pending_order_only_and_an_outage_is_a_provider_error() -
     from datetime import UTC, datetime, timedelta
 
     from shared.payments.provider import PaymentProviderError
-    from tests.midtrans_standin import MidtransStandIn
+    from tests.support.midtrans_standin import MidtransStandIn
 
     with MidtransStandIn(KEY) as standin:
         snap = MidtransSnap(KEY, standin.url, standin.url, 2.0)

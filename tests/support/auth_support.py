@@ -12,11 +12,11 @@ from typing import Any
 from infra.apple_standin import AppleStandIn
 from shared.auth.identity import nonce_hash
 from shared.context import AppContext
-from tests.apps import client, fresh_app
 from tests.conftest import make_context
-from tests.helpers import installed
-from tests.loopback import RsaKey, StubServer
-from tests.tokens import bearer
+from tests.support.apps import client, fresh_app
+from tests.support.helpers import installed
+from tests.support.loopback import RsaKey, StubServer
+from tests.support.tokens import bearer
 
 # Re-exported: the auth tests import them from here (each is defined once, in the module named).
 __all__ = ["AppleStandIn", "RsaKey", "StubServer", "bearer", "client", "fresh_app"]

@@ -10,7 +10,7 @@ import pytest
 from infra import deploy, scheduler
 from infra.deploy import cli, executor
 from shared import manifest
-from tests.unit.test_deploy_preflight import complete_project
+from tests.tooling.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 
@@ -267,7 +267,7 @@ def test_cli_refuses_in_a_dev_shell(monkeypatch, capsys):
 
 
 def test_execute_builds_bundles_then_deploys_binds_and_syncs_jobs(config, tmp_path):
-    from tests.unit.test_deploy_scheduler import FakeScheduler
+    from tests.tooling.test_deploy_scheduler import FakeScheduler
 
     plan = deploy.plan(SAMPLE.functions, config, {}, tmp_path)
     ran: list[list[str]] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.context import AppContext
-from tests import mirror_state
+from tests.support import mirror_state
 
 _OPEN = ("active", "pending_payment")
 _STATUSES = ("searching", "pending_payment", "active", "ended", "expired", "cancelled")

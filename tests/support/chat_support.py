@@ -8,9 +8,9 @@ from typing import Any
 
 from shared import notify
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.pairing_support import api, customer, online_mitras
-from tests.tokens import bearer, cc_token
+from tests.support.auth_support import client
+from tests.support.pairing_support import api, customer, online_mitras
+from tests.support.tokens import bearer, cc_token
 
 
 @dataclass

@@ -19,7 +19,7 @@ import requests
 from infra.embedded import free_port
 from shared.context import AppContext
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 _SERVE = """
 import sys

@@ -6,9 +6,9 @@ from typing import Any
 
 from shared import availability
 from shared.context import AppContext
-from tests.auth_support import client
-from tests.mirror_state import new_mitra
-from tests.tokens import _token, bearer, mitra_token
+from tests.support.auth_support import client
+from tests.support.mirror_state import new_mitra
+from tests.support.tokens import _token, bearer, mitra_token
 
 
 def customer(ctx: AppContext) -> tuple[str, dict[str, str]]:

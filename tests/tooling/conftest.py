@@ -1,4 +1,6 @@
-"""The unit tier: pure logic and deploy tooling, no servers (tests/conftest.py starts none here)."""
+"""The tooling tier: the repository's tools (deploy plan, bundle, docs checks).
+
+No servers: tests/conftest.py starts none here."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The invariants and their code changes are data (tests/mutants.toml). Each mutant
 its own to one scratch copy of the working tree, only its listed test files run, and the file
 is restored before the next. On demand only, never in CI: it runs test files once per mutant.
 
-    python -m tests.mutants [--no-baseline] [name ...]
+    python -m tests.support.mutants [--no-baseline] [name ...]
 
 Before the mutants, the union of their test files runs once unmutated, so a failure can be
 blamed on the mutant. A mutant is `caught` when its tests fail (pytest exit 1), `SURVIVED` when
@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "mutants.toml"
 TIMEOUT_SECONDS = 900
 

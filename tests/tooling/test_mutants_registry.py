@@ -7,7 +7,7 @@ silently guard less than it lists.
 
 from __future__ import annotations
 
-from tests.mutants import ROOT, load
+from tests.support.mutants import ROOT, load
 
 
 def test_every_mutant_has_a_unique_name_a_live_target_and_existing_tests() -> None:

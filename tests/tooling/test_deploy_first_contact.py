@@ -14,7 +14,7 @@ from infra.deploy import budget, executor, needs
 from shared import config, manifest
 from shared.config import Settings
 from shared.errors import ConfigError
-from tests.unit.test_deploy_preflight import complete_project
+from tests.tooling.test_deploy_preflight import complete_project
 
 PROJECT, REGION = "bestie-prod", "asia-southeast2"
 

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SUBSET = [
     "tests/integration/test_isolated_db.py",
     "tests/integration/test_db_pool.py",
