@@ -80,6 +80,7 @@ def _patient_connect(url: str) -> Callable[[], Any]:
             database=params.database,
             host=params.host or "localhost",
             port=params.port,
+            ssl_context=params.ssl_context,
             timeout=BULK_SOCKET_TIMEOUT_SECONDS,
             application_name=params.application_name,
         )

@@ -301,7 +301,9 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + 30
         while True:
             try:
-                conn = pg8000.native.Connection(PG_SUPERUSER, host="127.0.0.1", port=self.port, database="postgres")
+                conn = pg8000.native.Connection(
+                    PG_SUPERUSER, host="127.0.0.1", port=self.port, database="postgres", ssl_context=False
+                )
                 break
             except Exception:  # the server accepts TCP before it accepts logins
                 if time.monotonic() > deadline:

@@ -127,6 +127,18 @@ class ConnParams:
     unix_sock: str | None = None
     ssl: bool = False
     application_name: str = "bestie"
+    sslmode: str = "disable"
+
+    @property
+    def ssl_context(self) -> bool | None:
+        """pg8000's `ssl_context` for the URL's sslmode: True requires TLS (require, verify-*);
+        None asks for it and goes on in plain text when refused (prefer, allow); False never asks
+        (disable). pg8000 treats None as prefer, which costs every new connection an SSLRequest
+        round trip and an `ssl.create_default_context()` (the system trust store, tens of ms of
+        CPU) even for a server on loopback (pg8000/core.py `_make_socket`)."""
+        if self.ssl:
+            return True
+        return False if self.sslmode == "disable" else None
 
 
 def parse_database_url(url: str) -> ConnParams:
@@ -157,6 +169,7 @@ def parse_database_url(url: str) -> ConnParams:
         port=port,
         unix_sock=unix_sock,
         ssl=sslmode in ("require", "verify-ca", "verify-full"),
+        sslmode=sslmode,
         application_name=query.get("application_name", "bestie"),
     )
 
@@ -576,7 +589,7 @@ def _connector_for(settings: Settings) -> Callable[[], CoreConnection]:
             host=params.host or "localhost",
             port=params.port,
             unix_sock=params.unix_sock,
-            ssl_context=True if params.ssl else None,
+            ssl_context=params.ssl_context,
             timeout=10,
             application_name=params.application_name,
         )

@@ -72,6 +72,7 @@ def connect(url: str, database: str | None = None) -> Any:
         database=database or p.database,
         password=p.password,
         unix_sock=p.unix_sock,
+        ssl_context=p.ssl_context,
     )
 
 

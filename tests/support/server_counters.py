@@ -25,7 +25,12 @@ class PostgresCounter:
         p = parse_database_url(ctx.settings.database_url)
         self.database = p.database
         self.conn = pg8000.native.Connection(
-            p.user, host=p.host or "localhost", port=p.port, database="postgres", password=p.password
+            p.user,
+            host=p.host or "localhost",
+            port=p.port,
+            database="postgres",
+            password=p.password,
+            ssl_context=p.ssl_context,
         )
 
     def _row(self) -> tuple[int, int]:

@@ -79,6 +79,15 @@ def test_tcp_database_url_is_parsed():
     )
 
 
+def test_sslmode_disable_never_asks_for_tls_prefer_asks_and_require_requires():
+    # pg8000's ssl_context: False sends no SSLRequest, None asks and accepts a refusal, True requires.
+    assert parse_database_url("postgresql://u@127.0.0.1:5432/app").ssl_context is False  # loopback: disable
+    assert parse_database_url("postgresql://u@db.internal/app?sslmode=disable").ssl_context is False
+    assert parse_database_url("postgresql://u@db.internal/app").ssl_context is None  # libpq's default, prefer
+    assert parse_database_url("postgresql://u@db.internal/app?sslmode=prefer").ssl_context is None
+    assert parse_database_url("postgresql://u@db.internal/app?sslmode=require").ssl_context is True
+
+
 def test_cloud_sql_unix_socket_url_is_parsed():
     p = parse_database_url("postgresql://user:pass@/bestie?host=/cloudsql/proj:asia-southeast2:main")
     assert p.host is None
