@@ -61,8 +61,14 @@ def platform_plan(tmp_path_factory: pytest.TempPathFactory) -> deploy.Plan:
 def platform(
     platform_plan: deploy.Plan, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
+    """The session's stand-in. Functions of one group with the same env and secrets share a
+    process (each still loaded from its main.py with its own target), as in test_real_env: these
+    tests check routing, IAM, answers and logs of every function, not one instance's isolation,
+    and a process per function cost each run about 90 cold starts. A cold start of one function
+    alone (`Platform.start`) is still what the cold-start tests run."""
     workdir: Path = tmp_path_factory.mktemp("platform")
-    standin = Platform(platform_plan, test_secret_values(test_env["DATABASE_URL"], test_env["VALKEY_URL"]), workdir)
+    values = test_secret_values(test_env["DATABASE_URL"], test_env["VALKEY_URL"])
+    standin = Platform(platform_plan, values, workdir, shared_processes=True)
     try:
         yield standin
     finally:
