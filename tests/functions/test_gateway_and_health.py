@@ -1,5 +1,6 @@
 """The local gateway and GET /healthz against the real servers."""
 
+import functools
 from dataclasses import replace
 
 from werkzeug.test import Client
@@ -11,8 +12,15 @@ from shared.context import AppContext
 from tests.support.helpers import installed
 
 
-def _gateway():
-    return Client(gateway.Gateway(gateway.local_plan(enable_test_endpoints=True)))
+@functools.cache
+def _app() -> gateway.Gateway:
+    """One gateway for the module: building it loads every function's main.py (seconds), and
+    its entry points read the process-wide context per request, not at build."""
+    return gateway.Gateway(gateway.local_plan(enable_test_endpoints=True))
+
+
+def _gateway() -> Client:
+    return Client(_app())
 
 
 def test_gateway_serves_a_manifest_route_through_create_app(ctx):
