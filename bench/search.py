@@ -10,7 +10,15 @@ Each search runs the project's own query (`shared.cc.customer_admin.list_custome
   indexed read, so the ratio of a search to it holds when the machine's speed drifts;
 - the same customer searches before the indexes were built (a whole-table scan);
 - the same customer searches by the previous query (every match through the trigram indexes,
-  a phone number matched anywhere: no newest-first walk, no prefix B-tree), `PREVIOUS_SQL`.
+  a phone number matched anywhere: no newest-first walk, no prefix B-tree), `PREVIOUS_SQL`;
+- the same customer searches by the previous walk (each walked row read from the table and its
+  name and email lowered, the thresholds of then), `PREVIOUS_WALK_SQL`; a search, its previous
+  walk and its previous query run in turns, so load on the shared machine falls on all three.
+After the index builds it runs `VACUUM (ANALYZE)`, as autovacuum would: the walk is an
+index-only scan, which skips the table only on pages the visibility map marks all-visible.
+Last, the write cost: a one-customer insert with the walk's trigger and index, against the
+schema before them (no trigger, the narrower keyset index), and the customer index sizes.
+The load average (1 min) is printed at the start and the end of the timings.
 
     .venv/bin/python -m bench.search [--customers 1000000] [--mitras 100000] [--repeat 30]
 """
@@ -116,14 +124,26 @@ def _load(run: Callable[..., Any], customers: int, mitras: int) -> None:
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
-    fn()  # warm: plan cache, buffers
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))]}
+    return _side_by_side([fn], repeat)[0]
+
+
+def _side_by_side(fns: list[Callable[[], Any]], repeat: int) -> list[dict[str, float]]:
+    """Median and p95 ms of each of `fns`, run in turns: every repetition runs each once, in an
+    order rotating by one, so a burst of load on the shared machine falls on all of them alike."""
+    for fn in fns:
+        fn()  # warm: plan cache, buffers
+    times: list[list[float]] = [[] for _ in fns]
+    for i in range(repeat):
+        for k in range(len(fns)):
+            j = (i + k) % len(fns)
+            started = time.perf_counter()
+            fns[j]()
+            times[j].append((time.perf_counter() - started) * 1000)
+    figures = []
+    for ms in times:
+        ms.sort()
+        figures.append({"median_ms": statistics.median(ms), "p95_ms": ms[min(len(ms) - 1, int(len(ms) * 0.95))]})
+    return figures
 
 
 def _write_cost(ctx: Any, ddl: Callable[[str], None], walk_index_sql: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -269,9 +289,14 @@ def measure(customers: int = 1_000_000, mitras: int = 100_000, repeat: int = 30,
         ddl("VACUUM (ANALYZE) mitras")
         load_average = [os.getloadavg()[0]]
         floor_figure = _timed(floor, repeat * 10)
-        after = {name: _timed(fn, repeat) for name, fn in searches.items()}
-        previous_walk = {name: _timed(lambda q=q: _previous_walk(q), repeat) for name, q in terms.items()}  # type: ignore[misc]
-        previous = {name: _timed(lambda q=q: _previous(q), repeat) for name, q in terms.items()}  # type: ignore[misc]
+        # Each customer search in turns with the previous walk and the previous query (paired figures).
+        paired = {
+            name: _side_by_side([searches[name], lambda q=q: _previous_walk(q), lambda q=q: _previous(q)], repeat)  # type: ignore[misc]
+            for name, q in terms.items()
+        }
+        after = {name: paired[name][0] if name in paired else _timed(fn, repeat) for name, fn in searches.items()}
+        previous_walk = {name: figures[1] for name, figures in paired.items()}
+        previous = {name: figures[2] for name, figures in paired.items()}
         floor_again = _timed(floor, repeat * 10)
         load_average.append(os.getloadavg()[0])
         for name, q in terms.items():  # the same customers, whichever way

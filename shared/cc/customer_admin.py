@@ -98,7 +98,7 @@ SCAN_SQL = (
 # matches, their share m / PROBE_ROWS estimates both ways on: walking on fills the page after
 # about n * PROBE_ROWS / m rows, the indexes fetch about m / PROBE_ROWS * (table rows) matches,
 # each costing about MATCH_COST walked rows (GIN entries and a heap page: EXPLAIN ANALYZE at
-# 1M customers gave about 30 µs a match against about 0.25 µs a walked row of the index-only
+# 1M customers gave about 30 µs a match against about 0.3 µs a walked row of the index-only
 # walk, docs/control-center.md). It walks on (at most SCAN_ROWS) when the page is expected
 # within half of that and the walk is cheaper, else reads the indexes; a walk that still falls
 # short of a page is followed by the indexes, which are exact whatever a window found.
@@ -153,8 +153,8 @@ def list_customers(
     """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine.
 
     Each branch of the search's OR has an index (trigram GIN, migrations 0028 to 0030; a B-tree
-    for a number's start, 0033), and a common term walks the newest rows instead
-    (`_search_rows`; docs/control-center.md, "Paging and search").
+    for a number's start, 0033), and a common term walks the newest rows instead, on an index
+    carrying what it tests (`_search_rows`, 0035 to 0037; docs/control-center.md, "Paging and search").
     """
     params = list_params(limit, cursor, search, where or CustomerFilters())
     rows = _search_rows(ctx, params) if search else ctx.db.rows(LIST_SQL, **params)
