@@ -73,31 +73,38 @@ LIST_SQL = (
     f"{NEWEST_FIRST} LIMIT :n"
 )
 
-# The same matches, tested row by row over the newest `:window` customers of the page (walked
-# on the created_at index, stopping at the page's last row). ILIKE in a UTF-8 database
-# compares lower() of both sides (Generic_Text_IC_like in
+# The same matches, tested row by row over the newest `:window` customers of the page, then the
+# page's rows read by id. The walk is an index-only scan of customers_search_walk (migration
+# 0037: the keyset order carrying `search_text` and the phone), so it reads no table page and
+# lowers nothing per row: `search_text` is the display name and the email lowered once, on
+# write, joined by SEPARATOR (0035). ILIKE in a UTF-8 database compares lower() of both sides
+# (Generic_Text_IC_like in
 # https://github.com/postgres/postgres/blob/REL_15_STABLE/src/backend/utils/adt/like.c), so
-# strpos over lower() finds exactly the rows it finds, without lowering the pattern on every row.
+# strpos of the lowered term in it finds exactly the rows ILIKE finds in either column, as long
+# as the term holds no SEPARATOR (which could span the two; such a term reads the indexes).
+SEPARATOR = "\x01"
 SCAN_SQL = (
-    f"SELECT {COLUMNS} FROM"  # noqa: S608 (constant columns and conditions)
-    f" (SELECT {COLUMNS} FROM customers WHERE {_PAGE_WHERE}{NEWEST_FIRST} LIMIT :window) AS newest"
-    " WHERE strpos(lower(display_name), lower(CAST(:needle AS text))) > 0"
-    "   OR strpos(lower(email), lower(CAST(:needle AS text))) > 0"
+    f"SELECT {COLUMNS} FROM customers WHERE id = ANY(ARRAY("  # noqa: S608 (constant columns and conditions)
+    "  SELECT id FROM"
+    f"  (SELECT id, created_at, search_text, phone_e164 FROM customers WHERE {_PAGE_WHERE}{NEWEST_FIRST}"
+    "    LIMIT :window) AS newest"
+    "  WHERE strpos(search_text, lower(CAST(:needle AS text))) > 0"
     "   OR (CAST(:q_phone AS text) IS NOT NULL AND strpos(phone_e164, CAST(:needle AS text)) > 0)"
     "   OR strpos(phone_e164, CAST(:digits AS text)) > 0 OR starts_with(phone_e164, CAST(:prefix AS text))"
-    f"{NEWEST_FIRST} LIMIT :n"
+    f" {NEWEST_FIRST} LIMIT :n))"
+    f"{NEWEST_FIRST}"
 )
 # A search first tests the newest PROBE_ROWS customers of the page. When they hold too few
 # matches, their share m / PROBE_ROWS estimates both ways on: walking on fills the page after
 # about n * PROBE_ROWS / m rows, the indexes fetch about m / PROBE_ROWS * (table rows) matches,
 # each costing about MATCH_COST walked rows (GIN entries and a heap page: EXPLAIN ANALYZE at
-# 1M customers gave about 34 µs a match against 1 µs a walked row, docs/control-center.md).
-# It walks on (at most SCAN_ROWS) when the page is expected within half of that and the walk
-# is cheaper, else reads the indexes; a walk that still falls short of a page is followed by
-# the indexes, which are exact whatever a window found.
+# 1M customers gave about 30 µs a match against about 0.3 µs a walked row of the index-only
+# walk, docs/control-center.md). It walks on (at most SCAN_ROWS) when the page is expected
+# within half of that and the walk is cheaper, else reads the indexes; a walk that still falls
+# short of a page is followed by the indexes, which are exact whatever a window found.
 PROBE_ROWS = 2_000
-SCAN_ROWS = 40_000
-MATCH_COST = 30
+SCAN_ROWS = 120_000
+MATCH_COST = 100
 TABLE_ROWS_SQL = "SELECT reltuples FROM pg_class WHERE oid = CAST('customers' AS regclass)"
 
 
@@ -122,6 +129,8 @@ def _search_rows(ctx: AppContext, params: dict[str, Any]) -> list[Row]:
     the other way round (docs/control-center.md, "Paging and search").
     """
     wanted = params["n"]
+    if SEPARATOR in params["needle"]:  # could match across the name and the email in search_text
+        return ctx.db.rows(LIST_SQL, **params)
     rows = ctx.db.rows(SCAN_SQL, window=PROBE_ROWS, **params)
     found = len(rows)
     if 0 < found < wanted:
@@ -144,8 +153,8 @@ def list_customers(
     """Customers newest first; `search` matches phone (0812… finds +62812…), name or email; filters combine.
 
     Each branch of the search's OR has an index (trigram GIN, migrations 0028 to 0030; a B-tree
-    for a number's start, 0033), and a common term walks the newest rows instead
-    (`_search_rows`; docs/control-center.md, "Paging and search").
+    for a number's start, 0033), and a common term walks the newest rows instead, on an index
+    carrying what it tests (`_search_rows`, 0035 to 0037; docs/control-center.md, "Paging and search").
     """
     params = list_params(limit, cursor, search, where or CustomerFilters())
     rows = _search_rows(ctx, params) if search else ctx.db.rows(LIST_SQL, **params)
