@@ -208,7 +208,8 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
     return row
 
 
-_REFRESHED_CUSTOMER = Prepared(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)")  # noqa: S608 (every refresh)
+# Prepared once per connection: it runs on every app refresh.
+_REFRESHED_CUSTOMER = Prepared(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)")  # noqa: S608 (constant SQL)
 
 
 def _app_account(tx: Tx, user_id: str) -> Row:
