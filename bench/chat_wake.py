@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -204,11 +205,15 @@ def under_load(mitras: int, customers: int, seconds: int, n: int = ROUNDS) -> di
             finally:
                 done.set()
 
+        cpu_before, children_before, started = _cpu_by_kind(os.getpid()), _children_cpu(), time.monotonic()
         locust = threading.Thread(target=drive, daemon=True)
         locust.start()
         time.sleep(min(15.0, seconds / 4))  # past the ramp-up: every user spawned
         loaded = rounds(ctx, urls, n * 10, stop=done)  # as many rounds as the run lasts
         locust.join(timeout=seconds + 200)
+        cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in _cpu_by_kind(os.getpid()).items()}
+        cpu["locust"] = _children_cpu() - children_before  # its process has ended: reaped, so counted here
+        elapsed = time.monotonic() - started
         sweeps.stop()
         routes, _ = runner.read_stats(work)
     print(f"send on one process -> waiting reader on the other answered ({mitras} mitras, {customers} customers):")
@@ -217,9 +222,48 @@ def under_load(mitras: int, customers: int, seconds: int, n: int = ROUNDS) -> di
     result["loaded_send"] = _summary("  of which the send", SEND_MS)
     print(f"  load: {sum(r['requests'] for r in routes)} requests, {sum(r['rps'] for r in routes):.0f} req/s")
     print(f"  load average (1 min) at start / end: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
+    shares = ", ".join(f"{kind} {spent / elapsed:.2f}" for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    print(f"  cores used over the {elapsed:.0f} s of load ({os.cpu_count()} on the machine): {shares}")
     ratio = result["loaded"]["p95_ms"] / result["idle"]["p95_ms"]
     print(f"  p95 under load / idle = {ratio:.2f}x")
     return result
+
+
+def _cpu_by_kind(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the processes now running under `root`, by kind: the
+    server processes, Postgres, Valkey, this driver (Linux /proc; a process that has already
+    ended is missing, so this is a floor)."""
+    parents: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)], stats[int(entry)] = int(fields[1]), fields
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo += [child for child, parent in parents.items() if parent == pid]
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kind = next(
+            (k for k in ("gunicorn", "postgres", "valkey") if k in command), "driver" if pid == root else "other"
+        )
+        fields = stats.get(pid)
+        if fields is not None:
+            out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:

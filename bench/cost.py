@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.chat_wake import _active_session
+from bench.common import active_sessions
 from shared import manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,7 +98,8 @@ def measure() -> tuple[list[Measured], dict[str, float]]:
             tx.execute("UPDATE app_config SET value = '100000' WHERE key = 'chat_max_messages_per_minute'")
             tx.commit()
         availability.ensure_seeded(ctx)
-        session, customer, mitra = _active_session(ctx)
+        [one] = active_sessions(ctx, 1)
+        session, customer, mitra = one.session, one.customer, one.mitra
         mitra_id = ctx.db.scalar("SELECT mitra_id FROM chat_sessions WHERE id = CAST(:s AS uuid)", s=session)
         availability.set_online(ctx, str(mitra_id), "bench")
         apps: dict[str, Any] = {}

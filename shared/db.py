@@ -27,6 +27,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -342,6 +343,33 @@ def _execute_once(conn: CoreConnection, statement: str, vals: Any, prepare: bool
     return context
 
 
+# Postgres's text output of dates and times (ISO, its default DateStyle), read with the C
+# parser of ISO 8601 instead of pg8000's `strptime` (about 19 µs a value against 0.4 µs: two
+# timestamps cost a refresh more than its JWT). Anything `fromisoformat` refuses (infinity,
+# BC dates, a year past 9999, another DateStyle) goes to pg8000's own reader, which returns
+# what it returned before.
+# https://www.postgresql.org/docs/current/datatype-datetime.html#DATATYPE-DATETIME-OUTPUT
+_DATE, _TIMESTAMP, _TIMESTAMPTZ = 1082, 1114, 1184  # type OIDs (pg_type)
+
+
+def _iso_reader(parse: Callable[[str], Any], fallback: Callable[[str], Any]) -> Callable[[str], Any]:
+    def read(data: str) -> Any:
+        try:
+            return parse(data)
+        except ValueError:
+            return fallback(data)
+
+    return read
+
+
+def _fast_date_readers(conn: CoreConnection) -> None:
+    from pg8000 import converters
+
+    conn.register_in_adapter(_DATE, _iso_reader(date.fromisoformat, converters.date_in))
+    conn.register_in_adapter(_TIMESTAMP, _iso_reader(datetime.fromisoformat, converters.timestamp_in))
+    conn.register_in_adapter(_TIMESTAMPTZ, _iso_reader(datetime.fromisoformat, converters.timestamptz_in))
+
+
 def _transaction_status(conn: CoreConnection) -> bytes | None:
     """The status byte of the connection's last ReadyForQuery (b"I" idle, b"T", b"E")."""
     status: bytes | None = getattr(conn, "_transaction_status", None)
@@ -445,6 +473,7 @@ class Database:
             raise DatabaseUnavailable() from exc
         try:
             _no_delay(conn)
+            _fast_date_readers(conn)
             timeout = int(self._settings.db_statement_timeout_ms)
             conn.execute_simple(f"SET statement_timeout = {timeout}")  # an int we parsed, not input
             _set_read_timeout(conn, read_timeout(timeout))

@@ -22,7 +22,7 @@ from shared import app_config, audit, ratelimit
 from shared.auth import passwords, refresh, revocation
 from shared.auth.principal import Principal
 from shared.context import AppContext
-from shared.db import Row, Tx, is_unique_violation
+from shared.db import Prepared, Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 ROLES = ("admin", "operator")
@@ -128,9 +128,16 @@ def login(
     return issued, to_json(user)
 
 
+# What a refresh reads of the account (what `to_json` answers, never the hash), prepared once per
+# connection: it runs on every staff refresh.
+_REFRESHED_ACCOUNT = Prepared(
+    "SELECT id, email, role, is_active, created_at FROM control_center_users WHERE id = CAST(:id AS uuid)"
+)
+
+
 def _account_of(tx: Tx, user_id: str) -> Row:
     """The user as it is now (its role); 401 when the account is gone or deactivated (refresh)."""
-    row = tx.one(f"SELECT {COLUMNS} FROM control_center_users WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
+    row = tx.one(_REFRESHED_ACCOUNT, id=user_id)
     if row is None or not row["is_active"]:
         raise Unauthorized("this account can no longer sign in", code="ACCOUNT_INACTIVE")
     return row

@@ -26,7 +26,7 @@ from shared.auth import account_state, mitra_auth, otp, refresh, revocation
 from shared.auth.identity import Identity
 from shared.auth.principal import Principal
 from shared.context import AppContext
-from shared.db import Row, Tx, is_unique_violation
+from shared.db import Prepared, Row, Tx, is_unique_violation
 from shared.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 COLUMNS = (
@@ -208,10 +208,14 @@ def _link_or_find(tx: Tx, kind: str, value: str, bearer: Principal | None, email
     return row
 
 
+# Prepared once per connection: it runs on every app refresh.
+_REFRESHED_CUSTOMER = Prepared(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)")  # noqa: S608 (constant SQL)
+
+
 def _app_account(tx: Tx, user_id: str) -> Row:
     """The refreshed account's profile, read inside the rotation's transaction (one statement for a
     customer, two for a mitra): the `user` of the response, the same shape sign-in returns."""
-    row = tx.one(f"SELECT {COLUMNS} FROM customers WHERE id = CAST(:id AS uuid)", id=user_id)  # noqa: S608
+    row = tx.one(_REFRESHED_CUSTOMER, id=user_id)
     if row is not None:
         return to_json(row)
     return mitra_auth.profile_of(mitras.require(tx, user_id))

@@ -1,8 +1,8 @@
 """Long polls that hold no thread while they wait, and the cap on one caller's waits.
 
-Three waits share the machinery: the message receive (`messages`, keyed by session id), the
-per-user event feed (`events`, keyed `feed:<type>:<id>`, docs/events.md) and the mitra's offers
-list with `wait` (`offers`, woken by the same feed key).
+Three waits run the one wait loop (`_long_poll`): the message receive (`messages`, keyed by
+session id), the per-user event feed (`events`, keyed `feed:<type>:<id>`, docs/events.md) and the
+mitra's offers list with `wait` (`offers`, woken by the same feed key).
 
 The receive functions are coroutines (`functions_framework.aio`, see shared.http_async). A
 waiting request is an `asyncio.Event` in this process's `Hub`; it holds no thread, no Postgres
@@ -301,44 +301,63 @@ async def messages(
     async def read() -> service.Poll:
         return await blocking(service.poll, ctx, principal, session_id, after, limit)
 
+    def answers(first: service.Poll, current: service.Poll) -> bool:
+        return first.view["session_status"] in service.FINAL_STATUSES or not _unchanged(current.view, first.view)
+
+    current, ran_out = await _long_poll(ctx, principal, session_id, wait, read, answers, (after, limit))
+    if ran_out:
+        current = await read()  # the read markers (and anything unpublished) as of now
+    return current.view
+
+
+async def _long_poll(
+    ctx: AppContext,
+    principal: Principal,
+    key: str,
+    wait: int,
+    read: Callable[[], Awaitable[service.Poll]],
+    answers: Callable[[service.Poll, service.Poll], bool],
+    query: tuple[Any, ...],
+) -> tuple[service.Poll, bool]:
+    """The one wait loop of every long poll: (the read to answer, whether the wait ran out).
+
+    `read` is the poll's query; `answers(first, current)` says whether `current` (a read, the
+    first one included) is worth answering now. With no wait, or no listener (Valkey down, the
+    instance stopping), it reads once: plain polling. A caller holding the most waits here gets
+    what there is now when that answers, else 429 TOO_MANY_WAITS. Otherwise it registers on
+    `key` first and then reads, so a change committed before is read and one committed after
+    wakes it; each wake-up re-reads (shared with the caller's other waiters of the same `query`
+    and wake-up), until a read answers, the listener drops (wake-ups may be lost: answer now,
+    the app polls again), `wait` seconds pass, or the read's own deadline comes (its re-read
+    settles it).
+    """
     listener = hub(ctx)
     if wait <= 0 or not await listener.ready():
-        return (await read()).view  # no wait, or Valkey down / the instance stopping: plain polling
+        return await read(), False
     caller = f"{principal.user_type}:{principal.user_id}"
     if listener.full(caller):
         now = await read()  # what there is now is never refused; only another wait is
-        if now.view["messages"] or now.view["session_status"] in service.FINAL_STATUSES:
-            return now.view
+        if answers(now, now):
+            return now, False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    with listener.admit(caller), listener.listen(session_id) as event:
-        # Read once registered: a send that committed before we listened is seen here, and
-        # one that commits after it publishes to an event we already hold.
-        current = await read()
-        first = current.view
-        if first["session_status"] in service.FINAL_STATUSES:
-            return first
-        ran_out = False
-        # Once the listener is down, wake-ups may be lost: answer now, the app polls again.
-        while _unchanged(current.view, first) and listener.connected:
+    with listener.admit(caller), listener.listen(key) as event:
+        first = current = await read()  # registered first: a change committed before is read here
+        while not answers(first, current) and listener.connected:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                ran_out = True
-                break
+                return current, True
             due = _seconds_until(ctx, current.deadline)
             try:
                 async with asyncio.timeout(remaining if due is None else min(remaining, due)):
                     await event.wait()
             except TimeoutError:
                 if due is None or due >= remaining:
-                    ran_out = True
-                    break
-                # The session's deadline came: the re-read below settles it.
+                    return current, True
+                # A deadline came: the re-read below settles it.
             event.clear()
-            current = await listener.shared_read((caller, session_id, after, limit, listener.wakes(session_id)), read)
-    if ran_out:
-        current = await read()  # the read markers (and anything unpublished) as of now
-    return current.view
+            current = await listener.shared_read((caller, key, *query, listener.wakes(key)), read)
+    return current, False
 
 
 def _unchanged(view: dict[str, Any], first: dict[str, Any]) -> bool:
@@ -373,33 +392,11 @@ async def events(ctx: AppContext, principal: Principal, after: int | None, limit
     async def read() -> service.Poll:
         return await blocking(service.feed_poll, ctx, principal, after, limit)
 
-    listener = hub(ctx)
-    if after is None or wait <= 0 or not await listener.ready():
-        return (await read()).view
-    caller = f"{principal.user_type}:{principal.user_id}"
-    if listener.full(caller):
-        now = await read()  # what there is now is never refused; only another wait is
-        if now.view["events"] or now.view["reset"]:
-            return now.view
+    def answers(_: service.Poll, current: service.Poll) -> bool:
+        return bool(current.view["events"] or current.view["reset"])
+
     key = feed.wake_key(principal.user_type, principal.user_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    with listener.admit(caller), listener.listen(key) as event:
-        current = await read()  # registered first: an event committed before is read here
-        while not current.view["events"] and not current.view["reset"] and listener.connected:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            due = _seconds_until(ctx, current.deadline)
-            try:
-                async with asyncio.timeout(remaining if due is None else min(remaining, due)):
-                    await event.wait()
-            except TimeoutError:
-                if due is None or due >= remaining:
-                    break
-                # A deadline of one of the caller's sessions came: the re-read settles it.
-            event.clear()
-            current = await listener.shared_read((caller, key, after, limit, listener.wakes(key)), read)
+    current, _ = await _long_poll(ctx, principal, key, 0 if after is None else wait, read, answers, (after, limit))
     return current.view
 
 
@@ -412,31 +409,12 @@ async def offers(
     any instance (the feed's key); the same cap per caller as every other wait.
     """
 
-    async def read() -> dict[str, Any]:
-        return await blocking(lists.mitra_sessions, ctx, principal, view, cursor, limit)
+    async def read() -> service.Poll:  # a page has no deadline of its own
+        return service.Poll(await blocking(lists.mitra_sessions, ctx, principal, view, cursor, limit), None)
 
-    listener = hub(ctx)
-    if wait <= 0 or not await listener.ready():
-        return await read()
-    caller = f"{principal.user_type}:{principal.user_id}"
-    if listener.full(caller):
-        page = await read()  # an open offer is never refused; only another wait is
-        if page["sessions"]:
-            return page
+    def answers(_: service.Poll, current: service.Poll) -> bool:
+        return bool(current.view["sessions"])
+
     key = feed.wake_key(principal.user_type, principal.user_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    with listener.admit(caller), listener.listen(key) as event:
-        page = await read()  # registered first: an offer committed before is read here
-        while not page["sessions"] and listener.connected:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    await event.wait()
-            except TimeoutError:
-                break
-            event.clear()
-            page = await listener.shared_read(("offers", caller, limit, listener.wakes(key)), read)
-    return page
+    page, _ = await _long_poll(ctx, principal, key, wait, read, answers, ("offers", view, cursor, limit))
+    return page.view

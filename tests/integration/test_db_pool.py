@@ -351,3 +351,29 @@ def test_a_longer_statement_timeout_lengthens_the_read_timeout_until_the_connect
         assert tx.scalar("SHOW statement_timeout") == "10min"
         assert conn._usock.gettimeout() == 600 + READ_TIMEOUT_MARGIN_SECONDS
     assert conn._usock.gettimeout() == read_timeout(db._settings.db_statement_timeout_ms)
+
+
+def test_dates_and_times_read_as_pg8000_reads_them_including_what_iso_parsing_refuses(db):
+    from pg8000 import converters
+
+    values = [
+        ("timestamptz", "2026-12-03 13:45:05.123456+00", converters.timestamptz_in),
+        ("timestamptz", "2026-12-03 13:45:05+00", converters.timestamptz_in),
+        ("timestamptz", "2026-12-03 13:45:05.1+00", converters.timestamptz_in),
+        ("timestamptz", "infinity", converters.timestamptz_in),
+        ("timestamptz", "-infinity", converters.timestamptz_in),
+        ("timestamp", "2026-12-03 13:45:05.5", converters.timestamp_in),
+        ("timestamp", "infinity", converters.timestamp_in),
+        ("date", "2026-12-03", converters.date_in),
+        ("date", "0044-03-15 BC", converters.date_in),
+        ("date", "infinity", converters.date_in),
+    ]
+    with db.transaction() as tx:
+        tx.script("SET LOCAL TimeZone = 'Asia/Kolkata'")  # a half-hour offset: +05:30
+        for kind, literal, pg8000_reads in values:
+            text = tx.scalar(f"SELECT CAST(CAST(:v AS {kind}) AS text)", v=literal)  # a type name, not input
+            read = tx.scalar(f"SELECT CAST(:v AS {kind})", v=literal)  # a type name, not input
+            assert read == pg8000_reads(text), (kind, literal, text)
+            assert type(read) is type(pg8000_reads(text))
+        aware = tx.scalar("SELECT CAST('2026-12-03 08:15:05.25+00' AS timestamptz)")
+        assert aware.isoformat() == "2026-12-03T13:45:05.250000+05:30"
