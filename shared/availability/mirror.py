@@ -55,6 +55,10 @@ SCRIPT_NAMES = (
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
 SNAPSHOT_TTL_MS = 10_000
 SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
+# Members per auto-offline script call: at a million online each stays well under 50 ms of
+# Valkey time (docs/capacity.md, "A million online").
+STALE_PAGE = 2000
+OFFLINE_CHUNK = 1000
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -149,14 +153,18 @@ def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -
         return False
 
 
-def remove_offlined(ctx: AppContext, ids_csv: str) -> int:
+def remove_offlined(ctx: AppContext, ids_csv: str, chunk: int | None = None) -> int:
     """Take mitras Postgres has just set offline (ids as one comma-separated string) out of the
-    mirror, atomically; raise on Valkey errors."""
+    mirror, each atomically, in scripts of at most `chunk` (OFFLINE_CHUNK) mitras; raise on
+    Valkey errors."""
     if not ids_csv:
         return 0
+    chunk = chunk or OFFLINE_CHUNK
     k = ctx.keys
     keys = [k.online, k.heartbeat, k.available, k.ring, k.seed_lock, k.seed_dirty]
-    return int(scripts(ctx)["remove_offlined"](keys=keys, args=[ids_csv]))
+    ids = ids_csv.split(",")
+    script = scripts(ctx)["remove_offlined"]
+    return sum(int(script(keys=keys, args=[",".join(ids[i : i + chunk])])) for i in range(0, len(ids), chunk))
 
 
 def set_default_max(ctx: AppContext, value: int) -> bool:
@@ -312,16 +320,41 @@ class StaleScan:
     count: int
 
 
-def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000) -> StaleScan | None:
-    """Online mitras whose last ping is at or before `cutoff` ms, and how many are online, in one
-    script; None when no complete seed is in place. Raises on Valkey errors."""
+def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000, page: int | None = None) -> StaleScan | None:
+    """Up to `limit` online mitras whose last ping is at or before `cutoff` ms, oldest first, and
+    how many are online, read in scripts of at most `page` (STALE_PAGE) members; None when no complete seed
+    is in place (also when it went away between pages). Raises on Valkey errors.
+
+    Pages go by score, as `ping_chunks` does. A mitra that leaves the stale range between two
+    pages (it pinged, or was offlined) can only shift a member of the boundary score to the
+    next pass, which still finds it stale; the online count is the first page's.
+    """
     k = ctx.keys
-    seeded, online, ids_csv, ms_csv, count = scripts(ctx)["stale_scan"](
-        keys=[k.seeded, k.online, k.heartbeat], args=[cutoff, limit]
-    )
-    if not int(seeded):
-        return None
-    return StaleScan(int(online), _text(ids_csv), _text(ms_csv), int(count))
+    page = page or STALE_PAGE
+    script = scripts(ctx)["stale_scan"]
+    ids: list[str] = []
+    pings: list[str] = []
+    online: int | None = None
+    start, skip, count = "-inf", 0, 0
+    while True:
+        want = min(page, limit - count)
+        seeded, live, ids_csv, ms_csv, n, last, same = script(
+            keys=[k.seeded, k.online, k.heartbeat], args=[cutoff, start, skip, want]
+        )
+        if not int(seeded):
+            return None
+        online = int(live) if online is None else online
+        n = int(n)
+        if n:
+            ids.append(_text(ids_csv))
+            pings.append(_text(ms_csv))
+            count += n
+            last_score = _text(last)
+            skip = skip + int(same) if last_score == start else int(same)
+            start = last_score
+        if n < want or count >= limit:
+            break
+    return StaleScan(online or 0, ",".join(ids), ",".join(pings), count)
 
 
 @dataclass(frozen=True)
