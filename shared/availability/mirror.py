@@ -368,24 +368,34 @@ class Pings:
     highest_ms: int
 
 
-PINGS_CHUNK = 10_000
+PINGS_CHUNK = 10_000  # pings per Postgres statement of the heartbeat-mirror pass
+PINGS_PAGE = 2000  # pings per Valkey script: well under 50 ms at a million online
 
 
-def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -> Iterator[Pings]:
-    """Pings newer than `since_ms`, oldest first, one short script per chunk of at most `chunk`;
-    raises on Valkey errors while iterating. The client never parses a member: Postgres splits
-    the strings."""
+def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK, page: int | None = None) -> Iterator[Pings]:
+    """Pings newer than `since_ms`, oldest first, in chunks of at most `chunk`, each read by short
+    scripts of at most `page` (PINGS_PAGE) pings; raises on Valkey errors while iterating. The
+    client never parses a member: Postgres splits the strings."""
     script = scripts(ctx)["pings_since"]
+    page = min(page or PINGS_PAGE, chunk)
     start, skip = since_ms + 1, 0
+    ids: list[str] = []
+    pings: list[str] = []
+    count = highest = 0
     while True:
-        ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, chunk])
+        ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, page])
         n = int(n)
         if n:
             last_ms = int(float(last))
-            yield Pings(_text(ids_csv), _text(ms_csv), n, last_ms)
+            ids.append(_text(ids_csv))
+            pings.append(_text(ms_csv))
+            count, highest = count + n, last_ms
             skip = skip + int(same) if last_ms == start else int(same)
             start = last_ms
-        if n < chunk:
+        if count and (n < page or count + page > chunk):
+            yield Pings(",".join(ids), ",".join(pings), count, highest)
+            ids, pings, count = [], [], 0
+        if n < page:
             return
 
 

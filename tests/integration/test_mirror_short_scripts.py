@@ -120,3 +120,26 @@ def test_removing_offlined_mitras_in_chunks_removes_exactly_them(isolated_ctx: A
     assert availability.remove_offlined(ctx, ",".join(gone), chunk) == 3
     state = actual(ctx)
     assert state["online"] == state["available"] == state["ring"] == state["heartbeat_members"] == set(ids[3:])
+
+
+def test_the_heartbeat_mirror_reads_short_pages_and_writes_whole_chunks(
+    isolated_ctx: AppContext, clock: FakeClock, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    ids = _online(ctx, 7)
+    clock.advance(5)
+    for mid in ids:
+        availability.heartbeat(ctx, Principal("mitra", mid, NO_SESSION))
+    since = ctx.now_ms() - 1
+    one_read = list(mirror.ping_chunks(ctx, since, chunk=10_000, page=10_000))
+    monkeypatch.setattr(mirror, "PINGS_PAGE", 2)
+    pages = _calls(monkeypatch, ctx, "pings_since")
+
+    chunks = list(mirror.ping_chunks(ctx, since, chunk=5))
+
+    assert [int(a[-1]) for a in pages] == [2, 2, 2, 2]  # 2, 2 | 2, 1
+    assert [c.count for c in chunks] == [4, 3]
+    assert ",".join(c.ids_csv for c in chunks) == one_read[0].ids_csv
+    assert ",".join(c.ms_csv for c in chunks) == one_read[0].ms_csv
+    assert chunks[-1].highest_ms == one_read[0].highest_ms == ctx.now_ms()
