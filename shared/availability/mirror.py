@@ -46,6 +46,7 @@ SCRIPT_NAMES = (
     "set_default_max",
     "swap_seed",
     "seed_fill",
+    "seed_catch_up",
     "release_lock",
     "pings_since",
     "stale_scan",
@@ -54,7 +55,7 @@ SCRIPT_NAMES = (
 # Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
 SNAPSHOT_TTL_MS = 10_000
-SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
+SEED_CHUNK = 500  # mitras per seed page and fill script: each blocks Valkey for a few ms at a million
 # Members per auto-offline script call: at a million online each stays well under 50 ms of
 # Valkey time (docs/capacity.md, "A million online").
 STALE_PAGE = 2000
