@@ -1,6 +1,7 @@
 """The availability paths at 1k / 10k / 100k / 1M online mitras, in one run on embedded servers:
 
-- heartbeat-mirror: one pass after every online mitra pinged (all pings changed);
+- heartbeat-mirror: one pass after every online mitra pinged (all pings changed): the first,
+  which creates every `mitra_pings` row, then the steady state (every row moved, in place);
 - auto-offline: one locked pass with 1 % of online mitras stale;
 - find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
   the normal mix (everyone fresh);
@@ -179,6 +180,15 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("heartbeat_mirror_ms", ms)
         add("heartbeat_mirror_block_ms", block[0])
         add("heartbeat_mirror_wal_bytes", wal[0])
+    # The steady state: every mitra has its mitra_pings row, so each pass moves them (HOT updates).
+    for i in range(repeat):
+        _all_heartbeats(ctx, ctx.now_ms() + repeat + i + 1)
+        with _slowlog(ctx) as block, _wal(ctx) as wal:
+            ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
+        assert result["mirrored"] == n, result
+        add("heartbeat_mirror_steady_ms", ms)
+        add("heartbeat_mirror_steady_block_ms", block[0])
+        add("heartbeat_mirror_steady_wal_bytes", wal[0])
 
     # auto-offline: 1 % stale, through the runner's advisory lock.
     sweep = jobs.sweep("auto-offline", ctx.settings)
@@ -248,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global PROGRESS
     PROGRESS = True
+    from bench.report import cpu_probe_ms
+
+    print(f"load average {os.getloadavg()}, CPU probe {cpu_probe_ms():.0f} ms", flush=True)
     results = measure([int(s) for s in args.sizes.split(",")], args.repeat, progress=True)
+    print(f"load average {os.getloadavg()}, CPU probe {cpu_probe_ms():.0f} ms", flush=True)
     names = sorted({name for r in results.values() for name in r})
     print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
     for name in names:
