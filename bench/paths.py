@@ -43,10 +43,27 @@ PROGRESS = False  # `python -m bench.paths` prints each figure as it is measured
 SETTLE_SECONDS = 1.0
 
 
-def _slowlog_max_ms(ctx: AppContext) -> float:
-    """Longest command in the slow log (every command of the measured block), in ms."""
+BLOCK_GOAL_MS = 50
+
+
+def _slowlog_max_ms(ctx: AppContext) -> tuple[float, float]:
+    """Longest command in the slow log (every command of the measured block), in ms, and how many
+    took longer than BLOCK_GOAL_MS; with PROGRESS, which script or command the longest was."""
     entries = ctx.valkey.slowlog_get(100_000)
-    return max((e["duration"] for e in entries), default=0) / 1000
+    longest = max(entries, key=lambda e: e["duration"], default=None)
+    if longest is None:
+        return 0.0, 0.0
+    over = sum(1 for e in entries if e["duration"] > BLOCK_GOAL_MS * 1000)
+    if PROGRESS:
+        words = _text(longest["command"]).split(" ")
+        names = {script.sha: name for name, script in mirror.scripts(ctx).items()}
+        what = names.get(words[1], words[1]) if words[0] == "EVALSHA" and len(words) > 1 else words[0]
+        print(f"    longest: {longest['duration'] / 1000:.2f} ms {what}", flush=True)
+    return float(longest["duration"]) / 1000, float(over)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 @contextmanager
@@ -64,7 +81,7 @@ def _slowlog(ctx: AppContext) -> Iterator[list[float]]:
         yield out
     finally:
         ctx.valkey.config_set("slowlog-log-slower-than", -1)
-    out.append(_slowlog_max_ms(ctx))
+    out.extend(_slowlog_max_ms(ctx))
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -179,6 +196,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert result["mirrored"] == n, result
         add("heartbeat_mirror_ms", ms)
         add("heartbeat_mirror_block_ms", block[0])
+        add("heartbeat_mirror_over_50ms", block[1])
         add("heartbeat_mirror_wal_bytes", wal[0])
     # The steady state: every mitra has its mitra_pings row, so each pass moves them (HOT updates).
     for i in range(repeat):
@@ -188,6 +206,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert result["mirrored"] == n, result
         add("heartbeat_mirror_steady_ms", ms)
         add("heartbeat_mirror_steady_block_ms", block[0])
+        add("heartbeat_mirror_steady_over_50ms", block[1])
         add("heartbeat_mirror_steady_wal_bytes", wal[0])
 
     # auto-offline: 1 % stale, through the runner's advisory lock.
@@ -200,6 +219,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert result is not None and result["offlined"] == len(stale), (result, len(stale))
         add("auto_offline_ms", ms)
         add("auto_offline_block_ms", block[0])
+        add("auto_offline_over_50ms", block[1])
         add("auto_offline_wal_bytes", wal[0])
     _reonline(ctx)
 
@@ -217,6 +237,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert picked is not None and len(picked) == FRESH_IN_BLACKOUT, picked
         add("find_blackout_ms", ms)
         add("find_blackout_block_ms", block[0])
+        add("find_blackout_over_50ms", block[1])
 
     # reseed: the whole seed, and the longest Valkey command during it.
     _reonline(ctx)
@@ -226,6 +247,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert report.ran and report.online == n, report
         add("reseed_ms", ms)
         add("reseed_block_ms", block[0])
+        add("reseed_over_50ms", block[1])
         add("reseed_wal_bytes", wal[0])
         time.sleep(SETTLE_SECONDS)
     return {name: statistics.median(values) for name, values in out.items()}
