@@ -5,8 +5,9 @@
 - auto-offline: one locked pass with 1 % of online mitras stale;
 - find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
   the normal mix (everyone fresh);
-- reseed: the whole seed_from_postgres, and the longest single command Valkey ran during it
-  (SLOWLOG with a 0 µs threshold: a script or command blocks every other client while it runs);
+- reseed: the whole seed_from_postgres, on connections with the deployed statement and read
+  timeouts, and the longest single command Valkey ran during it (SLOWLOG with a 0 µs
+  threshold: a script or command blocks every other client while it runs);
 - at every size: the bulk setup's time (insert the mitras, build the mirror), the mirror's
   Valkey memory per online mitra (INFO `used_memory` after the seed minus before), and the
   WAL Postgres writes per sweep pass (`pg_current_wal_insert_lsn` around the pass).
@@ -22,6 +23,7 @@ The default sizes come from BENCH_SIZES (default 1000,10000,100000,1000000).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -32,7 +34,9 @@ from typing import Any
 from bench.common import own_servers
 from bench.mirror import _populate
 from shared.availability import mirror, seed
+from shared.config import Settings
 from shared.context import AppContext
+from shared.db import Database
 from shared.sweeps import jobs, runner
 
 FRESH_IN_BLACKOUT = 10
@@ -41,6 +45,7 @@ PROGRESS = False  # `python -m bench.paths` prints each figure as it is measured
 # After a reseed Valkey frees the retired keys in the background (UNLINK); on a 2-core machine
 # that thread competes with the next measurement, so each one waits for it.
 SETTLE_SECONDS = 1.0
+DEPLOYED = Settings.from_env()  # the deployed timeouts (bench.common gives the bulk setup longer ones)
 
 
 BLOCK_GOAL_MS = 50
@@ -239,8 +244,12 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("find_blackout_block_ms", block[0])
         add("find_blackout_over_50ms", block[1])
 
-    # reseed: the whole seed, and the longest Valkey command during it.
+    # reseed: the whole seed, and the longest Valkey command during it, on connections with the
+    # deployed statement_timeout and read timeout (the bulk setup's are longer): every
+    # statement of the seed must end inside them at any size.
     _reonline(ctx)
+    bulk_db = ctx.db
+    ctx.db = Database(dataclasses.replace(ctx.settings, db_statement_timeout_ms=DEPLOYED.db_statement_timeout_ms))  # type: ignore[misc]
     for _ in range(repeat):
         with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, report = _timed(lambda: seed.seed_from_postgres(ctx))
@@ -250,6 +259,8 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("reseed_over_50ms", block[1])
         add("reseed_wal_bytes", wal[0])
         time.sleep(SETTLE_SECONDS)
+    ctx.db.close()
+    ctx.db = bulk_db  # type: ignore[misc]
     return {name: statistics.median(values) for name, values in out.items()}
 
 

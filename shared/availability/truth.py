@@ -215,6 +215,9 @@ def seed_pages(tx: Tx, size: int) -> Iterator[SeedSlice]:
     """What mirrored_mitras holds, one keyset page of at most `size` mitras per statement (a
     page may hold no mirrored mitra), so a caller can write each page while the next is read.
     Run it inside one REPEATABLE READ transaction: every page then reads the same snapshot."""
+    # A page is small but the planner prices it by the whole table and would JIT-compile every
+    # page (half a second each at a million mitras).
+    tx.script("SET LOCAL jit = off")
     after = _BEFORE_EVERY_ID
     while True:
         row = tx.one(_SEED_PAGE_SQL, after=after, size=size)
