@@ -166,8 +166,10 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     if reply[0] == "ok":
         # Pings that landed after their page was caught up but carry an older score (the
         # pinging instance's clock runs behind) are in the retired heartbeat: apply them too.
+        # The swap is done: should Valkey fail here, those mitras' next pings apply them.
         retired = dict(zip(_MIRROR_NAMES, _retired_keys(ctx, token), strict=True))
-        _catch_up(ctx, retired["heartbeat"], live, caught_up - PING_SKEW_MS, "")
+        with contextlib.suppress(*VALKEY_ERRORS):
+            _catch_up(ctx, retired["heartbeat"], live, caught_up - PING_SKEW_MS, "")
     ctx.valkey.unlink(*_retired_keys(ctx, token))  # freed in the background, not inside the swap
     if reply[0] != "ok":
         log.warning("seed lock lost before the swap; another seed wins")
