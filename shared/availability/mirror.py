@@ -58,8 +58,8 @@ SNAPSHOT_TTL_MS = 10_000
 SEED_CHUNK = 500  # mitras per seed page and fill script: each blocks Valkey for a few ms at a million
 # Members per auto-offline script call: at a million online each stays well under 50 ms of
 # Valkey time (docs/capacity.md, "A million online").
-STALE_PAGE = 2000
-OFFLINE_CHUNK = 1000
+STALE_PAGE = 1000
+OFFLINE_CHUNK = 500
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -370,7 +370,7 @@ class Pings:
 
 
 PINGS_CHUNK = 10_000  # pings per Postgres statement of the heartbeat-mirror pass
-PINGS_PAGE = 2000  # pings per Valkey script: well under 50 ms at a million online
+PINGS_PAGE = 1000  # pings per Valkey script: a few ms at a million online
 
 
 def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK, page: int | None = None) -> Iterator[Pings]:
