@@ -224,7 +224,13 @@ def record_pings(tx: Tx, ids_csv: str, ms_csv: str, count: int) -> int:
     """
     if not count:
         return 0
-    tx.script("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL synchronous_commit = off")
+    # Sequential scans too: planned on the statistics of a small mitra_pings, the first pass's
+    # NOT EXISTS read the whole table once per id as the pass filled it (a 10,000-ping
+    # statement ran past a 300 s timeout at a million mitras).
+    tx.script(
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off;"
+        " SET LOCAL synchronous_commit = off"
+    )
     moved = tx.execute(_MOVE_PINGS, ids=ids_csv, ms=ms_csv)
     if moved == count:
         return moved
