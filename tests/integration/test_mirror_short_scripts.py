@@ -266,3 +266,22 @@ def test_a_ping_scored_by_a_clock_behind_that_lands_just_before_the_swap_survive
 
     assert ctx.valkey.zscore(ctx.keys.heartbeat, a) == ctx.valkey.zscore(ctx.keys.available, a) == late[0]
     assert actual(ctx) == expected(ctx)
+
+
+def test_a_first_heartbeat_mirror_pass_into_an_empty_table_leaves_the_planner_its_size(
+    isolated_ctx: AppContext, clock: FakeClock
+) -> None:
+    ctx = isolated_ctx
+    availability.ensure_seeded(ctx)
+    ids = _online(ctx, 30)
+    with ctx.db.transaction() as tx:  # known empty, as autovacuum leaves a new table
+        tx.script("ANALYZE mitra_pings")
+        tx.commit()
+    clock.advance(5)
+    for mid in ids:
+        availability.heartbeat(ctx, Principal("mitra", mid, NO_SESSION))
+
+    assert jobs.heartbeat_mirror_pass(ctx) == {"mirrored": 30, "read": 30}
+
+    # Planned as empty, the next statements would read the whole table once per id.
+    assert ctx.db.scalar("SELECT reltuples FROM pg_class WHERE oid = CAST('mitra_pings' AS regclass)") == 30
