@@ -1,11 +1,13 @@
 """The availability paths at 1k / 10k / 100k / 1M online mitras, in one run on embedded servers:
 
-- heartbeat-mirror: one pass after every online mitra pinged (all pings changed);
+- heartbeat-mirror: one pass after every online mitra pinged (all pings changed): the first,
+  which creates every `mitra_pings` row, then the steady state (every row moved, in place);
 - auto-offline: one locked pass with 1 % of online mitras stale;
 - find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
   the normal mix (everyone fresh);
-- reseed: the whole seed_from_postgres, and the longest single command Valkey ran during it
-  (SLOWLOG with a 0 µs threshold: a script or command blocks every other client while it runs);
+- reseed: the whole seed_from_postgres, on connections with the deployed statement and read
+  timeouts, and the longest single command Valkey ran during it (SLOWLOG with a 0 µs
+  threshold: a script or command blocks every other client while it runs);
 - at every size: the bulk setup's time (insert the mitras, build the mirror), the mirror's
   Valkey memory per online mitra (INFO `used_memory` after the seed minus before), and the
   WAL Postgres writes per sweep pass (`pg_current_wal_insert_lsn` around the pass).
@@ -21,6 +23,7 @@ The default sizes come from BENCH_SIZES (default 1000,10000,100000,1000000).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -31,7 +34,9 @@ from typing import Any
 from bench.common import own_servers
 from bench.mirror import _populate
 from shared.availability import mirror, seed
+from shared.config import Settings
 from shared.context import AppContext
+from shared.db import Database
 from shared.sweeps import jobs, runner
 
 FRESH_IN_BLACKOUT = 10
@@ -40,12 +45,30 @@ PROGRESS = False  # `python -m bench.paths` prints each figure as it is measured
 # After a reseed Valkey frees the retired keys in the background (UNLINK); on a 2-core machine
 # that thread competes with the next measurement, so each one waits for it.
 SETTLE_SECONDS = 1.0
+DEPLOYED = Settings.from_env()  # the deployed timeouts (bench.common gives the bulk setup longer ones)
 
 
-def _slowlog_max_ms(ctx: AppContext) -> float:
-    """Longest command in the slow log (every command of the measured block), in ms."""
+BLOCK_GOAL_MS = 50
+
+
+def _slowlog_max_ms(ctx: AppContext) -> tuple[float, float]:
+    """Longest command in the slow log (every command of the measured block), in ms, and how many
+    took longer than BLOCK_GOAL_MS; with PROGRESS, which script or command the longest was."""
     entries = ctx.valkey.slowlog_get(100_000)
-    return max((e["duration"] for e in entries), default=0) / 1000
+    longest = max(entries, key=lambda e: e["duration"], default=None)
+    if longest is None:
+        return 0.0, 0.0
+    over = sum(1 for e in entries if e["duration"] > BLOCK_GOAL_MS * 1000)
+    if PROGRESS:
+        words = _text(longest["command"]).split(" ")
+        names = {script.sha: name for name, script in mirror.scripts(ctx).items()}
+        what = names.get(words[1], words[1]) if words[0] == "EVALSHA" and len(words) > 1 else words[0]
+        print(f"    longest: {longest['duration'] / 1000:.2f} ms {what}", flush=True)
+    return float(longest["duration"]) / 1000, float(over)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 @contextmanager
@@ -63,7 +86,7 @@ def _slowlog(ctx: AppContext) -> Iterator[list[float]]:
         yield out
     finally:
         ctx.valkey.config_set("slowlog-log-slower-than", -1)
-    out.append(_slowlog_max_ms(ctx))
+    out.extend(_slowlog_max_ms(ctx))
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -178,7 +201,18 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert result["mirrored"] == n, result
         add("heartbeat_mirror_ms", ms)
         add("heartbeat_mirror_block_ms", block[0])
+        add("heartbeat_mirror_over_50ms", block[1])
         add("heartbeat_mirror_wal_bytes", wal[0])
+    # The steady state: every mitra has its mitra_pings row, so each pass moves them (HOT updates).
+    for i in range(repeat):
+        _all_heartbeats(ctx, ctx.now_ms() + repeat + i + 1)
+        with _slowlog(ctx) as block, _wal(ctx) as wal:
+            ms, result = _timed(lambda: jobs.heartbeat_mirror_pass(ctx))
+        assert result["mirrored"] == n, result
+        add("heartbeat_mirror_steady_ms", ms)
+        add("heartbeat_mirror_steady_block_ms", block[0])
+        add("heartbeat_mirror_steady_over_50ms", block[1])
+        add("heartbeat_mirror_steady_wal_bytes", wal[0])
 
     # auto-offline: 1 % stale, through the runner's advisory lock.
     sweep = jobs.sweep("auto-offline", ctx.settings)
@@ -190,6 +224,7 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert result is not None and result["offlined"] == len(stale), (result, len(stale))
         add("auto_offline_ms", ms)
         add("auto_offline_block_ms", block[0])
+        add("auto_offline_over_50ms", block[1])
         add("auto_offline_wal_bytes", wal[0])
     _reonline(ctx)
 
@@ -207,17 +242,25 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         assert picked is not None and len(picked) == FRESH_IN_BLACKOUT, picked
         add("find_blackout_ms", ms)
         add("find_blackout_block_ms", block[0])
+        add("find_blackout_over_50ms", block[1])
 
-    # reseed: the whole seed, and the longest Valkey command during it.
+    # reseed: the whole seed, and the longest Valkey command during it, on connections with the
+    # deployed statement_timeout and read timeout (the bulk setup's are longer): every
+    # statement of the seed must end inside them at any size.
     _reonline(ctx)
+    bulk_db = ctx.db
+    ctx.db = Database(dataclasses.replace(ctx.settings, db_statement_timeout_ms=DEPLOYED.db_statement_timeout_ms))  # type: ignore[misc]
     for _ in range(repeat):
         with _slowlog(ctx) as block, _wal(ctx) as wal:
             ms, report = _timed(lambda: seed.seed_from_postgres(ctx))
         assert report.ran and report.online == n, report
         add("reseed_ms", ms)
         add("reseed_block_ms", block[0])
+        add("reseed_over_50ms", block[1])
         add("reseed_wal_bytes", wal[0])
         time.sleep(SETTLE_SECONDS)
+    ctx.db.close()
+    ctx.db = bulk_db  # type: ignore[misc]
     return {name: statistics.median(values) for name, values in out.items()}
 
 
@@ -248,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global PROGRESS
     PROGRESS = True
+    from bench.report import cpu_probe_ms
+
+    print(f"load average {os.getloadavg()}, CPU probe {cpu_probe_ms():.0f} ms", flush=True)
     results = measure([int(s) for s in args.sizes.split(",")], args.repeat, progress=True)
+    print(f"load average {os.getloadavg()}, CPU probe {cpu_probe_ms():.0f} ms", flush=True)
     names = sorted({name for r in results.values() for name in r})
     print(f"{'figure (median ms)':<28}" + "".join(f"{n:>12,}" for n in results))
     for name in names:

@@ -22,10 +22,10 @@ Reads (mirror first, Postgres fallback with the same answer)
     mitra_status(ctx, mitra_id), list_mitras(ctx, limit, cursor, search=, status=),
     mitra_with_live(ctx, mitra_id)
 For the sweeps (raise on any Valkey error, so a sweep can abort)
-    stale_scan(ctx, cutoff_ms, limit) -> StaleScan | None     one script: seeded?, SCARD online, stale pings as CSV
+    stale_scan(ctx, cutoff_ms, limit) -> StaleScan | None     short scripts: seeded?, SCARD online, stale pings as CSV
     ping_chunks(ctx, since_ms) -> Iterator[Pings]             ZRANGEBYSCORE heartbeat (since, +inf], per chunk, as CSV
     heartbeat_watermark / set_heartbeat_watermark(ctx, ms)    the heartbeat-mirror sweep's progress
-    remove_offlined(ctx, ids_csv) -> int                      one script: online, heartbeat, available
+    remove_offlined(ctx, ids_csv) -> int                      a script per chunk: online, heartbeat, available
     is_seeded(ctx) -> bool
 """
 

@@ -46,6 +46,7 @@ SCRIPT_NAMES = (
     "set_default_max",
     "swap_seed",
     "seed_fill",
+    "seed_catch_up",
     "release_lock",
     "pings_since",
     "stale_scan",
@@ -54,7 +55,11 @@ SCRIPT_NAMES = (
 # Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
 _USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
 SNAPSHOT_TTL_MS = 10_000
-SEED_CHUNK = 2000  # members per seed script call: each blocks Valkey for a few ms at most
+SEED_CHUNK = 500  # mitras per seed page and fill script: each blocks Valkey for a few ms at a million
+# Members per auto-offline script call: at a million online each stays well under 50 ms of
+# Valkey time (docs/capacity.md, "A million online").
+STALE_PAGE = 1000
+OFFLINE_CHUNK = 500
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -149,14 +154,18 @@ def sync(ctx: AppContext, row: MitraTruth, *, heartbeat_ms: int | None = None) -
         return False
 
 
-def remove_offlined(ctx: AppContext, ids_csv: str) -> int:
+def remove_offlined(ctx: AppContext, ids_csv: str, chunk: int | None = None) -> int:
     """Take mitras Postgres has just set offline (ids as one comma-separated string) out of the
-    mirror, atomically; raise on Valkey errors."""
+    mirror, each atomically, in scripts of at most `chunk` (OFFLINE_CHUNK) mitras; raise on
+    Valkey errors."""
     if not ids_csv:
         return 0
+    chunk = chunk or OFFLINE_CHUNK
     k = ctx.keys
     keys = [k.online, k.heartbeat, k.available, k.ring, k.seed_lock, k.seed_dirty]
-    return int(scripts(ctx)["remove_offlined"](keys=keys, args=[ids_csv]))
+    ids = ids_csv.split(",")
+    script = scripts(ctx)["remove_offlined"]
+    return sum(int(script(keys=keys, args=[",".join(ids[i : i + chunk])])) for i in range(0, len(ids), chunk))
 
 
 def set_default_max(ctx: AppContext, value: int) -> bool:
@@ -312,16 +321,41 @@ class StaleScan:
     count: int
 
 
-def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000) -> StaleScan | None:
-    """Online mitras whose last ping is at or before `cutoff` ms, and how many are online, in one
-    script; None when no complete seed is in place. Raises on Valkey errors."""
+def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000, page: int | None = None) -> StaleScan | None:
+    """Up to `limit` online mitras whose last ping is at or before `cutoff` ms, oldest first, and
+    how many are online, read in scripts of at most `page` (STALE_PAGE) members; None when no complete seed
+    is in place (also when it went away between pages). Raises on Valkey errors.
+
+    Pages go by score, as `ping_chunks` does. A mitra that leaves the stale range between two
+    pages (it pinged, or was offlined) can only shift a member of the boundary score to the
+    next pass, which still finds it stale; the online count is the first page's.
+    """
     k = ctx.keys
-    seeded, online, ids_csv, ms_csv, count = scripts(ctx)["stale_scan"](
-        keys=[k.seeded, k.online, k.heartbeat], args=[cutoff, limit]
-    )
-    if not int(seeded):
-        return None
-    return StaleScan(int(online), _text(ids_csv), _text(ms_csv), int(count))
+    page = page or STALE_PAGE
+    script = scripts(ctx)["stale_scan"]
+    ids: list[str] = []
+    pings: list[str] = []
+    online: int | None = None
+    start, skip, count = "-inf", 0, 0
+    while True:
+        want = min(page, limit - count)
+        seeded, live, ids_csv, ms_csv, n, last, same = script(
+            keys=[k.seeded, k.online, k.heartbeat], args=[cutoff, start, skip, want]
+        )
+        if not int(seeded):
+            return None
+        online = int(live) if online is None else online
+        n = int(n)
+        if n:
+            ids.append(_text(ids_csv))
+            pings.append(_text(ms_csv))
+            count += n
+            last_score = _text(last)
+            skip = skip + int(same) if last_score == start else int(same)
+            start = last_score
+        if n < want or count >= limit:
+            break
+    return StaleScan(online or 0, ",".join(ids), ",".join(pings), count)
 
 
 @dataclass(frozen=True)
@@ -335,24 +369,34 @@ class Pings:
     highest_ms: int
 
 
-PINGS_CHUNK = 10_000
+PINGS_CHUNK = 10_000  # pings per Postgres statement of the heartbeat-mirror pass
+PINGS_PAGE = 1000  # pings per Valkey script: a few ms at a million online
 
 
-def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK) -> Iterator[Pings]:
-    """Pings newer than `since_ms`, oldest first, one short script per chunk of at most `chunk`;
-    raises on Valkey errors while iterating. The client never parses a member: Postgres splits
-    the strings."""
+def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK, page: int | None = None) -> Iterator[Pings]:
+    """Pings newer than `since_ms`, oldest first, in chunks of at most `chunk`, each read by short
+    scripts of at most `page` (PINGS_PAGE) pings; raises on Valkey errors while iterating. The
+    client never parses a member: Postgres splits the strings."""
     script = scripts(ctx)["pings_since"]
+    page = min(page or PINGS_PAGE, chunk)
     start, skip = since_ms + 1, 0
+    ids: list[str] = []
+    pings: list[str] = []
+    count = highest = 0
     while True:
-        ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, chunk])
+        ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, page])
         n = int(n)
         if n:
             last_ms = int(float(last))
-            yield Pings(_text(ids_csv), _text(ms_csv), n, last_ms)
+            ids.append(_text(ids_csv))
+            pings.append(_text(ms_csv))
+            count, highest = count + n, last_ms
             skip = skip + int(same) if last_ms == start else int(same)
             start = last_ms
-        if n < chunk:
+        if count and (n < page or count + page > chunk):
+            yield Pings(",".join(ids), ",".join(pings), count, highest)
+            ids, pings, count = [], [], 0
+        if n < page:
             return
 
 

@@ -8,14 +8,17 @@ docs/availability.md ("Seed and lock protocol").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from shared.availability import mirror, truth
 from shared.context import AppContext
+from shared.prefetch import prefetched
 from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -104,16 +107,14 @@ def _drop_temp_keys(ctx: AppContext, token: str) -> None:
 
 
 def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
-    """Build the temp keys in short steps (merging live pings and measuring drift on the way), swap in O(1)."""
+    """Build the temp keys in short steps (merging live pings and measuring drift on the way), swap in O(1).
+
+    The snapshot is read page by page inside one REPEATABLE READ transaction, the next page in
+    a worker thread while the current one is written to Valkey, so Postgres and Valkey work at
+    the same time and every statement stays short.
+    """
     now = ctx.now()
     ttl = ctx.settings.access_token_ttl_seconds
-    with ctx.db.transaction() as tx:
-        # One consistent snapshot of mitras, sessions, config and revocations.
-        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        slices = truth.seed_slices(tx, mirror.SEED_CHUNK)
-        default = truth.default_max(tx)
-        revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
-
     k = ctx.keys
     temp = dict(zip(_MIRROR_NAMES, _temp_keys(ctx, token), strict=True))
     live = dict(
@@ -123,10 +124,27 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
             strict=True,
         )
     )
-    _drop_temp_keys(ctx, token)
-    merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
-    compared = _fill(ctx, slices, temp, live, token)
-    if compared is None:
+    mitras = 0
+
+    def counted(pages: Iterator[truth.SeedSlice]) -> Iterator[truth.SeedSlice]:
+        nonlocal mitras
+        for page in pages:
+            mitras += page.mitras
+            yield page
+
+    with ctx.db.transaction() as tx:
+        # One consistent snapshot of mitras, sessions, config and revocations.
+        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        default = truth.default_max(tx)
+        revoked = truth.recent_revocations(tx, now - timedelta(seconds=ttl))
+        _drop_temp_keys(ctx, token)
+        merged_from = ctx.now_ms() - PING_SKEW_MS  # pings after this are applied again by the swap
+        with contextlib.closing(prefetched(truth.seed_pages(tx, mirror.SEED_CHUNK))) as pages:
+            compared = _fill(ctx, counted(pages), temp, live, token)
+    # The pings of the fill's duration (at a million online, most mitras ping during it) go to
+    # the temp keys page by page, so the swap applies only the last few.
+    caught_up = None if compared is None else _catch_up(ctx, live["heartbeat"], temp, merged_from, token)
+    if compared is None or caught_up is None:
         _drop_temp_keys(ctx, token)
         log.warning("seed lock lost during the fill; another seed wins")
         return SeedReport(ran=False)
@@ -144,7 +162,14 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     drift = _drift(compared, live_sizes) if had else {}
 
     keys = [*temp.values(), *live.values(), *_retired_keys(ctx, token), k.snapshot, k.seeded, k.seed_dirty, k.seed_lock]
-    reply = mirror.scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), merged_from])
+    reply = mirror.scripts(ctx)["swap_seed"](keys=keys, args=[token, now.isoformat(), caught_up])
+    if reply[0] == "ok":
+        # Pings that landed after their page was caught up but carry an older score (the
+        # pinging instance's clock runs behind) are in the retired heartbeat: apply them too.
+        # The swap is done: should Valkey fail here, those mitras' next pings apply them.
+        retired = dict(zip(_MIRROR_NAMES, _retired_keys(ctx, token), strict=True))
+        with contextlib.suppress(*VALKEY_ERRORS):
+            _catch_up(ctx, retired["heartbeat"], live, caught_up - PING_SKEW_MS, "")
     ctx.valkey.unlink(*_retired_keys(ctx, token))  # freed in the background, not inside the swap
     if reply[0] != "ok":
         log.warning("seed lock lost before the swap; another seed wins")
@@ -152,7 +177,7 @@ def _seed_locked(ctx: AppContext, token: str) -> SeedReport:
     dirty = [str(x) for x in reply[2:]]
     report = SeedReport(
         ran=True,
-        mitras=sum(s.mitras for s in slices),
+        mitras=mitras,
         online=compared.get("online", (0, 0, 0))[0],
         revocations=len(revoked),
         first_seed=int(reply[1]) != 1,
@@ -172,7 +197,7 @@ _COMPARED = ("online", "deactivated", "used", "max", "available")  # seed_fill.l
 
 
 def _fill(
-    ctx: AppContext, slices: list[truth.SeedSlice], temp: dict[str, str], live: dict[str, str], token: str
+    ctx: AppContext, slices: Iterable[truth.SeedSlice], temp: dict[str, str], live: dict[str, str], token: str
 ) -> dict[str, tuple[int, int, int]] | None:
     """Write every slice into the temp keys, merging live pings and comparing with the live twins.
 
@@ -205,6 +230,30 @@ def _fill(
             members = int(getattr(s, name))  # the slice's count of that structure
             compared[name] = (seen[0] + members, seen[1] + int(reply[2 * i]), seen[2] + int(reply[2 * i + 1]))
     return compared
+
+
+CATCH_UP_PAGE = 1000  # pings per seed_catch_up call
+
+
+def _catch_up(ctx: AppContext, source: str, target: dict[str, str], after_ms: int, token: str) -> int | None:
+    """Apply the pings of `source` scored above `after_ms` to the heartbeat and available keys of
+    `target` (XX GT: never adding a member, never moving a score back), one short script per
+    CATCH_UP_PAGE, renewing the seed lease when `token` is given. Returns the score above which
+    pings may still be missing (the swap applies those), or None when the lease was lost."""
+    script = mirror.scripts(ctx)["seed_catch_up"]
+    keys = [source, target["heartbeat"], target["available"], ctx.keys.seed_lock]
+    start, skip = after_ms + 1, 0
+    while True:
+        reply = script(keys=keys, args=[start, skip, CATCH_UP_PAGE, token, SEED_LOCK_TTL_MS])
+        if reply[0] == "lost":
+            return None
+        n, last, same = int(reply[0]), reply[1], int(reply[2])
+        if n:
+            last_ms = int(float(last))
+            skip = skip + same if last_ms == start else same
+            start = last_ms
+        if n < CATCH_UP_PAGE:
+            return start - 1
 
 
 def _drift(compared: dict[str, tuple[int, int, int]], live_sizes: dict[str, int]) -> dict[str, int]:

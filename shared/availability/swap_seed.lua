@@ -1,9 +1,13 @@
 -- Swap a fully built mirror in, atomically, then write `seeded` last. O(1) in the size of the
 -- mirror: the temp keys were built, merged with the live pings and compared (drift) by short
--- scripts before this one; here the pings that arrived since the fill began are applied and
+-- scripts before this one, and the pings that arrived during the fill were applied page by
+-- page (seed_catch_up.lua); here the last of them, at most about a page, are applied and
 -- every key is renamed. The replaced live keys are renamed aside (their memory is freed by
 -- the caller's UNLINK, in the background), because RENAME onto an existing key would free
--- the old value inside this script.
+-- the old value inside this script. For the same reason a seed that lost its lock UNLINKs
+-- its temp keys: UNLINK takes a key out of the keyspace in O(1) and frees a large value in a
+-- background thread (https://valkey.io/commands/unlink/), where DEL would free a million
+-- members here unless lazyfree-lazy-user-del is set.
 -- KEYS: 8 temp keys, the 8 live keys, 8 retired keys, in the order
 --       online, deactivated, used, max, heartbeat, available, ring, config;
 --       then snapshot, seeded, seed_dirty, seed_lock
@@ -14,7 +18,7 @@ local K_SNAPSHOT, K_SEEDED, K_DIRTY, K_LOCK = KEYS[3 * N + 1], KEYS[3 * N + 2], 
 local T_HB, T_AVAIL, L_HB = KEYS[5], KEYS[6], KEYS[N + 5]
 
 if redis.call('GET', K_LOCK) ~= ARGV[1] then
-  for i = 1, N do redis.call('DEL', KEYS[i]) end
+  for i = 1, N do redis.call('UNLINK', KEYS[i]) end
   return {'lost'}
 end
 
@@ -35,7 +39,7 @@ for i = 1, N do
 end
 redis.call('DEL', K_SNAPSHOT)
 local dirty = redis.call('SMEMBERS', K_DIRTY)
-redis.call('DEL', K_DIRTY, K_LOCK)
+redis.call('UNLINK', K_DIRTY, K_LOCK)
 redis.call('SET', K_SEEDED, ARGV[2])
 local out = {'ok', had}
 for _, id in ipairs(dirty) do out[#out + 1] = id end

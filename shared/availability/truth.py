@@ -15,6 +15,7 @@ tests/integration/test_available_rule_agrees.py checks the three agree.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,16 +162,23 @@ class SeedSlice:
     max_vals: str
 
 
-# The seed's whole snapshot in one pass over the mirrored mitras, aggregated by Postgres into
-# comma-separated strings, so the client neither parses 100k rows nor encodes 100k arguments.
-# Each result row is `:size` consecutive mitras (grouping by that needs neither a sort nor a
-# window per structure). Within a row every aggregate reads the rows in the same order, so the
-# online ids, their pings and their flags line up. Scores are epoch ms (floor).
-_SEED_SLICES_SQL = (
-    "WITH u AS (SELECT mitra_id, count(*) AS n FROM chat_sessions"  # noqa: S608 (constant SQL)
-    f"           WHERE {holds_capacity_sql('status')} AND mitra_id IS NOT NULL GROUP BY mitra_id),"
+# One page of the seed's snapshot: the next `:size` mitras by id after `:after` (a keyset page:
+# one primary-key range scan however deep), those of them that leave a trace in the mirror
+# aggregated by Postgres into comma-separated strings, so the client neither parses rows nor
+# encodes an argument per member. Used capacity comes from the capacity-holding sessions of
+# the page's id range only (an index range scan), so every page costs the same and each
+# statement stays far inside statement_timeout at any size. All aggregates of the one result
+# row read the rows in the same order, so the online ids, their pings and their flags line up.
+# Scores are epoch ms (floor). `last_id` is the page's last mitra (NULL past the end).
+_SEED_PAGE_SQL = (
+    "WITH page AS (SELECT id, is_online, is_active, max_concurrent_sessions, last_heartbeat_at"  # noqa: S608 (constant SQL)
+    "              FROM mitras WHERE id > CAST(:after AS uuid) ORDER BY id LIMIT :size),"
+    " b AS (SELECT (SELECT id FROM page ORDER BY id LIMIT 1) AS lo,"
+    "       (SELECT id FROM page ORDER BY id DESC LIMIT 1) AS hi),"
+    " u AS (SELECT s.mitra_id, count(*) AS n FROM chat_sessions s, b"
+    f"      WHERE s.mitra_id BETWEEN b.lo AND b.hi AND {holds_capacity_sql('s.status')} GROUP BY s.mitra_id),"
     f" d AS (SELECT {DEFAULT_MAX_SQL} AS dmax)"
-    " SELECT count(*) AS mitras,"
+    " SELECT (SELECT hi::text FROM b) AS last_id, count(*) AS mitras,"
     "  count(*) FILTER (WHERE online) AS online,"
     "  COALESCE(string_agg(id, ',') FILTER (WHERE online), '') AS online_ids,"
     "  COALESCE(string_agg(ms::text, ',') FILTER (WHERE online), '') AS online_ms,"
@@ -185,20 +193,45 @@ _SEED_SLICES_SQL = (
     "  COALESCE(string_agg(id, ',') FILTER (WHERE mx IS NOT NULL), '') AS max_ids,"
     "  COALESCE(string_agg(mx::text, ',') FILTER (WHERE mx IS NOT NULL), '') AS max_vals"
     f" FROM (SELECT s.*, {available_sql('s.online', 's.active', 's.used', 's.mx', 'd.dmax')} AS avail"
-    "       FROM (SELECT (row_number() OVER () - 1) / :size AS c, m.id::text AS id, m.is_online AS online,"
-    "             m.is_active AS active, COALESCE(u.n, 0) AS used, m.max_concurrent_sessions AS mx,"
-    "             COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at, p.at)) * 1000), 0)::bigint AS ms"
-    f"            FROM {_WITH_PINGS} LEFT JOIN u ON u.mitra_id = m.id"
+    "       FROM (SELECT m.id::text AS id, m.is_online AS online, m.is_active AS active,"
+    "             COALESCE(u.n, 0) AS used, m.max_concurrent_sessions AS mx,"
+    "             COALESCE(floor(extract(epoch FROM GREATEST(m.last_heartbeat_at,"
+    "               (SELECT p.at FROM mitra_pings p WHERE p.mitra_id = m.id))) * 1000), 0)::bigint AS ms"
+    "             FROM page m LEFT JOIN u ON u.mitra_id = m.id"
     "             WHERE m.is_online OR NOT m.is_active OR m.max_concurrent_sessions IS NOT NULL"
     "                OR u.n IS NOT NULL) s, d) t"
-    " GROUP BY c"
 )
+_BEFORE_EVERY_ID = "00000000-0000-0000-0000-000000000000"  # gen_random_uuid() never returns it
+
+
+@dataclass(frozen=True)
+class SeedPage(SeedSlice):
+    """A slice and the last mitra id of its page (None past the last page)."""
+
+    last_id: str | None = None
+
+
+def seed_pages(tx: Tx, size: int) -> Iterator[SeedSlice]:
+    """What mirrored_mitras holds, one keyset page of at most `size` mitras per statement (a
+    page may hold no mirrored mitra), so a caller can write each page while the next is read.
+    Run it inside one REPEATABLE READ transaction: every page then reads the same snapshot."""
+    # A page is small but the planner prices it by the whole table and would JIT-compile every
+    # page (half a second each at a million mitras).
+    tx.script("SET LOCAL jit = off")
+    after = _BEFORE_EVERY_ID
+    while True:
+        row = tx.one(_SEED_PAGE_SQL, after=after, size=size)
+        assert row is not None  # an aggregate without GROUP BY answers one row
+        page = SeedPage(**row)
+        if page.last_id is None:
+            return
+        yield page
+        after = page.last_id
 
 
 def seed_slices(tx: Tx, size: int) -> list[SeedSlice]:
     """What mirrored_mitras holds, in slices of at most `size` mitras."""
-    tx.script("SET LOCAL work_mem = '64MB'")  # the snapshot's 10^5 rows stay in memory
-    return [SeedSlice(**r) for r in tx.rows(_SEED_SLICES_SQL, size=size)]
+    return list(seed_pages(tx, size))
 
 
 def default_max(tx: Tx) -> int:

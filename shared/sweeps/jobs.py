@@ -21,21 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from shared import availability, mitras, oplog, retention
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Tx
+from shared.prefetch import prefetched
 from shared.sweeps import runner
 from shared.sweeps.runner import PassResult, Sweep
 from shared.valkey import VALKEY_ERRORS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 ACTOR = "sweep:auto-offline"
 MAX_STALE_PER_PASS = 10_000
@@ -91,7 +90,7 @@ def heartbeat_mirror_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassRes
     try:
         since = highest = availability.heartbeat_watermark(ctx)
         with runner.write_transaction(ctx, lock_tx) as tx:
-            for pings in _prefetched(availability.ping_chunks(ctx, since)):
+            for pings in prefetched(availability.ping_chunks(ctx, since)):
                 changed += mitras.record_pings(tx, pings.ids_csv, pings.ms_csv, pings.count)
                 read += pings.count
                 highest = max(highest, pings.highest_ms)
@@ -105,27 +104,6 @@ def heartbeat_mirror_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassRes
         # On failure the next pass re-reads these pings; the UPDATE skips what Postgres has.
         availability.set_heartbeat_watermark(ctx, highest)
     return {"mirrored": changed, "read": read}
-
-
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
-    """Yield what `items` yields, fetching the next item in a worker thread while the caller
-    works on the current one (both wait on sockets, so they overlap). An exception of `items`
-    is raised here, at the item it would have produced."""
-
-    def fetch() -> tuple[bool, T | None]:
-        try:
-            return True, next(items)
-        except StopIteration:
-            return False, None
-
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        upcoming = worker.submit(fetch)
-        while True:
-            more, item = upcoming.result()
-            if not more:
-                return
-            upcoming = worker.submit(fetch)
-            yield cast(T, item)
 
 
 def reseed_pass(ctx: AppContext, lock_tx: Tx | None = None) -> PassResult:
