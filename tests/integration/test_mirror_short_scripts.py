@@ -14,8 +14,8 @@ from shared.availability import mirror, seed
 from shared.context import AppContext
 from shared.db import Tx
 from shared.sweeps import jobs
-from tests.helpers import FakeClock
-from tests.mirror_state import actual, expected, new_mitra, open_session
+from tests.support.helpers import FakeClock
+from tests.support.mirror_state import actual, expected, new_mitra, open_session
 
 NO_SESSION = "00000000-0000-0000-0000-000000000000"
 
