@@ -45,6 +45,13 @@ def _at_once(n: int, call: Callable[[], Any]) -> list[Any]:
         return list(pool.map(one, range(n)))
 
 
+# A read queued behind the held waits would take their whole `wait` (counted as 3 s below);
+# one served beside them takes milliseconds on an idle machine and can take a few hundred
+# on a busy one. The bound separates the two without measuring the machine (speed is the
+# benchmarks' business: bench.long_poll).
+STUCK_BOUND_SECONDS = 1.0
+
+
 def _read_seconds(url: str, headers: dict[str, str]) -> float:
     """Median time of five ordinary (`wait=0`) reads; a read stuck behind the waits counts as 3 s."""
     times = []
@@ -89,7 +96,7 @@ def test_one_callers_flood_of_waits_leaves_another_callers_read_fast(isolated_ct
         assert send(peer, attacker.auth(peer), attacker.session_id, "wakes the held waits").status_code == 201
         flooding.join(timeout=45)
     print(f"{side}: another caller's read took {seconds * 1000:.1f} ms under {FLOOD} waits of one caller")
-    assert seconds < 0.1
+    assert seconds < STUCK_BOUND_SECONDS
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200] * MAX_WAITS_PER_CALLER + [429] * (FLOOD - MAX_WAITS_PER_CALLER)
     refused = next(a for a in answers if a.status_code == 429)
@@ -124,7 +131,7 @@ def test_waits_of_many_callers_beyond_the_thread_count_leave_a_read_fast(isolate
         seconds = _read_seconds(_url(base, "client", victim), victim.customer)
         flooding.join(timeout=40)
     print(f"another caller's read took {seconds * 1000:.1f} ms under {len(waits)} waits of {len(callers)} callers")
-    assert seconds < 0.1
+    assert seconds < STUCK_BOUND_SECONDS
     assert [a.status_code for a in answers] == [200] * len(waits)  # every wait was held to its end
 
 
