@@ -48,7 +48,9 @@ fmt: install
 # pytest-xdist workers, each with its own embedded Postgres and Valkey (README, "Tests"). Servers
 # of your own (TEST_DATABASE_URL) would be shared by the workers, so that run is serial.
 # Debian's redis-server (built with TLS) serves the Valkey TLS tests (tests/integration/test_valkey_tls.py).
-TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,auto)
+# Three per core, at most 16: much of a test's time is waiting (long polls, server processes,
+# timeouts), so workers beyond the cores keep them busy (README, "Tests").
+TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,$(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n * 3 > 16 ? 16 : n * 3 ))))
 
 test: lint
 	$(PG_TRGM)

@@ -166,12 +166,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # worker idle: each scope's seconds in the last parallel run (the pytest cache), else the
 # estimate below (seconds on two idle cores), else a second for a test and half a minute for a group.
 GROUP_SECONDS = {
-    "platform": 150,
-    "load": 80,
-    "fuzz": 60,
-    "platform-real-env": 60,
-    "processes": 40,
-    "platform-cold-starts": 40,
+    "platform": 30,
+    "load": 110,
+    "fuzz": 55,
+    "platform-real-env": 55,
+    "processes": 35,
+    "platform-cold-starts": 15,
     "platform-rollout": 35,
     "platform-roles": 30,
     "valkey-cluster": 25,
