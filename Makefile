@@ -52,6 +52,10 @@ fmt: install
 # timeouts), so workers beyond the cores keep them busy (README, "Tests").
 TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,$(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n * 3 > 16 ? 16 : n * 3 ))))
 
+# Bytecode is written during the run even where PYTHONDONTWRITEBYTECODE is set (Python takes an
+# empty value as unset): without it every worker rewrites every test module's asserts again and
+# every server process the tests start compiles the whole code base from source.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: lint
 	$(PG_TRGM)
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }
