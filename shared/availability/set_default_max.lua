@@ -7,11 +7,11 @@
 -- heartbeat) reads the new default from K_CONFIG, so whatever they derive between two pages
 -- already follows it.
 -- The pages are an SSCAN of the online set (https://valkey.io/commands/scan/): every member
--- online for the whole scan is returned at least once; one may come back twice (derive() is
+-- online for the whole scan is returned at least once; one may come back twice (deriving is
 -- idempotent), and one added during the scan may be missed. A mitra that comes online during
 -- the scan was derived by its own sync_mitra under the new default, so missing it is harmless;
--- derive() re-reads everything of the mitra, so a page that reaches a mitra after a concurrent
--- write derives from the latest state.
+-- derive_many() reads every entry of the page's mitras when the page runs, so a page that
+-- reaches a mitra after a concurrent write derives from the latest state.
 -- KEYS: the mutation layout of _available_rule.lua (prepended at load time)
 -- ARGV: new default max ('' on every page after the first), SSCAN cursor, members per page (COUNT hint)
 -- Returns {next cursor ('0' when the scan is done), members re-derived by this call}.
@@ -22,5 +22,5 @@ if ARGV[1] ~= '' then
   end
 end
 local page = redis.call('SSCAN', K_ONLINE, ARGV[2], 'COUNT', ARGV[3])
-for _, id in ipairs(page[2]) do derive(id) end
+derive_many(page[2])
 return {page[1], #page[2]}
