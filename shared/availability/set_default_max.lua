@@ -11,10 +11,13 @@
 -- idempotent), and one added during the scan may be missed. A mitra that comes online during
 -- the scan was derived by its own sync_mitra under the new default, so missing it is harmless;
 -- derive_many() reads every entry of the page's mitras when the page runs, so a page that
--- reaches a mitra after a concurrent write derives from the latest state.
+-- reaches a mitra after a concurrent write derives from the latest state. A seed that swaps in
+-- between two pages leaves the cursor on its new online set: it built that set's entries under
+-- the new default, or re-applies it after the swap (the '*config' mark).
 -- KEYS: the mutation layout of _available_rule.lua (prepended at load time)
 -- ARGV: new default max ('' on every page after the first), SSCAN cursor, members per page (COUNT hint)
--- Returns {next cursor ('0' when the scan is done), members re-derived by this call}.
+-- Returns {next cursor ('0' when the scan is done), members re-derived by this call}. The cursor
+-- stays a string end to end: it is a 64-bit number, which a Lua double cannot always hold.
 if ARGV[1] ~= '' then
   redis.call('HSET', K_CONFIG, 'default_max', ARGV[1])
   if redis.call('EXISTS', K_LOCK) == 1 then
