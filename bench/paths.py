@@ -5,6 +5,8 @@
 - auto-offline: one locked pass with 1 % of online mitras stale;
 - find_available(25): 100 % available but only 10 fresh (the heartbeat-blackout mix), and
   the normal mix (everyone fresh);
+- default max: a change of the default max in the mirror (every online mitra re-derived, in
+  pages), and the longest single command Valkey ran during it;
 - reseed: the whole seed_from_postgres, on connections with the deployed statement and read
   timeouts, and the longest single command Valkey ran during it (SLOWLOG with a 0 µs
   threshold: a script or command blocks every other client while it runs);
@@ -243,6 +245,17 @@ def run_size(ctx: AppContext, n: int, repeat: int) -> dict[str, float]:
         add("find_blackout_ms", ms)
         add("find_blackout_block_ms", block[0])
         add("find_blackout_over_50ms", block[1])
+
+    # default max: a staff change of the default re-derives every online mitra, page by page.
+    # The mirror only (Postgres keeps 1): 2 frees the busy tenth, 1 fills it again, so every
+    # change moves entries; the mirror ends on 1, as Postgres has it.
+    for i in range(repeat * 2):
+        with _slowlog(ctx) as block:
+            ms, ok = _timed(lambda value=2 - i % 2: mirror.set_default_max(ctx, value))
+        assert ok
+        add("default_max_ms", ms)
+        add("default_max_block_ms", block[0])
+        add("default_max_over_50ms", block[1])
 
     # reseed: the whole seed, and the longest Valkey command during it, on connections with the
     # deployed statement_timeout and read timeout (the bulk setup's are longer): every

@@ -7,7 +7,9 @@ derived `mitras:available` ZSET (id -> last ping; online and not deactivated and
 and its twin `mitras:ring` (same members, score 0) walked by a rotating cursor for fair picks,
 `config` (default max), `snapshot`, `seeded`, the seed lock and the seed's dirty set. Every
 multi-key mutation is one Lua script from this package (loaded once per client, called by
-SHA), so `available` never disagrees with the sets it is derived from.
+SHA), so `available` never disagrees with the sets it is derived from; a change of the
+default max re-derives the online mitras in pages of short scripts, each mitra atomically
+(`set_default_max`).
 
 Writes take the Postgres truth the caller has just committed and are best-effort: a Valkey
 error is logged and swallowed (the reseed sweep heals drift). Reads return None when Valkey
@@ -60,6 +62,7 @@ SEED_CHUNK = 500  # mitras per seed page and fill script: each blocks Valkey for
 # Valkey time (docs/capacity.md, "A million online").
 STALE_PAGE = 1000
 OFFLINE_CHUNK = 500
+DEFAULT_MAX_PAGE = 500  # online mitras per set_default_max script (SSCAN COUNT, a hint): about 2 ms of Valkey
 
 
 def scripts(ctx: AppContext) -> dict[str, Script]:
@@ -169,12 +172,33 @@ def remove_offlined(ctx: AppContext, ids_csv: str, chunk: int | None = None) -> 
 
 
 def set_default_max(ctx: AppContext, value: int) -> bool:
-    """Mirror a new app_config default max and re-derive every online mitra; False on a Valkey error."""
+    """Mirror a new app_config default max and re-derive every online mitra, in scripts of about
+    DEFAULT_MAX_PAGE members each; False on a Valkey error.
+
+    The first script writes the default (and marks a running seed dirty) before it derives
+    anything, so every write between two pages derives under the new default; the online set is
+    walked by SSCAN (set_default_max.lua says why its repeats and misses are harmless). An error
+    between two pages leaves the default written and the pages not yet reached derived under
+    the old one, until the reseed sweep rebuilds the mirror from Postgres (which the seed
+    reads the default from), as after any failed mirror write.
+    """
+    page = DEFAULT_MAX_PAGE
+    script = scripts(ctx)["set_default_max"]
+    keys = _mutation_keys(ctx)
+    args: list[Any] = [value, "0", page]  # the default goes with the first page only
+    derived = 0
     try:
-        scripts(ctx)["set_default_max"](keys=_mutation_keys(ctx), args=[value])
-        return True
+        while True:
+            cursor, n = script(keys=keys, args=args)
+            derived += int(n)
+            if _text(cursor) == "0":
+                return True
+            args = ["", _text(cursor), page]
     except VALKEY_ERRORS as exc:
-        log.warning("mirror default-max write failed", extra={"error": type(exc).__name__})
+        log.warning(
+            "mirror default-max write failed; the reseed sweep heals it",
+            extra={"error": type(exc).__name__, "rederived": derived},
+        )
         return False
 
 

@@ -4,18 +4,20 @@ concurrent write leaves behind."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+import redis
 
 from shared import availability
 from shared.auth.principal import Principal
-from shared.availability import mirror, seed
+from shared.availability import mirror, seed, truth
 from shared.context import AppContext
 from shared.db import Tx
 from shared.sweeps import jobs
 from tests.support.helpers import FakeClock
-from tests.support.mirror_state import actual, expected, new_mitra, open_session
+from tests.support.mirror_state import actual, expected, new_mitra, open_session, scores_consistent
 
 NO_SESSION = "00000000-0000-0000-0000-000000000000"
 
@@ -285,3 +287,169 @@ def test_a_first_heartbeat_mirror_pass_into_an_empty_table_leaves_the_planner_it
 
     # Planned as empty, the next statements would read the whole table once per id.
     assert ctx.db.scalar("SELECT reltuples FROM pg_class WHERE oid = CAST('mitra_pings' AS regclass)") == 30
+
+
+DEFAULT_MAX = "mitra_max_concurrent_sessions"
+
+
+def _many_mitras(ctx: AppContext, count: int) -> None:
+    """`count` mitras in bulk, in every state the default max touches: about two in three online
+    (some deactivated ones offline), overrides of 0, 1 and 3 or none, and 0, 1 or 2 sessions."""
+    with ctx.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO mitras (phone_e164, display_name, is_online, is_active, max_concurrent_sessions,"
+            " last_heartbeat_at)"
+            " SELECT '+62899' || lpad(CAST(g AS text), 8, '0'), 'm' || g, g % 3 <> 0 AND g % 11 <> 0, g % 11 <> 0,"
+            " CASE g % 7 WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 2 THEN 3 END,"
+            " CASE WHEN g % 3 <> 0 THEN CAST(:now AS timestamptz) END"
+            " FROM generate_series(1, :n) AS g",
+            n=count,
+            now=ctx.now(),
+        )
+        # Sessions: one for a mitra numbered 3 mod 5, two for 4 mod 5, each of its own customer.
+        tx.execute(
+            "INSERT INTO customers (display_name) SELECT 'c' FROM mitras CROSS JOIN generate_series(1, 2) AS s"
+            " WHERE CAST(substr(display_name, 2) AS int) % 5 >= s + 2"
+        )
+        tx.execute(
+            "INSERT INTO chat_sessions (customer_id, mitra_id, status, duration_minutes)"
+            " SELECT c.id, t.mitra_id, 'active', 30 FROM"
+            " (SELECT id AS mitra_id, row_number() OVER (ORDER BY id, s) AS rn FROM mitras"
+            "  CROSS JOIN generate_series(1, 2) AS s WHERE CAST(substr(display_name, 2) AS int) % 5 >= s + 2) AS t"
+            " JOIN (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM customers) AS c USING (rn)"
+        )
+        tx.commit()
+
+
+def test_a_default_max_change_in_pages_derives_what_one_script_does(isolated_ctx: AppContext, monkeypatch: Any) -> None:
+    ctx = isolated_ctx
+    _many_mitras(ctx, 3000)
+    online = availability.seed_from_postgres(ctx).online
+    assert online == len(expected(ctx)["online"]) > 1500
+    replies: list[Any] = []
+    calls = _calls(monkeypatch, ctx, "set_default_max", after=replies.append)
+    monkeypatch.setattr(mirror, "DEFAULT_MAX_PAGE", 10_000_000, raising=False)
+    availability.set_app_config(ctx, DEFAULT_MAX, 2, "test")
+    one_script = actual(ctx)
+    assert len(calls) == 1 and one_script == expected(ctx) and one_script["default_max"] == 2
+    availability.set_app_config(ctx, DEFAULT_MAX, 1, "test")
+    assert actual(ctx) == expected(ctx) != one_script
+    monkeypatch.setattr(mirror, "DEFAULT_MAX_PAGE", 100, raising=False)
+    calls.clear()
+    replies.clear()
+
+    availability.set_app_config(ctx, DEFAULT_MAX, 2, "test")
+
+    assert len(calls) >= online // 100
+    assert actual(ctx) == one_script == expected(ctx)
+    assert scores_consistent(ctx)
+    # SSCAN's COUNT is a hint (a few members more now and then): about 100 a call, all of them in the end.
+    derived = [int(reply[1]) for reply in replies]
+    assert all(int(a[2]) == 100 for a in calls) and max(derived) <= 150 and sum(derived) >= online
+    assert [a[0] for a in calls] == [2] + [""] * (len(calls) - 1)  # the default goes with the first page only
+
+
+def _hold(ctx: AppContext, mitra_id: str, sessions: int) -> None:
+    """End the mitra's sessions, open `sessions` new ones, and mirror its used count."""
+    with ctx.db.transaction() as tx:
+        tx.execute("UPDATE chat_sessions SET status = 'ended' WHERE mitra_id = CAST(:m AS uuid)", m=mitra_id)
+        tx.commit()
+    for _ in range(sessions):
+        open_session(ctx, mitra_id)
+    availability.recompute_capacity(ctx, mitra_id)
+
+
+def test_writes_between_two_pages_of_a_default_max_change_end_as_postgres_says(
+    isolated_ctx: AppContext, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    _many_mitras(ctx, 400)  # past 128 members the online set is a hash table, which SSCAN pages
+    availability.seed_from_postgres(ctx)
+    with ctx.db.transaction() as tx:
+        plain = {r.id for r in truth.mirrored_mitras(tx) if r.online and r.active and r.max_override is None}
+    monkeypatch.setattr(mirror, "DEFAULT_MAX_PAGE", 20, raising=False)
+    changed: dict[str, str] = {}
+
+    def write_once(_reply: Any) -> None:
+        if changed:
+            return
+        first = set(ctx.valkey.sscan(ctx.keys.online, 0, count=20)[1])  # the page just derived
+        done, rest = sorted(first & plain), sorted(plain - first)
+        # Derived already: its used count moves to 1 (available under the new default only) or 2 (full).
+        changed["done_one"], changed["done_full"] = done[:2]
+        # Not derived yet: the same two writes, an override of 1, an offline, and a new mitra online.
+        changed["rest_one"], changed["rest_full"], changed["rest_override"], changed["rest_offline"] = rest[:4]
+        for key, held in (("done_one", 1), ("done_full", 2), ("rest_one", 1), ("rest_full", 2), ("rest_override", 1)):
+            _hold(ctx, changed[key], held)
+        availability.edit_mitra(ctx, changed["rest_override"], {"max_concurrent_sessions": 1}, "test")
+        availability.set_offline(ctx, changed["rest_offline"], "test")
+        changed["new"] = new_mitra(ctx)
+        availability.set_online(ctx, changed["new"], "test")
+
+    calls = _calls(monkeypatch, ctx, "set_default_max", after=write_once)
+
+    availability.set_app_config(ctx, DEFAULT_MAX, 2, "test")
+
+    assert changed and len(calls) > 1  # the writes landed between two pages
+    state = actual(ctx)
+    assert state == expected(ctx)
+    assert {changed[k] for k in ("done_one", "rest_one", "new")} <= state["available"]
+    assert not {changed[k] for k in ("done_full", "rest_full", "rest_override", "rest_offline")} & state["available"]
+    assert changed["rest_offline"] not in state["online"]
+
+
+def test_a_valkey_error_between_two_pages_is_reported_and_the_next_reseed_repairs_it(
+    isolated_ctx: AppContext, monkeypatch: Any, caplog: Any
+) -> None:
+    ctx = isolated_ctx
+    _many_mitras(ctx, 400)
+    availability.seed_from_postgres(ctx)
+    monkeypatch.setattr(mirror, "DEFAULT_MAX_PAGE", 20, raising=False)
+    scripts = dict(mirror.scripts(ctx))
+    script = scripts["set_default_max"]
+    calls: list[int] = []
+
+    def failing_second(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise redis.ConnectionError("connection lost")
+        return script(*args, **kwargs)
+
+    scripts["set_default_max"] = failing_second
+    monkeypatch.setattr(mirror, "scripts", lambda _ctx: scripts)
+    with ctx.db.transaction() as tx:  # the staff change commits first, then writes the mirror
+        tx.execute("UPDATE app_config SET value = to_jsonb(2) WHERE key = :k", k=DEFAULT_MAX)
+        tx.commit()
+
+    with caplog.at_level(logging.WARNING, logger="shared.availability.mirror"):
+        assert mirror.set_default_max(ctx, 2) is False
+
+    assert len(calls) == 2 and "mirror default-max write failed" in caplog.text
+    state, truth_now = actual(ctx), expected(ctx)
+    assert state["default_max"] == 2 and state["available"] < truth_now["available"]  # the first page only
+    assert availability.seed_from_postgres(ctx).ran
+    assert actual(ctx) == expected(ctx) == truth_now
+
+
+def test_a_default_max_change_during_a_seed_reaches_the_mirror_after_the_swap(
+    isolated_ctx: AppContext, monkeypatch: Any
+) -> None:
+    ctx = isolated_ctx
+    ids = _online(ctx, 12)
+    for mid in ids:
+        open_session(ctx, mid)
+    monkeypatch.setattr(mirror, "SEED_CHUNK", 2)
+    monkeypatch.setattr(mirror, "DEFAULT_MAX_PAGE", 3, raising=False)
+
+    def change_once(_reply: Any) -> None:  # after the seed's snapshot read the old default
+        if not ctx.valkey.hget(ctx.keys.config, "default_max"):
+            availability.set_app_config(ctx, DEFAULT_MAX, 2, "test")
+
+    _calls(monkeypatch, ctx, "seed_fill", after=change_once)
+    pages = _calls(monkeypatch, ctx, "set_default_max")
+
+    report = availability.seed_from_postgres(ctx)
+
+    assert report.ran and report.resynced >= 1
+    assert [a[0] for a in pages] == [2, 2]  # during the fill, and again after the swap (a page each: 12 online)
+    assert actual(ctx) == expected(ctx) and actual(ctx)["available"] == set(ids)
