@@ -49,7 +49,7 @@ def own_servers(prefix: str) -> Iterator[AppContext]:
             db_statement_timeout_ms=BULK_SOCKET_TIMEOUT_SECONDS * 1000,
         )
         ctx = AppContext(settings)
-        ctx.db = Database(settings, connect=_patient_connect(pg.url))  # type: ignore[misc]
+        ctx.db = patient_database(settings)  # type: ignore[misc]
         migrate.migrate(ctx.db)
         try:
             yield ctx
@@ -64,7 +64,14 @@ def own_servers(prefix: str) -> Iterator[AppContext]:
 BULK_SOCKET_TIMEOUT_SECONDS = 300
 
 
-def _patient_connect(url: str) -> Callable[[], Any]:
+def patient_database(settings: Settings) -> Database:
+    """A pool on `settings`' database whose statements and socket wait BULK_SOCKET_TIMEOUT_SECONDS."""
+    assert settings.database_url
+    patient = dataclasses.replace(settings, db_statement_timeout_ms=BULK_SOCKET_TIMEOUT_SECONDS * 1000)
+    return Database(patient, connect=patient_connect(settings.database_url))
+
+
+def patient_connect(url: str) -> Callable[[], Any]:
     """Connections whose socket (and statement timeout) wait BULK_SOCKET_TIMEOUT_SECONDS for a
     reply, not the deployed 10 s (15 s): at a million mitras the bulk setup's statements and the reseed's snapshot
     query (which answers only once it has aggregated every row) run longer than that on this
