@@ -18,9 +18,11 @@ from shared.context import AppContext
 from shared.db import parse_database_url
 from shared.errors import ApiError
 
+# Lock waits of this database's backends. By backend, not by pg_locks.database: a wait for a
+# row another transaction holds is a wait on its transaction id, a lock with no database.
 _WAITING = (
-    "SELECT count(*) FROM pg_locks WHERE NOT granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE NOT l.granted AND a.datname = current_database()"
 )
 
 
@@ -46,7 +48,10 @@ def _in_thread(fn: Any, out: dict[str, Any], name: str) -> threading.Thread:
 
 def test_a_sign_in_held_up_while_staff_block_the_customer_leaves_no_live_session(isolated_ctx: AppContext) -> None:
     ctx = isolated_ctx
-    identity = Identity("google", f"sub-{uuid.uuid4().hex}", "racer@mail.test")
+    # No email and no name: a sign-in that brings either also UPDATEs the customer row, which
+    # locks it whatever the read did; without them only the read's FOR UPDATE serializes it with
+    # the block, which is what this test is about.
+    identity = Identity("google", f"sub-{uuid.uuid4().hex}", None)
     first = customers.sign_in_with_identity(ctx, identity, None, None)
     customer_id = first["user"]["id"]
     p = parse_database_url(ctx.settings.database_url or "")
