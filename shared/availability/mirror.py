@@ -54,8 +54,16 @@ SCRIPT_NAMES = (
     "stale_scan",
     "replay_pings",
 )
-# Scripts that derive `available` entries or answer a mitra's maximum get the one copy of the rule prepended.
-_USES_AVAILABLE_RULE = ("sync_mitra", "set_default_max", "heartbeat")
+# Valkey scripts cannot import: a script sharing a function gets its file prepended. Those that
+# derive `available` entries or answer a mitra's maximum get the one copy of the rule; the
+# sweeps' readers the one paging by score.
+_PRELUDES = {
+    "sync_mitra": "_available_rule",
+    "set_default_max": "_available_rule",
+    "heartbeat": "_available_rule",
+    "pings_since": "_score_page",
+    "stale_scan": "_score_page",
+}
 SNAPSHOT_TTL_MS = 10_000
 SEED_CHUNK = 500  # mitras per seed page and fill script: each blocks Valkey for a few ms at a million
 # Members per auto-offline script call: at a million online each stays well under 50 ms of
@@ -68,12 +76,11 @@ DEFAULT_MAX_PAGE = 500  # online mitras per set_default_max script (SSCAN COUNT,
 def scripts(ctx: AppContext) -> dict[str, Script]:
     """The mirror's scripts, registered once per context (EVALSHA, reloaded on NOSCRIPT)."""
     client = ctx.valkey  # built outside singleton(): both take the context's (non-reentrant) lock
-    rule = _HERE / "_available_rule.lua"
     result: dict[str, Script] = ctx.singleton(
         "availability.scripts",
         lambda: {
             name: valkey_adapter.load_script(
-                client, _HERE / f"{name}.lua", prelude=rule if name in _USES_AVAILABLE_RULE else None
+                client, _HERE / f"{name}.lua", prelude=_HERE / f"{_PRELUDES[name]}.lua" if name in _PRELUDES else None
             )
             for name in SCRIPT_NAMES
         },

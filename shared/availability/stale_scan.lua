@@ -2,8 +2,7 @@
 -- mitras are online (the breaker's denominator) and up to `page` stale heartbeats, ids and
 -- scores as two comma-separated strings (parsed by Postgres, not by the client). A page is
 -- short, so no call blocks Valkey for long at a million online; the caller pages by score
--- as the heartbeat-mirror sweep does: the next page starts at the last score, skipping the
--- members of that score already read.
+-- as the heartbeat-mirror sweep does (_score_page.lua, prepended at load time).
 -- KEYS: seeded, online, heartbeat
 -- ARGV: cutoff ms (inclusive), from score (inclusive, or '-inf'), members to skip at that
 --       score, page size
@@ -12,18 +11,5 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, 0, '', '', 0, '', 0}
 end
-local rows = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[1], 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
-local ids, ms = {}, {}
-for i = 1, #rows, 2 do
-  ids[#ids + 1] = rows[i]
-  ms[#ms + 1] = rows[i + 1]
-end
-local last, same = '', 0
-if #ms > 0 then
-  last = ms[#ms]
-  for i = #ms, 1, -1 do
-    if ms[i] ~= last then break end
-    same = same + 1
-  end
-end
-return {1, redis.call('SCARD', KEYS[2]), table.concat(ids, ','), table.concat(ms, ','), #ids, last, same}
+local ids, ms, n, last, same = score_page(KEYS[3], ARGV[2], ARGV[1], ARGV[3], ARGV[4])
+return {1, redis.call('SCARD', KEYS[2]), ids, ms, n, last, same}
