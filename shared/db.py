@@ -126,9 +126,13 @@ class ConnParams:
     host: str | None = None
     port: int = 5432
     unix_sock: str | None = None
-    ssl: bool = False
     application_name: str = "bestie"
     sslmode: str = "disable"
+
+    @property
+    def ssl(self) -> bool:
+        """TLS is required (sslmode require, verify-ca or verify-full)."""
+        return self.sslmode in ("require", "verify-ca", "verify-full")
 
     @property
     def ssl_context(self) -> bool | None:
@@ -169,7 +173,6 @@ def parse_database_url(url: str) -> ConnParams:
         host=host,
         port=port,
         unix_sock=unix_sock,
-        ssl=sslmode in ("require", "verify-ca", "verify-full"),
         sslmode=sslmode,
         application_name=query.get("application_name", "bestie"),
     )
