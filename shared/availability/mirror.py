@@ -341,6 +341,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def next_page(start: Any, skip: int, last: Any, same: int) -> tuple[Any, int]:
+    """Where a read by score goes on after a page whose last score is `last`, held by `same` of
+    its members: at that score, skipping those members (and the ones skipped before, when the
+    page did not move past `start`), so a page boundary inside a run of equal scores loses
+    nothing. `start` and `last` compare as the caller keeps them (strings or ms)."""
+    return last, skip + same if last == start else same
+
+
 @dataclass(frozen=True)
 class StaleScan:
     """The auto-offline sweep's read: the online count and the stale pings, ids and epoch ms as
@@ -381,9 +389,7 @@ def stale_scan(ctx: AppContext, cutoff: int, limit: int = 10_000, page: int | No
             ids.append(_text(ids_csv))
             pings.append(_text(ms_csv))
             count += n
-            last_score = _text(last)
-            skip = skip + int(same) if last_score == start else int(same)
-            start = last_score
+            start, skip = next_page(start, skip, _text(last), int(same))
         if n < want or count >= limit:
             break
     return StaleScan(online or 0, ",".join(ids), ",".join(pings), count)
@@ -418,12 +424,10 @@ def ping_chunks(ctx: AppContext, since_ms: int, chunk: int = PINGS_CHUNK, page: 
         ids_csv, ms_csv, n, last, same = script(keys=[ctx.keys.heartbeat], args=[start, skip, page])
         n = int(n)
         if n:
-            last_ms = int(float(last))
             ids.append(_text(ids_csv))
             pings.append(_text(ms_csv))
-            count, highest = count + n, last_ms
-            skip = skip + int(same) if last_ms == start else int(same)
-            start = last_ms
+            start, skip = next_page(start, skip, int(float(last)), int(same))
+            count, highest = count + n, start
         if count and (n < page or count + page > chunk):
             yield Pings(",".join(ids), ",".join(pings), count, highest)
             ids, pings, count = [], [], 0

@@ -249,9 +249,7 @@ def _catch_up(ctx: AppContext, source: str, target: dict[str, str], after_ms: in
             return None
         n, last, same = int(reply[0]), reply[1], int(reply[2])
         if n:
-            last_ms = int(float(last))
-            skip = skip + same if last_ms == start else same
-            start = last_ms
+            start, skip = mirror.next_page(start, skip, int(float(last)), same)
         if n < CATCH_UP_PAGE:
             return start - 1
 
