@@ -186,7 +186,7 @@ def under_load(mitras: int, customers: int, seconds: int, n: int = ROUNDS) -> di
         migrate.migrate(ctx.db)
         _allow_fast_sends(ctx)
         plan = runner.seed(ctx, mitras, customers)
-        servers = [stack.enter_context(runner.Server(env, work / f"server-{s}.log")) for s in "ab"]
+        servers = runner.start_servers(stack, env, [work / f"server-{s}.log" for s in "ab"])
         urls = [srv.url for srv in servers]
         idle = rounds(ctx, urls, n)
         idle_send = SEND_MS[:]

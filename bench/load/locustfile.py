@@ -35,6 +35,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_text())
 HOSTS: list[str] = PLAN["hosts"]
@@ -228,17 +229,26 @@ class CustomerUser(ApiUser):
         except StopIteration:
             raise StopUser() from None
         self.token, self.id = me["token"], me["id"]
-        self.gevent_sleep(random.uniform(0, 3))
+        self.pause(random.uniform(0, 3))
 
-    def gevent_sleep(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
+        """A pause inside the task that ends the user when the run stops, as locust's own wait
+        between tasks does: a stopping run then neither cuts a request short nor waits out the
+        rest of a whole session (up to --stop-timeout, 10 s, on every run)."""
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_WAITING  # stop() kills a waiting user at once
         gevent.sleep(seconds)
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_RUNNING
 
     @task
     def one_session(self) -> None:
         self.call("GET", "/api/client/availability", "GET /api/client/availability")
         session = self.request()
         if session is None:
-            self.gevent_sleep(random.uniform(1, 3))
+            self.pause(random.uniform(1, 3))
             return
         sid, state = session["id"], session["status"]
         state = self.await_accept(sid, state)
@@ -256,7 +266,7 @@ class CustomerUser(ApiUser):
             self.call(
                 "POST", f"/api/client/chat-sessions/{sid}/end", "POST /api/client/chat-sessions/:id/end", kind="end"
             )
-        self.gevent_sleep(random.uniform(*PACE["customer_think_seconds"]))
+        self.pause(random.uniform(*PACE["customer_think_seconds"]))
 
     def request(self) -> dict[str, Any] | None:
         status, body = self.call(
@@ -270,7 +280,7 @@ class CustomerUser(ApiUser):
             return body
         code = (body.get("error") or {}).get("code")
         if code == "CANCEL_COOLDOWN":
-            self.gevent_sleep(float(body["error"].get("retry_after_seconds", 1)))
+            self.pause(float(body["error"].get("retry_after_seconds", 1)))
             return None
         if code == "SESSION_ALREADY_OPEN":
             status, page = self.call(
@@ -287,7 +297,7 @@ class CustomerUser(ApiUser):
     def await_accept(self, sid: str, state: str) -> str:
         deadline = time.monotonic() + PACE["search_patience_seconds"]
         while state == "searching" and time.monotonic() < deadline:
-            self.gevent_sleep(1)
+            self.pause(1)
             state = self.status_of(sid)
         if state == "searching":
             status, body = self.call(
@@ -336,7 +346,7 @@ class CustomerUser(ApiUser):
                 )
             if page.get("session_status") != "active":
                 return
-            self.gevent_sleep(random.uniform(1.0, 2.0))
+            self.pause(random.uniform(1.0, 2.0))
 
 
 class StaffUser(ApiUser):

@@ -117,14 +117,11 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Server:
-        self.start()
-        return self
+    def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
 
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def start(self, attempts_left: int = 10) -> None:
+    def spawn(self) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -154,6 +151,9 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so kill() takes the worker too
             )
+
+    def wait_ready(self, attempts_left: int = 10) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -165,7 +165,8 @@ class Server:
                 if attempts_left and "Address already in use" in self.log.read_text(errors="replace")[-4000:]:
                     # A killed server's port can linger a moment in the kernel: bind again shortly.
                     time.sleep(1.0)
-                    return self.start(attempts_left - 1)
+                    self.spawn()
+                    return self.wait_ready(attempts_left - 1)
                 raise RuntimeError(f"server process exited; see {self.log}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server process did not start; see {self.log}")
@@ -180,16 +181,33 @@ class Server:
             self.proc.wait()
             self.proc = None
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
+
+def start_servers(stack: ExitStack, env: dict[str, str], logs: list[Path]) -> list[Server]:
+    """One server per log, started at once (each takes seconds to import and connect), stopped
+    when the stack unwinds."""
+    servers = [Server(env, log) for log in logs]
+    stack.callback(stop_servers, servers)
+    for srv in servers:
+        srv.spawn()
+    for srv in servers:
+        srv.wait_ready()
+    return servers
+
+
+def stop_servers(servers: list[Server]) -> None:
+    """SIGTERM to every server at once, then wait for each: a graceful exit takes a couple of
+    seconds (the workers drain their threads), which would add up one server after another."""
+    running = [proc for proc in (srv.proc for srv in servers) if proc is not None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
         try:
-            self.proc.wait(timeout=15)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+            proc.kill()
+            proc.wait()
+    for srv in servers:
+        srv.proc = None
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -456,7 +474,10 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         )
 
         logs = [work / "server-a.log", work / "server-b.log"]
-        servers = [stack.enter_context(Server(env, log)) for log in logs]
+        if args.chaos:
+            logs.append(work / "server-c.log")  # an instance that serves only the probes
+        servers = start_servers(stack, env, logs)
+        idle = servers.pop() if args.chaos else None
         urls = [srv.url for srv in servers]
         business_path = work / "business.json"
         plan.update(hosts=urls, staff=args.staff, pace=PACE, business_out=str(business_path))
@@ -469,8 +490,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         users = args.mitras + args.customers + args.staff
         load_before = os.getloadavg()[0]
         if args.chaos:
-            logs.append(work / "server-c.log")
-            idle = stack.enter_context(Server(env, logs[-1]))  # an instance that serves only the probes
+            assert idle is not None
             faults, probes = _chaos(ctx, pg, vk, servers, idle, args.seconds)
         print(f"locust: {users} users on {', '.join(urls)} for {args.seconds} s", flush=True)
         code = run_locust(plan_path, users, args.seconds, work)
