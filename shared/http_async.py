@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import flask
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,6 +36,19 @@ AsyncHandler = Callable[[ApiRequest], Awaitable["dict[str, Any] | Reply"]]
 AsyncView = Callable[[Request], Awaitable[Response]]
 
 _pool: ThreadPoolExecutor | None = None
+
+
+class _EveryPath(PathConvertor):
+    """functions-framework sends every path to the function through Starlette's `/{path:path}`
+    route, whose `.*` stops at a newline: a `%0A` in an id got Starlette's text/plain 404 before
+    the view ran. Matching every character brings such a path to the view, which answers it in
+    JSON as any other malformed id. Starlette reads the convertor when it compiles a route
+    (starlette.convertors.register_url_convertor), after this module's import."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("path", _EveryPath())
 
 
 def _executor() -> ThreadPoolExecutor:

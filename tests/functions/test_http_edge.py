@@ -275,6 +275,19 @@ def test_paths_flask_refuses_before_the_wrapper_get_a_json_404(call, path):
     assert resp.json["error"]["code"] == "NOT_FOUND"
 
 
+@pytest.mark.parametrize("entry_point,route", [("chat_client_messages", "client"), ("chat_mitra_messages", "mitra")])
+@pytest.mark.parametrize("segment", ["abc%0Adef", "%0A", "e3e70682-c209-4cac-a29f-6fbed82c07cd%0A"])
+def test_a_newline_in_a_long_poll_routes_id_is_a_json_400_naming_it(call, ctx, entry_point, route, segment):
+    """The coroutine functions' router (Starlette's `/{path:path}`) stopped at a newline and
+    answered a text/plain 404 before the view."""
+    from tests.support.tokens import _token, bearer
+
+    token, _ = _token(ctx, "customer" if route == "client" else "mitra", str(uuid.uuid4()))
+    resp = call(entry_point).get(f"/api/{route}/chat-sessions/{segment}/messages", headers=bearer(token))
+    assert resp.status_code == 400 and resp.mimetype == "application/json"
+    assert resp.json["error"]["field"] == "id"
+
+
 def test_control_characters_in_a_path_id_are_400_naming_it(call, ctx):
     from tests.support.tokens import bearer, cc_token
 
