@@ -146,6 +146,8 @@ def _meets(value: float, goal: float, lower: bool) -> str:
 def _fmt(value: float, key: str) -> str:
     if key == "throughput_pct":
         return f"{value:.0f} %"
+    if key.endswith("_block_ms") and value == 0:
+        return "< 1 ms"  # no command reached the slow log's threshold (bench/paths.py)
     return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
