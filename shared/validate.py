@@ -176,11 +176,25 @@ def choice(
     return str(value)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_uuid(value: str) -> str:
+    """`value` as a UUID in canonical lowercase form; raises ValueError when it is none.
+
+    The ids this service issues are already canonical: a match of the pattern is returned as it
+    is (str(uuid.UUID(x)) gives x back), which spares uuid.UUID's parsing on every request's
+    token (two per request, about a fiftieth of the heartbeat's CPU)."""
+    if _CANONICAL_UUID.fullmatch(value):
+        return value
+    return str(uuid.UUID(value))
+
+
 def uuid_value(value: Any, name: str) -> str:
     """A UUID (path parameter or field) in canonical lowercase form."""
     if not isinstance(value, str) or len(value) > 64:
         raise ValidationFailed(name, "must be a UUID")
     try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
+        return canonical_uuid(value)
+    except ValueError:
         raise ValidationFailed(name, "must be a UUID") from None

@@ -25,7 +25,6 @@ import hmac
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Row, Tx
 from shared.errors import ConfigError, Unauthorized
+from shared.validate import canonical_uuid
 
 ALGORITHM = "HS256"
 
@@ -203,7 +203,7 @@ def _principal(claims: dict[str, Any], now: datetime) -> Principal:
     if user_type not in USER_TYPES:
         raise Unauthorized("invalid access token", code="TOKEN_INVALID")
     try:
-        user_id, sid = str(uuid.UUID(claims["sub"])), str(uuid.UUID(claims["sid"]))
+        user_id, sid = canonical_uuid(claims["sub"]), canonical_uuid(claims["sid"])
     except (ValueError, TypeError, AttributeError):
         raise Unauthorized("invalid access token", code="TOKEN_INVALID") from None
     return Principal(user_type=user_type, user_id=user_id, session_id=sid, role=claims.get("role"))
