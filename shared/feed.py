@@ -20,9 +20,8 @@ import json
 import logging
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import context
 from shared.db import Row, Tx
@@ -44,8 +43,7 @@ DEFAULT_LIMIT = 50
 RETENTION = timedelta(days=7)
 
 
-@dataclass(frozen=True)
-class _Event:
+class _Event(NamedTuple):
     user_type: str
     user_id: str
     type: str

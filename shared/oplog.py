@@ -13,14 +13,12 @@ Free-text messages stay free to change; `event` and the fields do not.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _log = logging.getLogger("bestie.ops")
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One catalogued event: its severity, its fields and their types, and what it means."""
 
     severity: int

@@ -19,9 +19,8 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import validate
 from shared.errors import ValidationFailed
@@ -108,8 +107,7 @@ def limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMI
     return default if value is None else value
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     """Rows of one page and the cursor of the next (None on the last page)."""
 
     rows: list[dict[str, Any]]
@@ -166,8 +164,7 @@ def phone_prefix(search: str) -> str | None:
     return "+" + pattern.strip("%")
 
 
-@dataclass(frozen=True)
-class TimeRange:
+class TimeRange(NamedTuple):
     """A half-open time range `[start, end)`; either end None means unbounded."""
 
     start: datetime | None

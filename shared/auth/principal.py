@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 USER_TYPES = ("customer", "mitra", "cc")
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     """An authenticated caller."""
 
     user_type: str

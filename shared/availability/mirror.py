@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.commands.core import Script
 
@@ -112,8 +112,7 @@ def cutoff_ms(ctx: AppContext) -> int:
 # ---- writes (best-effort) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LiveStatus:
+class LiveStatus(NamedTuple):
     """A mitra's status as the mirror (or Postgres) has it."""
 
     online: bool

@@ -63,7 +63,7 @@ def test_a_token_signed_by_encode_access_verifies_to_its_principal():
 
 def test_a_token_signed_by_encode_access_is_the_jwt_pyjwt_reads_with_the_same_header_and_claims():
     now = datetime.now(UTC)
-    role_principal = dataclasses.replace(PRINCIPAL, user_type="cc", role="admin")
+    role_principal = PRINCIPAL._replace(user_type="cc", role="admin")
     for principal in (PRINCIPAL, role_principal):
         token = tokens.encode_access(SETTINGS, principal, now)
         header = jwt.get_unverified_header(token)
