@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import functools
 import io
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,11 @@ def _wrap_async(handler: AsyncHandler, *, serves: str, auth: str, authenticate: 
     return view
 
 
+# Shared by every request (a long poll holds its environ while it waits): these routes read no
+# body, and reading an empty stream leaves it as it was; errors go where WSGI servers send them.
+_NO_BODY = io.BytesIO(b"")
+
+
 def _environ(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     """The WSGI environ of an ASGI HTTP scope without a body (these routes read none)."""
     server = scope.get("server") or ("localhost", 80)
@@ -106,8 +112,8 @@ def _environ(scope: MutableMapping[str, Any]) -> dict[str, Any]:
         "REMOTE_ADDR": str(client[0]),
         "REMOTE_PORT": str(client[1]),
         "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": io.StringIO(),
+        "wsgi.input": _NO_BODY,
+        "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
