@@ -159,13 +159,18 @@ async def _held(
     reader: dict[str, Any],
     per: int,
     steps: tuple[int, ...],
+    pool: int,
 ) -> dict[str, Any]:
     """The steps: read latency and answered-early count at each, and RSS before and at the top."""
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=WAIT_SECONDS + 30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         read_url = base + PATH.format(reader["session"])
-        await _read_ms(http, read_url, reader["headers"])  # warm: pool, imports, listener
+        await _read_ms(http, read_url, reader["headers"])  # warm: imports, listener
+        # Fill what an instance holds once whatever its load (the pool's threads and Postgres
+        # connections, DB_POOL_SIZE each): reads one at a time use one of each, and the rest
+        # would be counted against the waits.
+        await asyncio.gather(*(_get(http, read_url, reader["headers"], {"wait": 0}) for _ in range(4 * pool)))
         await _get(http, read_url, reader["headers"], {"wait": 1})
         await asyncio.sleep(1)
         rss_before = _rss(worker)
@@ -238,10 +243,11 @@ def measure(steps: tuple[int, ...] = STEPS, source: Path | None = None, threads:
         pairs = _sessions(ctx, -(-top // per) + 2)
         callers, reader, single = pairs[:-2], pairs[-2], pairs[-1]
         env = _plan_env(threads)
+        pool = int(env.get("DB_POOL_SIZE", Settings.from_env().db_pool_size))
         with _server(ctx, "chat_client_messages", function, env, source or ROOT) as (base, worker):
-            real = asyncio.run(_held(base, worker, callers, reader, per, steps))
+            real = asyncio.run(_held(base, worker, callers, reader, per, steps, pool))
         with _server(ctx, "bare_wait", bare, env) as (base, worker):
-            baseline = asyncio.run(_held(base, worker, callers, reader, per, (top,)))
+            baseline = asyncio.run(_held(base, worker, callers, reader, per, (top,), pool))
         wake: dict[str, Any] | None = None
         if source is None:
             raised = {**env, "CHAT_MAX_WAITS_PER_CALLER": str(top)}
