@@ -26,9 +26,8 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shared import oplog
@@ -116,8 +115,7 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-@dataclass(frozen=True)
-class ConnParams:
+class ConnParams(NamedTuple):
     """Where and how to connect, parsed from a libpq URI."""
 
     user: str

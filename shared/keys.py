@@ -7,13 +7,12 @@ test runs and tenants apart without changing the slot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TAG = "{avail}"
 
 
-@dataclass(frozen=True)
-class Keys:
+class Keys(NamedTuple):
     """Key names under one prefix."""
 
     prefix: str  # VALKEY_PREFIX (its default lives in shared.config)

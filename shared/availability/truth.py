@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.db import Tx
 
@@ -68,8 +68,7 @@ _AVAILABLE = f"{_LAST_PING} > :cutoff AND " + available_sql(
 )
 
 
-@dataclass(frozen=True)
-class MitraTruth:
+class MitraTruth(NamedTuple):
     """One mitra's availability facts as Postgres has them."""
 
     id: str
