@@ -14,9 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _HERE = Path(__file__).resolve().parent
 _SOURCE = _HERE.parent / "infra" / "functions.toml"
@@ -30,8 +29,7 @@ ACCESS_LOGS = ("all", "errors")
 BILLING_MODES = ("request", "instance")
 
 
-@dataclass(frozen=True)
-class Function:
+class Function(NamedTuple):
     """One deployable function."""
 
     name: str
@@ -106,8 +104,7 @@ class Function:
         return self.match(path)
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     defaults: dict[str, Any]
     functions: tuple[Function, ...]
 
@@ -142,7 +139,7 @@ _ENTRY = re.compile(r"^[a-z_][a-z0-9_]*$")
 def parse(data: dict[str, Any]) -> Manifest:
     """Validate and build a Manifest from parsed TOML."""
     defaults = dict(data.get("defaults", {}))
-    known = {f.name for f in fields(Function)}
+    known = set(Function._fields)
     _reject_unknown("[defaults]", defaults, known)
     out: list[Function] = []
     seen_names: set[str] = set()
