@@ -109,6 +109,9 @@ def environment(database_url: str, valkey_url: str, chaos: bool = False) -> dict
 # ---- servers ---------------------------------------------------------------------------------
 
 
+SPAWNED: list[int] = []  # every server process group started (restarts too): the summary lists them
+
+
 class Server:
     """One server process (bench.load.serve under gunicorn) on a port it keeps across restarts."""
 
@@ -151,6 +154,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so kill() takes the worker too
             )
+        SPAWNED.append(self.proc.pid)
 
     def wait_ready(self, attempts_left: int = 10) -> None:
         assert self.proc is not None
@@ -477,7 +481,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         if args.chaos:
             logs.append(work / "server-c.log")  # an instance that serves only the probes
         servers = start_servers(stack, env, logs)
-        idle = servers.pop() if args.chaos else None
+        idle = servers[2] if args.chaos else None
+        servers = servers[:2]  # a copy: start_servers stops every one it started, the idle one too
         urls = [srv.url for srv in servers]
         business_path = work / "business.json"
         plan.update(hosts=urls, staff=args.staff, pace=PACE, business_out=str(business_path))
@@ -537,6 +542,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             "sessions": {r["status"]: int(r["n"]) for r in counts},
             "messages": int(messages or 0),
             "locust_exit": code,
+            "server_pids": SPAWNED,
         }
         outcome["load_average"] = [load_before, os.getloadavg()[0]]
         print(f"sessions by status: {outcome['sessions']}; chat messages: {outcome['messages']}")
@@ -647,6 +653,7 @@ def _judge_chaos(
         ],
         "violations": problems,
         "sweeps": {k: len(v) for k, v in sweeps.times.items()},
+        "server_pids": SPAWNED,
     }
     if args.summary:
         args.summary.write_text(json.dumps(outcome, indent=2))

@@ -8,6 +8,7 @@ gevent patches must never reach the test process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +51,18 @@ def run_load(tmp_path: Path, *extra: str, seconds: int = 20) -> tuple[dict, str,
     return json.loads(summary.read_text()), report, proc.returncode
 
 
+def assert_no_server_left(out: dict) -> None:
+    """Every server process group the run started (restarts and the idle chaos server too) is gone."""
+    assert out["server_pids"], "the run reported no server process"
+    for pid in out["server_pids"]:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+
+
 @pytest.mark.timeout(900)
 def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invariant(tmp_path: Path) -> None:
     out, report, returncode = run_load(tmp_path)
+    assert_no_server_left(out)
 
     assert out["errors"] == 0, report
     assert out["failures"] == [], report
@@ -82,6 +92,7 @@ def test_twenty_seconds_of_load_on_two_servers_have_no_error_and_break_no_invari
 def test_thirty_seconds_of_load_through_four_faults_break_no_invariant_and_every_check_ran(tmp_path: Path) -> None:
     """make load CHAOS=1, shortened: Valkey killed empty and paused, Postgres restarted, a server killed."""
     out, report, returncode = run_load(tmp_path, "--chaos", seconds=30)
+    assert_no_server_left(out)
 
     assert out["violations"] == [], report
     assert returncode == 0, report
