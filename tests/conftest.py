@@ -31,7 +31,7 @@ from infra.embedded import EmbeddedValkey, free_port
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database
-from tests.support import apps
+from tests.support import apps, scope_seconds
 from tests.support.databases import IsolatedDatabases, connect, url_for
 from tests.support.helpers import FakeClock, installed
 
@@ -198,8 +198,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
     measured: dict[str, float] = cache.get(SCOPE_SECONDS_KEY, {}) if cache else {}
 
+    snapshot = scope_seconds.load()  # for a run with no cache of its own (a fresh clone, CI)
+
     def seconds(scope: str) -> float:
-        default = GROUP_SECONDS.get(scope, 30.0 if "::" not in scope else 1.0)
+        default = snapshot.get(scope) or GROUP_SECONDS.get(scope, 30.0 if "::" not in scope else 1.0)
         return float(measured.get(scope, default))
 
     class LongestFirst(LoadGroupScheduling):
