@@ -36,47 +36,62 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 """
 
 
+def _env(ctx: AppContext, **extra: str) -> dict[str, str]:
+    """This process's environment pointed at ctx's database, Valkey and key prefix."""
+    return {
+        **os.environ,
+        "DATABASE_URL": ctx.settings.database_url or "",
+        "VALKEY_URL": ctx.settings.valkey_url or "",
+        "VALKEY_PREFIX": ctx.settings.valkey_prefix,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@contextmanager
+def _running(
+    proc: subprocess.Popen[bytes], probe: str, up: tuple[int, ...] | None, what: str, stop_seconds: float
+) -> Iterator[None]:
+    """Wait until `probe` answers (with a status in `up`, or any when None), hold the block, then
+    stop `proc`: SIGTERM, SIGKILL after `stop_seconds`."""
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = requests.get(probe, timeout=2).status_code
+                if up is None or status in up:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, f"{what} exited"
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def server(
     ctx: AppContext, groups: tuple[str, ...] = ("chat",), extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
     """Serve `groups` on a free port in a new Python process on ctx's database, Valkey and key prefix."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": ctx.settings.database_url or "",
-        "VALKEY_URL": ctx.settings.valkey_url or "",
-        "VALKEY_PREFIX": ctx.settings.valkey_prefix,
-        "LOG_LEVEL": "WARNING",
-        **(extra_env or {}),
-    }
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE, str(port), ",".join(groups)],
         cwd=REPO,
-        env=env,
+        env=_env(ctx, **(extra_env or {})),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code in (200, 503):
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, "server process exited"
-            assert time.monotonic() < deadline, "server process did not start"
-            time.sleep(0.1)
+    with _running(proc, f"{url}/healthz", (200, 503), "server process", 10):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 _function_servers: dict[str, subprocess.Popen[bytes]] = {}
@@ -102,37 +117,14 @@ def function_server(ctx: AppContext, entry_point: str) -> Iterator[str]:
     config = deploy.load_config(gateway.LOCAL_PROJECT, gateway.LOCAL_REGION)
     port = free_port()
     sizing = {k: v for k, v in deploy.function_env(fn, config).items() if k in ("THREADS", "DB_POOL_SIZE")}
-    env = {
-        **os.environ,
-        **sizing,
-        "DATABASE_URL": ctx.settings.database_url or "",
-        "VALKEY_URL": ctx.settings.valkey_url or "",
-        "VALKEY_PREFIX": ctx.settings.valkey_prefix,
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO),  # a deployed bundle carries shared/ beside main.py
-    }
+    env = _env(ctx, **sizing, PYTHONPATH=str(REPO))  # a deployed bundle carries shared/ beside main.py
     argv = [str(Path(sys.executable).with_name("functions-framework")), f"--target={entry_point}"]
     argv += [f"--source={gateway.source_of(fn)}", "--host=127.0.0.1", f"--port={port}"]
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     _function_servers[url] = proc
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{url}/", timeout=2)
-                break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, "function server exited"
-            assert time.monotonic() < deadline, "function server did not start"
-            time.sleep(0.1)
-        yield url
+        with _running(proc, f"{url}/", None, "function server", 15):
+            yield url
     finally:
         del _function_servers[url]
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
