@@ -68,8 +68,9 @@ def test_a_plan_over_the_connection_budget_is_refused(cfg):
         _real_plan(replace(cfg, db_max_connections=300))
 
 
-def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each():
-    fns = manifest.parse(
+def _one_fixed_two_shared() -> tuple[manifest.Function, ...]:
+    """hot-x with max_instances 10 (pool 2), b-b (pool 2) and c-c (concurrency 4, pool 1) sharing the rest."""
+    return manifest.parse(
         {
             "function": [
                 {
@@ -85,6 +86,10 @@ def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each(
             ]
         }
     ).functions
+
+
+def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each():
+    fns = _one_fixed_two_shared()
     # Pools are a quarter of concurrency, rounded up: 2, 2 and 1. Fixed: 10 x 2 + 20 reserved = 40;
     # the 160 left buy 160 // (2 + 1) = 53 instances of each shared function.
     got = budget.allocate(fns, 200, 20)
@@ -98,22 +103,7 @@ def test_the_budget_shares_what_is_left_and_refuses_less_than_one_instance_each(
 def test_the_budget_keeps_a_surge_margin_above_every_max_instances():
     # Cloud Run may briefly exceed max instances during a surge: 10% more instances (rounded
     # up, at least one) are counted for every function before anything is shared.
-    fns = manifest.parse(
-        {
-            "function": [
-                {
-                    "name": "hot-x",
-                    "group": "g",
-                    "entry_point": "a",
-                    "method": "GET",
-                    "route": "/a",
-                    "max_instances": 10,
-                },
-                {"name": "b-b", "group": "g", "entry_point": "b", "method": "GET", "route": "/b"},
-                {"name": "c-c", "group": "g", "entry_point": "c", "method": "GET", "route": "/c", "concurrency": 4},
-            ]
-        }
-    ).functions
+    fns = _one_fixed_two_shared()
     # Fixed: (10 + 1) x 2 + 20 reserved = 42; the 158 left buy s with (s + ceil(s/10)) x (2 + 1) <= 158: s = 47.
     got = budget.allocate(fns, 200, 20, surge=0.1)
     assert [(line.max_instances, line.surge) for line in got.lines] == [(10, 1), (47, 5), (47, 5)]
