@@ -130,6 +130,7 @@ class Graph:
         self.error_defaults = self._error_defaults()
         self._direct: dict[Ref, tuple[set[str], set[Ref]]] = {}
         self._guard: dict[str, set[str]] = {}
+        self._guard_args: dict[Ref, list[str | None]] = {}  # per function: its guard calls' kinds
 
     # ---- indexing ---------------------------------------------------------------------------
 
@@ -316,6 +317,13 @@ class Graph:
     def _guard_calls(self, ref: Ref, kind: str) -> Iterator[str]:
         if ref[0] == GUARD_MODULE or kind == "guard":
             return
+        if ref not in self._guard_args:
+            self._guard_args[ref] = list(self._guard_kinds_given(ref))
+        for given in self._guard_args[ref]:
+            yield given or kind
+
+    def _guard_kinds_given(self, ref: Ref) -> Iterator[str | None]:
+        """Per call of the guard in `ref`: the auth kind it is given, or None for the route's."""
         body = self._body(ref)
         mod = self.modules[ref[0]]
         for node in ast.walk(body) if body is not None else ():
@@ -324,7 +332,7 @@ class Graph:
                 if target is not None and target[0] == GUARD_MODULE:
                     args = [*node.args[2:3], *(k.value for k in node.keywords if k.arg == "kind")]
                     given = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-                    yield given[0] if given else kind
+                    yield given[0] if given else None
 
 
 def route_codes(graph: Graph | None = None) -> dict[manifest.Function, set[str]]:
