@@ -31,9 +31,11 @@ from infra.embedded import EmbeddedValkey, free_port
 from shared.config import Settings
 from shared.context import AppContext
 from shared.db import Database
-from tests.support import apps, scope_seconds
+from tests.support import apps, bytecode, scope_seconds
 from tests.support.databases import IsolatedDatabases, connect, url_for
 from tests.support.helpers import FakeClock, installed
+
+REPO = Path(__file__).resolve().parent.parent
 
 TEST_ENV = {
     "AUTH_JWT_SECRET": "test-secret-" + "x" * 40,
@@ -234,8 +236,12 @@ class _ScopeTimes:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if getattr(config.option, "dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
+        return
+    if getattr(config.option, "dist", "no") == "loadgroup":
         config.pluginmanager.register(_ScopeTimes(), "bestie-scope-times")
+    if getattr(config.option, "numprocesses", None):
+        bytecode.warm(config, REPO)  # before the workers start, each of which would write it all
 
 
 @pytest.fixture(autouse=True)
