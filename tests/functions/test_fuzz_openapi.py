@@ -5,7 +5,8 @@ functions-framework's create_app, as in production). Each case carries a fresh, 
 the user type its route expects (customer, mitra, cc, cc_admin), so the fuzzer reaches the
 handlers rather than stopping at 401. Checked: no 5xx, and every status code, content type
 and body is the one openapi.yaml documents. Bounded: a fixed number of examples per
-operation, no example database, no shrinking.
+operation, no example database, no shrinking. Each operation's test is built when it runs, not
+at collection, which every xdist worker does (tests/support/lazy_schemathesis.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared import manifest
 from shared.config import Settings
 from shared.context import AppContext
 from tests.conftest import _admin_connection, _url_for
+from tests.support import lazy_schemathesis
 from tests.support.helpers import installed
 from tests.support.loopback import RsaKey, StubServer
 from tests.support.mirror_state import new_mitra
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
+lazy_schemathesis.defer()
 schema = schemathesis.openapi.from_path(REPO / "openapi.yaml")
 schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION, database="none", no_shrink=True)
 
