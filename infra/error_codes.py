@@ -416,9 +416,7 @@ def overdocumented(doc: dict, graph: Graph | None = None) -> dict[str, set[str]]
 
 
 def main() -> int:
-    import yaml
-
-    doc = yaml.safe_load(openapi_norm.SPEC.read_text())
+    doc = openapi_norm.load_spec()
     graph = Graph()
     gaps = undocumented(doc, graph)
     for route, codes in sorted(gaps.items()):

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from infra import openapi_norm
 from shared import manifest
 from shared.context import AppContext
 from tests.support.apps import client
@@ -27,7 +27,7 @@ from tests.support.mirror_state import new_mitra
 from tests.support.tokens import _token
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = yaml.safe_load((REPO / "openapi.yaml").read_text())
+SPEC = openapi_norm.load_spec()
 
 # Raw JSON text of each hostile value (so non-finite and oversized numbers can be sent at all).
 HOSTILE: dict[str, str] = {

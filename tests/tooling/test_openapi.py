@@ -12,7 +12,7 @@ from shared import manifest
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when there
     """Refuses duplicate mapping keys, which plain YAML loading silently collapses."""
 
     def construct_mapping(self, node, deep=False):

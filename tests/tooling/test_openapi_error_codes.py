@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from infra import error_codes, openapi_norm
 
@@ -20,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def doc() -> dict:
-    return yaml.safe_load(openapi_norm.SPEC.read_text())
+    return openapi_norm.load_spec()
 
 
 @pytest.fixture(scope="module")
