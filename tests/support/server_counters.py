@@ -2,7 +2,9 @@
 
 Postgres: pg_stat_database xact_commit + xact_rollback of the test database, read from a
 connection to another database. Backends flush their statistics when they exit, so
-`settle()` closes the app's pooled connections and waits until the database has no backend.
+`settle()` closes the app's pooled connections and waits until the database has no backend
+but the one that resets it between tests (tests/support/databases.py, which flushes its own
+before each reset answers).
 Valkey: INFO stats total_reads_processed counts request reads, i.e. round trips (a pipeline
 or a script is one); the counter's own INFO call is subtracted.
 """
@@ -16,6 +18,7 @@ import pg8000.native
 
 from shared.context import AppContext
 from shared.db import parse_database_url
+from tests.support.databases import RESETTER
 
 
 class PostgresCounter:
@@ -36,8 +39,10 @@ class PostgresCounter:
     def _row(self) -> tuple[int, int]:
         self.conn.run("SELECT pg_stat_clear_snapshot()")
         rows: Any = self.conn.run(
-            "SELECT xact_commit + xact_rollback, numbackends FROM pg_stat_database WHERE datname = :d",
+            "SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :d),"
+            " (SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND application_name <> :r)",
             d=self.database,
+            r=RESETTER,
         )
         return int(rows[0][0]), int(rows[0][1])
 
