@@ -14,27 +14,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pg8000.native
-
 from shared.context import AppContext
 from shared.db import parse_database_url
-from tests.support.databases import RESETTER
+from tests.support.databases import RESETTER, connect
 
 
 class PostgresCounter:
     def __init__(self, ctx: AppContext) -> None:
         assert ctx.settings.database_url
         self.ctx = ctx
-        p = parse_database_url(ctx.settings.database_url)
-        self.database = p.database
-        self.conn = pg8000.native.Connection(
-            p.user,
-            host=p.host or "localhost",
-            port=p.port,
-            database="postgres",
-            password=p.password,
-            ssl_context=p.ssl_context,
-        )
+        self.database = parse_database_url(ctx.settings.database_url).database
+        self.conn = connect(ctx.settings.database_url, "postgres")
 
     def _row(self) -> tuple[int, int]:
         self.conn.run("SELECT pg_stat_clear_snapshot()")
