@@ -37,16 +37,18 @@ def _names_in(path: Path) -> set[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _names_in_source(source: str, filename: str) -> frozenset[str]:
-    """_names_in of one file's text, parsed once per process (every group reaches the same files)."""
-    tree = ast.parse(source, filename=filename)
+    """_names_in of one file's text (every group reaches the same files)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in bundle.syntax_nodes(source, filename):
         if isinstance(node, ast.Attribute) and node.attr in _SETTINGS:
             found.add(node.attr.upper())
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
-            name = ast.unparse(func)
-            if name in ("os.environ.get", "os.getenv", "environ.get") and isinstance(node.args[0].value, str):
+            if not (isinstance(func, ast.Attribute) and func.attr in ("get", "getenv")):
+                continue  # the only calls named below; unparsing every call costs more than the walk
+            if ast.unparse(func) in ("os.environ.get", "os.getenv", "environ.get") and isinstance(
+                node.args[0].value, str
+            ):
                 found.add(node.args[0].value)
         elif (
             isinstance(node, ast.Subscript)
@@ -59,7 +61,7 @@ def _names_in_source(source: str, filename: str) -> frozenset[str]:
 
 
 @functools.cache
-def _reads(group: str, auth: str) -> frozenset[str]:
+def _reads(group: str) -> frozenset[str]:
     main_py = bundle.FUNCTIONS_DIR / group / "main.py"
     modules, _ = bundle.reachable(main_py)
     files = [main_py]
@@ -75,7 +77,7 @@ def _reads(group: str, auth: str) -> frozenset[str]:
 
 def reads(fn: manifest.Function) -> frozenset[str]:
     """Every environment variable `fn` can read (before the deployment's narrowings)."""
-    found = set(_reads(fn.group, fn.auth))
+    found = set(_reads(fn.group))
     if not fn.route.startswith("/internal"):
         found.discard("CC_ORIGIN")
     if not fn.route.startswith("/api/"):
