@@ -389,9 +389,15 @@ def required_for(auth: str, env: Mapping[str, str] | None = None) -> tuple[str, 
 
 
 def _check_required(required: Sequence[str]) -> None:
+    check_required(required, _current)
+
+
+def check_required(required: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError naming the first of `required` ("A|B": either) unset in `env` (default os.environ)."""
+    source = os.environ if env is None else env
     for spec in required:
         names = spec.split("|")
-        if not any(_current.get(name) for name in names):
+        if not any(source.get(name) for name in names):
             label = " or ".join(names)
             raise ConfigError(f"missing required environment variable {label}")
 

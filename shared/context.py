@@ -100,18 +100,24 @@ _current_lock = threading.Lock()
 
 
 def init(required: Sequence[str] = (config.DATABASE, config.VALKEY)) -> AppContext:
-    """Parse settings now (fail fast) and return the process-wide context."""
+    """Parse settings now (fail fast) and return the process-wide context.
+
+    Settings are parsed once per process; once the context exists, a call (each endpoint of an
+    entry point module makes one at import) checks only that what it requires is set.
+    """
     global _current
     with _current_lock:
         try:
+            if _current is not None:
+                config.check_required(required)
+                return _current
             settings = config.load(required)
         except ConfigError as exc:
             # The runtime prints the import error as plain text; this line is the one Cloud
             # Logging can filter on (severity CRITICAL), naming the variable, never its value.
             _log.critical("cold start failed: %s", exc)
             raise
-        if _current is None:
-            _current = AppContext(settings)
+        _current = AppContext(settings)
         return _current
 
 
