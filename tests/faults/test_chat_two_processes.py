@@ -71,11 +71,30 @@ def _one_round(waiter_base: str, waiter: str, sender_base: str, sender: str, pai
     return float(result["at"] - started)
 
 
+def _until_listening(base: str, side: str, pair: Pair) -> None:
+    """Return once `base`'s wake listener is subscribed.
+
+    A process subscribes on its first wait, and a wait that finds no listener within
+    FIRST_CONNECT_WAIT_SECONDS (1 s; a cold process on a busy machine) answers from Postgres at
+    once: a round's reader would then not be waiting when its message is sent. A wait of 2 s
+    that runs its whole time shows the listener is up."""
+    after = _last_id(base, pair)
+    deadline = time.monotonic() + 60
+    while True:
+        started = time.monotonic()
+        _receive(base, side, pair, after, wait=2)
+        if time.monotonic() - started >= 1.5:
+            return
+        assert time.monotonic() < deadline, f"{base}: the wake listener never subscribed"
+
+
 def test_a_waiting_reader_gets_a_message_sent_on_another_process_in_under_a_second(
     isolated_ctx: AppContext, two_servers: tuple[str, str]
 ) -> None:
     first, second = two_servers
     pair = active_session(isolated_ctx)
+    _until_listening(first, "client", pair)
+    _until_listening(second, "mitra", pair)
     latencies = []
     for _ in range(ROUNDS):
         latencies.append(_one_round(first, "client", second, "mitra", pair))
