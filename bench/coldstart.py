@@ -57,12 +57,19 @@ def compile_bundle(path: Path) -> None:
 def measure(path: Path, runs: int) -> dict[str, Any]:
     """Median/min/max import time of `main` over `runs` fresh interpreters (bundle compiled first)."""
     compile_bundle(path)
-    samples = []
-    for _ in range(runs):
-        done = subprocess.run(
-            bundle.isolated_python(path, PROBE), cwd=path, env=ENV, capture_output=True, text=True, check=True
-        )
-        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return _summary([_sample(path) for _ in range(runs)])
+
+
+def _sample(path: Path) -> dict[str, Any]:
+    """One fresh interpreter's `import main` of a compiled bundle."""
+    done = subprocess.run(
+        bundle.isolated_python(path, PROBE), cwd=path, env=ENV, capture_output=True, text=True, check=True
+    )
+    sample: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return sample
+
+
+def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = [s["seconds"] for s in samples]
     return {
         "median_ms": statistics.median(seconds) * 1000,
@@ -81,14 +88,28 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
 FLOOR_IMPORTS = ("functions_framework", "redis")
 
 
-def measure_floor(runs: int, imports: tuple[str, ...] = FLOOR_IMPORTS) -> dict[str, Any]:
-    """`measure` of a bare bundle that imports only `imports` and answers "ok"."""
+def _bare_bundle(path: Path, imports: tuple[str, ...]) -> Path:
+    """Write a bare bundle into `path` that imports only `imports` and answers "ok"."""
     main_py = "".join(f"import {name}\n" for name in imports)
     main_py += '\n\n@functions_framework.http\ndef bare(request):\n    return "ok"\n'
+    (path / "main.py").write_text(main_py)
+    return path
+
+
+def measure_with_floor(path: Path, runs: int, imports: tuple[str, ...] = FLOOR_IMPORTS) -> tuple[dict, dict]:
+    """(`measure` of `path`, `measure` of the bare bundle), their runs taken in turn, the floor's first in
+    every other pair: load drifting on the machine during the runs weighs on both alike, where
+    seven runs of one and then seven of the other read ratios 0.1 apart on a quiet machine."""
+    compile_bundle(path)
     with tempfile.TemporaryDirectory(prefix="bestie-coldstart-bare-") as tmp:
-        path = Path(tmp)
-        (path / "main.py").write_text(main_py)
-        return measure(path, runs)
+        floor = _bare_bundle(Path(tmp), imports)
+        compile_bundle(floor)
+        ours: list[dict[str, Any]] = []
+        bare: list[dict[str, Any]] = []
+        for i in range(runs):
+            for target, samples in ((floor, bare), (path, ours)) if i % 2 else ((path, ours), (floor, bare)):
+                samples.append(_sample(target))
+    return _summary(ours), _summary(bare)
 
 
 def slowest_imports(path: Path, top: int = 10) -> list[tuple[int, str]]:
