@@ -10,14 +10,16 @@ install: $(STAMP)
 
 # uv installs the pinned set in seconds where pip takes over half a minute (a third of a fresh
 # clone's `make test`); pip installs it when uv cannot be had. The venv is made without pip
-# (3.5 s of a fresh clone's run): the host's pip puts uv into it (`pip --python`, pip >= 22.3),
-# and only the fallback installs pip into the venv.
+# (ensurepip took 3.5 s of a fresh clone's run): the host's pip puts uv into it (`pip --python`,
+# pip >= 22.3); without such a pip, the venv gets pip of its own first.
 UV_VERSION := 0.13.9
+VENV_PIP = $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip install --quiet
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
-	$(PYTHON) -m pip --python $(BIN)/python install --quiet uv==$(UV_VERSION) && $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt \
-	  || { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip install --quiet -r requirements-dev.txt; }
+	@$(PYTHON) -m pip --python $(BIN)/python install --quiet uv==$(UV_VERSION) || $(VENV_PIP) uv==$(UV_VERSION) || true
+	test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt \
+	  || { $(VENV_PIP) -r requirements-dev.txt; }
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -61,6 +63,7 @@ TEST_WORKERS ?= $(if $(TEST_DATABASE_URL),0,$(shell n=$$(nproc 2>/dev/null || ec
 # Bytecode is written during the run even where PYTHONDONTWRITEBYTECODE is set (Python takes an
 # empty value as unset): without it every worker rewrites every test module's asserts again and
 # every server process the tests start compiles the whole code base from source.
+#
 # Lint runs beside the suite, not before it: on a fresh clone mypy keeps one core busy for about
 # 8 s while the other has nothing to do, and the suite's start (bytecode, workers collecting)
 # takes that core. Lint's output is printed after the suite's; the target fails when either does.

@@ -97,9 +97,9 @@ def _bare_bundle(path: Path, imports: tuple[str, ...]) -> Path:
 
 
 def measure_with_floor(path: Path, runs: int, imports: tuple[str, ...] = FLOOR_IMPORTS) -> tuple[dict, dict]:
-    """(`measure` of `path`, `measure` of the bare bundle), their runs taken in turn, the floor's first in
-    every other pair: load drifting on the machine during the runs weighs on both alike, where
-    seven runs of one and then seven of the other read ratios 0.1 apart on a quiet machine."""
+    """(`measure` of `path`, `measure` of the bare bundle), their runs taken in turn, the floor's
+    first in every other pair: load drifting on the machine during the runs weighs on both alike,
+    where seven runs of one and then seven of the other read ratios 0.1 apart on a quiet machine."""
     compile_bundle(path)
     with tempfile.TemporaryDirectory(prefix="bestie-coldstart-bare-") as tmp:
         floor = _bare_bundle(Path(tmp), imports)

@@ -75,9 +75,9 @@ def _until_listening(base: str, side: str, pair: Pair) -> None:
     """Return once `base`'s wake listener is subscribed.
 
     A process subscribes on its first wait, and a wait that finds no listener within
-    FIRST_CONNECT_WAIT_SECONDS (1 s; a cold process on a busy machine) answers from Postgres at
-    once: a round's reader would then not be waiting when its message is sent. A wait of 2 s
-    that runs its whole time shows the listener is up."""
+    FIRST_CONNECT_WAIT_SECONDS (1 s; a cold process on a busy machine) answers from Postgres
+    then: a round's reader would not be waiting when its message is sent. A wait of 2 s that
+    runs its whole time shows the listener is up."""
     after = _last_id(base, pair)
     deadline = time.monotonic() + 60
     while True:
