@@ -232,7 +232,7 @@ class Settings:
         global _current
         previous, _current = _current, _with_renamed(os.environ if env is None else env)
         try:
-            _check_required(required)
+            check_required(required, _current)
             return cls._parse()
         finally:
             _current = previous
@@ -386,10 +386,6 @@ def required_for(auth: str, env: Mapping[str, str] | None = None) -> tuple[str, 
     if auth == "scheduler" and (source.get("SWEEP_AUTH") or "oidc").lower() != "none":
         return (DATABASE, VALKEY, *SCHEDULER_CALLER)
     return (DATABASE, VALKEY)
-
-
-def _check_required(required: Sequence[str]) -> None:
-    check_required(required, _current)
 
 
 def check_required(required: Sequence[str], env: Mapping[str, str] | None = None) -> None:
